@@ -1,0 +1,92 @@
+# serendip - GNU Make build. `make` builds build/serendip and build/libserendip.a.
+# Sources are found by wildcard: a new src/<stage>/<module>.c, cmd/*.c, tests/test_*.c,
+# bench/bench_*.c or fuzz/fuzz_*.c is picked up without editing this file.
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2 -march=x86-64-v2 -mtune=native
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
+LDLIBS  += -lopenblas -llapacke -lmicrohttpd -lcjson -lm -lpthread
+
+# OpenMP when the compiler has it.
+HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
+ifeq ($(HAVE_OPENMP),1)
+CFLAGS  += -fopenmp
+LDFLAGS += -fopenmp
+endif
+
+LIB_SRC  := $(wildcard src/*/*.c)
+CMD_SRC  := $(wildcard cmd/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+TESTUTIL := $(wildcard tests/util/*.c)
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/obj/%.o)
+TESTUTIL_OBJ := $(TESTUTIL:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+LIB      := $(BUILD)/libserendip.a
+BIN      := $(BUILD)/serendip
+
+.PHONY: all deps test test-bin asan demo bench fuzz conformance clean
+all: $(BIN)
+
+deps:
+	@bash scripts/install-deps
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CMD_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CMD_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(TESTUTIL_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(TESTUTIL_OBJ) $(LDFLAGS) $(LIB) $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LDFLAGS) $(LIB) $(LDLIBS) -o $@
+
+test-bin: $(BIN) $(TEST_BIN)
+
+# The tests: every cmocka binary and every tests/*.sh script; fails when any fails.
+test: deps
+	@$(MAKE) --no-print-directory test-bin
+	@BUILD=$(BUILD) bash tests/run-all.sh
+
+# Tests under AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build tree.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" test-bin
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 SERENDIP_SANITIZED=1 bash tests/run-all.sh
+
+# The main job on the embedded default (synthetic world).
+demo: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@bash scripts/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN)
+	@bash bench/run-all.sh
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	@bash scripts/fuzz $(FUZZ_SECONDS)
+
+# PyTorch and llama.cpp reference checks of the language-model engine.
+conformance: deps
+	@$(MAKE) --no-print-directory $(BIN) test-bin
+	@bash scripts/conformance
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(TESTUTIL_OBJ:.o=.d)

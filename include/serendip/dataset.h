@@ -1,0 +1,89 @@
+/* dataset.h - the interaction log and item catalogue of a workspace (file `dataset.bin`).
+ *
+ * Users and items get dense indices 0..n-1 in order of first appearance; their raw ids (as in the
+ * source data) are kept. Events are sorted by (user, ts, item). Ratings that name an item with no
+ * metadata are kept: the item exists with has_meta = 0 and counts in n_unknown_items.
+ * The on-disk layout is specified in docs/formats.md; ds_load mmaps it (no copy). */
+#ifndef SERENDIP_DATASET_H
+#define SERENDIP_DATASET_H
+
+#include "serendip/base.h"
+
+#define DS_FILE "dataset.bin"
+#define DS_NO_VALUE (-1.0f) /* rating or watch fraction absent */
+
+typedef struct {
+    int32_t user;  /* dense user index */
+    int32_t item;  /* dense item index */
+    int64_t ts;    /* unix seconds */
+    float rating;  /* source scale (MovieLens 0.5..5), DS_NO_VALUE if absent */
+    float watch;   /* watch fraction in [0,1], DS_NO_VALUE if absent */
+} ds_event;        /* 24 bytes, the on-disk record */
+
+typedef struct {
+    int64_t n_users, n_items, n_events;
+    int64_t n_unknown_items;   /* items referenced by events but absent from the catalogue */
+    const ds_event *events;    /* (n_events) sorted by user, ts, item */
+    const int64_t *user_off;   /* (n_users + 1) user u's events are [user_off[u], user_off[u+1]) */
+    const int64_t *user_ids;   /* (n_users) raw ids */
+    const int64_t *item_ids;   /* (n_items) raw ids */
+    const uint8_t *item_meta;  /* (n_items) 1 if the catalogue describes the item */
+    const uint64_t *title_off; /* (n_items) offset of the NUL-terminated title in strings */
+    const uint64_t *tags_off;  /* (n_items) offset of the '|'-separated tags (genres) */
+    const char *strings;       /* string pool */
+    int64_t ts_min, ts_max;    /* range of event timestamps */
+    /* owned storage: either a mapping of the file or heap blocks from ds_builder */
+    sd_map map;
+    void *heap[8];
+} ds_dataset;
+
+static inline const char *ds_item_title(const ds_dataset *d, int64_t item) { return d->strings + d->title_off[item]; }
+static inline const char *ds_item_tags(const ds_dataset *d, int64_t item) { return d->strings + d->tags_off[item]; }
+
+/* Builder: add catalogue items and events with raw ids in any order, then finish. */
+typedef struct ds_builder ds_builder;
+ds_builder *ds_builder_new(void);
+/* Adds (or, if present, describes) item raw_id. title/tags are copied. Returns SD_ERR_DATA on a
+ * duplicate catalogue entry. */
+int ds_builder_add_item(ds_builder *b, int64_t raw_id, const char *title, const char *tags, sd_err *err);
+void ds_builder_add_event(ds_builder *b, int64_t raw_user, int64_t raw_item, int64_t ts, float rating, float watch);
+/* Sorts, assigns dense ids, fills out (which owns the memory afterwards); frees b. */
+int ds_builder_finish(ds_builder *b, ds_dataset *out, sd_err *err);
+void ds_builder_free(ds_builder *b);
+
+/* Writes atomically / mmaps. ds_load refuses foreign, truncated or wrong-version files. */
+int ds_save(const ds_dataset *d, const char *path, sd_err *err);
+int ds_load(ds_dataset *d, const char *path, sd_err *err);
+void ds_free(ds_dataset *d);
+
+/* Lookup of raw ids (binary search over a sorted index built on demand; -1 when unknown). */
+int64_t ds_find_user(const ds_dataset *d, int64_t raw_id);
+int64_t ds_find_item(const ds_dataset *d, int64_t raw_id);
+
+/* ---------------------------------------------------------------- temporal split (split.json)
+ * A global temporal split: events with ts < train_end are train, ts < valid_end are valid, the
+ * rest test. */
+#define DS_SPLIT_FILE "split.json"
+typedef struct {
+    int64_t train_end, valid_end; /* unix seconds */
+} ds_split;
+enum { DS_TRAIN = 0, DS_VALID = 1, DS_TEST = 2 };
+static inline int ds_split_of(const ds_split *s, int64_t ts) {
+    return ts < s->train_end ? DS_TRAIN : ts < s->valid_end ? DS_VALID : DS_TEST;
+}
+int ds_split_save(const ds_split *s, const char *path, sd_err *err);
+int ds_split_load(ds_split *s, const char *path, sd_err *err);
+
+/* Positive engagement rule shared by every stage: rating >= min_rating when a rating is present,
+ * else watch >= min_watch. */
+typedef struct {
+    float min_rating; /* default 4 */
+    float min_watch;  /* default 0.7 */
+} ds_positive_rule;
+#define DS_POSITIVE_DEFAULT ((ds_positive_rule){4.0f, 0.7f})
+static inline int ds_is_positive(const ds_positive_rule *r, const ds_event *e) {
+    if (e->rating != DS_NO_VALUE) return e->rating >= r->min_rating;
+    return e->watch != DS_NO_VALUE && e->watch >= r->min_watch;
+}
+
+#endif
