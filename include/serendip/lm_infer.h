@@ -1,0 +1,125 @@
+/* lm_infer.h - batched KV-cache inference, sampling, constrained decoding and scoring.
+ *
+ * The workload this is built for is best-of-n: many prompts, n samples each, a dozen new tokens.
+ * A prompt is prefilled once; its n samples read the prompt's key/value cache in place (no copy)
+ * and keep only their own generated tokens' keys/values. Every weight matrix is applied to the
+ * whole batch of rows with one sgemm per layer. Calls batch internally in chunks of max_rows rows.
+ *
+ * Token sequences are int32 ids of the model's vocabulary; the caller tokenizes (tok_encode). No
+ * BOS is added here: put one in the prompt if the model was trained with it.
+ *
+ * Log-probabilities reported here are always natural-log, under the model's own distribution at
+ * temperature 1 (log-softmax of the raw logits), whatever sampler was used to choose the tokens,
+ * unless a field says "renormalised". */
+#ifndef SERENDIP_LM_INFER_H
+#define SERENDIP_LM_INFER_H
+
+#include "serendip/base.h"
+#include "serendip/lm.h"
+
+/* ---------------------------------------------------------------- inference context */
+
+typedef struct lm_infer lm_infer;
+
+/* A context for model m (borrowed: must outlive the context). max_rows = rows per batched forward
+ * (sequences decoded at once; e.g. 256-1024), max_seq = longest prompt + continuation (<= the
+ * model's seq_len is not required, RoPE has no limit, but memory is max_rows * max_seq * KV).
+ * Returns NULL and fills err on a bad argument. Caches grow on demand, never inside a step. */
+lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err);
+void lm_infer_free(lm_infer *inf);
+
+/* The plain reference forward: one sequence, no cache, naive loops in double accumulators.
+ * Writes logits (n, V) for every position. Slow; for tests. */
+void lm_forward_reference(const lm_model *m, const int32_t *tokens, int n, float *logits);
+
+/* ---------------------------------------------------------------- sampling (sample.c) */
+
+typedef struct {
+    float temperature; /* 0 = greedy (argmax); otherwise logits / temperature */
+    int top_k;         /* keep the k most likely tokens; 0 = off */
+    float top_p;       /* nucleus: smallest top set with probability >= top_p; >= 1 = off */
+    uint64_t seed;     /* the stream of sample s of a prompt is a function of (seed, prompt tokens,
+                          s) only, so results do not depend on batch composition or order */
+} lm_sampler;
+
+/* Greedy defaults: temperature 0, top_k 0, top_p 1, seed 0. */
+lm_sampler lm_sampler_greedy(void);
+
+/* Seeds the RNG stream of sample `sample` of a prompt (see lm_sampler.seed). */
+void lm_sampler_stream(sd_rng *rng, uint64_t seed, const int32_t *prompt, int prompt_len, int sample);
+
+/* Draws one token from logits (V floats, not modified) restricted to cand[0..n_cand) (or all V when
+ * cand is NULL), applying temperature, top-k and top-p in that order over the candidates. scratch
+ * must hold 2 * (cand ? n_cand : V) floats. Returns the token id. */
+int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
+                  sd_rng *rng, float *scratch);
+
+/* log-softmax of logits at `token` (temperature 1, over all V). */
+float lm_logprob_of(const float *logits, int V, int32_t token);
+
+/* ---------------------------------------------------------------- free generation */
+
+typedef struct {
+    int n;            /* n_prompts * n_samples; sequence i = prompt i / n_samples, sample i % n_samples */
+    int max_new;      /* row stride of tokens */
+    int32_t *tokens;  /* (n, max_new) generated tokens, the stop token excluded */
+    int *len;         /* (n) tokens generated */
+    int *stopped;     /* (n) 1 when the stop token was produced */
+    float *logprob;   /* (n) sum of log-softmax of the generated tokens, stop token included */
+} lm_gen_out;
+
+/* Samples n_samples continuations of each prompt, up to max_new tokens each, stopping at stop_id
+ * (-1 for none). out is allocated here; free with lm_gen_out_free. */
+int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                int n_samples, const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out,
+                sd_err *err);
+void lm_gen_out_free(lm_gen_out *out);
+
+/* ---------------------------------------------------------------- constrained decoding (trie.c) */
+
+/* A token trie over a set of allowed strings, each given by its token sequence (the canonical
+ * tokenization of the string, as tok_encode produces it) followed by an end token (EOS). */
+typedef struct lm_trie lm_trie;
+
+/* Builds the trie. seqs[i] (lens[i] tokens, >= 1) is allowed string i; end_id terminates every
+ * string. Refuses empty sequences, ids outside [0, vocab) or == end_id inside a sequence, and two
+ * strings with the same token sequence (SD_ERR_DATA naming both indices). */
+lm_trie *lm_trie_new(const int32_t *const *seqs, const int *lens, int n, int32_t end_id, int32_t vocab,
+                     sd_err *err);
+void lm_trie_free(lm_trie *t);
+int lm_trie_count(const lm_trie *t);     /* number of allowed strings */
+int lm_trie_max_depth(const lm_trie *t); /* longest sequence + 1 (the end token) */
+int lm_trie_n_nodes(const lm_trie *t);
+/* Walks the trie along tokens; returns the string index when tokens is exactly a string followed
+ * by the end token, else -1. */
+int lm_trie_match(const lm_trie *t, const int32_t *tokens, int n);
+
+/* Samples n_samples strings of the trie after each prompt. At each step only the trie children
+ * of the current node are candidates; the sampler (temperature/top-k/top-p) acts on the model's
+ * logits restricted to those candidates. For sequence i (as in lm_gen_out): choice[i] = index of
+ * the completed string; logprob[i] = sum of the unconstrained log-softmax of its tokens + end
+ * token (the model's probability of producing exactly that string); logprob_renorm[i] (may be
+ * NULL) = the same with the softmax renormalised over the allowed children at each step. */
+int lm_generate_constrained(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len,
+                            int n_prompts, int n_samples, const lm_sampler *s, const lm_trie *trie,
+                            int *choice, float *logprob, float *logprob_renorm, sd_err *err);
+
+/* Exact log-probability of every allowed string (tokens + end token, unconstrained log-softmax)
+ * after each prompt: out is (n_prompts, lm_trie_count). Each trie node is evaluated once per
+ * prompt (shared prefixes are computed once). */
+int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len,
+                     int n_prompts, const lm_trie *trie, float *out, sd_err *err);
+
+/* ---------------------------------------------------------------- scoring */
+
+/* out (n_prompts, V): log-softmax of the next token after each prompt. */
+int lm_next_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len,
+                     int n_prompts, float *out, sd_err *err);
+
+/* out[i] = sum over the tokens of continuation i of their log-softmax after prompt + the previous
+ * tokens of continuation i. The prompt is prefilled once for all n continuations. */
+int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,
+                           const int32_t *const *conts, const int *cont_len, int n, float *out,
+                           sd_err *err);
+
+#endif
