@@ -50,7 +50,7 @@ void lm_sampler_stream(sd_rng *rng, uint64_t seed, const int32_t *prompt, int pr
 
 /* Draws one token from logits (V floats, not modified) restricted to cand[0..n_cand) (or all V when
  * cand is NULL), applying temperature, top-k and top-p in that order over the candidates. scratch
- * must hold 2 * (cand ? n_cand : V) floats. Returns the token id. */
+ * must hold 3 * (cand ? n_cand : V) floats. Returns the token id. */
 int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
                   sd_rng *rng, float *scratch);
 
@@ -93,6 +93,15 @@ int lm_trie_n_nodes(const lm_trie *t);
 /* Walks the trie along tokens; returns the string index when tokens is exactly a string followed
  * by the end token, else -1. */
 int lm_trie_match(const lm_trie *t, const int32_t *tokens, int n);
+/* Navigation. Node 0 is the root; nodes are numbered breadth-first (depth never decreases). */
+int32_t lm_trie_end(const lm_trie *t);
+/* Children of node sorted by token: *tokens[j] leads to node (*children)[j]; returns the count. */
+int lm_trie_children(const lm_trie *t, int node, const int32_t **tokens, const int **children);
+int lm_trie_step(const lm_trie *t, int node, int32_t tok); /* child along tok, or -1 */
+int lm_trie_leaf(const lm_trie *t, int node);   /* string index if node ends a string, else -1 */
+int lm_trie_depth(const lm_trie *t, int node);  /* tokens from the root */
+int lm_trie_parent(const lm_trie *t, int node); /* -1 for the root */
+int32_t lm_trie_token(const lm_trie *t, int node); /* token of the edge into node, -1 for the root */
 
 /* Samples n_samples strings of the trie after each prompt. At each step only the trie children
  * of the current node are candidates; the sampler (temperature/top-k/top-p) acts on the model's

@@ -1,0 +1,130 @@
+/* sample.c - token sampling: greedy, temperature, top-k, top-p, with per-sequence RNG streams.
+ *
+ * Each sample of each prompt draws from its own xoshiro stream seeded from (seed, prompt tokens,
+ * sample index), so a sequence's tokens do not depend on which other sequences share its batch.
+ * Hand-written because the selection rules are a few lines and no Debian library offers them.
+ *
+ * top-p is exact but avoids sorting the whole vocabulary: every token of the nucleus has
+ * probability >= (1 - top_p) / n (the tokens below that bound sum to less than 1 - top_p, so the
+ * ones above it already reach top_p), so only those are sorted. */
+#include "serendip/lm_infer.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+lm_sampler lm_sampler_greedy(void) {
+    lm_sampler s = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
+    return s;
+}
+
+/* splitmix64 finaliser: decorrelates nearby stream keys. */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void lm_sampler_stream(sd_rng *rng, uint64_t seed, const int32_t *prompt, int prompt_len, int sample) {
+    uint64_t h = sd_hash64(prompt, (size_t)prompt_len * sizeof(int32_t), SD_HASH_SEED ^ mix64(seed));
+    sd_rng_seed(rng, mix64(h ^ mix64((uint64_t)sample + 0x9e3779b97f4a7c15ULL)));
+}
+
+float lm_logprob_of(const float *logits, int V, int32_t token) {
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double s = 0;
+    for (int i = 0; i < V; i++) s += exp((double)(logits[i] - mx));
+    return (float)((double)(logits[token] - mx) - log(s));
+}
+
+/* Sorts candidate positions by probability, descending (ties: lower position first, so the order
+ * and therefore the draw are deterministic). */
+typedef struct {
+    float p;
+    int i;
+} prob_idx;
+static int cmp_prob_desc(const void *a, const void *b) {
+    const prob_idx *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->i - y->i;
+}
+
+int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
+                  sd_rng *rng, float *scratch) {
+    int n = cand ? n_cand : V;
+#define TOK(j) (cand ? cand[j] : (int32_t)(j))
+    if (n <= 1) return TOK(0);
+    /* greedy: the first maximum */
+    if (!(s->temperature > 0)) {
+        int best = 0;
+        for (int j = 1; j < n; j++)
+            if (logits[TOK(j)] > logits[TOK(best)]) best = j;
+        return TOK(best);
+    }
+    float *p = scratch; /* (n) probabilities at the temperature */
+    float inv_t = 1.0f / s->temperature, mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        p[j] = logits[TOK(j)] * inv_t;
+        if (p[j] > mx) mx = p[j];
+    }
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    for (int j = 0; j < n; j++) p[j] = (float)(p[j] / sum);
+
+    int use_k = s->top_k > 0 && s->top_k < n;
+    int use_p = s->top_p > 0 && s->top_p < 1;
+    if (!use_k && !use_p) {
+        /* plain categorical draw */
+        double u = sd_rng_uniform(rng), c = 0;
+        for (int j = 0; j < n; j++) {
+            c += p[j];
+            if (u < c) return TOK(j);
+        }
+        for (int j = n - 1; j >= 0; j--)
+            if (p[j] > 0) return TOK(j);
+        return TOK(n - 1);
+    }
+    /* top-k / top-p: sort the survivors of a safe prefilter by probability */
+    prob_idx *pi = (prob_idx *)(scratch + n); /* (n) pairs = 2n floats after p */
+    float thr = 0;
+    if (use_p && !use_k) thr = (1.0f - s->top_p) / (float)n;
+    int m = 0;
+    for (int j = 0; j < n; j++)
+        if (p[j] >= thr) {
+            pi[m].p = p[j];
+            pi[m].i = j;
+            m++;
+        }
+    qsort(pi, (size_t)m, sizeof *pi, cmp_prob_desc);
+    int keep = m;
+    if (use_k && keep > s->top_k) keep = s->top_k;
+    double tot = 0;
+    if (use_p) {
+        /* tokens until the cumulative probability (over the top-k survivors, renormalised) >= top_p */
+        double ksum = 0;
+        for (int j = 0; j < keep; j++) ksum += pi[j].p;
+        double c = 0;
+        int j = 0;
+        for (; j < keep; j++) {
+            c += pi[j].p / ksum;
+            if (c >= s->top_p) {
+                j++;
+                break;
+            }
+        }
+        keep = j < 1 ? 1 : j;
+    }
+    for (int j = 0; j < keep; j++) tot += pi[j].p;
+    double u = sd_rng_uniform(rng) * tot, c = 0;
+    for (int j = 0; j < keep; j++) {
+        c += pi[j].p;
+        if (u < c) return TOK(pi[j].i);
+    }
+    return TOK(pi[keep - 1].i);
+#undef TOK
+}
