@@ -1,0 +1,533 @@
+/* metrics.c - offline evaluation: per-user contexts and test-window engagement, the metrics of
+ * an arm's served clusters, percentile-bootstrap confidence intervals over users, metrics.json.
+ *
+ * Definitions (with a worked example) are in docs/evaluation.md. Two small pieces are written by
+ * hand: an open-addressing hash map from cluster tuples to counts (the tuple space M^(K+1) is too
+ * big for an array and no Debian C library offers a plain int-tuple map), and the bootstrap
+ * (a dozen lines; no C statistics library in Debian does percentile bootstrap). */
+#include "serendip/eval.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const ev_metric_info ev_metric_infos[EV_N_METRICS] = {
+    {"novelty", "cluster novelty rate", 1},
+    {"coverage", "coverage", 1},
+    {"entropy", "entropy of served clusters (bits)", 1},
+    {"gini", "Gini of served clusters", 0},
+    {"hit", "novel-cluster hit rate", 1},
+    {"pos_rate", "positive rate in served clusters (pooled)", 1},
+    {"pos_rate_user", "positive rate in served clusters (per-user mean)", 1},
+    {"collective", "held-out collective score", 1},
+    {"expansion", "user-interest expansion (new clusters per user)", 1},
+    {"like_prob", "simulated like-probability (world)", 1},
+};
+
+/* ================================================================ tuple map */
+
+#define TUPLE_W (EV_MAX_K + 1)
+
+struct ev_tuple_map {
+    size_t cap, len;  /* cap is a power of two */
+    int32_t *keys;    /* (cap, TUPLE_W) padded with -1; keys[i*W] == INT32_MIN marks an empty slot */
+    int64_t *a, *b;   /* (cap) */
+};
+
+static uint64_t tuple_hash(const int32_t *t) { return sd_hash64(t, sizeof(int32_t) * TUPLE_W, SD_HASH_SEED); }
+
+static void tuple_pad(int32_t *dst, const int32_t *t, int len) {
+    for (int i = 0; i < TUPLE_W; i++) dst[i] = i < len ? t[i] : -1;
+}
+
+static ev_tuple_map *tuple_map_new(size_t cap) {
+    ev_tuple_map *m = sd_calloc(1, sizeof *m);
+    m->cap = cap;
+    m->keys = sd_malloc(sizeof(int32_t) * TUPLE_W * cap);
+    for (size_t i = 0; i < cap; i++) m->keys[i * TUPLE_W] = INT32_MIN;
+    m->a = sd_calloc(cap, sizeof(int64_t));
+    m->b = sd_calloc(cap, sizeof(int64_t));
+    return m;
+}
+
+/* Slot of key k (padded): the slot holding it, or the empty slot where it would go. */
+static size_t tuple_slot(const ev_tuple_map *m, const int32_t *k) {
+    size_t i = tuple_hash(k) & (m->cap - 1);
+    for (;;) {
+        const int32_t *s = m->keys + i * TUPLE_W;
+        if (s[0] == INT32_MIN || !memcmp(s, k, sizeof(int32_t) * TUPLE_W)) return i;
+        i = (i + 1) & (m->cap - 1);
+    }
+}
+
+void ev_tuple_get(const ev_tuple_map *m, const int32_t *tuple, int len, int64_t *a, int64_t *b) {
+    *a = *b = 0;
+    if (!m) return;
+    int32_t k[TUPLE_W];
+    tuple_pad(k, tuple, len);
+    size_t i = tuple_slot(m, k);
+    if (m->keys[i * TUPLE_W] == INT32_MIN) return;
+    *a = m->a[i];
+    *b = m->b[i];
+}
+
+void ev_tuple_add(ev_tuple_map **mp, const int32_t *tuple, int len, int64_t da, int64_t db) {
+    if (!*mp) *mp = tuple_map_new(1024);
+    ev_tuple_map *m = *mp;
+    if ((m->len + 1) * 10 > m->cap * 7) { /* grow at 70% load */
+        ev_tuple_map *g = tuple_map_new(m->cap * 2);
+        for (size_t i = 0; i < m->cap; i++) {
+            const int32_t *s = m->keys + i * TUPLE_W;
+            if (s[0] == INT32_MIN) continue;
+            size_t j = tuple_slot(g, s);
+            memcpy(g->keys + j * TUPLE_W, s, sizeof(int32_t) * TUPLE_W);
+            g->a[j] = m->a[i];
+            g->b[j] = m->b[i];
+        }
+        g->len = m->len;
+        ev_tuple_map_free(m);
+        *mp = m = g;
+    }
+    int32_t k[TUPLE_W];
+    tuple_pad(k, tuple, len);
+    size_t i = tuple_slot(m, k);
+    if (m->keys[i * TUPLE_W] == INT32_MIN) {
+        memcpy(m->keys + i * TUPLE_W, k, sizeof k);
+        m->len++;
+    }
+    m->a[i] += da;
+    m->b[i] += db;
+}
+
+void ev_tuple_map_free(ev_tuple_map *m) {
+    if (!m) return;
+    free(m->keys);
+    free(m->a);
+    free(m->b);
+    free(m);
+}
+
+/* ================================================================ building the evaluation data */
+
+/* The last-K-distinct recency list: ctx[0..*len) oldest first. A positive engagement with c moves
+ * c to the end (most recent), dropping the oldest when more than K are held. */
+static void recency_push(int32_t *ctx, int *len, int K, int32_t c) {
+    int at = -1;
+    for (int i = 0; i < *len; i++)
+        if (ctx[i] == c) at = i;
+    if (at >= 0) {
+        memmove(ctx + at, ctx + at + 1, sizeof(int32_t) * (size_t)(*len - at - 1));
+        ctx[*len - 1] = c;
+        return;
+    }
+    if (*len == K) {
+        memmove(ctx, ctx + 1, sizeof(int32_t) * (size_t)(K - 1));
+        ctx[K - 1] = c;
+    } else {
+        ctx[(*len)++] = c;
+    }
+}
+
+static int in_ctx(const int32_t *ctx, int len, int32_t c) {
+    for (int i = 0; i < len; i++)
+        if (ctx[i] == c) return 1;
+    return 0;
+}
+
+int ev_data_build(ev_data *d, const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tx, int K,
+                  const ds_positive_rule *rule, sd_err *err) {
+    memset(d, 0, sizeof *d);
+    if (K < 1 || K > EV_MAX_K) return sd_fail(err, SD_ERR_USAGE, "context length K=%d is outside 1..%d", K, EV_MAX_K);
+    if (tx->n_items != ds->n_items)
+        return sd_fail(err, SD_ERR_DATA, "taxonomy has %lld items but the dataset has %lld (rerun 'serendip cluster')",
+                       (long long)tx->n_items, (long long)ds->n_items);
+    const int32_t M = tx->n_clusters;
+    d->K = K;
+    d->M = M;
+    d->n_users_total = ds->n_users;
+    d->pop = sd_calloc((size_t)M, sizeof(int64_t));
+    sd_vec users, ctxs, seen, toff, tcl, tn, tp;
+    sd_vec_init(&users, sizeof(int32_t));
+    sd_vec_init(&ctxs, sizeof(int32_t) * K);
+    sd_vec_init(&seen, (size_t)M);
+    sd_vec_init(&toff, sizeof(int64_t));
+    sd_vec_init(&tcl, sizeof(int32_t));
+    sd_vec_init(&tn, sizeof(int32_t));
+    sd_vec_init(&tp, sizeof(int32_t));
+    *(int64_t *)sd_vec_push(&toff) = 0;
+    uint8_t *useen = sd_malloc((size_t)M);
+    int32_t *cnt_n = sd_calloc((size_t)M, sizeof(int32_t)), *cnt_p = sd_calloc((size_t)M, sizeof(int32_t));
+    sd_progress prog;
+    sd_progress_start(&prog, "eval data", ds->n_users);
+    for (int64_t u = 0; u < ds->n_users; u++) {
+        int32_t ctx[EV_MAX_K], tctx[EV_MAX_K];
+        int len = 0, tlen = 0, n_test = 0;
+        memset(useen, 0, (size_t)M);
+        for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) {
+            const ds_event *ev = &ds->events[e];
+            int32_t c = tx->item_cluster[ev->item];
+            if (c < 0) continue;
+            int w = ds_split_of(split, ev->ts), pos = ds_is_positive(rule, ev);
+            if (w == DS_TRAIN) {
+                d->pop[c]++;
+                if (pos) {
+                    if (len == K && !in_ctx(ctx, len, c)) ev_tuple_add(&d->trans, ctx, K, 1, 0);
+                    if (len >= 1 && ctx[len - 1] != c) ev_tuple_add(&d->trans1, ctx + len - 1, 1, 1, 0);
+                    recency_push(ctx, &len, K, c);
+                }
+            }
+            if (w != DS_TEST) {
+                useen[c] = 1;
+            } else { /* test window: collective-feedback exposure under the running context */
+                if (tlen == K && !in_ctx(tctx, tlen, c)) {
+                    int32_t t[EV_MAX_K + 1];
+                    memcpy(t, tctx, sizeof(int32_t) * (size_t)K);
+                    t[K] = c;
+                    ev_tuple_add(&d->feedback, t, K + 1, 1, pos);
+                }
+                cnt_n[c]++;
+                cnt_p[c] += pos;
+                n_test++;
+            }
+            if (pos) recency_push(tctx, &tlen, K, c); /* the running context over all windows */
+        }
+        if (len < K) {
+            d->n_skip_context++;
+        } else if (n_test == 0) {
+            d->n_skip_test++;
+        } else {
+            *(int32_t *)sd_vec_push(&users) = (int32_t)u;
+            memcpy(sd_vec_push(&ctxs), ctx, sizeof(int32_t) * (size_t)K);
+            memcpy(sd_vec_push(&seen), useen, (size_t)M);
+            for (int32_t c = 0; c < M; c++) {
+                if (!cnt_n[c]) continue;
+                *(int32_t *)sd_vec_push(&tcl) = c;
+                *(int32_t *)sd_vec_push(&tn) = cnt_n[c];
+                *(int32_t *)sd_vec_push(&tp) = cnt_p[c];
+            }
+            *(int64_t *)sd_vec_push(&toff) = (int64_t)tcl.len;
+        }
+        if (n_test) /* reset only the touched counters */
+            for (int64_t e = ds->user_off[u]; e < ds->user_off[u + 1]; e++) {
+                int32_t c = tx->item_cluster[ds->events[e].item];
+                if (c >= 0) cnt_n[c] = cnt_p[c] = 0;
+            }
+        sd_progress_update(&prog, u + 1, NULL);
+    }
+    sd_progress_end(&prog);
+    free(useen);
+    free(cnt_n);
+    free(cnt_p);
+    d->n_users = (int32_t)users.len;
+    d->user = users.data;
+    d->ctx = ctxs.data;
+    d->seen = seen.data;
+    d->test_off = toff.data;
+    d->test_cluster = tcl.data;
+    d->test_n = tn.data;
+    d->test_pos = tp.data;
+    (void)err;
+    return SD_OK;
+}
+
+void ev_data_free(ev_data *d) {
+    free(d->user);
+    free(d->ctx);
+    free(d->seen);
+    free(d->test_off);
+    free(d->test_cluster);
+    free(d->test_n);
+    free(d->test_pos);
+    free(d->pop);
+    free(d->like);
+    ev_tuple_map_free(d->trans);
+    ev_tuple_map_free(d->trans1);
+    ev_tuple_map_free(d->feedback);
+    memset(d, 0, sizeof *d);
+}
+
+/* ================================================================ metrics */
+
+/* Test-window (events, positives) of evaluated user i in cluster c (binary search in the CSR). */
+static void test_counts(const ev_data *d, int64_t i, int32_t c, int32_t *n, int32_t *p) {
+    int64_t lo = d->test_off[i], hi = d->test_off[i + 1];
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (d->test_cluster[mid] < c) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < d->test_off[i + 1] && d->test_cluster[lo] == c) {
+        *n = d->test_n[lo];
+        *p = d->test_pos[lo];
+    } else {
+        *n = *p = 0;
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+void ev_metrics_compute(const ev_data *d, const int32_t *served, int S, const int32_t *idx, int64_t n_idx,
+                        double *value, int64_t *n) {
+    const int32_t M = d->M, K = d->K;
+    double num[EV_N_METRICS] = {0}, den[EV_N_METRICS] = {0};
+    int64_t cnt[EV_N_METRICS] = {0};
+    int64_t *freq = sd_calloc((size_t)M, sizeof(int64_t));
+    for (int64_t r = 0; r < n_idx; r++) {
+        int64_t i = idx ? idx[r] : r;
+        const int32_t *s = served + i * S;
+        const int32_t *ctx = d->ctx + i * K;
+        const uint8_t *seen = d->seen + i * M;
+        int n_served = 0, n_novel = 0, hit = 0, expansion = 0;
+        int64_t in_n = 0, in_p = 0;
+        double coll = 0;
+        int n_coll = 0;
+        double like = 0;
+        for (int j = 0; j < S; j++) {
+            int32_t c = s[j];
+            if (c < 0) continue;
+            n_served++;
+            freq[c]++;
+            int32_t tn, tp;
+            test_counts(d, i, c, &tn, &tp);
+            in_n += tn;
+            in_p += tp;
+            if (!seen[c]) {
+                n_novel++;
+                if (tp > 0) {
+                    hit = 1;
+                    expansion++;
+                }
+            }
+            int32_t t[EV_MAX_K + 1];
+            memcpy(t, ctx, sizeof(int32_t) * (size_t)K);
+            t[K] = c;
+            int64_t fe, fp;
+            ev_tuple_get(d->feedback, t, K + 1, &fe, &fp);
+            if (fe > 0) {
+                coll += (double)fp / (double)fe;
+                n_coll++;
+            }
+            if (d->like) like += d->like[i * M + c];
+        }
+        if (n_served) {
+            num[EV_NOVELTY] += n_novel;
+            den[EV_NOVELTY] += n_served;
+            cnt[EV_NOVELTY]++;
+        }
+        num[EV_HIT] += hit;
+        den[EV_HIT] += 1;
+        cnt[EV_HIT]++;
+        if (in_n) {
+            num[EV_POS_POOLED] += (double)in_p;
+            den[EV_POS_POOLED] += (double)in_n;
+            cnt[EV_POS_POOLED]++;
+            num[EV_POS_USER] += (double)in_p / (double)in_n;
+            den[EV_POS_USER] += 1;
+            cnt[EV_POS_USER]++;
+        }
+        if (n_coll) {
+            num[EV_COLLECTIVE] += coll;
+            den[EV_COLLECTIVE] += n_coll;
+            cnt[EV_COLLECTIVE]++;
+        }
+        num[EV_EXPANSION] += expansion;
+        den[EV_EXPANSION] += 1;
+        cnt[EV_EXPANSION]++;
+        if (d->like && n_served) {
+            num[EV_LIKE] += like;
+            den[EV_LIKE] += n_served;
+            cnt[EV_LIKE]++;
+        }
+    }
+    for (int m = 0; m < EV_N_METRICS; m++) {
+        value[m] = den[m] > 0 ? num[m] / den[m] : NAN;
+        n[m] = cnt[m];
+    }
+    /* distribution of served clusters over all M clusters */
+    int64_t total = 0, distinct = 0;
+    double H = 0;
+    for (int32_t c = 0; c < M; c++) total += freq[c];
+    for (int32_t c = 0; c < M; c++) {
+        if (!freq[c]) continue;
+        distinct++;
+        double p = (double)freq[c] / (double)total;
+        H -= p * log2(p);
+    }
+    int64_t users = n_idx;
+    value[EV_COVERAGE] = M ? (double)distinct / M : NAN;
+    value[EV_ENTROPY] = total ? H : NAN;
+    /* Gini over the ascending counts x_(1..M): G = 2 sum_i i x_(i) / (M sum x) - (M + 1) / M */
+    if (total) {
+        qsort(freq, (size_t)M, sizeof(int64_t), cmp_i64);
+        double acc = 0;
+        for (int32_t c = 0; c < M; c++) acc += (double)(c + 1) * (double)freq[c];
+        value[EV_GINI] = 2.0 * acc / ((double)M * (double)total) - (double)(M + 1) / M;
+    } else {
+        value[EV_GINI] = NAN;
+    }
+    n[EV_COVERAGE] = n[EV_ENTROPY] = n[EV_GINI] = users;
+    free(freq);
+}
+
+/* ================================================================ bootstrap */
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Linear-interpolated q-quantile of the finite values of x[n] (sorted in place); NAN if none. */
+static double quantile(double *x, int n, double q) {
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) x[m++] = x[i];
+    if (!m) return NAN;
+    qsort(x, (size_t)m, sizeof(double), cmp_dbl);
+    double pos = q * (m - 1);
+    int lo = (int)floor(pos);
+    int hi = lo + 1 < m ? lo + 1 : lo;
+    return x[lo] + (pos - lo) * (x[hi] - x[lo]);
+}
+
+/* The b-th resample of n users: the same for every arm (seeded by seed and b only). */
+static void resample(int32_t *idx, int64_t n, uint64_t seed, int b) {
+    sd_rng r;
+    sd_rng_seed(&r, seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(b + 1));
+    for (int64_t i = 0; i < n; i++) idx[i] = (int32_t)sd_rng_below(&r, (uint32_t)n);
+}
+
+void ev_bootstrap_mean(const double *x, int64_t n, int B, uint64_t seed, double *lo, double *hi) {
+    double *st = sd_malloc(sizeof(double) * (size_t)(B > 0 ? B : 1));
+    int32_t *idx = sd_malloc(sizeof(int32_t) * (size_t)(n > 0 ? n : 1));
+    for (int b = 0; b < B; b++) {
+        resample(idx, n, seed, b);
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) s += x[idx[i]];
+        st[b] = n ? s / n : NAN;
+    }
+    *lo = B ? quantile(st, B, 0.025) : NAN;
+    *hi = B ? quantile(st, B, 0.975) : NAN;
+    free(st);
+    free(idx);
+}
+
+int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, ev_result *res, sd_err *err) {
+    if (o->serve < 1) return sd_fail(err, SD_ERR_USAGE, "--serve must be at least 1 (got %d)", o->serve);
+    if (o->bootstrap < 0) return sd_fail(err, SD_ERR_USAGE, "--bootstrap must be >= 0 (got %d)", o->bootstrap);
+    const int S = o->serve, B = o->bootstrap, K = d->K;
+    const int64_t n = d->n_users;
+    int32_t *served = sd_malloc(sizeof(int32_t) * (size_t)(n * S + 1));
+    int32_t *idx = sd_malloc(sizeof(int32_t) * (size_t)(n + 1));
+    double *st = sd_malloc(sizeof(double) * (size_t)(B + 1) * EV_N_METRICS);
+    for (int a = 0; a < n_arms; a++) {
+        ev_result *r = &res[a];
+        memset(r, 0, sizeof *r);
+        sd_progress prog;
+        char label[96];
+        snprintf(label, sizeof label, "eval %s", arms[a].name);
+        sd_progress_start(&prog, label, n + B);
+        for (int64_t i = 0; i < n; i++) {
+            int32_t *out = served + i * S;
+            int got = arms[a].fn(arms[a].state, d->ctx + i * K, K, out, S);
+            if (got < 0 || got > S) {
+                free(served);
+                free(idx);
+                free(st);
+                return sd_fail(err, SD_ERR_DATA, "arm '%s' failed for user %d", arms[a].name, d->user[i]);
+            }
+            for (int j = got; j < S; j++) out[j] = -1;
+            r->served += got;
+            if ((i & 1023) == 0) sd_progress_update(&prog, i, NULL);
+        }
+        ev_metrics_compute(d, served, S, NULL, n, r->value, r->n);
+        for (int b = 0; b < B; b++) {
+            int64_t nn[EV_N_METRICS];
+            resample(idx, n, o->seed, b);
+            double v[EV_N_METRICS];
+            ev_metrics_compute(d, served, S, idx, n, v, nn);
+            for (int m = 0; m < EV_N_METRICS; m++) st[(size_t)m * B + b] = v[m];
+            sd_progress_update(&prog, n + b + 1, NULL);
+        }
+        for (int m = 0; m < EV_N_METRICS; m++) {
+            r->lo[m] = B && n ? quantile(st + (size_t)m * B, B, 0.025) : NAN;
+            r->hi[m] = B && n ? quantile(st + (size_t)m * B, B, 0.975) : NAN;
+            if (!isfinite(r->value[m])) r->lo[m] = r->hi[m] = NAN;
+        }
+        sd_progress_end(&prog);
+    }
+    free(served);
+    free(idx);
+    free(st);
+    return SD_OK;
+}
+
+/* ================================================================ metrics.json */
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms, const ev_result *res, int n_arms,
+                      const ev_opts *o) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddStringToObject(root, "workspace", meta && meta->dataset ? meta->dataset : "");
+    cJSON_AddNumberToObject(root, "k", d->K);
+    cJSON_AddNumberToObject(root, "clusters", d->M);
+    cJSON_AddNumberToObject(root, "serve", o->serve);
+    cJSON_AddNumberToObject(root, "bootstrap", o->bootstrap);
+    cJSON_AddNumberToObject(root, "seed", (double)o->seed);
+    cJSON_AddStringToObject(root, "ci", "95% percentile bootstrap over users");
+    cJSON *u = cJSON_AddObjectToObject(root, "users");
+    cJSON_AddNumberToObject(u, "total", (double)d->n_users_total);
+    cJSON_AddNumberToObject(u, "evaluated", d->n_users);
+    cJSON_AddNumberToObject(u, "skipped_short_context", (double)d->n_skip_context);
+    cJSON_AddNumberToObject(u, "skipped_no_test_event", (double)d->n_skip_test);
+    cJSON *ms = cJSON_AddArrayToObject(root, "metrics");
+    for (int m = 0; m < EV_N_METRICS; m++) {
+        if (m == EV_LIKE && !d->like) continue;
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "key", ev_metric_infos[m].key);
+        cJSON_AddStringToObject(x, "name", ev_metric_infos[m].name);
+        cJSON_AddBoolToObject(x, "higher_is_better", ev_metric_infos[m].higher_better);
+        cJSON_AddItemToArray(ms, x);
+    }
+    cJSON *as = cJSON_AddArrayToObject(root, "arms");
+    for (int a = 0; a < n_arms; a++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", arms[a].name);
+        cJSON_AddStringToObject(x, "kind", arms[a].is_llm ? "llm" : "baseline");
+        cJSON_AddNumberToObject(x, "n", arms[a].n);
+        if (arms[a].file) cJSON_AddStringToObject(x, "table", arms[a].file);
+        cJSON_AddNumberToObject(x, "served", (double)res[a].served);
+        cJSON *mv = cJSON_AddObjectToObject(x, "metrics");
+        for (int m = 0; m < EV_N_METRICS; m++) {
+            if (m == EV_LIKE && !d->like) continue;
+            cJSON *v = cJSON_AddObjectToObject(mv, ev_metric_infos[m].key);
+            add_num(v, "value", res[a].value[m]);
+            add_num(v, "lo", res[a].lo[m]);
+            add_num(v, "hi", res[a].hi[m]);
+            cJSON_AddNumberToObject(v, "n_users", (double)res[a].n[m]);
+        }
+        cJSON_AddItemToArray(as, x);
+    }
+    if (meta && meta->cluster_size) {
+        cJSON *cs = cJSON_AddArrayToObject(root, "cluster_sizes");
+        for (int32_t c = 0; c < d->M; c++) cJSON_AddItemToArray(cs, cJSON_CreateNumber(meta->cluster_size[c]));
+    }
+    if (meta && meta->cluster_desc) {
+        cJSON *cs = cJSON_AddArrayToObject(root, "cluster_descriptions");
+        for (int32_t c = 0; c < d->M; c++) cJSON_AddItemToArray(cs, cJSON_CreateString(meta->cluster_desc[c]));
+    }
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!s) sd_oom(0);
+    char *out = sd_asprintf("%s\n", s);
+    cJSON_free(s);
+    return out;
+}
