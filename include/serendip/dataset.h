@@ -3,7 +3,7 @@
  * Users and items get dense indices 0..n-1 in order of first appearance; their raw ids (as in the
  * source data) are kept. Events are sorted by (user, ts, item). Ratings that name an item with no
  * metadata are kept: the item exists with has_meta = 0 and counts in n_unknown_items.
- * The on-disk layout is specified in docs/formats.md; ds_load mmaps it (no copy). */
+ * The on-disk layout is specified in docs/formats-dataset.md; ds_load mmaps it (no copy). */
 #ifndef SERENDIP_DATASET_H
 #define SERENDIP_DATASET_H
 
@@ -85,5 +85,18 @@ static inline int ds_is_positive(const ds_positive_rule *r, const ds_event *e) {
     if (e->rating != DS_NO_VALUE) return e->rating >= r->min_rating;
     return e->watch != DS_NO_VALUE && e->watch >= r->min_watch;
 }
+
+
+/* ---------------------------------------------------------------- added by the data module
+ * Computing a split (src/data/split.c). */
+
+/* Cut-offs at fractions of the event time range [ts_min, ts_max] (train_frac in (0,1], valid_frac
+ * in [0,1], sum <= 1). SD_ERR_USAGE on bad fractions, SD_ERR_DATA on a dataset with no events. */
+int ds_split_by_fraction(const ds_dataset *d, double train_frac, double valid_frac, ds_split *out, sd_err *err);
+typedef struct {
+    int64_t events[3]; /* per window (DS_TRAIN, DS_VALID, DS_TEST) */
+    int64_t users[3];  /* users with at least one event in the window */
+} ds_split_counts;
+void ds_split_count(const ds_dataset *d, const ds_split *s, ds_split_counts *c);
 
 #endif

@@ -1,0 +1,530 @@
+/* dataset.c - the interaction log and item catalogue of a workspace: the builder that turns raw
+ * ids into dense indices, the versioned binary store `dataset.bin` (written atomically, mmapped by
+ * ds_load after every size and offset has been checked against the file size), and raw-id lookups.
+ *
+ * The file layout is specified in docs/formats-dataset.md. It is our own format, so the reader and
+ * writer are hand-written; the raw-id hash map is a few lines of open addressing, not worth a
+ * dependency. */
+#include "serendip/dataset.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- file layout */
+
+#define DS_MAGIC "SDDATA\x1a\x01" /* 8 bytes; the \x1a stops `type` on DOS, the \x01 catches 7-bit transfers */
+#define DS_VERSION 1
+#define DS_HEADER_SIZE 256
+#define DS_ALIGN 8
+
+enum {
+    SEC_EVENTS,     /* (n_events) ds_event */
+    SEC_USER_OFF,   /* (n_users + 1) int64 */
+    SEC_USER_IDS,   /* (n_users) int64 raw ids */
+    SEC_ITEM_IDS,   /* (n_items) int64 raw ids */
+    SEC_ITEM_META,  /* (n_items) uint8 */
+    SEC_TITLE_OFF,  /* (n_items) uint64 */
+    SEC_TAGS_OFF,   /* (n_items) uint64 */
+    SEC_STRINGS,    /* (strings_size) char, ends with NUL */
+    SEC_USER_INDEX, /* (n_users) int32 dense user indices sorted by raw id */
+    SEC_ITEM_INDEX, /* (n_items) int32 dense item indices sorted by raw id */
+    SEC_COUNT
+};
+
+static const char *const sec_names[SEC_COUNT] = {"events", "user_off", "user_ids", "item_ids", "item_meta",
+                                                 "title_off", "tags_off", "strings", "user_index", "item_index"};
+
+typedef struct {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_size; /* DS_HEADER_SIZE */
+    uint64_t file_size;
+    int64_t n_users, n_items, n_events, n_unknown_items;
+    int64_t ts_min, ts_max;
+    uint64_t strings_size;
+    struct {
+        uint64_t off, size; /* bytes from the start of the file */
+    } sec[SEC_COUNT];
+    uint8_t reserved[16]; /* zero */
+} ds_header;
+
+_Static_assert(sizeof(ds_event) == 24, "ds_event is the 24-byte on-disk record");
+_Static_assert(sizeof(ds_header) == DS_HEADER_SIZE, "ds_header is 256 bytes");
+
+/* Heap slots of ds_dataset: heap[0] owns a builder's in-memory image of the file; heap[6] and
+ * heap[7] are borrowed pointers to the sorted raw-id indices inside the image or the mapping. */
+#define HEAP_IMAGE 0
+#define HEAP_USER_INDEX 6
+#define HEAP_ITEM_INDEX 7
+#define HEAP_OWNED 6 /* heap[0..5] are freed by ds_free */
+
+static uint64_t align_up(uint64_t x) { return (x + DS_ALIGN - 1) & ~(uint64_t)(DS_ALIGN - 1); }
+
+/* Fills the section table and file_size of h from its counts and strings_size. */
+static void layout(ds_header *h) {
+    uint64_t size[SEC_COUNT] = {
+        [SEC_EVENTS] = (uint64_t)h->n_events * sizeof(ds_event),
+        [SEC_USER_OFF] = ((uint64_t)h->n_users + 1) * 8,
+        [SEC_USER_IDS] = (uint64_t)h->n_users * 8,
+        [SEC_ITEM_IDS] = (uint64_t)h->n_items * 8,
+        [SEC_ITEM_META] = (uint64_t)h->n_items,
+        [SEC_TITLE_OFF] = (uint64_t)h->n_items * 8,
+        [SEC_TAGS_OFF] = (uint64_t)h->n_items * 8,
+        [SEC_STRINGS] = h->strings_size,
+        [SEC_USER_INDEX] = (uint64_t)h->n_users * 4,
+        [SEC_ITEM_INDEX] = (uint64_t)h->n_items * 4,
+    };
+    uint64_t off = DS_HEADER_SIZE;
+    for (int s = 0; s < SEC_COUNT; s++) {
+        h->sec[s].off = off;
+        h->sec[s].size = size[s];
+        off = align_up(off + size[s]);
+    }
+    h->file_size = off;
+}
+
+/* ---------------------------------------------------------------- raw id -> dense index map */
+
+typedef struct {
+    int64_t *keys;
+    int32_t *vals; /* -1 = empty slot */
+    size_t cap, n; /* cap is a power of two */
+} idmap;
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static void idmap_init(idmap *m, size_t cap) {
+    m->cap = cap;
+    m->n = 0;
+    m->keys = sd_malloc(cap * sizeof *m->keys);
+    m->vals = sd_malloc(cap * sizeof *m->vals);
+    memset(m->vals, 0xff, cap * sizeof *m->vals);
+}
+
+static void idmap_free(idmap *m) {
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* Returns the slot of key: either holding it or the empty slot where it belongs. */
+static size_t idmap_slot(const idmap *m, int64_t key) {
+    size_t i = mix64((uint64_t)key) & (m->cap - 1);
+    while (m->vals[i] >= 0 && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void idmap_grow(idmap *m) {
+    idmap old = *m;
+    idmap_init(m, old.cap * 2);
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.vals[i] < 0) continue;
+        size_t j = idmap_slot(m, old.keys[i]);
+        m->keys[j] = old.keys[i];
+        m->vals[j] = old.vals[i];
+        m->n++;
+    }
+    idmap_free(&old);
+}
+
+/* ---------------------------------------------------------------- builder */
+
+struct ds_builder {
+    idmap users, items;
+    sd_vec user_ids;  /* int64 */
+    sd_vec item_ids;  /* int64 */
+    sd_vec item_meta; /* uint8 */
+    sd_vec title_off; /* uint64 */
+    sd_vec tags_off;  /* uint64 */
+    sd_vec events;    /* ds_event with dense user/item */
+    char *pool;       /* string pool; pool[0] = "" */
+    size_t pool_len, pool_cap;
+};
+
+ds_builder *ds_builder_new(void) {
+    ds_builder *b = sd_calloc(1, sizeof *b);
+    idmap_init(&b->users, 1024);
+    idmap_init(&b->items, 1024);
+    sd_vec_init(&b->user_ids, sizeof(int64_t));
+    sd_vec_init(&b->item_ids, sizeof(int64_t));
+    sd_vec_init(&b->item_meta, sizeof(uint8_t));
+    sd_vec_init(&b->title_off, sizeof(uint64_t));
+    sd_vec_init(&b->tags_off, sizeof(uint64_t));
+    sd_vec_init(&b->events, sizeof(ds_event));
+    b->pool_cap = 4096;
+    b->pool = sd_malloc(b->pool_cap);
+    b->pool[0] = 0;
+    b->pool_len = 1;
+    return b;
+}
+
+void ds_builder_free(ds_builder *b) {
+    if (!b) return;
+    idmap_free(&b->users);
+    idmap_free(&b->items);
+    sd_vec_free(&b->user_ids);
+    sd_vec_free(&b->item_ids);
+    sd_vec_free(&b->item_meta);
+    sd_vec_free(&b->title_off);
+    sd_vec_free(&b->tags_off);
+    sd_vec_free(&b->events);
+    free(b->pool);
+    free(b);
+}
+
+/* Copies s into the pool; returns its offset (0, the empty string, for NULL or ""). */
+static uint64_t pool_add(ds_builder *b, const char *s) {
+    if (!s || !*s) return 0;
+    size_t n = strlen(s) + 1;
+    while (b->pool_len + n > b->pool_cap) b->pool = sd_realloc(b->pool, b->pool_cap *= 2);
+    memcpy(b->pool + b->pool_len, s, n);
+    b->pool_len += n;
+    return b->pool_len - n;
+}
+
+/* Dense index of raw user id, adding the user when new. */
+static int32_t user_index(ds_builder *b, int64_t raw) {
+    if (2 * (b->users.n + 1) > b->users.cap) idmap_grow(&b->users);
+    size_t s = idmap_slot(&b->users, raw);
+    if (b->users.vals[s] >= 0) return b->users.vals[s];
+    int32_t idx = (int32_t)b->user_ids.len;
+    b->users.keys[s] = raw;
+    b->users.vals[s] = idx;
+    b->users.n++;
+    *(int64_t *)sd_vec_push(&b->user_ids) = raw;
+    return idx;
+}
+
+/* Dense index of raw item id, adding an undescribed item when new; *added tells which. */
+static int32_t item_index(ds_builder *b, int64_t raw, int *added) {
+    if (2 * (b->items.n + 1) > b->items.cap) idmap_grow(&b->items);
+    size_t s = idmap_slot(&b->items, raw);
+    *added = 0;
+    if (b->items.vals[s] >= 0) return b->items.vals[s];
+    int32_t idx = (int32_t)b->item_ids.len;
+    b->items.keys[s] = raw;
+    b->items.vals[s] = idx;
+    b->items.n++;
+    *(int64_t *)sd_vec_push(&b->item_ids) = raw;
+    sd_vec_push(&b->item_meta);
+    sd_vec_push(&b->title_off);
+    sd_vec_push(&b->tags_off);
+    *added = 1;
+    return idx;
+}
+
+int ds_builder_add_item(ds_builder *b, int64_t raw_id, const char *title, const char *tags, sd_err *err) {
+    int added;
+    int32_t i = item_index(b, raw_id, &added);
+    uint8_t *meta = (uint8_t *)b->item_meta.data + i;
+    if (*meta) return sd_fail(err, SD_ERR_DATA, "item %lld: duplicate catalogue entry", (long long)raw_id);
+    *meta = 1;
+    uint64_t t = pool_add(b, title), g = pool_add(b, tags);
+    ((uint64_t *)b->title_off.data)[i] = t;
+    ((uint64_t *)b->tags_off.data)[i] = g;
+    return SD_OK;
+}
+
+void ds_builder_add_event(ds_builder *b, int64_t raw_user, int64_t raw_item, int64_t ts, float rating, float watch) {
+    int added;
+    ds_event *e = sd_vec_push(&b->events);
+    e->user = user_index(b, raw_user);
+    e->item = item_index(b, raw_item, &added);
+    e->ts = ts;
+    e->rating = rating;
+    e->watch = watch;
+}
+
+static int cmp_event_in_user(const void *pa, const void *pb) {
+    const ds_event *a = pa, *b = pb;
+    if (a->ts != b->ts) return a->ts < b->ts ? -1 : 1;
+    return (a->item > b->item) - (a->item < b->item);
+}
+
+typedef struct {
+    int64_t raw;
+    int32_t idx;
+} raw_pair;
+
+static int cmp_raw_pair(const void *pa, const void *pb) {
+    const raw_pair *a = pa, *b = pb;
+    return (a->raw > b->raw) - (a->raw < b->raw);
+}
+
+/* Fills idx (n) with the dense indices 0..n-1 ordered by raw id. */
+static void sort_index(const int64_t *raw, int64_t n, int32_t *idx) {
+    raw_pair *p = sd_malloc((size_t)(n ? n : 1) * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = (raw_pair){raw[i], (int32_t)i};
+    qsort(p, (size_t)n, sizeof *p, cmp_raw_pair);
+    for (int64_t i = 0; i < n; i++) idx[i] = p[i].idx;
+    free(p);
+}
+
+static int bind(ds_dataset *d, const void *base, size_t size, const char *path, sd_err *err);
+
+int ds_builder_finish(ds_builder *b, ds_dataset *out, sd_err *err) {
+    memset(out, 0, sizeof *out);
+    if (b->user_ids.len > INT32_MAX || b->item_ids.len > INT32_MAX) {
+        ds_builder_free(b);
+        return sd_fail(err, SD_ERR_DATA, "dataset: more than 2^31 users or items");
+    }
+    ds_header h = {0};
+    memcpy(h.magic, DS_MAGIC, 8);
+    h.version = DS_VERSION;
+    h.header_size = DS_HEADER_SIZE;
+    h.n_users = (int64_t)b->user_ids.len;
+    h.n_items = (int64_t)b->item_ids.len;
+    h.n_events = (int64_t)b->events.len;
+    h.strings_size = b->pool_len;
+    const uint8_t *meta = b->item_meta.data;
+    for (int64_t i = 0; i < h.n_items; i++) h.n_unknown_items += meta[i] == 0;
+    layout(&h);
+
+    char *img = sd_calloc(1, (size_t)h.file_size);
+    ds_event *ev = (ds_event *)(img + h.sec[SEC_EVENTS].off);
+    int64_t *uoff = (int64_t *)(img + h.sec[SEC_USER_OFF].off);
+    /* counting sort by user, then (ts, item) inside each user */
+    const ds_event *src = b->events.data;
+    for (int64_t k = 0; k < h.n_events; k++) uoff[src[k].user + 1]++;
+    for (int64_t u = 0; u < h.n_users; u++) uoff[u + 1] += uoff[u];
+    int64_t *fill = sd_malloc((size_t)(h.n_users + 1) * sizeof *fill);
+    memcpy(fill, uoff, (size_t)(h.n_users + 1) * sizeof *fill);
+    for (int64_t k = 0; k < h.n_events; k++) ev[fill[src[k].user]++] = src[k];
+    free(fill);
+    for (int64_t u = 0; u < h.n_users; u++)
+        qsort(ev + uoff[u], (size_t)(uoff[u + 1] - uoff[u]), sizeof *ev, cmp_event_in_user);
+    for (int64_t k = 0; k < h.n_events; k++) {
+        if (k == 0 || ev[k].ts < h.ts_min) h.ts_min = ev[k].ts;
+        if (k == 0 || ev[k].ts > h.ts_max) h.ts_max = ev[k].ts;
+    }
+    memcpy(img + h.sec[SEC_USER_IDS].off, b->user_ids.data, h.sec[SEC_USER_IDS].size);
+    memcpy(img + h.sec[SEC_ITEM_IDS].off, b->item_ids.data, h.sec[SEC_ITEM_IDS].size);
+    memcpy(img + h.sec[SEC_ITEM_META].off, b->item_meta.data, h.sec[SEC_ITEM_META].size);
+    memcpy(img + h.sec[SEC_TITLE_OFF].off, b->title_off.data, h.sec[SEC_TITLE_OFF].size);
+    memcpy(img + h.sec[SEC_TAGS_OFF].off, b->tags_off.data, h.sec[SEC_TAGS_OFF].size);
+    memcpy(img + h.sec[SEC_STRINGS].off, b->pool, h.sec[SEC_STRINGS].size);
+    sort_index(b->user_ids.data, h.n_users, (int32_t *)(img + h.sec[SEC_USER_INDEX].off));
+    sort_index(b->item_ids.data, h.n_items, (int32_t *)(img + h.sec[SEC_ITEM_INDEX].off));
+    memcpy(img, &h, sizeof h);
+    ds_builder_free(b);
+
+    int rc = bind(out, img, (size_t)h.file_size, "dataset (in memory)", err);
+    if (rc) {
+        free(img);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    out->heap[HEAP_IMAGE] = img;
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- validation and binding */
+
+/* Points d's fields into the file image base (size bytes) after checking the header, every
+ * section against the file size, and the content that later stages index with (ids, offsets,
+ * order). Returns SD_ERR_FORMAT naming path and the first problem found. */
+static int bind(ds_dataset *d, const void *base, size_t size, const char *path, sd_err *err) {
+    const char *p = base;
+    ds_header h;
+    if (size < 8 || memcmp(p, DS_MAGIC, 8) != 0)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: not a serendip dataset (bad magic; expected a dataset.bin written by 'serendip ingest' or 'serendip world')", path);
+    if (size < sizeof h)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: truncated (%zu bytes, the header alone is %d)", path, size, DS_HEADER_SIZE);
+    memcpy(&h, p, sizeof h);
+    if (h.version != DS_VERSION)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: dataset format version %u, this build reads version %d (re-run 'serendip ingest' or 'serendip world')",
+                       path, h.version, DS_VERSION);
+    if (h.header_size != DS_HEADER_SIZE)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: header size %u, expected %d", path, h.header_size, DS_HEADER_SIZE);
+    if (h.file_size != size)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: %s (header says %llu bytes, file has %zu)", path,
+                       h.file_size > size ? "truncated" : "has trailing bytes", (unsigned long long)h.file_size, size);
+    if (h.n_users < 0 || h.n_items < 0 || h.n_events < 0 || h.n_users > INT32_MAX || h.n_items > INT32_MAX ||
+        (uint64_t)h.n_events > size / sizeof(ds_event) || h.n_unknown_items < 0 || h.n_unknown_items > h.n_items)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: impossible counts (users %lld, items %lld, events %lld, unknown items %lld)", path,
+                       (long long)h.n_users, (long long)h.n_items, (long long)h.n_events, (long long)h.n_unknown_items);
+    if (h.strings_size < 1 || h.strings_size > size)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: string pool size %llu out of range", path, (unsigned long long)h.strings_size);
+    ds_header want = h;
+    layout(&want);
+    for (int s = 0; s < SEC_COUNT; s++) {
+        if (h.sec[s].off != want.sec[s].off || h.sec[s].size != want.sec[s].size || h.sec[s].off % DS_ALIGN ||
+            h.sec[s].off + h.sec[s].size > size)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: section '%s' at offset %llu size %llu does not match the counts or the file size %zu",
+                           path, sec_names[s], (unsigned long long)h.sec[s].off, (unsigned long long)h.sec[s].size, size);
+    }
+    if (want.file_size != size)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: file size %zu, the counts need %llu", path, size, (unsigned long long)want.file_size);
+
+    const ds_event *ev = (const ds_event *)(p + h.sec[SEC_EVENTS].off);
+    const int64_t *uoff = (const int64_t *)(p + h.sec[SEC_USER_OFF].off);
+    const int64_t *uids = (const int64_t *)(p + h.sec[SEC_USER_IDS].off);
+    const int64_t *iids = (const int64_t *)(p + h.sec[SEC_ITEM_IDS].off);
+    const uint8_t *meta = (const uint8_t *)(p + h.sec[SEC_ITEM_META].off);
+    const uint64_t *toff = (const uint64_t *)(p + h.sec[SEC_TITLE_OFF].off);
+    const uint64_t *goff = (const uint64_t *)(p + h.sec[SEC_TAGS_OFF].off);
+    const char *strings = p + h.sec[SEC_STRINGS].off;
+    const int32_t *uidx = (const int32_t *)(p + h.sec[SEC_USER_INDEX].off);
+    const int32_t *iidx = (const int32_t *)(p + h.sec[SEC_ITEM_INDEX].off);
+
+    if (strings[h.strings_size - 1] != 0) return sd_fail(err, SD_ERR_FORMAT, "%s: string pool is not NUL-terminated", path);
+    if (uoff[0] != 0 || uoff[h.n_users] != h.n_events)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: user offsets do not span the %lld events", path, (long long)h.n_events);
+    for (int64_t u = 0; u < h.n_users; u++) {
+        if (uoff[u + 1] < uoff[u]) return sd_fail(err, SD_ERR_FORMAT, "%s: user offsets decrease at user %lld", path, (long long)u);
+        for (int64_t k = uoff[u]; k < uoff[u + 1]; k++) {
+            const ds_event *e = ev + k;
+            if (e->user != u || e->item < 0 || e->item >= h.n_items || e->ts < h.ts_min || e->ts > h.ts_max ||
+                !(e->rating == DS_NO_VALUE || isfinite(e->rating)) || !(e->watch == DS_NO_VALUE || isfinite(e->watch)))
+                return sd_fail(err, SD_ERR_FORMAT, "%s: event %lld is corrupt (user %d, item %d, ts %lld)", path, (long long)k, e->user,
+                               e->item, (long long)e->ts);
+            if (k > uoff[u] && cmp_event_in_user(e - 1, e) > 0)
+                return sd_fail(err, SD_ERR_FORMAT, "%s: events of user %lld are not sorted by (ts, item)", path, (long long)u);
+        }
+    }
+    int64_t unknown = 0;
+    for (int64_t i = 0; i < h.n_items; i++) {
+        if (meta[i] > 1 || toff[i] >= h.strings_size || goff[i] >= h.strings_size)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: item %lld has a corrupt catalogue entry", path, (long long)i);
+        unknown += meta[i] == 0;
+    }
+    if (unknown != h.n_unknown_items)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: header says %lld unknown items, the catalogue has %lld", path,
+                       (long long)h.n_unknown_items, (long long)unknown);
+    for (int64_t i = 0; i < h.n_users; i++)
+        if (uidx[i] < 0 || uidx[i] >= h.n_users || (i > 0 && uids[uidx[i - 1]] >= uids[uidx[i]]))
+            return sd_fail(err, SD_ERR_FORMAT, "%s: user index is corrupt or user ids repeat (at %lld)", path, (long long)i);
+    for (int64_t i = 0; i < h.n_items; i++)
+        if (iidx[i] < 0 || iidx[i] >= h.n_items || (i > 0 && iids[iidx[i - 1]] >= iids[iidx[i]]))
+            return sd_fail(err, SD_ERR_FORMAT, "%s: item index is corrupt or item ids repeat (at %lld)", path, (long long)i);
+
+    d->n_users = h.n_users;
+    d->n_items = h.n_items;
+    d->n_events = h.n_events;
+    d->n_unknown_items = h.n_unknown_items;
+    d->events = ev;
+    d->user_off = uoff;
+    d->user_ids = uids;
+    d->item_ids = iids;
+    d->item_meta = meta;
+    d->title_off = toff;
+    d->tags_off = goff;
+    d->strings = strings;
+    d->ts_min = h.ts_min;
+    d->ts_max = h.ts_max;
+    d->heap[HEAP_USER_INDEX] = (void *)uidx;
+    d->heap[HEAP_ITEM_INDEX] = (void *)iidx;
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- save / load / free */
+
+static int write_section(FILE *f, const void *data, uint64_t size) {
+    static const char zeros[DS_ALIGN] = {0};
+    if (size && fwrite(data, 1, (size_t)size, f) != size) return -1;
+    uint64_t pad = align_up(size) - size;
+    if (pad && fwrite(zeros, 1, (size_t)pad, f) != pad) return -1;
+    return 0;
+}
+
+int ds_save(const ds_dataset *d, const char *path, sd_err *err) {
+    /* The pool size is not a field of ds_dataset: it is the end of the last string referenced. */
+    uint64_t strings_size = 1;
+    for (int64_t i = 0; i < d->n_items; i++) {
+        uint64_t t = d->title_off[i] + strlen(ds_item_title(d, i)) + 1;
+        uint64_t g = d->tags_off[i] + strlen(ds_item_tags(d, i)) + 1;
+        if (t > strings_size) strings_size = t;
+        if (g > strings_size) strings_size = g;
+    }
+    ds_header h = {0};
+    memcpy(h.magic, DS_MAGIC, 8);
+    h.version = DS_VERSION;
+    h.header_size = DS_HEADER_SIZE;
+    h.n_users = d->n_users;
+    h.n_items = d->n_items;
+    h.n_events = d->n_events;
+    h.n_unknown_items = d->n_unknown_items;
+    h.ts_min = d->ts_min;
+    h.ts_max = d->ts_max;
+    h.strings_size = strings_size;
+    layout(&h);
+
+    int32_t *uidx = sd_malloc((size_t)(d->n_users + 1) * sizeof *uidx);
+    int32_t *iidx = sd_malloc((size_t)(d->n_items + 1) * sizeof *iidx);
+    sort_index(d->user_ids, d->n_users, uidx);
+    sort_index(d->item_ids, d->n_items, iidx);
+
+    sd_afile a;
+    int rc = sd_afile_open(&a, path, err);
+    if (rc) goto done;
+    const void *data[SEC_COUNT] = {d->events, d->user_off, d->user_ids, d->item_ids, d->item_meta,
+                                   d->title_off, d->tags_off, d->strings, uidx, iidx};
+    int bad = fwrite(&h, sizeof h, 1, a.f) != 1;
+    for (int s = 0; s < SEC_COUNT && !bad; s++) bad = write_section(a.f, data[s], h.sec[s].size) != 0;
+    if (bad) {
+        sd_afile_abort(&a);
+        rc = sd_fail(err, SD_ERR_IO, "%s: write failed", path);
+        goto done;
+    }
+    rc = sd_afile_commit(&a, err);
+done:
+    free(uidx);
+    free(iidx);
+    return rc;
+}
+
+int ds_load(ds_dataset *d, const char *path, sd_err *err) {
+    memset(d, 0, sizeof *d);
+    if (!sd_file_exists(path))
+        return sd_fail(err, SD_ERR_STATE, "%s: no dataset in this workspace (run 'serendip ingest' or 'serendip world')", path);
+    sd_map m;
+    int rc = sd_map_open(&m, path, err);
+    if (rc) return rc;
+    rc = bind(d, m.data ? m.data : "", m.size, path, err);
+    if (rc) {
+        sd_map_close(&m);
+        memset(d, 0, sizeof *d);
+        return rc;
+    }
+    d->map = m;
+    return SD_OK;
+}
+
+void ds_free(ds_dataset *d) {
+    if (!d) return;
+    for (int i = 0; i < HEAP_OWNED; i++) free(d->heap[i]);
+    sd_map_close(&d->map);
+    memset(d, 0, sizeof *d);
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+static int64_t find_raw(const int64_t *ids, const int32_t *idx, int64_t n, int64_t raw) {
+    if (!idx) { /* a dataset assembled by hand, without the sorted index: linear scan */
+        for (int64_t i = 0; i < n; i++)
+            if (ids[i] == raw) return i;
+        return -1;
+    }
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ids[idx[mid]] < raw) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && ids[idx[lo]] == raw ? idx[lo] : -1;
+}
+
+int64_t ds_find_user(const ds_dataset *d, int64_t raw_id) {
+    return find_raw(d->user_ids, d->heap[HEAP_USER_INDEX], d->n_users, raw_id);
+}
+
+int64_t ds_find_item(const ds_dataset *d, int64_t raw_id) {
+    return find_raw(d->item_ids, d->heap[HEAP_ITEM_INDEX], d->n_items, raw_id);
+}
