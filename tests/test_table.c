@@ -1,0 +1,238 @@
+/* test_table.c - explore table: write/open/lookup round trip, shard + merge byte-identical to an
+ * unsharded build, refusal of truncated, foreign, wrong-version and corrupted files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serendip/table.h"
+
+static char g_dir[64];
+
+static char *tmp_path(const char *name) { return sd_path_join(g_dir, name); }
+
+static tbl_params params(int64_t begin, int64_t end) {
+    /* K = 2, M = 7: 49 contexts, top 3 */
+    tbl_params p = {.k = 2, .n_clusters = 7, .n_contexts = 49, .top = 3, .n_samples = 16, .temperature = 0.8f,
+                    .seed = 99, .tax_hash = 0x1111, .novelty_hash = 0x2222, .align_hash = 0x3333};
+    p.begin = begin;
+    p.end = end;
+    return p;
+}
+
+/* The content of context i, a function of i alone (as a deterministic planner's would be):
+ * contexts with c1 == c2 stay empty, i % 5 == 0 are fallbacks with one entry, others have
+ * 1 + i % 3 entries. */
+static int fill_context(int64_t i, tbl_entry *e, uint32_t *flags) {
+    int c1 = (int)(i / 7), c2 = (int)(i % 7);
+    *flags = 0;
+    if (c1 == c2) return 0;
+    if (i % 5 == 0) {
+        *flags = TBL_FLAG_FALLBACK;
+        e[0] = (tbl_entry){(c2 + 1) % 7, 0.0f, -1.0f};
+        return 1;
+    }
+    int n = 1 + (int)(i % 3);
+    for (int j = 0; j < n; j++) e[j] = (tbl_entry){(int)((i + j + 2) % 7), 9.0f - (float)j - (float)i / 100.0f, -0.5f * (float)(j + 1)};
+    return n;
+}
+
+static void build_range(int64_t begin, int64_t end, const char *path) {
+    tbl_params p = params(begin, end);
+    sd_err err = {0};
+    tbl_builder *b = tbl_builder_new(&p, &err);
+    assert_non_null(b);
+    tbl_stats st = {0};
+    for (int64_t i = begin; i < end; i++) {
+        tbl_entry e[3];
+        uint32_t fl;
+        int n = fill_context(i, e, &fl);
+        if (i / 7 == i % 7) continue;
+        st.contexts_planned++;
+        st.samples += 16;
+        st.samples_compliant += 15;
+        st.samples_novel += 10;
+        st.contexts_fallback += fl ? 1 : 0;
+        assert_int_equal(tbl_builder_set(b, i, e, n, fl, &err), SD_OK);
+    }
+    st.fallback_kind = 2;
+    tbl_builder_add_stats(b, &st);
+    assert_int_equal(tbl_write(b, path, &err), SD_OK);
+    tbl_builder_free(b);
+}
+
+static void test_round_trip(void **state) {
+    (void)state;
+    char *path = tmp_path("full.tbl");
+    build_range(0, 49, path);
+    tbl_table t;
+    sd_err err = {0};
+    assert_int_equal(tbl_open(&t, path, &err), SD_OK);
+    assert_int_equal(t.p.k, 2);
+    assert_int_equal(t.p.n_clusters, 7);
+    assert_int_equal(t.p.top, 3);
+    assert_true(t.p.align_hash == 0x3333 && t.p.seed == 99);
+    assert_int_equal(t.s.contexts_planned, 42);
+    assert_int_equal(t.s.samples, 42 * 16);
+    assert_int_equal(t.s.fallback_kind, 2);
+    for (int64_t i = 0; i < 49; i++) {
+        tbl_entry want[3];
+        uint32_t wfl, fl = 77;
+        int wn = fill_context(i, want, &wfl);
+        const tbl_entry *got;
+        int n = tbl_lookup(&t, i, &got, &fl);
+        assert_int_equal(n, wn);
+        assert_int_equal(fl, wfl);
+        for (int j = 0; j < n; j++) {
+            assert_int_equal(got[j].cluster, want[j].cluster);
+            assert_true(got[j].align_score == want[j].align_score); /* stored bit for bit */
+            assert_true(got[j].novelty_logprob == want[j].novelty_logprob);
+        }
+    }
+    const tbl_entry *e;
+    assert_int_equal(tbl_lookup(&t, 49, &e, NULL), -1);
+    assert_int_equal(tbl_lookup(&t, -1, &e, NULL), -1);
+    tbl_close(&t);
+    free(path);
+}
+
+static void test_builder_refuses_bad_input(void **state) {
+    (void)state;
+    tbl_params p = params(10, 20);
+    sd_err err = {0};
+    tbl_builder *b = tbl_builder_new(&p, &err);
+    tbl_entry e[4] = {{1, 0, 0}, {2, 0, 0}, {3, 0, 0}, {4, 0, 0}};
+    assert_int_not_equal(tbl_builder_set(b, 9, e, 1, 0, &err), SD_OK);  /* outside the shard */
+    assert_int_not_equal(tbl_builder_set(b, 20, e, 1, 0, &err), SD_OK);
+    assert_int_not_equal(tbl_builder_set(b, 10, e, 4, 0, &err), SD_OK); /* more than top */
+    e[0].cluster = 7;
+    assert_int_not_equal(tbl_builder_set(b, 10, e, 1, 0, &err), SD_OK); /* cluster out of range */
+    tbl_builder_free(b);
+    p.n_contexts = 50; /* not M^K */
+    assert_null(tbl_builder_new(&p, &err));
+}
+
+static int files_equal(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    sd_err err = {0};
+    assert_int_equal(sd_read_file(a, &x, &nx, &err), SD_OK);
+    assert_int_equal(sd_read_file(b, &y, &ny, &err), SD_OK);
+    int eq = nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return eq;
+}
+
+static void test_shard_merge_is_byte_identical(void **state) {
+    (void)state;
+    char *full = tmp_path("u.tbl"), *s0 = tmp_path("s0.tbl"), *s1 = tmp_path("s1.tbl"), *s2 = tmp_path("s2.tbl"),
+         *merged = tmp_path("m.tbl");
+    build_range(0, 49, full);
+    build_range(0, 17, s0);
+    build_range(17, 33, s1);
+    build_range(33, 49, s2);
+    sd_err err = {0};
+    const char *order[3] = {s2, s0, s1}; /* given out of order on purpose */
+    assert_int_equal(tbl_merge(order, 3, merged, &err), SD_OK);
+    assert_true(files_equal(full, merged));
+
+    /* a gap, an overlap and a foreign run are refused */
+    const char *gap[2] = {s0, s2};
+    assert_int_equal(tbl_merge(gap, 2, merged, &err), SD_ERR_DATA);
+    assert_non_null(strstr(err.msg, "covered by no shard"));
+    char *s1b = tmp_path("s1b.tbl");
+    build_range(16, 33, s1b);
+    const char *ovl[3] = {s0, s1b, s2};
+    assert_int_equal(tbl_merge(ovl, 3, merged, &err), SD_ERR_DATA);
+    assert_non_null(strstr(err.msg, "overlaps"));
+    /* same range, different model hash */
+    tbl_params p = params(17, 33);
+    p.align_hash = 0x4444;
+    tbl_builder *b = tbl_builder_new(&p, &err);
+    char *other = tmp_path("other.tbl");
+    assert_int_equal(tbl_write(b, other, &err), SD_OK);
+    tbl_builder_free(b);
+    const char *foreign[3] = {s0, other, s2};
+    assert_int_equal(tbl_merge(foreign, 3, merged, &err), SD_ERR_DATA);
+    assert_non_null(strstr(err.msg, "different runs"));
+    free(full); free(s0); free(s1); free(s2); free(merged); free(s1b); free(other);
+}
+
+static void test_refuses_bad_files(void **state) {
+    (void)state;
+    char *path = tmp_path("good.tbl"), *bad = tmp_path("bad.tbl");
+    build_range(0, 49, path);
+    char *buf;
+    size_t n;
+    sd_err err = {0};
+    tbl_table t;
+    assert_int_equal(sd_read_file(path, &buf, &n, &err), SD_OK);
+    assert_int_equal(n, 256 + 49 * (8 + 12 * 3));
+
+    /* truncated: by one byte, and to half a header */
+    assert_int_equal(sd_write_file_atomic(bad, buf, n - 1, &err), SD_OK);
+    assert_int_equal(tbl_open(&t, bad, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "truncated"));
+    assert_non_null(strstr(err.msg, "bad.tbl"));
+    assert_int_equal(sd_write_file_atomic(bad, buf, 100, &err), SD_OK);
+    assert_int_equal(tbl_open(&t, bad, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "truncated"));
+    /* empty */
+    assert_int_equal(sd_write_file_atomic(bad, buf, 0, &err), SD_OK);
+    assert_int_equal(tbl_open(&t, bad, &err), SD_ERR_FORMAT);
+
+    /* foreign */
+    char *copy = sd_malloc(n);
+    memcpy(copy, buf, n);
+    memcpy(copy, "GGUF\3\0\0\0", 8);
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "not an explore table"));
+    /* wrong version */
+    memcpy(copy, buf, n);
+    copy[8] = 2;
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "version 2"));
+    /* header bit flip: checksum */
+    memcpy(copy, buf, n);
+    copy[60] ^= 1;
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    /* corrupted slot: count beyond top (slot 1 starts at 256 + 44) */
+    memcpy(copy, buf, n);
+    copy[256 + 44] = 9;
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "slot 1"));
+    /* corrupted entry: cluster 7 in slot 1 (which has 1 + 1 % 3 = 2 entries) */
+    memcpy(copy, buf, n);
+    copy[256 + 44 + 8] = 7;
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
+    /* trailing garbage */
+    char *longer = sd_calloc(n + 4, 1);
+    memcpy(longer, buf, n);
+    assert_int_equal(tbl_open_mem(&t, longer, n + 4, &err), SD_ERR_FORMAT);
+    /* the intact buffer opens */
+    memcpy(copy, buf, n);
+    assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_OK);
+    tbl_close(&t);
+    free(longer); free(copy); free(buf); free(path); free(bad);
+}
+
+int main(void) {
+    strcpy(g_dir, "/tmp/sdtblXXXXXX");
+    if (!mkdtemp(g_dir)) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_builder_refuses_bad_input),
+        cmocka_unit_test(test_shard_merge_is_byte_identical),
+        cmocka_unit_test(test_refuses_bad_files),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char *cmd = sd_asprintf("rm -rf %s", g_dir);
+    if (system(cmd) != 0) rc = rc ? rc : 1;
+    free(cmd);
+    return rc;
+}
