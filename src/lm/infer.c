@@ -1,0 +1,787 @@
+/* infer.c - batched KV-cache inference for the Llama decoder of lm.h: generation (free and
+ * constrained to a token trie), next-token log-probabilities, continuation scoring, and the plain
+ * reference forward the fast path is tested against.
+ *
+ * The fast path works on "rows": one row = one token of one sequence at one position. A batch of
+ * up to max_rows rows goes through every layer together: each weight matrix is applied with one
+ * cblas_sgemm over all rows, and attention (OpenMP over rows x heads) reads each row's keys and
+ * values from two segments:
+ *   - a read-only prefix (the prompt's cache, shared by all the samples drawn from that prompt),
+ *   - the row's own segment, where the row writes its key/value at own_idx and attends to
+ *     own[0..own_idx] (for a prompt being prefilled, the own segment IS the prompt's cache).
+ * Caches are "pools" of slots: k, v (L, slots, cap, KvD). Pools grow between calls, never inside
+ * a step loop. The attention and the glue (RMSNorm, RoPE, SwiGLU) are hand-written: they are the
+ * model's definition (lm.h) and no Debian library implements this decoder; matrix products go to
+ * OpenBLAS. */
+#include "serendip/lm_infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct {
+    float *k, *v; /* (L, slots, cap, KvD) */
+    int slots, cap;
+} kv_pool;
+
+struct lm_infer {
+    const lm_model *m; /* borrowed */
+    lm_config c;
+    int max_rows, max_seq, n_threads;
+    /* activations, one row per batched token */
+    float *x;        /* (R, D) residual stream */
+    float *xb;       /* (R, D) normed input of a sub-layer */
+    float *q;        /* (R, D) */
+    float *k, *v;    /* (R, KvD) */
+    float *att;      /* (R, D) attention output */
+    float *h1, *h3;  /* (R, H) gate, up */
+    float *logits;   /* (R, V) for the rows that asked for logits, in row order */
+    float *plog;     /* (R, V) last-token logits of the prompts of a chunk */
+    float *att_buf;  /* (threads, max_seq) attention scores */
+    float *samp_buf; /* (threads, 3V) sampler scratch */
+    float *rope_cos, *rope_sin; /* (max_seq, head_dim/2) */
+    kv_pool prompt, gen;
+};
+
+static void pool_free(kv_pool *p) {
+    free(p->k);
+    free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+/* Makes room for slots x cap positions; the content is not kept. */
+static void pool_reserve(kv_pool *p, const lm_config *c, int slots, int cap) {
+    if (slots < 1) slots = 1;
+    if (cap < 1) cap = 1;
+    if ((size_t)slots * cap <= (size_t)p->slots * p->cap && p->k) {
+        p->slots = slots; /* reuse the block with the new shape */
+        p->cap = cap;
+        return;
+    }
+    pool_free(p);
+    size_t n = (size_t)c->n_layers * slots * cap * lm_kv_dim(c);
+    p->k = sd_malloc(n * sizeof(float));
+    p->v = sd_malloc(n * sizeof(float));
+    p->slots = slots;
+    p->cap = cap;
+}
+
+/* The key (or value) vector of layer l, slot s, position i. */
+static inline float *pool_at(const kv_pool *p, float *base, const lm_config *c, int l, int s, int i) {
+    return base + (((size_t)l * p->slots + s) * p->cap + i) * lm_kv_dim(c);
+}
+
+lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err) {
+    if (!m || lm_config_check(&m->cfg, err) != SD_OK) {
+        if (!m) sd_fail(err, SD_ERR_USAGE, "lm_infer_new: no model");
+        return NULL;
+    }
+    if (max_rows < 1 || max_seq < 2) {
+        sd_fail(err, SD_ERR_USAGE, "lm_infer_new: max_rows %d must be >= 1 and max_seq %d >= 2", max_rows, max_seq);
+        return NULL;
+    }
+    lm_infer *inf = sd_calloc(1, sizeof *inf);
+    const lm_config *c = &m->cfg;
+    inf->m = m;
+    inf->c = *c;
+    inf->max_rows = max_rows;
+    inf->max_seq = max_seq;
+    inf->n_threads = sd_num_threads();
+    size_t R = (size_t)max_rows, D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size;
+    inf->x = sd_malloc(R * D * sizeof(float));
+    inf->xb = sd_malloc(R * D * sizeof(float));
+    inf->q = sd_malloc(R * D * sizeof(float));
+    inf->k = sd_malloc(R * KvD * sizeof(float));
+    inf->v = sd_malloc(R * KvD * sizeof(float));
+    inf->att = sd_malloc(R * D * sizeof(float));
+    inf->h1 = sd_malloc(R * H * sizeof(float));
+    inf->h3 = sd_malloc(R * H * sizeof(float));
+    inf->logits = sd_malloc(R * V * sizeof(float));
+    inf->plog = sd_malloc(R * V * sizeof(float));
+    inf->att_buf = sd_malloc((size_t)inf->n_threads * max_seq * sizeof(float));
+    inf->samp_buf = sd_malloc((size_t)inf->n_threads * 3 * V * sizeof(float));
+    int half = lm_head_dim(c) / 2;
+    inf->rope_cos = sd_malloc((size_t)max_seq * half * sizeof(float));
+    inf->rope_sin = sd_malloc((size_t)max_seq * half * sizeof(float));
+    for (int p = 0; p < max_seq; p++)
+        for (int i = 0; i < half; i++) {
+            double freq = pow((double)c->rope_theta, -2.0 * i / lm_head_dim(c));
+            inf->rope_cos[(size_t)p * half + i] = (float)cos(p * freq);
+            inf->rope_sin[(size_t)p * half + i] = (float)sin(p * freq);
+        }
+    return inf;
+}
+
+void lm_infer_free(lm_infer *inf) {
+    if (!inf) return;
+    free(inf->x);
+    free(inf->xb);
+    free(inf->q);
+    free(inf->k);
+    free(inf->v);
+    free(inf->att);
+    free(inf->h1);
+    free(inf->h3);
+    free(inf->logits);
+    free(inf->plog);
+    free(inf->att_buf);
+    free(inf->samp_buf);
+    free(inf->rope_cos);
+    free(inf->rope_sin);
+    pool_free(&inf->prompt);
+    pool_free(&inf->gen);
+    free(inf);
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---------------------------------------------------------------- the batched forward */
+
+typedef struct {
+    int32_t token;
+    int pos;              /* absolute position (RoPE) */
+    const kv_pool *pre;   /* read-only prefix, NULL for none */
+    int pre_slot, pre_len;
+    kv_pool *own;         /* the row writes here at own_idx and attends own[0..own_idx] */
+    int own_slot, own_idx;
+    int want_logits;      /* 1: a row of inf->logits, in the order of the rows that want one */
+} row_desc;
+
+/* out = rmsnorm(x) * g for n rows of width D. */
+static void rmsnorm_rows(float *out, const float *x, const float *g, int n, int D, float eps) {
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * D;
+        float *o = out + (size_t)r * D;
+        float ss = 0;
+        for (int i = 0; i < D; i++) ss += xr[i] * xr[i];
+        float s = 1.0f / sqrtf(ss / D + eps);
+        for (int i = 0; i < D; i++) o[i] = xr[i] * s * g[i];
+    }
+}
+
+/* Rotates adjacent pairs of each head of vec (n_heads * head_dim) at position pos. */
+static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd, int pos) {
+    int half = hd / 2;
+    const float *cs = inf->rope_cos + (size_t)pos * half, *sn = inf->rope_sin + (size_t)pos * half;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = v[2 * i], b = v[2 * i + 1];
+            v[2 * i] = a * cs[i] - b * sn[i];
+            v[2 * i + 1] = a * sn[i] + b * cs[i];
+        }
+    }
+}
+
+/* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual). */
+static void matmul_rows(float *C, const float *A, const float *W, int n, int out, int in, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, A, in, W, in, beta, C, out);
+}
+
+/* Runs n (<= max_rows) rows through the model; writes their keys/values into their own
+ * segments and the logits of the rows with want_logits into inf->logits. Returns how many rows
+ * produced logits. THE hot loop of inference. */
+static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
+    const lm_config *c = &inf->c;
+    const lm_weights *w = &inf->m->w;
+    int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
+    int nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
+    float scale = 1.0f / sqrtf((float)hd);
+
+    for (int r = 0; r < n; r++) memcpy(inf->x + (size_t)r * D, w->tok_emb + (size_t)rows[r].token * D, D * sizeof(float));
+
+    for (int l = 0; l < c->n_layers; l++) {
+        /* attention block */
+        rmsnorm_rows(inf->xb, inf->x, w->attn_norm + (size_t)l * D, n, D, c->norm_eps);
+        matmul_rows(inf->q, inf->xb, w->wq + (size_t)l * D * D, n, D, D, 0.0f);
+        matmul_rows(inf->k, inf->xb, w->wk + (size_t)l * KvD * D, n, KvD, D, 0.0f);
+        matmul_rows(inf->v, inf->xb, w->wv + (size_t)l * KvD * D, n, KvD, D, 0.0f);
+#pragma omp parallel for schedule(static) if (n > 16)
+        for (int r = 0; r < n; r++) {
+            const row_desc *rd = &rows[r];
+            rope_row(inf, inf->q + (size_t)r * D, nh, hd, rd->pos);
+            rope_row(inf, inf->k + (size_t)r * KvD, nkv, hd, rd->pos);
+            memcpy(pool_at(rd->own, rd->own->k, c, l, rd->own_slot, rd->own_idx), inf->k + (size_t)r * KvD,
+                   KvD * sizeof(float));
+            memcpy(pool_at(rd->own, rd->own->v, c, l, rd->own_slot, rd->own_idx), inf->v + (size_t)r * KvD,
+                   KvD * sizeof(float));
+        }
+#pragma omp parallel for collapse(2) schedule(static) if (n * nh > 16)
+        for (int r = 0; r < n; r++)
+            for (int h = 0; h < nh; h++) {
+                const row_desc *rd = &rows[r];
+                int kvh = h / group, np = rd->pre ? rd->pre_len : 0, nt = np + rd->own_idx + 1;
+                const float *qv = inf->q + (size_t)r * D + (size_t)h * hd;
+                float *sc = inf->att_buf + (size_t)thread_id() * inf->max_seq;
+                float mx = -INFINITY;
+                for (int t = 0; t < nt; t++) {
+                    const float *kv = t < np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, t)
+                                             : pool_at(rd->own, rd->own->k, c, l, rd->own_slot, t - np);
+                    kv += (size_t)kvh * hd;
+                    float s = 0;
+                    for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
+                    s *= scale;
+                    sc[t] = s;
+                    if (s > mx) mx = s;
+                }
+                float sum = 0;
+                for (int t = 0; t < nt; t++) {
+                    sc[t] = expf(sc[t] - mx);
+                    sum += sc[t];
+                }
+                float inv = 1.0f / sum, *o = inf->att + (size_t)r * D + (size_t)h * hd;
+                memset(o, 0, hd * sizeof(float));
+                for (int t = 0; t < nt; t++) {
+                    const float *vv = t < np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, t)
+                                             : pool_at(rd->own, rd->own->v, c, l, rd->own_slot, t - np);
+                    vv += (size_t)kvh * hd;
+                    float a = sc[t] * inv;
+                    for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+                }
+            }
+        matmul_rows(inf->x, inf->att, w->wo + (size_t)l * D * D, n, D, D, 1.0f);
+
+        /* feed-forward block */
+        rmsnorm_rows(inf->xb, inf->x, w->ffn_norm + (size_t)l * D, n, D, c->norm_eps);
+        matmul_rows(inf->h1, inf->xb, w->w1 + (size_t)l * H * D, n, H, D, 0.0f);
+        matmul_rows(inf->h3, inf->xb, w->w3 + (size_t)l * H * D, n, H, D, 0.0f);
+        size_t nH = (size_t)n * H;
+#pragma omp parallel for schedule(static) if (nH > 4096)
+        for (size_t i = 0; i < nH; i++) {
+            float g = inf->h1[i];
+            inf->h1[i] = g / (1.0f + expf(-g)) * inf->h3[i];
+        }
+        matmul_rows(inf->x, inf->h1, w->w2 + (size_t)l * D * H, n, D, H, 1.0f);
+    }
+
+    /* output head on the rows that want logits */
+    int nl = 0;
+    for (int r = 0; r < n; r++)
+        if (rows[r].want_logits) {
+            if (nl != r) memcpy(inf->x + (size_t)nl * D, inf->x + (size_t)r * D, D * sizeof(float));
+            nl++;
+        }
+    if (nl == 0) return 0;
+    rmsnorm_rows(inf->xb, inf->x, w->out_norm, nl, D, c->norm_eps);
+    matmul_rows(inf->logits, inf->xb, w->out, nl, V, D, 0.0f);
+    return nl;
+}
+
+/* ---------------------------------------------------------------- the reference forward */
+
+/* Naive, one sequence, no cache; double accumulators. Written straight from lm.h's conventions
+ * and sharing no code with the fast path. */
+void lm_forward_reference(const lm_model *m, const int32_t *tokens, int n, float *logits) {
+    const lm_config *c = &m->cfg;
+    const lm_weights *w = &m->w;
+    int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
+    int nh = c->n_heads, group = c->n_heads / c->n_kv_heads;
+    double *x = sd_malloc(sizeof(double) * n * D), *xn = sd_malloc(sizeof(double) * D);
+    double *q = sd_malloc(sizeof(double) * n * D), *k = sd_malloc(sizeof(double) * n * KvD);
+    double *v = sd_malloc(sizeof(double) * n * KvD), *att = sd_malloc(sizeof(double) * n * D);
+    double *h = sd_malloc(sizeof(double) * H), *sc = sd_malloc(sizeof(double) * n);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < D; i++) x[(size_t)t * D + i] = w->tok_emb[(size_t)tokens[t] * D + i];
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int t = 0; t < n; t++) {
+            double ss = 0;
+            for (int i = 0; i < D; i++) ss += x[t * D + i] * x[t * D + i];
+            double s = 1.0 / sqrt(ss / D + c->norm_eps);
+            for (int i = 0; i < D; i++) xn[i] = x[t * D + i] * s * w->attn_norm[(size_t)l * D + i];
+            for (int o = 0; o < D; o++) {
+                double a = 0;
+                for (int i = 0; i < D; i++) a += w->wq[((size_t)l * D + o) * D + i] * xn[i];
+                q[t * D + o] = a;
+            }
+            for (int o = 0; o < KvD; o++) {
+                double a = 0, b = 0;
+                for (int i = 0; i < D; i++) {
+                    a += w->wk[((size_t)l * KvD + o) * D + i] * xn[i];
+                    b += w->wv[((size_t)l * KvD + o) * D + i] * xn[i];
+                }
+                k[t * KvD + o] = a;
+                v[t * KvD + o] = b;
+            }
+            /* RoPE: adjacent pairs, angle pos * theta^(-2i/hd) */
+            for (int j = 0; j < D; j += 2) {
+                int i = (j % hd) / 2;
+                double ang = t * pow((double)c->rope_theta, -2.0 * i / hd);
+                double a = q[t * D + j], b = q[t * D + j + 1];
+                q[t * D + j] = a * cos(ang) - b * sin(ang);
+                q[t * D + j + 1] = a * sin(ang) + b * cos(ang);
+                if (j < KvD) {
+                    a = k[t * KvD + j], b = k[t * KvD + j + 1];
+                    k[t * KvD + j] = a * cos(ang) - b * sin(ang);
+                    k[t * KvD + j + 1] = a * sin(ang) + b * cos(ang);
+                }
+            }
+        }
+        for (int t = 0; t < n; t++)
+            for (int hh = 0; hh < nh; hh++) {
+                int kvh = hh / group;
+                double mx = -INFINITY, sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    double s = 0;
+                    for (int i = 0; i < hd; i++) s += q[t * D + hh * hd + i] * k[u * KvD + kvh * hd + i];
+                    sc[u] = s / sqrt((double)hd);
+                    if (sc[u] > mx) mx = sc[u];
+                }
+                for (int u = 0; u <= t; u++) sum += (sc[u] = exp(sc[u] - mx));
+                for (int i = 0; i < hd; i++) {
+                    double a = 0;
+                    for (int u = 0; u <= t; u++) a += sc[u] / sum * v[u * KvD + kvh * hd + i];
+                    att[t * D + hh * hd + i] = a;
+                }
+            }
+        for (int t = 0; t < n; t++) {
+            for (int o = 0; o < D; o++) {
+                double a = 0;
+                for (int i = 0; i < D; i++) a += w->wo[((size_t)l * D + o) * D + i] * att[t * D + i];
+                x[t * D + o] += a;
+            }
+            double ss = 0;
+            for (int i = 0; i < D; i++) ss += x[t * D + i] * x[t * D + i];
+            double s = 1.0 / sqrt(ss / D + c->norm_eps);
+            for (int i = 0; i < D; i++) xn[i] = x[t * D + i] * s * w->ffn_norm[(size_t)l * D + i];
+            for (int j = 0; j < H; j++) {
+                double g = 0, u = 0;
+                for (int i = 0; i < D; i++) {
+                    g += w->w1[((size_t)l * H + j) * D + i] * xn[i];
+                    u += w->w3[((size_t)l * H + j) * D + i] * xn[i];
+                }
+                h[j] = g / (1 + exp(-g)) * u;
+            }
+            for (int o = 0; o < D; o++) {
+                double a = 0;
+                for (int j = 0; j < H; j++) a += w->w2[((size_t)l * D + o) * H + j] * h[j];
+                x[t * D + o] += a;
+            }
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += x[t * D + i] * x[t * D + i];
+        double s = 1.0 / sqrt(ss / D + c->norm_eps);
+        for (int i = 0; i < D; i++) xn[i] = x[t * D + i] * s * w->out_norm[i];
+        for (int o = 0; o < V; o++) {
+            double a = 0;
+            for (int i = 0; i < D; i++) a += w->out[(size_t)o * D + i] * xn[i];
+            logits[(size_t)t * V + o] = (float)a;
+        }
+    }
+    free(x);
+    free(xn);
+    free(q);
+    free(k);
+    free(v);
+    free(att);
+    free(h);
+    free(sc);
+}
+
+/* ---------------------------------------------------------------- prefill */
+
+static int check_prompts(const lm_infer *inf, const int32_t *const *prompts, const int *plen, int n, int extra,
+                         sd_err *err) {
+    for (int p = 0; p < n; p++) {
+        if (plen[p] < 1) return sd_fail(err, SD_ERR_USAGE, "prompt %d is empty", p);
+        if (plen[p] + extra > inf->max_seq)
+            return sd_fail(err, SD_ERR_USAGE, "prompt %d: %d tokens + %d new exceed the context's max_seq %d", p, plen[p],
+                           extra, inf->max_seq);
+        for (int t = 0; t < plen[p]; t++)
+            if (prompts[p][t] < 0 || prompts[p][t] >= inf->c.vocab_size)
+                return sd_fail(err, SD_ERR_USAGE, "prompt %d token %d: id %d outside the vocabulary [0, %d)", p, t,
+                               prompts[p][t], inf->c.vocab_size);
+    }
+    return SD_OK;
+}
+
+/* Prefills prompts[0..np) (np <= max_rows) into prompt-pool slots 0..np-1 and copies each
+ * prompt's last-token logits into plog row p. Rows of several prompts share each forward. */
+static void prefill(lm_infer *inf, const int32_t *const *prompts, const int *plen, int np, row_desc *rows,
+                    int *owner) {
+    int V = inf->c.vocab_size, maxlen = 1;
+    for (int p = 0; p < np; p++)
+        if (plen[p] > maxlen) maxlen = plen[p];
+    pool_reserve(&inf->prompt, &inf->c, np, maxlen);
+    int n = 0;
+    for (int p = 0; p < np; p++)
+        for (int t = 0; t < plen[p]; t++) {
+            row_desc *r = &rows[n];
+            r->token = prompts[p][t];
+            r->pos = t;
+            r->pre = NULL;
+            r->pre_slot = r->pre_len = 0;
+            r->own = &inf->prompt;
+            r->own_slot = p;
+            r->own_idx = t;
+            r->want_logits = t == plen[p] - 1;
+            owner[n] = p;
+            n++;
+            if (n == inf->max_rows || (p == np - 1 && t == plen[p] - 1)) {
+                forward_rows(inf, rows, n);
+                int j = 0;
+                for (int i = 0; i < n; i++)
+                    if (rows[i].want_logits)
+                        memcpy(inf->plog + (size_t)owner[i] * V, inf->logits + (size_t)(j++) * V, V * sizeof(float));
+                n = 0;
+            }
+        }
+}
+
+/* ---------------------------------------------------------------- generation */
+
+typedef struct {
+    int p, s;        /* prompt (absolute) and sample index */
+    int out;         /* output sequence index */
+    int32_t last;    /* token to feed next */
+    int len, done, node;
+    double lp, lp_renorm;
+    sd_rng rng;
+} gen_row;
+
+/* Chooses the next token of row g from logits; updates its state. trie NULL = free decoding. */
+static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_sampler *s, const lm_trie *trie,
+                       int max_new, int32_t stop_id, lm_gen_out *out) {
+    int V = inf->c.vocab_size;
+    float *scratch = inf->samp_buf + (size_t)thread_id() * 3 * V;
+    if (!trie) {
+        int32_t tok = lm_sample(s, logits, V, NULL, 0, &g->rng, scratch);
+        g->lp += lm_logprob_of(logits, V, tok);
+        if (tok == stop_id) {
+            g->done = 1;
+            out->stopped[g->out] = 1;
+        } else {
+            out->tokens[(size_t)g->out * out->max_new + g->len++] = tok;
+            g->last = tok;
+            if (g->len >= max_new) g->done = 1;
+        }
+        return;
+    }
+    const int32_t *ct;
+    const int *ch;
+    int nc = lm_trie_children(trie, g->node, &ct, &ch);
+    int32_t tok = lm_sample(s, logits, V, ct, nc, &g->rng, scratch);
+    g->lp += lm_logprob_of(logits, V, tok);
+    float mx = -INFINITY;
+    for (int j = 0; j < nc; j++) mx = logits[ct[j]] > mx ? logits[ct[j]] : mx;
+    double sum = 0;
+    for (int j = 0; j < nc; j++) sum += exp((double)(logits[ct[j]] - mx));
+    g->lp_renorm += (double)(logits[tok] - mx) - log(sum);
+    g->node = lm_trie_step(trie, g->node, tok);
+    g->last = tok;
+    g->len++;
+    if (tok == lm_trie_end(trie)) g->done = 1;
+}
+
+/* Shared driver of lm_generate and lm_generate_constrained. */
+static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
+                         const lm_sampler *s, int max_new, int32_t stop_id, const lm_trie *trie, lm_gen_out *out,
+                         int *choice, float *logprob, float *logprob_renorm, sd_err *err) {
+    if (n_prompts < 0 || n_samples < 1 || max_new < 1)
+        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
+                       n_samples, max_new);
+    int rc = check_prompts(inf, prompts, plen, n_prompts, max_new, err);
+    if (rc) return rc;
+    int V = inf->c.vocab_size, R = inf->max_rows;
+    int ns = n_samples < R ? n_samples : R, pc = R / ns;
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    gen_row *g = sd_malloc(sizeof(gen_row) * R);
+    int *active = sd_malloc(sizeof(int) * R);
+    pool_reserve(&inf->gen, &inf->c, R, max_new);
+    for (int p0 = 0; p0 < n_prompts; p0 += pc) {
+        int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
+        for (int s0 = 0; s0 < n_samples; s0 += ns) {
+            int nsc = n_samples - s0 < ns ? n_samples - s0 : ns, nr = np * nsc;
+            prefill(inf, prompts + p0, plen + p0, np, rows, owner);
+            for (int i = 0; i < nr; i++) {
+                gen_row *gi = &g[i];
+                memset(gi, 0, sizeof *gi);
+                gi->p = p0 + i / nsc;
+                gi->s = s0 + i % nsc;
+                gi->out = gi->p * n_samples + gi->s;
+                lm_sampler_stream(&gi->rng, s->seed, prompts[gi->p], plen[gi->p], gi->s);
+            }
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < nr; i++)
+                gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, trie, max_new, stop_id, out);
+            for (int step = 0;; step++) {
+                int na = 0;
+                for (int i = 0; i < nr; i++)
+                    if (!g[i].done) active[na++] = i;
+                if (na == 0) break;
+                for (int j = 0; j < na; j++) {
+                    gen_row *gi = &g[active[j]];
+                    row_desc *r = &rows[j];
+                    r->token = gi->last;
+                    r->pre = &inf->prompt;
+                    r->pre_slot = gi->p - p0;
+                    r->pre_len = plen[gi->p];
+                    r->own = &inf->gen;
+                    r->own_slot = active[j];
+                    r->own_idx = step;
+                    r->pos = r->pre_len + step;
+                    r->want_logits = 1;
+                }
+                forward_rows(inf, rows, na);
+#pragma omp parallel for schedule(static)
+                for (int j = 0; j < na; j++)
+                    gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, trie, max_new, stop_id, out);
+            }
+            for (int i = 0; i < nr; i++) {
+                if (out) {
+                    out->len[g[i].out] = g[i].len;
+                    out->logprob[g[i].out] = (float)g[i].lp;
+                } else {
+                    choice[g[i].out] = lm_trie_leaf(trie, g[i].node);
+                    logprob[g[i].out] = (float)g[i].lp;
+                    if (logprob_renorm) logprob_renorm[g[i].out] = (float)g[i].lp_renorm;
+                }
+            }
+        }
+    }
+    free(rows);
+    free(owner);
+    free(g);
+    free(active);
+    return SD_OK;
+}
+
+int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts, int n_samples,
+                const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
+    memset(out, 0, sizeof *out);
+    if (n_samples < 1 || max_new < 1 || n_prompts < 0)
+        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
+                       n_samples, max_new);
+    size_t n = (size_t)n_prompts * n_samples;
+    out->n = (int)n;
+    out->max_new = max_new;
+    out->tokens = sd_calloc(n * max_new + 1, sizeof(int32_t));
+    out->len = sd_calloc(n + 1, sizeof(int));
+    out->stopped = sd_calloc(n + 1, sizeof(int));
+    out->logprob = sd_calloc(n + 1, sizeof(float));
+    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, out, NULL, NULL,
+                           NULL, err);
+    if (rc) lm_gen_out_free(out);
+    return rc;
+}
+
+void lm_gen_out_free(lm_gen_out *out) {
+    if (!out) return;
+    free(out->tokens);
+    free(out->len);
+    free(out->stopped);
+    free(out->logprob);
+    memset(out, 0, sizeof *out);
+}
+
+int lm_generate_constrained(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                            int n_samples, const lm_sampler *s, const lm_trie *trie, int *choice, float *logprob,
+                            float *logprob_renorm, sd_err *err) {
+    return generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, lm_trie_max_depth(trie), -1, trie, NULL,
+                         choice, logprob, logprob_renorm, err);
+}
+
+/* ---------------------------------------------------------------- scoring */
+
+/* log-softmax of logits (V) into out (V). */
+static void log_softmax(float *out, const float *logits, int V) {
+    float mx = -INFINITY;
+    for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    double s = 0;
+    for (int i = 0; i < V; i++) s += exp((double)(logits[i] - mx));
+    float lse = (float)log(s) + mx;
+    for (int i = 0; i < V; i++) out[i] = logits[i] - lse;
+}
+
+int lm_next_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts, float *out,
+                     sd_err *err) {
+    int rc = check_prompts(inf, prompts, prompt_len, n_prompts, 0, err);
+    if (rc) return rc;
+    int V = inf->c.vocab_size, R = inf->max_rows;
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    for (int p0 = 0; p0 < n_prompts; p0 += R) {
+        int np = n_prompts - p0 < R ? n_prompts - p0 : R;
+        prefill(inf, prompts + p0, prompt_len + p0, np, rows, owner);
+#pragma omp parallel for schedule(static)
+        for (int p = 0; p < np; p++) log_softmax(out + (size_t)(p0 + p) * V, inf->plog + (size_t)p * V, V);
+    }
+    free(rows);
+    free(owner);
+    return SD_OK;
+}
+
+int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len, const int32_t *const *conts,
+                           const int *cont_len, int n, float *out, sd_err *err) {
+    int maxc = 0;
+    for (int i = 0; i < n; i++) {
+        if (cont_len[i] < 0) return sd_fail(err, SD_ERR_USAGE, "continuation %d has negative length", i);
+        if (cont_len[i] > maxc) maxc = cont_len[i];
+        for (int j = 0; j < cont_len[i]; j++)
+            if (conts[i][j] < 0 || conts[i][j] >= inf->c.vocab_size)
+                return sd_fail(err, SD_ERR_USAGE, "continuation %d token %d: id %d outside the vocabulary", i, j,
+                               conts[i][j]);
+    }
+    int rc = check_prompts(inf, &prompt, &prompt_len, 1, maxc, err);
+    if (rc) return rc;
+    int V = inf->c.vocab_size, R = inf->max_rows;
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    int *who = sd_malloc(sizeof(int) * R); /* continuation of each row wanting logits */
+    int *at = sd_malloc(sizeof(int) * R);  /* index of the token that row predicts */
+    double *acc = sd_calloc(n > 0 ? n : 1, sizeof(double));
+    prefill(inf, &prompt, &prompt_len, 1, rows, owner);
+    for (int i = 0; i < n; i++)
+        if (cont_len[i] > 0) acc[i] = lm_logprob_of(inf->plog, V, conts[i][0]);
+    pool_reserve(&inf->gen, &inf->c, R, maxc > 1 ? maxc - 1 : 1);
+    /* rows: the tokens of each continuation but its last, reading the prompt's cache; each
+     * continuation owns one gen slot; when the slots run out every pending row is flushed first */
+    int nr = 0, slot = 0;
+#define FLUSH()                                                                                             \
+    do {                                                                                                    \
+        if (nr > 0) forward_rows(inf, rows, nr);                                                            \
+        for (int u = 0; u < nr; u++) acc[who[u]] += lm_logprob_of(inf->logits + (size_t)u * V, V, conts[who[u]][at[u]]); \
+        nr = 0;                                                                                             \
+    } while (0)
+    for (int i = 0; i < n; i++) {
+        if (cont_len[i] <= 1) continue;
+        if (slot == R) {
+            FLUSH();
+            slot = 0;
+        }
+        for (int j = 0; j + 1 < cont_len[i]; j++) {
+            if (nr == R) FLUSH(); /* the slot keeps the keys/values already written */
+            row_desc *r = &rows[nr];
+            r->token = conts[i][j];
+            r->pre = &inf->prompt;
+            r->pre_slot = 0;
+            r->pre_len = prompt_len;
+            r->own = &inf->gen;
+            r->own_slot = slot;
+            r->own_idx = j;
+            r->pos = prompt_len + j;
+            r->want_logits = 1;
+            who[nr] = i;
+            at[nr] = j + 1;
+            nr++;
+        }
+        slot++;
+    }
+    FLUSH();
+#undef FLUSH
+    for (int i = 0; i < n; i++) out[i] = (float)acc[i];
+    free(rows);
+    free(owner);
+    free(who);
+    free(at);
+    free(acc);
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- exact trie log-probabilities */
+
+int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                     const lm_trie *trie, float *out, sd_err *err) {
+    int depth = lm_trie_max_depth(trie);
+    int rc = check_prompts(inf, prompts, prompt_len, n_prompts, depth, err);
+    if (rc) return rc;
+    const lm_config *c = &inf->c;
+    int V = c->vocab_size, R = inf->max_rows, N = lm_trie_n_nodes(trie), S = lm_trie_count(trie), KvD = lm_kv_dim(c);
+    /* level d holds nodes [lvl[d], lvl[d+1]) (breadth-first numbering) */
+    int *lvl = sd_calloc((size_t)depth + 2, sizeof(int));
+    for (int nd = 0; nd < N; nd++) lvl[lm_trie_depth(trie, nd) + 1]++;
+    for (int d = 0; d <= depth; d++) lvl[d + 1] += lvl[d];
+    int width = 1;
+    for (int d = 0; d <= depth; d++)
+        if (lvl[d + 1] - lvl[d] > width) width = lvl[d + 1] - lvl[d];
+    int pc = R / width > 0 ? R / width : 1;
+    kv_pool lv[2] = {{0}};
+    pool_reserve(&lv[0], c, pc * width, depth);
+    pool_reserve(&lv[1], c, pc * width, depth);
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    int *rp = sd_malloc(sizeof(int) * R), *rn = sd_malloc(sizeof(int) * R);
+    float *lp = sd_malloc(sizeof(float) * (size_t)pc * N); /* (pc, N) log-prob of reaching node */
+    for (int p0 = 0; p0 < n_prompts; p0 += pc) {
+        int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
+        prefill(inf, prompts + p0, prompt_len + p0, np, rows, owner);
+        const int32_t *ct;
+        const int *ch;
+        int nc = lm_trie_children(trie, 0, &ct, &ch);
+        for (int p = 0; p < np; p++) {
+            lp[(size_t)p * N] = 0;
+            for (int j = 0; j < nc; j++) lp[(size_t)p * N + ch[j]] = lm_logprob_of(inf->plog + (size_t)p * V, V, ct[j]);
+        }
+        for (int d = 1; d < depth; d++) {
+            kv_pool *cur = &lv[d % 2], *prev = &lv[(d + 1) % 2];
+            int nr = 0;
+            for (int p = 0; p < np; p++)
+                for (int nd = lvl[d]; nd <= lvl[d + 1]; nd++) {
+                    int last = p == np - 1 && nd == lvl[d + 1];
+                    if (nd < lvl[d + 1] && lm_trie_leaf(trie, nd) < 0) {
+                        /* this node's row: copy the parent's path keys/values, feed its token */
+                        int slot = p * width + (nd - lvl[d]), par = lm_trie_parent(trie, nd);
+                        int pslot = p * width + (par - lvl[d - 1]);
+                        for (int l = 0; l < c->n_layers && d > 1; l++) {
+                            memcpy(pool_at(cur, cur->k, c, l, slot, 0), pool_at(prev, prev->k, c, l, pslot, 0),
+                                   sizeof(float) * KvD * (d - 1));
+                            memcpy(pool_at(cur, cur->v, c, l, slot, 0), pool_at(prev, prev->v, c, l, pslot, 0),
+                                   sizeof(float) * KvD * (d - 1));
+                        }
+                        row_desc *r = &rows[nr];
+                        r->token = lm_trie_token(trie, nd);
+                        r->pre = &inf->prompt;
+                        r->pre_slot = p;
+                        r->pre_len = prompt_len[p0 + p];
+                        r->own = cur;
+                        r->own_slot = slot;
+                        r->own_idx = d - 1;
+                        r->pos = r->pre_len + d - 1;
+                        r->want_logits = 1;
+                        rp[nr] = p;
+                        rn[nr] = nd;
+                        nr++;
+                    }
+                    if (nr == R || (last && nr > 0)) {
+                        forward_rows(inf, rows, nr);
+                        for (int j = 0; j < nr; j++) {
+                            int k = lm_trie_children(trie, rn[j], &ct, &ch);
+                            float *lg = inf->logits + (size_t)j * V;
+                            float base = lp[(size_t)rp[j] * N + rn[j]];
+                            for (int u = 0; u < k; u++) lp[(size_t)rp[j] * N + ch[u]] = base + lm_logprob_of(lg, V, ct[u]);
+                        }
+                        nr = 0;
+                    }
+                }
+        }
+        for (int p = 0; p < np; p++)
+            for (int nd = 0; nd < N; nd++) {
+                int leaf = lm_trie_leaf(trie, nd);
+                if (leaf >= 0) out[(size_t)(p0 + p) * S + leaf] = lp[(size_t)p * N + nd];
+            }
+    }
+    pool_free(&lv[0]);
+    pool_free(&lv[1]);
+    free(lvl);
+    free(rows);
+    free(owner);
+    free(rp);
+    free(rn);
+    free(lp);
+    return SD_OK;
+}
