@@ -16,17 +16,18 @@
 
 /* ---------------------------------------------------------------- model constants */
 
-#define WORLD_SELF_BONUS 1.8f   /* logit bonus for a subtopic the user is into: p ~ 0.8 for interests */
-#define WORLD_NOISE_SD 0.5f     /* sd of the fixed personal taste eps(u, x) in logits */
+#define WORLD_SELF_BONUS 1.0f   /* logit bonus for a subtopic the user is into: p ~ 0.75 for interests */
+#define WORLD_NOISE_SD 0.4f     /* sd of the fixed personal taste eps(u, x) in logits */
 #define WORLD_N_LOVE 4          /* strongly liked subtopics per subtopic in the affinity graph */
 #define WORLD_N_HATE 4          /* strongly disliked subtopics per subtopic */
-#define WORLD_A_LOVE 2.2f       /* mean affinity of a loved edge (logits) */
-#define WORLD_A_HATE (-2.2f)    /* mean affinity of a disliked edge */
+#define WORLD_A_LOVE 3.0f       /* mean affinity of a loved edge (logits) */
+#define WORLD_A_HATE (-3.0f)    /* mean affinity of a disliked edge */
 #define WORLD_A_SIBLING 0.4f    /* mean affinity between subtopics of the same topic */
 #define WORLD_A_OTHER (-0.6f)   /* mean affinity to an unrelated subtopic: novelty is a gamble */
+#define WORLD_EDGE_GAIN 0.5     /* weight of the strongest loved / hated edge (see graph_term) */
 #define WORLD_DECAY_DAYS 150.0  /* interest weights decay as exp(-days / this) */
 #define WORLD_DROP_W 0.08f      /* interests below this weight are forgotten */
-#define WORLD_EXPLORE_AFF 0.8   /* weight of the affinity in the exploration choice (vs popularity) */
+#define WORLD_EXPLORE_AFF 0.6   /* weight of the affinity in the exploration choice (vs popularity) */
 #define WORLD_TOPIC_WORDS 5     /* vocabulary per topic */
 #define WORLD_SUB_WORDS 6       /* vocabulary per subtopic */
 
@@ -47,7 +48,7 @@ void world_params_default(world_params *p) {
     p->days = 730;
     p->t_start = 1672531200; /* 2023-01-01 00:00:00 UTC */
     p->explore_prob = 0.15f;
-    p->sessions_mean = 22.0f;
+    p->sessions_mean = 26.0f;
 }
 
 int world_params_check(const world_params *p, sd_err *err) {
@@ -144,15 +145,31 @@ static char *make_word(sd_rng *r, char **words, int n) {
 
 /* ---------------------------------------------------------------- like probability */
 
-static double like_prob_state(const world_truth *t, int64_t u, const int32_t *subs, const float *w, int n, int32_t x) {
-    double W = 0, g = 0;
-    int in = 0;
+/* The hidden affinity of interest state (subs, w; n of them) for subtopic x:
+ *     g = sum_{s != x} w_s A[s][x] / sum_s w_s + WORLD_EDGE_GAIN * (max_s A[s][x]^+ + min_s A[s][x]^-)
+ * the weighted mean says "what fans of your interests think of x", the extreme edges say that one
+ * interest that loves (or hates) x is enough to sway the user. *in is set when x is an interest. */
+static double graph_term(const world_truth *t, const int32_t *subs, const float *w, int n, int32_t x, int *in) {
+    double W = 0, g = 0, hi = 0, lo = 0;
+    *in = 0;
     for (int i = 0; i < n; i++) {
         W += w[i];
-        if (subs[i] == x) in = 1;
-        else g += w[i] * t->affinity[(int64_t)subs[i] * t->n_sub + x];
+        if (subs[i] == x) {
+            *in = 1;
+            continue;
+        }
+        double a = t->affinity[(int64_t)subs[i] * t->n_sub + x];
+        g += w[i] * a;
+        if (a > hi) hi = a;
+        if (a < lo) lo = a;
     }
     if (W > 0) g /= W;
+    return g + WORLD_EDGE_GAIN * (hi + lo);
+}
+
+static double like_prob_state(const world_truth *t, int64_t u, const int32_t *subs, const float *w, int n, int32_t x) {
+    int in;
+    double g = graph_term(t, subs, w, n, x, &in);
     double z = (in ? t->self_bonus : 0) + g + t->sub_quality[x] + t->noise_sd * world_eps(t->seed, u, x);
     return sigmoid(z);
 }
@@ -469,10 +486,10 @@ static void simulate_user(const world_params *p, const world_truth *t, const ite
             double best = -1e300;
             for (int32_t x = 0; x < n; x++) {
                 if (engaged[x]) continue;
-                double W = 0, gsum = 0;
-                for (int i = 0; i < I->n; i++) W += I->w[i], gsum += I->w[i] * t->affinity[(int64_t)I->sub[i] * n + x];
+                int in;
+                double gx = graph_term(t, I->sub, I->w, I->n, x, &in);
                 double gum = -log(-log(sd_rng_uniform(&r) * (1 - 1e-12) + 1e-300));
-                logit[x] = WORLD_EXPLORE_AFF * gsum / W + log(t->sub_pop[x]) + gum;
+                logit[x] = WORLD_EXPLORE_AFF * gx + log(t->sub_pop[x]) + gum;
                 if (logit[x] > best) best = logit[x], s = x;
             }
             if (s < 0) explore = 0; /* every subtopic engaged already */

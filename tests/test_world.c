@@ -1,0 +1,401 @@
+/* test_world.c - the synthetic world: determinism, sizes and ranges, learnable structure (novel
+ * subtopics with high hidden affinity to the context are liked more), drift, the truth file and
+ * the simulator. Worlds are small (a few hundred users) so the whole file runs in about a second. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serendip/dataset.h"
+#include "serendip/world.h"
+
+static world_params small_params(uint64_t seed) {
+    world_params p;
+    world_params_default(&p);
+    p.seed = seed;
+    p.n_users = 1500;
+    p.n_items = 1200;
+    return p;
+}
+
+static char *tmpdir(void) {
+    char *d = sd_strdup("/tmp/sdworldXXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static int files_equal(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    sd_err err = {0};
+    if (sd_read_file(a, &x, &nx, &err) || sd_read_file(b, &y, &ny, &err)) return -1;
+    int eq = nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return eq;
+}
+
+/* ---------------------------------------------------------------- determinism */
+
+static void test_same_seed_same_bytes_other_seed_differs(void **state) {
+    (void)state;
+    char *d1 = tmpdir(), *d2 = tmpdir(), *d3 = tmpdir();
+    world_params p = small_params(7), q = small_params(8);
+    p.n_users = q.n_users = 300;
+    sd_err err = {0};
+    world_summary s;
+    assert_int_equal(world_write(&p, d1, &s, &err), SD_OK);
+    assert_int_equal(world_write(&p, d2, NULL, &err), SD_OK);
+    assert_int_equal(world_write(&q, d3, NULL, &err), SD_OK);
+    char *a = sd_path_join(d1, DS_FILE), *b = sd_path_join(d2, DS_FILE), *c = sd_path_join(d3, DS_FILE);
+    char *ta = sd_path_join(d1, WORLD_TRUTH_FILE), *tb = sd_path_join(d2, WORLD_TRUTH_FILE),
+         *tc = sd_path_join(d3, WORLD_TRUTH_FILE);
+    assert_int_equal(files_equal(a, b), 1);
+    assert_int_equal(files_equal(ta, tb), 1);
+    assert_int_equal(files_equal(a, c), 0);
+    assert_int_equal(files_equal(ta, tc), 0);
+    /* the written dataset loads and matches the summary */
+    ds_dataset d;
+    assert_int_equal(ds_load(&d, a, &err), SD_OK);
+    assert_int_equal(d.n_users, 300);
+    assert_int_equal(d.n_items, 1200);
+    assert_int_equal(d.n_events, s.n_events);
+    assert_int_equal(d.n_unknown_items, 0);
+    ds_free(&d);
+    char *all[] = {a, b, c, ta, tb, tc};
+    for (int i = 0; i < 6; i++) unlink(all[i]), free(all[i]);
+    rmdir(d1), rmdir(d2), rmdir(d3);
+    free(d1), free(d2), free(d3);
+}
+
+/* ---------------------------------------------------------------- sizes and ranges */
+
+static void test_sizes_and_ranges(void **state) {
+    (void)state;
+    world_params p = small_params(11);
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    const world_truth *t = &g.truth;
+    assert_int_equal(t->n_users, p.n_users);
+    assert_int_equal(t->n_items, p.n_items);
+    assert_int_equal(t->n_sub, p.n_topics * p.n_subtopics);
+    /* ~70 events per user by design (22 sessions x ~3 events); accept a broad band */
+    assert_in_range(g.n_events, 30 * p.n_users, 120 * p.n_users);
+    int64_t t_end = p.t_start + (int64_t)p.days * 86400;
+    int64_t agree = 0, npos = 0;
+    uint8_t *user_seen = calloc((size_t)p.n_users + 1, 1);
+    for (int64_t k = 0; k < g.n_events; k++) {
+        assert_in_range(g.ev_user[k], 1, p.n_users);
+        assert_in_range(g.ev_item[k], 1, p.n_items);
+        assert_true(g.ev_ts[k] >= p.t_start && g.ev_ts[k] < t_end);
+        if (k > 0 && g.ev_user[k] == g.ev_user[k - 1]) assert_true(g.ev_ts[k] > g.ev_ts[k - 1]); /* strictly */
+        else assert_int_equal(user_seen[g.ev_user[k]], 0); /* each user's events are contiguous */
+        user_seen[g.ev_user[k]] = 1;
+        float r = g.ev_rating[k], w = g.ev_watch[k];
+        assert_true(r >= 0.5f && r <= 5.0f && r * 2 == floorf(r * 2)); /* half stars */
+        assert_true(w >= 0.0f && w <= 1.0f);
+        npos += r >= 4;
+        agree += (r >= 4) == (w >= 0.7f);
+    }
+    for (int64_t u = 1; u <= p.n_users; u++) assert_int_equal(user_seen[u], 1); /* nobody is silent */
+    free(user_seen);
+    /* watch agrees with rating 85% of the time by construction; 4 sigma at n >= 45k is < 0.7% */
+    double agree_rate = (double)agree / (double)g.n_events;
+    assert_true(fabs(agree_rate - 0.85) < 0.01);
+    double pos_rate = (double)npos / (double)g.n_events;
+    assert_true(pos_rate > 0.4 && pos_rate < 0.95);
+    /* every subtopic has items, and tags start with the item's hidden topic keyword */
+    int32_t *cnt = calloc((size_t)t->n_sub, sizeof(int32_t));
+    for (int64_t i = 0; i < t->n_items; i++) {
+        int s = t->item_sub[i];
+        cnt[s]++;
+        const char *tn = t->topic_name[t->sub_topic[s]];
+        assert_int_equal(strncmp(g.tags[i], tn, strlen(tn)), 0);
+        assert_true(g.tags[i][strlen(tn)] == '|');
+        int nw = 1;
+        for (const char *c = g.title[i]; *c; c++) nw += *c == ' ';
+        assert_in_range(nw, 2, 4);
+    }
+    for (int s = 0; s < t->n_sub; s++) assert_true(cnt[s] >= 3);
+    free(cnt);
+    world_gen_free(&g);
+}
+
+static void test_bad_params_are_usage_errors(void **state) {
+    (void)state;
+    world_params p = small_params(1);
+    sd_err err = {0};
+    p.n_items = 10; /* fewer than 96 subtopics */
+    world_gen g;
+    assert_int_equal(world_generate(&p, &g, &err), SD_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "--items"));
+    p = small_params(1);
+    p.n_users = 0;
+    assert_int_equal(world_params_check(&p, &err), SD_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "--users"));
+}
+
+/* ---------------------------------------------------------------- learnable structure */
+
+/* For every user's first exposure to a subtopic, with context = the user's last 2 distinct
+ * positively engaged subtopics (as the journeys stage defines it): the hidden affinity of the
+ * context to the new subtopic, and whether the exposure was positive. Returns pooled positive
+ * rates for high (> 1) and low (< -1) affinity, and counts. */
+static void novel_rates(const world_gen *g, double *hi, double *lo, int64_t *nhi, int64_t *nlo) {
+    const world_truth *t = &g->truth;
+    int n = t->n_sub;
+    uint8_t *exposed = calloc((size_t)n, 1);
+    int64_t hp = 0, hn = 0, lp = 0, ln = 0;
+    int32_t c1 = -1, c2 = -1; /* c2 most recent */
+    for (int64_t k = 0; k < g->n_events; k++) {
+        if (k == 0 || g->ev_user[k] != g->ev_user[k - 1]) memset(exposed, 0, (size_t)n), c1 = c2 = -1;
+        int32_t x = t->item_sub[g->ev_item[k] - 1];
+        int pos = g->ev_rating[k] >= 4;
+        if (!exposed[x] && c1 >= 0) {
+            double a = 0.5 * (t->affinity[(int64_t)c1 * n + x] + t->affinity[(int64_t)c2 * n + x]);
+            if (a > 1.0) hp += pos, hn++;
+            else if (a < -1.0) lp += pos, ln++;
+        }
+        exposed[x] = 1;
+        if (pos && x != c2) c1 = c2, c2 = x;
+    }
+    free(exposed);
+    *hi = hn ? (double)hp / hn : 0;
+    *lo = ln ? (double)lp / ln : 0;
+    *nhi = hn;
+    *nlo = ln;
+}
+
+static void test_novel_liking_follows_context_affinity(void **state) {
+    (void)state;
+    world_params p = small_params(3);
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    double hi, lo;
+    int64_t nhi, nlo;
+    novel_rates(&g, &hi, &lo, &nhi, &nlo);
+    print_message("novel exposures: high-affinity context %.3f (n=%lld), low-affinity %.3f (n=%lld)\n", hi,
+                  (long long)nhi, lo, (long long)nlo);
+    /* enough evidence on both sides; binomial sd of each rate is < 0.03 at n >= 200, so a margin of
+     * 0.25 cannot come from noise, and it is about half the gap the model builds in */
+    assert_true(nhi >= 200 && nlo >= 200);
+    assert_true(hi - lo > 0.25);
+    world_gen_free(&g);
+}
+
+/* Collective feedback is informative: pooled positive rates of (context subtopic -> novel
+ * subtopic) from even users rank odd users' novel exposures better than chance (AUC), i.e. an
+ * aligned model has something to learn. */
+static void test_collective_feedback_predicts_held_out_users(void **state) {
+    (void)state;
+    world_params p = small_params(5);
+    p.n_users = 4000;
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    const world_truth *t = &g.truth;
+    int n = t->n_sub;
+    int64_t *pos = calloc((size_t)n * n, sizeof(int64_t)), *tot = calloc((size_t)n * n, sizeof(int64_t));
+    uint8_t *exposed = calloc((size_t)n, 1);
+    sd_vec score, label;
+    sd_vec_init(&score, sizeof(double));
+    sd_vec_init(&label, sizeof(int));
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t c = -1;
+        for (int64_t k = 0; k < g.n_events; k++) {
+            if (k == 0 || g.ev_user[k] != g.ev_user[k - 1]) memset(exposed, 0, (size_t)n), c = -1;
+            int64_t u = g.ev_user[k];
+            int32_t x = t->item_sub[g.ev_item[k] - 1];
+            int ps = g.ev_rating[k] >= 4;
+            if (!exposed[x] && c >= 0 && (u & 1) == (pass == 0 ? 0 : 1)) {
+                int64_t cell = (int64_t)c * n + x;
+                if (pass == 0) pos[cell] += ps, tot[cell]++;
+                else if (tot[cell] >= 3) {
+                    *(double *)sd_vec_push(&score) = (double)pos[cell] / tot[cell];
+                    *(int *)sd_vec_push(&label) = ps;
+                }
+            }
+            exposed[x] = 1;
+            if (ps) c = x;
+        }
+    }
+    /* AUC by pairs over a sample (exact O(P*N) is fine at this size) */
+    const double *sc = score.data;
+    const int *lb = label.data;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < score.len; i++) {
+        if (!lb[i]) continue;
+        for (size_t j = 0; j < score.len; j++) {
+            if (lb[j]) continue;
+            num += sc[i] > sc[j] ? 1 : sc[i] == sc[j] ? 0.5 : 0;
+            den += 1;
+        }
+    }
+    double auc = num / den;
+    print_message("held-out novel exposures %zu, AUC of pooled feedback %.3f\n", score.len, auc);
+    /* chance is 0.5; with > 1000 exposures the AUC's sd is ~0.02, so 0.6 is > 5 sd above chance */
+    assert_true(score.len > 1000);
+    assert_true(auc > 0.6);
+    sd_vec_free(&score);
+    sd_vec_free(&label);
+    free(pos), free(tot), free(exposed);
+    world_gen_free(&g);
+}
+
+/* ---------------------------------------------------------------- drift */
+
+static double tv(const int *a, const int *b, int n, int na, int nb) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += fabs((double)a[i] / na - (double)b[i] / nb);
+    return 0.5 * s;
+}
+
+/* Users' subtopic mix in the first vs last quarter of their events differs more than two
+ * interleaved halves of the same events do (which measures sampling noise alone). */
+static void test_interests_drift(void **state) {
+    (void)state;
+    world_params p = small_params(9);
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    const world_truth *t = &g.truth;
+    int n = t->n_sub;
+    int *a = calloc((size_t)n, sizeof(int)), *b = calloc((size_t)n, sizeof(int));
+    double drift = 0, noise = 0;
+    int users = 0;
+    for (int64_t k0 = 0; k0 < g.n_events;) {
+        int64_t k1 = k0;
+        while (k1 < g.n_events && g.ev_user[k1] == g.ev_user[k0]) k1++;
+        int64_t m = k1 - k0;
+        if (m >= 40) {
+            int64_t q = m / 4;
+            memset(a, 0, sizeof(int) * n), memset(b, 0, sizeof(int) * n);
+            for (int64_t k = 0; k < q; k++) a[t->item_sub[g.ev_item[k0 + k] - 1]]++, b[t->item_sub[g.ev_item[k1 - q + k] - 1]]++;
+            drift += tv(a, b, n, (int)q, (int)q);
+            /* control: two interleaved samples of the same size from the whole history */
+            memset(a, 0, sizeof(int) * n), memset(b, 0, sizeof(int) * n);
+            for (int64_t k = 0; k < q; k++) a[t->item_sub[g.ev_item[k0 + 2 * k] - 1]]++, b[t->item_sub[g.ev_item[k0 + 2 * k + 1] - 1]]++;
+            noise += tv(a, b, n, (int)q, (int)q);
+            users++;
+        }
+        k0 = k1;
+    }
+    drift /= users, noise /= users;
+    print_message("users %d: mean TV first vs last quarter %.3f, interleaved control %.3f\n", users, drift, noise);
+    assert_true(users >= 200);
+    assert_true(drift > noise + 0.15);
+    free(a), free(b);
+    world_gen_free(&g);
+}
+
+/* ---------------------------------------------------------------- truth file and simulator */
+
+static void test_truth_roundtrip_and_refusals(void **state) {
+    (void)state;
+    world_params p = small_params(13);
+    p.n_users = 200;
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    char *d = tmpdir(), *path = sd_path_join(d, WORLD_TRUTH_FILE), *bad = sd_path_join(d, "bad.bin");
+    assert_int_equal(world_truth_save(&g.truth, path, &err), SD_OK);
+    world_truth t;
+    assert_int_equal(world_truth_load(&t, path, &err), SD_OK);
+    const world_truth *o = &g.truth;
+    assert_int_equal(t.n_sub, o->n_sub);
+    assert_int_equal(t.n_int, o->n_int);
+    assert_memory_equal(t.affinity, o->affinity, sizeof(float) * o->n_sub * o->n_sub);
+    assert_memory_equal(t.item_sub, o->item_sub, sizeof(int32_t) * o->n_items);
+    assert_memory_equal(t.user_off, o->user_off, sizeof(int64_t) * (o->n_users + 1));
+    assert_memory_equal(t.int_sub, o->int_sub, sizeof(int32_t) * o->n_int);
+    for (int s = 0; s < o->n_sub; s++) assert_string_equal(t.sub_name[s], o->sub_name[s]);
+    for (int64_t u = 1; u <= o->n_users; u += 17)
+        for (int s = 0; s < o->n_sub; s += 5) assert_true(world_like_prob(&t, u, s) == world_like_prob(o, u, s));
+    for (int64_t i = 1; i <= o->n_items; i++) assert_int_equal(world_item_subtopic(&t, i), o->item_sub[i - 1]);
+    assert_int_equal(world_item_subtopic(&t, 0), -1);
+    assert_true(world_like_prob(&t, o->n_users + 1, 0) < 0);
+
+    char *buf;
+    size_t len;
+    assert_int_equal(sd_read_file(path, &buf, &len, &err), SD_OK);
+    size_t cuts[] = {len - 1, len / 2, 100, 5};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sd_write_file_atomic(bad, buf, cuts[i], &err), SD_OK);
+        world_truth x;
+        assert_int_equal(world_truth_load(&x, bad, &err), SD_ERR_FORMAT);
+        assert_true(strstr(err.msg, "truncated") || strstr(err.msg, "magic"));
+        assert_non_null(strstr(err.msg, "bad.bin"));
+    }
+    buf[len - 200] ^= 0x40; /* a flipped bit in the payload */
+    assert_int_equal(sd_write_file_atomic(bad, buf, len, &err), SD_OK);
+    world_truth x;
+    assert_int_equal(world_truth_load(&x, bad, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "checksum"));
+    buf[len - 200] ^= 0x40;
+    buf[8] = 99; /* version */
+    assert_int_equal(sd_write_file_atomic(bad, buf, len, &err), SD_OK);
+    assert_int_equal(world_truth_load(&x, bad, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "version 99"));
+    free(buf);
+    world_truth_free(&t);
+    unlink(path), unlink(bad), rmdir(d);
+    free(path), free(bad), free(d);
+    world_gen_free(&g);
+}
+
+static void test_simulator_response_matches_like_prob(void **state) {
+    (void)state;
+    world_params p = small_params(17);
+    p.n_users = 300;
+    world_gen g;
+    sd_err err = {0};
+    assert_int_equal(world_generate(&p, &g, &err), SD_OK);
+    const world_truth *t = &g.truth;
+    sd_rng r;
+    sd_rng_seed(&r, 1);
+    /* empirical positive rate of 20000 responses vs the probability: sd <= 0.0036, tolerance 4 sd */
+    for (int64_t u = 1; u <= 3; u++) {
+        int32_t s = t->int_sub[t->user_off[u - 1]];
+        double pl = world_like_prob(t, u, s);
+        int k = 0;
+        for (int i = 0; i < 20000; i++) {
+            float rating, watch;
+            int pos = world_response(t, u, s, &r, &rating, &watch);
+            assert_true(pos == 0 || pos == 1);
+            assert_int_equal(pos, rating >= 4);
+            k += pos;
+        }
+        assert_true(fabs(k / 20000.0 - pl) < 0.015);
+    }
+    /* users like their current interests much more than the average subtopic */
+    double in = 0, all = 0;
+    int64_t nin = 0, nall = 0;
+    for (int64_t u = 1; u <= t->n_users; u++) {
+        for (int64_t i = t->user_off[u - 1]; i < t->user_off[u]; i++) in += world_like_prob(t, u, t->int_sub[i]), nin++;
+        for (int s = 0; s < t->n_sub; s++) all += world_like_prob(t, u, s), nall++;
+    }
+    print_message("mean like prob: interests %.3f, all subtopics %.3f\n", in / nin, all / nall);
+    assert_true(in / nin > all / nall + 0.2);
+    world_gen_free(&g);
+}
+
+int main(void) {
+    sd_verbosity = 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_seed_same_bytes_other_seed_differs),
+        cmocka_unit_test(test_sizes_and_ranges),
+        cmocka_unit_test(test_bad_params_are_usage_errors),
+        cmocka_unit_test(test_novel_liking_follows_context_affinity),
+        cmocka_unit_test(test_collective_feedback_predicts_held_out_users),
+        cmocka_unit_test(test_interests_drift),
+        cmocka_unit_test(test_truth_roundtrip_and_refusals),
+        cmocka_unit_test(test_simulator_response_matches_like_prob),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
