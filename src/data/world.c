@@ -325,11 +325,19 @@ static void build_items(const world_params *p, char **words, world_gen *g, item_
         double x = sd_rng_uniform(&r);
         int nwords = x < 0.5 ? 2 : x < 0.85 ? 3 : 4;
         char title[256] = "";
+        const char *used[4];
         for (int j = 0; j < nwords; j++) {
-            double y = sd_rng_uniform(&r);
-            const char *w = y < 0.65 ? sw[sd_rng_below(&r, WORLD_SUB_WORDS)]
-                            : y < 0.8 ? tw[sd_rng_below(&r, WORLD_TOPIC_WORDS)]
-                                      : common_words[sd_rng_below(&r, N_COMMON)];
+            const char *w;
+            int again;
+            do { /* no word twice in a title */
+                double y = sd_rng_uniform(&r);
+                w = y < 0.65 ? sw[sd_rng_below(&r, WORLD_SUB_WORDS)]
+                    : y < 0.8 ? tw[sd_rng_below(&r, WORLD_TOPIC_WORDS)]
+                              : common_words[sd_rng_below(&r, N_COMMON)];
+                again = 0;
+                for (int q = 0; q < j; q++) again |= used[q] == w;
+            } while (again);
+            used[j] = w;
             size_t L = strlen(title);
             snprintf(title + L, sizeof title - L, "%s%c%s", j ? " " : "", w[0] - 'a' + 'A', w + 1);
         }
