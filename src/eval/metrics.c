@@ -172,8 +172,17 @@ int ev_data_build(ev_data *d, const ds_dataset *ds, const ds_split *split, const
             if (w == DS_TRAIN) {
                 d->pop[c]++;
                 if (pos) {
-                    if (len == K && !in_ctx(ctx, len, c)) ev_tuple_add(&d->trans, ctx, K, 1, 0);
-                    if (len >= 1 && ctx[len - 1] != c) ev_tuple_add(&d->trans1, ctx + len - 1, 1, 1, 0);
+                    int32_t t[EV_MAX_K + 1];
+                    if (len == K && !in_ctx(ctx, len, c)) { /* (context, next) */
+                        memcpy(t, ctx, sizeof(int32_t) * (size_t)K);
+                        t[K] = c;
+                        ev_tuple_add(&d->trans, t, K + 1, 1, 0);
+                    }
+                    if (len >= 1 && ctx[len - 1] != c) { /* (last, next) */
+                        t[0] = ctx[len - 1];
+                        t[1] = c;
+                        ev_tuple_add(&d->trans1, t, 2, 1, 0);
+                    }
                     recency_push(ctx, &len, K, c);
                 }
             }
