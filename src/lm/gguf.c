@@ -1,0 +1,1032 @@
+/* gguf.c - GGUF v3: a bounds-checked mmap reader, an atomic writer, and Llama models in GGUF.
+ *
+ * Written by hand, and why: ggml's own gguf reader is C++ inside libggml, which is not a Debian
+ * bookworm package; the format is small and fully specified (docs/formats-gguf.md), and a reader
+ * that checks every field against the file size is the part that matters for untrusted files
+ * (fuzz/fuzz_gguf.c drives it). F16 conversion is hand-written too (no libc function; round to
+ * nearest even, as ggml's GGML_FP32_TO_FP16 does).
+ *
+ * Reader: parse the header, KVs and tensor infos once into small tables (offsets into the map),
+ * then every getter reads from the mapping. Nothing in the file is trusted: each length is
+ * checked against the bytes left before it is used, counts are bounded by what could possibly fit,
+ * sizes are computed with overflow checks. */
+#include "serendip/gguf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- types */
+
+static const char *const kv_type_names[GGUF_TYPE_COUNT] = {
+    "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+static const size_t kv_type_size[GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+const char *gguf_type_name(gguf_type t) {
+    return (unsigned)t < GGUF_TYPE_COUNT ? kv_type_names[t] : "unknown";
+}
+
+/* ggml tensor types: block size (elements) and bytes per block, from ggml.c's type_traits. */
+typedef struct {
+    const char *name;
+    uint32_t blck, size;
+} tensor_type_info;
+
+static const tensor_type_info tensor_types[] = {
+    [0] = {"F32", 1, 4},        [1] = {"F16", 1, 2},        [2] = {"Q4_0", 32, 18},
+    [3] = {"Q4_1", 32, 20},     [6] = {"Q5_0", 32, 22},     [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},     [9] = {"Q8_1", 32, 36},     [10] = {"Q2_K", 256, 84},
+    [11] = {"Q3_K", 256, 110},  [12] = {"Q4_K", 256, 144},  [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210},  [15] = {"Q8_K", 256, 292},  [16] = {"IQ2_XXS", 256, 66},
+    [17] = {"IQ2_XS", 256, 74}, [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
+    [20] = {"IQ4_NL", 32, 18},  [21] = {"IQ3_S", 256, 110}, [22] = {"IQ2_S", 256, 82},
+    [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},       [25] = {"I16", 1, 2},
+    [26] = {"I32", 1, 4},       [27] = {"I64", 1, 8},       [28] = {"F64", 1, 8},
+    [29] = {"IQ1_M", 256, 56},  [30] = {"BF16", 1, 2},      [34] = {"TQ1_0", 256, 54},
+    [35] = {"TQ2_0", 256, 66},  [39] = {"MXFP4", 32, 17},
+};
+#define N_TENSOR_TYPES (sizeof tensor_types / sizeof tensor_types[0])
+
+static const tensor_type_info *tensor_type(uint32_t t) {
+    return t < N_TENSOR_TYPES && tensor_types[t].name ? &tensor_types[t] : NULL;
+}
+
+const char *gguf_tensor_type_name(uint32_t t) {
+    const tensor_type_info *i = tensor_type(t);
+    return i ? i->name : NULL;
+}
+
+/* ---------------------------------------------------------------- half precision */
+
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t exp = (x >> 23) & 0xFF, man = x & 0x7FFFFFu;
+    if (exp == 0xFF) return (uint16_t)(sign | 0x7C00u | (man ? 0x200u | (man >> 13) : 0)); /* inf/nan */
+    int32_t e = (int32_t)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7C00u); /* overflow -> inf */
+    if (e <= 0) {                                   /* subnormal half or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* may carry into the exponent: correct */
+    return (uint16_t)(sign | h);
+}
+
+static float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FFu, x;
+    if (exp == 0) {
+        if (!man) x = sign;
+        else { /* subnormal: value = man * 2^-24 */
+            float v = (float)man * 0x1p-24f;
+            memcpy(&x, &v, 4);
+            x |= sign;
+        }
+    } else if (exp == 31) x = sign | 0x7F800000u | (man << 13);
+    else x = sign | ((exp - 15 + 127) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+typedef struct {
+    char *key;
+    gguf_type type;
+    uint64_t off;        /* file offset of the value (after the type field) */
+    gguf_type arr_type;  /* for arrays */
+    uint64_t arr_n;
+    uint64_t *str_off;   /* string arrays: file offset of each element's length field */
+} gguf_kv;
+
+struct gguf_file {
+    sd_map map;     /* owned when opened by path */
+    int owns_map;
+    const uint8_t *d;
+    size_t size;
+    char *name;
+    uint32_t version;
+    int64_t n_kv, n_tensors;
+    gguf_kv *kv;
+    gguf_tensor *t;
+    size_t alignment, data_off;
+};
+
+typedef struct {
+    const uint8_t *d;
+    size_t size, pos;
+    const char *name;
+    sd_err *err;
+} cursor;
+
+static int trunc_fail(cursor *c, const char *what, uint64_t need) {
+    return sd_fail(c->err, SD_ERR_FORMAT, "%s: truncated: %s needs %llu bytes at offset %zu, only %zu left",
+                   c->name, what, (unsigned long long)need, c->pos, c->size - c->pos);
+}
+
+static int rd(cursor *c, void *out, size_t n, const char *what) {
+    if (n > c->size - c->pos) return trunc_fail(c, what, n);
+    memcpy(out, c->d + c->pos, n);
+    c->pos += n;
+    return SD_OK;
+}
+
+/* Reads a GGUF string (u64 length + bytes): *off = offset of the bytes. */
+static int rd_str(cursor *c, uint64_t *off, uint64_t *len, const char *what) {
+    int rc = rd(c, len, 8, what);
+    if (rc) return rc;
+    if (*len > c->size - c->pos) return trunc_fail(c, what, *len);
+    *off = c->pos;
+    c->pos += *len;
+    return SD_OK;
+}
+
+static int skip_value(cursor *c, gguf_kv *kv, const char *key) {
+    if ((unsigned)kv->type >= GGUF_TYPE_COUNT)
+        return sd_fail(c->err, SD_ERR_FORMAT, "%s: key %s has unknown value type %u", c->name, key, kv->type);
+    if (kv->type == GGUF_TYPE_STRING) {
+        uint64_t o, l;
+        return rd_str(c, &o, &l, key);
+    }
+    if (kv->type != GGUF_TYPE_ARRAY) {
+        size_t n = kv_type_size[kv->type];
+        if (n > c->size - c->pos) return trunc_fail(c, key, n);
+        if (kv->type == GGUF_TYPE_BOOL && c->d[c->pos] > 1)
+            return sd_fail(c->err, SD_ERR_FORMAT, "%s: key %s: bool value %u is not 0 or 1", c->name, key,
+                           c->d[c->pos]);
+        c->pos += n;
+        return SD_OK;
+    }
+    uint32_t et;
+    int rc = rd(c, &et, 4, key);
+    if (!rc) rc = rd(c, &kv->arr_n, 8, key);
+    if (rc) return rc;
+    kv->arr_type = (gguf_type)et;
+    kv->off = c->pos;
+    if (et >= GGUF_TYPE_COUNT || et == GGUF_TYPE_ARRAY)
+        return sd_fail(c->err, SD_ERR_FORMAT, "%s: key %s: array element type %u is %s", c->name, key, et,
+                       et == GGUF_TYPE_ARRAY ? "a nested array (unsupported)" : "unknown");
+    if (et == GGUF_TYPE_STRING) {
+        /* each element needs at least its 8-byte length */
+        if (kv->arr_n > (c->size - c->pos) / 8) return trunc_fail(c, key, kv->arr_n * 8);
+        kv->str_off = sd_malloc((size_t)(kv->arr_n ? kv->arr_n : 1) * sizeof *kv->str_off);
+        for (uint64_t j = 0; j < kv->arr_n; j++) {
+            uint64_t o, l;
+            kv->str_off[j] = c->pos;
+            if ((rc = rd_str(c, &o, &l, key))) return rc;
+        }
+        return SD_OK;
+    }
+    size_t es = kv_type_size[et];
+    if (kv->arr_n > (c->size - c->pos) / es) return trunc_fail(c, key, kv->arr_n * es);
+    c->pos += (size_t)kv->arr_n * es;
+    return SD_OK;
+}
+
+void gguf_close(gguf_file *g) {
+    if (!g) return;
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        free(g->kv[i].key);
+        free(g->kv[i].str_off);
+    }
+    for (int64_t i = 0; i < g->n_tensors; i++) free((char *)g->t[i].name);
+    free(g->kv);
+    free(g->t);
+    free(g->name);
+    if (g->owns_map) sd_map_close(&g->map);
+    free(g);
+}
+
+static int parse(gguf_file *g, sd_err *err) {
+    cursor c = {g->d, g->size, 0, g->name, err};
+    int rc;
+    if (g->size < 4) return sd_fail(err, SD_ERR_FORMAT, "%s: not a GGUF file (%zu bytes, too short for the magic)", g->name, g->size);
+    if (memcmp(g->d, "GGUF", 4) != 0)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: not a GGUF file (magic %02x %02x %02x %02x, expected \"GGUF\")",
+                       g->name, g->d[0], g->d[1], g->d[2], g->d[3]);
+    c.pos = 4;
+    if ((rc = rd(&c, &g->version, 4, "version"))) return rc;
+    if (g->version != GGUF_VERSION)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: GGUF version %u is not supported (serendip reads version %d)",
+                       g->name, g->version, GGUF_VERSION);
+    uint64_t nt, nk;
+    if ((rc = rd(&c, &nt, 8, "tensor count")) || (rc = rd(&c, &nk, 8, "KV count"))) return rc;
+    /* a KV takes at least 8 (key length) + 4 (type) + 1 bytes, a tensor info at least 8+4+8+4+8 */
+    if (nk > (c.size - c.pos) / 13)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: KV count %llu cannot fit in %zu bytes", g->name,
+                       (unsigned long long)nk, c.size);
+    if (nt > (c.size - c.pos) / 32)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: tensor count %llu cannot fit in %zu bytes", g->name,
+                       (unsigned long long)nt, c.size);
+    g->kv = sd_calloc((size_t)nk + 1, sizeof *g->kv);
+    g->t = sd_calloc((size_t)nt + 1, sizeof *g->t);
+    for (uint64_t i = 0; i < nk; i++) {
+        uint64_t ko, kl;
+        char what[64];
+        snprintf(what, sizeof what, "key of KV %llu", (unsigned long long)i);
+        if ((rc = rd_str(&c, &ko, &kl, what))) return rc;
+        gguf_kv *kv = &g->kv[i];
+        kv->key = sd_strndup((const char *)c.d + ko, (size_t)kl);
+        g->n_kv = (int64_t)i + 1;
+        if (strlen(kv->key) != kl)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: key of KV %llu contains a NUL byte", g->name, (unsigned long long)i);
+        for (uint64_t j = 0; j < i; j++)
+            if (!strcmp(g->kv[j].key, kv->key))
+                return sd_fail(err, SD_ERR_FORMAT, "%s: duplicate key %s", g->name, kv->key);
+        uint32_t ty;
+        if ((rc = rd(&c, &ty, 4, kv->key))) return rc;
+        kv->type = (gguf_type)ty;
+        kv->off = c.pos;
+        if ((rc = skip_value(&c, kv, kv->key))) return rc;
+    }
+    g->alignment = GGUF_DEFAULT_ALIGNMENT;
+    int64_t ai = gguf_find_kv(g, "general.alignment");
+    if (ai >= 0) {
+        uint32_t a;
+        if (g->kv[ai].type != GGUF_TYPE_UINT32)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: general.alignment has type %s, expected u32", g->name,
+                           gguf_type_name(g->kv[ai].type));
+        memcpy(&a, g->d + g->kv[ai].off, 4);
+        if (a == 0 || (a & (a - 1)))
+            return sd_fail(err, SD_ERR_FORMAT, "%s: general.alignment %u is not a power of two", g->name, a);
+        g->alignment = a;
+    }
+    for (uint64_t i = 0; i < nt; i++) {
+        uint64_t no, nl;
+        char what[64];
+        snprintf(what, sizeof what, "name of tensor %llu", (unsigned long long)i);
+        if ((rc = rd_str(&c, &no, &nl, what))) return rc;
+        gguf_tensor *t = &g->t[i];
+        t->name = sd_strndup((const char *)c.d + no, (size_t)nl);
+        g->n_tensors = (int64_t)i + 1;
+        if ((rc = rd(&c, &t->n_dims, 4, t->name))) return rc;
+        if (t->n_dims < 1 || t->n_dims > 4)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has %u dims (1..4 allowed)", g->name, t->name, t->n_dims);
+        for (int d = 0; d < 4; d++) t->ne[d] = 1;
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            if ((rc = rd(&c, &t->ne[d], 8, t->name))) return rc;
+        if ((rc = rd(&c, &t->type, 4, t->name)) || (rc = rd(&c, &t->offset, 8, t->name))) return rc;
+        const tensor_type_info *ti = tensor_type(t->type);
+        if (!ti) return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has unknown type %u", g->name, t->name, t->type);
+        uint64_t n = 1;
+        for (int d = 0; d < 4; d++) {
+            if (t->ne[d] < 0)
+                return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: dim %d is negative (%lld)", g->name, t->name, d,
+                               (long long)t->ne[d]);
+            if (t->ne[d] && n > (uint64_t)INT64_MAX / (uint64_t)t->ne[d])
+                return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: element count overflows", g->name, t->name);
+            n *= (uint64_t)t->ne[d];
+        }
+        if (t->ne[0] % ti->blck)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: row length %lld is not a multiple of the %s block (%u)",
+                           g->name, t->name, (long long)t->ne[0], ti->name, ti->blck);
+        uint64_t nb = n / ti->blck;
+        if (nb > SIZE_MAX / ti->size || nb * ti->size > g->size)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: %llu elements of %s do not fit in the file", g->name,
+                           t->name, (unsigned long long)n, ti->name);
+        t->nbytes = (size_t)(nb * ti->size);
+        if (t->offset % g->alignment)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: offset %llu is not a multiple of the alignment %zu",
+                           g->name, t->name, (unsigned long long)t->offset, g->alignment);
+        for (uint64_t j = 0; j < i; j++)
+            if (!strcmp(g->t[j].name, t->name))
+                return sd_fail(err, SD_ERR_FORMAT, "%s: duplicate tensor %s", g->name, t->name);
+    }
+    size_t data_off = (c.pos + g->alignment - 1) / g->alignment * g->alignment;
+    if (nt > 0 && data_off > g->size)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: truncated: data section at offset %zu is past the end (%zu bytes)",
+                       g->name, data_off, g->size);
+    g->data_off = data_off;
+    for (uint64_t i = 0; i < nt; i++) {
+        gguf_tensor *t = &g->t[i];
+        size_t avail = g->size - data_off;
+        if (t->offset > avail || t->nbytes > avail - t->offset)
+            return sd_fail(err, SD_ERR_FORMAT,
+                           "%s: tensor %s: data [%llu, +%zu) lies outside the file (data section holds %zu bytes)",
+                           g->name, t->name, (unsigned long long)t->offset, t->nbytes, avail);
+        t->data = g->d + data_off + t->offset;
+    }
+    return SD_OK;
+}
+
+int gguf_parse(gguf_file **out, const void *data, size_t size, const char *name, sd_err *err) {
+    *out = NULL;
+    gguf_file *g = sd_calloc(1, sizeof *g);
+    g->d = data;
+    g->size = size;
+    g->name = sd_strdup(name ? name : "(buffer)");
+    int rc = parse(g, err);
+    if (rc) {
+        gguf_close(g);
+        return rc;
+    }
+    *out = g;
+    return SD_OK;
+}
+
+int gguf_open(gguf_file **out, const char *path, sd_err *err) {
+    *out = NULL;
+    sd_map m;
+    int rc = sd_map_open(&m, path, err);
+    if (rc) return rc;
+    static const uint8_t empty[1];
+    rc = gguf_parse(out, m.data ? m.data : empty, m.size, path, err);
+    if (rc) {
+        sd_map_close(&m);
+        return rc;
+    }
+    (*out)->map = m;
+    (*out)->owns_map = 1;
+    return SD_OK;
+}
+
+uint32_t gguf_version(const gguf_file *g) { return g->version; }
+size_t gguf_alignment(const gguf_file *g) { return g->alignment; }
+const char *gguf_name(const gguf_file *g) { return g->name; }
+int64_t gguf_n_kv(const gguf_file *g) { return g->n_kv; }
+const char *gguf_kv_key(const gguf_file *g, int64_t i) { return i >= 0 && i < g->n_kv ? g->kv[i].key : NULL; }
+gguf_type gguf_kv_type(const gguf_file *g, int64_t i) { return g->kv[i].type; }
+gguf_type gguf_kv_arr_type(const gguf_file *g, int64_t i) { return g->kv[i].arr_type; }
+uint64_t gguf_kv_arr_n(const gguf_file *g, int64_t i) { return g->kv[i].type == GGUF_TYPE_ARRAY ? g->kv[i].arr_n : 0; }
+
+int64_t gguf_find_kv(const gguf_file *g, const char *key) {
+    for (int64_t i = 0; i < g->n_kv; i++)
+        if (!strcmp(g->kv[i].key, key)) return i;
+    return -1;
+}
+
+static int find_typed(const gguf_file *g, const char *key, int64_t *i, sd_err *err) {
+    *i = gguf_find_kv(g, key);
+    if (*i < 0) return sd_fail(err, SD_ERR_FORMAT, "%s: key %s missing", g->name, key);
+    return SD_OK;
+}
+
+static int wrong_type(const gguf_file *g, const char *key, gguf_type have, const char *want, sd_err *err) {
+    return sd_fail(err, SD_ERR_FORMAT, "%s: key %s has type %s, expected %s", g->name, key, gguf_type_name(have), want);
+}
+
+/* Reads an integer-typed scalar at off of type ty into *v; 0 if ty is not an integer type. */
+static int read_int(const uint8_t *p, gguf_type ty, int64_t *v, int *unsigned_big) {
+    *unsigned_big = 0;
+    switch (ty) {
+    case GGUF_TYPE_UINT8: { uint8_t x; memcpy(&x, p, 1); *v = x; return 1; }
+    case GGUF_TYPE_INT8: { int8_t x; memcpy(&x, p, 1); *v = x; return 1; }
+    case GGUF_TYPE_UINT16: { uint16_t x; memcpy(&x, p, 2); *v = x; return 1; }
+    case GGUF_TYPE_INT16: { int16_t x; memcpy(&x, p, 2); *v = x; return 1; }
+    case GGUF_TYPE_UINT32: { uint32_t x; memcpy(&x, p, 4); *v = x; return 1; }
+    case GGUF_TYPE_INT32: { int32_t x; memcpy(&x, p, 4); *v = x; return 1; }
+    case GGUF_TYPE_BOOL: { *v = p[0]; return 1; }
+    case GGUF_TYPE_UINT64: { uint64_t x; memcpy(&x, p, 8); *unsigned_big = x > INT64_MAX; *v = (int64_t)x; return 1; }
+    case GGUF_TYPE_INT64: { int64_t x; memcpy(&x, p, 8); *v = x; return 1; }
+    default: return 0;
+    }
+}
+
+int gguf_get_int(const gguf_file *g, const char *key, int64_t *out, sd_err *err) {
+    int64_t i;
+    int rc = find_typed(g, key, &i, err), big;
+    if (rc) return rc;
+    if (!read_int(g->d + g->kv[i].off, g->kv[i].type, out, &big)) return wrong_type(g, key, g->kv[i].type, "an integer", err);
+    if (big) return sd_fail(err, SD_ERR_FORMAT, "%s: key %s: value does not fit in int64", g->name, key);
+    return SD_OK;
+}
+
+int gguf_get_u32(const gguf_file *g, const char *key, uint32_t *out, sd_err *err) {
+    int64_t v;
+    int rc = gguf_get_int(g, key, &v, err);
+    if (rc) return rc;
+    if (v < 0 || v > UINT32_MAX) return sd_fail(err, SD_ERR_FORMAT, "%s: key %s: value %lld out of u32 range", g->name, key, (long long)v);
+    *out = (uint32_t)v;
+    return SD_OK;
+}
+
+int gguf_get_i32(const gguf_file *g, const char *key, int32_t *out, sd_err *err) {
+    int64_t v;
+    int rc = gguf_get_int(g, key, &v, err);
+    if (rc) return rc;
+    if (v < INT32_MIN || v > INT32_MAX) return sd_fail(err, SD_ERR_FORMAT, "%s: key %s: value %lld out of i32 range", g->name, key, (long long)v);
+    *out = (int32_t)v;
+    return SD_OK;
+}
+
+int gguf_get_float(const gguf_file *g, const char *key, double *out, sd_err *err) {
+    int64_t i;
+    int rc = find_typed(g, key, &i, err);
+    if (rc) return rc;
+    if (g->kv[i].type == GGUF_TYPE_FLOAT32) {
+        float f;
+        memcpy(&f, g->d + g->kv[i].off, 4);
+        *out = f;
+    } else if (g->kv[i].type == GGUF_TYPE_FLOAT64) memcpy(out, g->d + g->kv[i].off, 8);
+    else return wrong_type(g, key, g->kv[i].type, "f32", err);
+    return SD_OK;
+}
+
+int gguf_get_f32(const gguf_file *g, const char *key, float *out, sd_err *err) {
+    double v;
+    int rc = gguf_get_float(g, key, &v, err);
+    if (!rc) *out = (float)v;
+    return rc;
+}
+
+int gguf_get_bool(const gguf_file *g, const char *key, int *out, sd_err *err) {
+    int64_t i;
+    int rc = find_typed(g, key, &i, err);
+    if (rc) return rc;
+    if (g->kv[i].type != GGUF_TYPE_BOOL) return wrong_type(g, key, g->kv[i].type, "bool", err);
+    *out = g->d[g->kv[i].off] != 0;
+    return SD_OK;
+}
+
+int gguf_get_strv(const gguf_file *g, const char *key, const char **s, uint64_t *len, sd_err *err) {
+    int64_t i;
+    int rc = find_typed(g, key, &i, err);
+    if (rc) return rc;
+    if (g->kv[i].type != GGUF_TYPE_STRING) return wrong_type(g, key, g->kv[i].type, "string", err);
+    memcpy(len, g->d + g->kv[i].off, 8);
+    *s = (const char *)g->d + g->kv[i].off + 8;
+    return SD_OK;
+}
+
+int gguf_get_str(const gguf_file *g, const char *key, char **out, sd_err *err) {
+    const char *s;
+    uint64_t n;
+    int rc = gguf_get_strv(g, key, &s, &n, err);
+    if (!rc) *out = sd_strndup(s, (size_t)n);
+    return rc;
+}
+
+int gguf_get_arr(const gguf_file *g, const char *key, gguf_type *elem, uint64_t *n, const void **data, sd_err *err) {
+    int64_t i;
+    int rc = find_typed(g, key, &i, err);
+    if (rc) return rc;
+    if (g->kv[i].type != GGUF_TYPE_ARRAY) return wrong_type(g, key, g->kv[i].type, "array", err);
+    *elem = g->kv[i].arr_type;
+    *n = g->kv[i].arr_n;
+    *data = g->kv[i].arr_type == GGUF_TYPE_STRING ? NULL : g->d + g->kv[i].off;
+    return SD_OK;
+}
+
+int gguf_get_arr_str(const gguf_file *g, int64_t i, uint64_t j, const char **s, uint64_t *len) {
+    if (i < 0 || i >= g->n_kv || g->kv[i].type != GGUF_TYPE_ARRAY || g->kv[i].arr_type != GGUF_TYPE_STRING ||
+        j >= g->kv[i].arr_n)
+        return SD_ERR_USAGE;
+    memcpy(len, g->d + g->kv[i].str_off[j], 8);
+    *s = (const char *)g->d + g->kv[i].str_off[j] + 8;
+    return SD_OK;
+}
+
+int gguf_get_arr_i32(const gguf_file *g, const char *key, int32_t **out, uint64_t *n, sd_err *err) {
+    gguf_type et;
+    const void *d;
+    *out = NULL;
+    int rc = gguf_get_arr(g, key, &et, n, &d, err);
+    if (rc) return rc;
+    if (et == GGUF_TYPE_STRING || et == GGUF_TYPE_FLOAT32 || et == GGUF_TYPE_FLOAT64)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: key %s is an array of %s, expected integers", g->name, key, gguf_type_name(et));
+    int32_t *v = sd_malloc((size_t)(*n ? *n : 1) * sizeof *v);
+    size_t es = kv_type_size[et];
+    for (uint64_t j = 0; j < *n; j++) {
+        int64_t x = 0;
+        int big = 0;
+        read_int((const uint8_t *)d + j * es, et, &x, &big);
+        if (big || x < INT32_MIN || x > INT32_MAX) {
+            free(v);
+            return sd_fail(err, SD_ERR_FORMAT, "%s: key %s: element %llu out of i32 range", g->name, key, (unsigned long long)j);
+        }
+        v[j] = (int32_t)x;
+    }
+    *out = v;
+    return SD_OK;
+}
+
+int64_t gguf_n_tensors(const gguf_file *g) { return g->n_tensors; }
+const gguf_tensor *gguf_tensor_at(const gguf_file *g, int64_t i) {
+    return i >= 0 && i < g->n_tensors ? &g->t[i] : NULL;
+}
+const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
+    for (int64_t i = 0; i < g->n_tensors; i++)
+        if (!strcmp(g->t[i].name, name)) return &g->t[i];
+    return NULL;
+}
+
+int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_err *err) {
+    size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+    const uint8_t *p = t->data;
+    switch (t->type) {
+    case GGUF_TENSOR_F32: memcpy(out, p, n * 4); return SD_OK;
+    case GGUF_TENSOR_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = f16_to_f32(h);
+        }
+        return SD_OK;
+    case GGUF_TENSOR_Q8_0: /* blocks of 32: f16 scale d, then 32 int8 q; x = d * q */
+        for (size_t b = 0; b < n / 32; b++) {
+            uint16_t h;
+            memcpy(&h, p + 34 * b, 2);
+            float d = f16_to_f32(h);
+            const int8_t *q = (const int8_t *)(p + 34 * b + 2);
+            for (int i = 0; i < 32; i++) out[32 * b + i] = d * (float)q[i];
+        }
+        return SD_OK;
+    default:
+        return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has type %s; serendip converts only F32, F16 and Q8_0",
+                       g->name, t->name, gguf_tensor_type_name(t->type));
+    }
+}
+
+/* ---------------------------------------------------------------- writer */
+
+typedef struct {
+    char *key;
+    uint8_t *val; /* serialized type + value */
+    size_t len;
+} w_kv;
+
+typedef struct {
+    char *name;
+    uint32_t type, n_dims;
+    int64_t ne[4];
+    const float *data; /* borrowed */
+    size_t n, nbytes;
+} w_tensor;
+
+struct gguf_writer {
+    sd_vec kv; /* w_kv */
+    sd_vec t;  /* w_tensor */
+};
+
+gguf_writer *gguf_writer_new(void) {
+    gguf_writer *w = sd_calloc(1, sizeof *w);
+    sd_vec_init(&w->kv, sizeof(w_kv));
+    sd_vec_init(&w->t, sizeof(w_tensor));
+    return w;
+}
+
+void gguf_writer_free(gguf_writer *w) {
+    if (!w) return;
+    for (size_t i = 0; i < w->kv.len; i++) {
+        free(((w_kv *)w->kv.data)[i].key);
+        free(((w_kv *)w->kv.data)[i].val);
+    }
+    for (size_t i = 0; i < w->t.len; i++) free(((w_tensor *)w->t.data)[i].name);
+    sd_vec_free(&w->kv);
+    sd_vec_free(&w->t);
+    free(w);
+}
+
+/* A growable byte buffer for one serialized value. */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bbuf;
+
+static void bb_put(bbuf *b, const void *d, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 16;
+        b->p = sd_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void bb_u32(bbuf *b, uint32_t v) { bb_put(b, &v, 4); }
+static void bb_u64(bbuf *b, uint64_t v) { bb_put(b, &v, 8); }
+static void bb_str(bbuf *b, const char *s) {
+    size_t n = strlen(s);
+    bb_u64(b, n);
+    bb_put(b, s, n);
+}
+
+/* Stores key -> serialized value b (takes b's buffer), replacing an earlier value of key. */
+static void w_set(gguf_writer *w, const char *key, bbuf *b) {
+    for (size_t i = 0; i < w->kv.len; i++) {
+        w_kv *k = (w_kv *)w->kv.data + i;
+        if (!strcmp(k->key, key)) {
+            free(k->val);
+            k->val = b->p, k->len = b->n;
+            return;
+        }
+    }
+    w_kv *k = sd_vec_push(&w->kv);
+    k->key = sd_strdup(key);
+    k->val = b->p, k->len = b->n;
+}
+
+void gguf_set_str(gguf_writer *w, const char *key, const char *val) {
+    bbuf b = {0};
+    bb_u32(&b, GGUF_TYPE_STRING);
+    bb_str(&b, val);
+    w_set(w, key, &b);
+}
+
+static void set_scalar(gguf_writer *w, const char *key, gguf_type t, const void *v) {
+    bbuf b = {0};
+    bb_u32(&b, t);
+    bb_put(&b, v, kv_type_size[t]);
+    w_set(w, key, &b);
+}
+void gguf_set_u32(gguf_writer *w, const char *key, uint32_t v) { set_scalar(w, key, GGUF_TYPE_UINT32, &v); }
+void gguf_set_i32(gguf_writer *w, const char *key, int32_t v) { set_scalar(w, key, GGUF_TYPE_INT32, &v); }
+void gguf_set_u64(gguf_writer *w, const char *key, uint64_t v) { set_scalar(w, key, GGUF_TYPE_UINT64, &v); }
+void gguf_set_f32(gguf_writer *w, const char *key, float v) { set_scalar(w, key, GGUF_TYPE_FLOAT32, &v); }
+void gguf_set_bool(gguf_writer *w, const char *key, int v) {
+    uint8_t x = v != 0;
+    set_scalar(w, key, GGUF_TYPE_BOOL, &x);
+}
+
+void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *vals, size_t n) {
+    bbuf b = {0};
+    bb_u32(&b, GGUF_TYPE_ARRAY);
+    bb_u32(&b, GGUF_TYPE_STRING);
+    bb_u64(&b, n);
+    for (size_t i = 0; i < n; i++) bb_str(&b, vals[i]);
+    w_set(w, key, &b);
+}
+
+static void set_arr(gguf_writer *w, const char *key, gguf_type t, const void *vals, size_t n) {
+    bbuf b = {0};
+    bb_u32(&b, GGUF_TYPE_ARRAY);
+    bb_u32(&b, t);
+    bb_u64(&b, n);
+    bb_put(&b, vals, n * kv_type_size[t]);
+    w_set(w, key, &b);
+}
+void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, size_t n) { set_arr(w, key, GGUF_TYPE_INT32, v, n); }
+void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, size_t n) { set_arr(w, key, GGUF_TYPE_FLOAT32, v, n); }
+
+int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                    const float *data, sd_err *err) {
+    if (type != GGUF_TENSOR_F32 && type != GGUF_TENSOR_F16)
+        return sd_fail(err, SD_ERR_USAGE, "tensor %s: the writer stores F32 or F16, not type %u", name, type);
+    if (n_dims < 1 || n_dims > 4) return sd_fail(err, SD_ERR_USAGE, "tensor %s: %u dims (1..4 allowed)", name, n_dims);
+    for (size_t i = 0; i < w->t.len; i++)
+        if (!strcmp(((w_tensor *)w->t.data)[i].name, name))
+            return sd_fail(err, SD_ERR_USAGE, "tensor %s added twice", name);
+    w_tensor t = {.type = type, .n_dims = n_dims, .data = data, .n = 1};
+    for (int d = 0; d < 4; d++) t.ne[d] = 1;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        if (ne[d] <= 0) return sd_fail(err, SD_ERR_USAGE, "tensor %s: dim %u is %lld", name, d, (long long)ne[d]);
+        t.ne[d] = ne[d];
+        t.n *= (size_t)ne[d];
+    }
+    t.nbytes = t.n * (type == GGUF_TENSOR_F32 ? 4 : 2);
+    t.name = sd_strdup(name);
+    *(w_tensor *)sd_vec_push(&w->t) = t;
+    return SD_OK;
+}
+
+static void write_pad(FILE *f, size_t pos, size_t align) {
+    static const char zeros[256];
+    size_t pad = (align - pos % align) % align;
+    while (pad > 0) {
+        size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+        fwrite(zeros, 1, k, f);
+        pad -= k;
+    }
+}
+
+int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err) {
+    size_t align = GGUF_DEFAULT_ALIGNMENT;
+    for (size_t i = 0; i < w->kv.len; i++) {
+        w_kv *k = (w_kv *)w->kv.data + i;
+        if (!strcmp(k->key, "general.alignment")) {
+            uint32_t ty, a;
+            memcpy(&ty, k->val, 4);
+            if (ty != GGUF_TYPE_UINT32) return sd_fail(err, SD_ERR_USAGE, "general.alignment must be a u32");
+            memcpy(&a, k->val + 4, 4);
+            if (a == 0 || (a & (a - 1))) return sd_fail(err, SD_ERR_USAGE, "general.alignment %u is not a power of two", a);
+            align = a;
+        }
+    }
+    bbuf h = {0};
+    bb_put(&h, "GGUF", 4);
+    bb_u32(&h, GGUF_VERSION);
+    bb_u64(&h, w->t.len);
+    bb_u64(&h, w->kv.len);
+    for (size_t i = 0; i < w->kv.len; i++) {
+        w_kv *k = (w_kv *)w->kv.data + i;
+        bb_str(&h, k->key);
+        bb_put(&h, k->val, k->len);
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < w->t.len; i++) {
+        w_tensor *t = (w_tensor *)w->t.data + i;
+        bb_str(&h, t->name);
+        bb_u32(&h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) bb_u64(&h, (uint64_t)t->ne[d]);
+        bb_u32(&h, t->type);
+        bb_u64(&h, off);
+        off += (t->nbytes + align - 1) / align * align;
+    }
+    sd_afile a;
+    int rc = sd_afile_open(&a, path, err);
+    if (rc) { free(h.p); return rc; }
+    fwrite(h.p, 1, h.n, a.f);
+    write_pad(a.f, h.n, align);
+    free(h.p);
+    uint16_t buf[4096];
+    for (size_t i = 0; i < w->t.len; i++) {
+        w_tensor *t = (w_tensor *)w->t.data + i;
+        if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
+        else
+            for (size_t s = 0; s < t->n; s += 4096) {
+                size_t k = t->n - s < 4096 ? t->n - s : 4096;
+                for (size_t j = 0; j < k; j++) buf[j] = f32_to_f16(t->data[s + j]);
+                fwrite(buf, 2, k, a.f);
+            }
+        write_pad(a.f, t->nbytes, align);
+    }
+    return sd_afile_commit(&a, err);
+}
+
+/* ---------------------------------------------------------------- Llama models */
+
+/* The GGUF name and ggml shape of each of a model's tensors, in lm_weights order, for layer l
+ * (l < 0 for the global ones). ne = {in, out} for a row-major [out][in] matrix. */
+typedef struct {
+    char name[64];
+    int n_dims;
+    int64_t ne[2];
+    float *data; /* into the parameter block */
+} lm_tensor_ref;
+
+/* Lists m's tensors into refs (capacity 3 + 9 L); returns the count. out is omitted when tied. */
+static int lm_tensor_refs(const lm_config *c, const lm_weights *w, lm_tensor_ref *refs) {
+    int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, KvD = lm_kv_dim(c);
+    int n = 0;
+#define REF(nm, nd, in, out_, ptr)                                    \
+    do {                                                              \
+        lm_tensor_ref *r_ = &refs[n++];                               \
+        snprintf(r_->name, sizeof r_->name, "%s", nm);                \
+        r_->n_dims = nd, r_->ne[0] = in, r_->ne[1] = out_, r_->data = ptr; \
+    } while (0)
+    REF("token_embd.weight", 2, D, V, w->tok_emb);
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        char nm[64];
+#define LREF(suffix, nd, in, out_, ptr) \
+    snprintf(nm, sizeof nm, "blk.%lld.%s", (long long)l, suffix); \
+    REF(nm, nd, in, out_, ptr)
+        LREF("attn_norm.weight", 1, D, 1, w->attn_norm + l * D);
+        LREF("attn_q.weight", 2, D, D, w->wq + l * D * D);
+        LREF("attn_k.weight", 2, D, KvD, w->wk + l * KvD * D);
+        LREF("attn_v.weight", 2, D, KvD, w->wv + l * KvD * D);
+        LREF("attn_output.weight", 2, D, D, w->wo + l * D * D);
+        LREF("ffn_norm.weight", 1, D, 1, w->ffn_norm + l * D);
+        LREF("ffn_gate.weight", 2, D, H, w->w1 + l * H * D);
+        LREF("ffn_down.weight", 2, H, D, w->w2 + l * D * H);
+        LREF("ffn_up.weight", 2, D, H, w->w3 + l * H * D);
+#undef LREF
+    }
+    REF("output_norm.weight", 1, D, 1, w->out_norm);
+    if (!c->tied) REF("output.weight", 2, D, V, w->out);
+#undef REF
+    return n;
+}
+
+/* llama.cpp's LLAMA_FTYPE values for general.file_type */
+#define LM_FTYPE_ALL_F32 0
+#define LM_FTYPE_MOSTLY_F16 1
+
+static void tok_to_gguf(gguf_writer *w, const lm_tokenizer *t) {
+    int32_t n = tok_vocab_size(t), nm = tok_n_merges(t);
+    const char **toks = sd_malloc((size_t)n * sizeof *toks);
+    int32_t *types = sd_malloc((size_t)n * sizeof *types);
+    for (int32_t i = 0; i < n; i++) {
+        toks[i] = tok_token_text(t, i);
+        types[i] = tok_token_type(t, i);
+    }
+    const char **merges = sd_malloc(((size_t)nm + 1) * sizeof *merges);
+    for (int32_t r = 0; r < nm; r++) merges[r] = tok_merge(t, r);
+    gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
+    gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
+    gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, (size_t)nm);
+    if (tok_bos(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_bos(t));
+    if (tok_eos(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok_eos(t));
+    if (tok_pad(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)tok_pad(t));
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    free(toks);
+    free(types);
+    free(merges);
+}
+
+int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, const char *name, uint32_t tensor_type,
+                  sd_err *err) {
+    const lm_config *c = &m->cfg;
+    int rc = lm_config_check(c, err);
+    if (rc) return rc;
+    if (tensor_type != GGUF_TENSOR_F32 && tensor_type != GGUF_TENSOR_F16)
+        return sd_fail(err, SD_ERR_USAGE, "models are saved as F32 or F16, not type %u", tensor_type);
+    if (t && tok_vocab_size(t) != c->vocab_size)
+        return sd_fail(err, SD_ERR_USAGE, "tokenizer has %d tokens but the model's vocab_size is %d", tok_vocab_size(t),
+                       c->vocab_size);
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_str(w, "general.name", name ? name : "serendip");
+    gguf_set_u32(w, "general.file_type", tensor_type == GGUF_TENSOR_F16 ? LM_FTYPE_MOSTLY_F16 : LM_FTYPE_ALL_F32);
+    gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len);
+    gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
+    gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
+    gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
+    gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta);
+    gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)lm_head_dim(c));
+    gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+    if (t) tok_to_gguf(w, t);
+    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
+    int n = lm_tensor_refs(c, &m->w, refs);
+    for (int i = 0; i < n && !rc; i++) /* norms stay F32, as llama.cpp's converter keeps them */
+        rc = gguf_add_tensor(w, refs[i].name, refs[i].n_dims == 1 ? GGUF_TENSOR_F32 : tensor_type,
+                             (uint32_t)refs[i].n_dims, refs[i].ne, refs[i].data, err);
+    free(refs);
+    return rc;
+}
+
+int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name, uint32_t tensor_type,
+                    sd_err *err) {
+    gguf_writer *w = gguf_writer_new();
+    int rc = lm_gguf_build(w, m, t, name, tensor_type, err);
+    if (!rc) rc = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    return rc;
+}
+
+int lm_gguf_save(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name, sd_err *err) {
+    return lm_gguf_save_as(path, m, t, name, GGUF_TENSOR_F32, err);
+}
+
+static int get_i32_pos(const gguf_file *g, const char *key, int32_t *out, sd_err *err) {
+    int rc = gguf_get_i32(g, key, out, err);
+    if (rc) return rc;
+    if (*out <= 0) return sd_fail(err, SD_ERR_FORMAT, "%s: key %s is %d, must be positive", gguf_name(g), key, *out);
+    return SD_OK;
+}
+
+int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err) {
+    memset(c, 0, sizeof *c);
+    char *arch = NULL;
+    int rc = gguf_get_str(g, "general.architecture", &arch, err);
+    if (rc) return rc;
+    if (strcmp(arch, "llama") != 0) {
+        sd_fail(err, SD_ERR_FORMAT, "%s: architecture \"%s\" is not supported (serendip runs \"llama\")", gguf_name(g), arch);
+        free(arch);
+        return SD_ERR_FORMAT;
+    }
+    free(arch);
+    if ((rc = get_i32_pos(g, "llama.embedding_length", &c->dim, err)) ||
+        (rc = get_i32_pos(g, "llama.block_count", &c->n_layers, err)) ||
+        (rc = get_i32_pos(g, "llama.attention.head_count", &c->n_heads, err)) ||
+        (rc = get_i32_pos(g, "llama.feed_forward_length", &c->hidden_dim, err)) ||
+        (rc = get_i32_pos(g, "llama.context_length", &c->seq_len, err)))
+        return rc;
+    c->n_kv_heads = c->n_heads;
+    if (gguf_find_kv(g, "llama.attention.head_count_kv") >= 0 &&
+        (rc = get_i32_pos(g, "llama.attention.head_count_kv", &c->n_kv_heads, err)))
+        return rc;
+    if ((rc = gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps, err))) return rc;
+    c->rope_theta = 10000.0f;
+    if (gguf_find_kv(g, "llama.rope.freq_base") >= 0 && (rc = gguf_get_f32(g, "llama.rope.freq_base", &c->rope_theta, err)))
+        return rc;
+    const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) return sd_fail(err, SD_ERR_FORMAT, "%s: tensor token_embd.weight missing", gguf_name(g));
+    if (gguf_find_kv(g, "llama.vocab_size") >= 0) {
+        if ((rc = get_i32_pos(g, "llama.vocab_size", &c->vocab_size, err))) return rc;
+    } else if (emb->ne[1] > 0 && emb->ne[1] <= INT32_MAX) c->vocab_size = (int32_t)emb->ne[1];
+    c->tied = gguf_find_tensor(g, "output.weight") == NULL;
+    if ((rc = lm_config_check(c, err))) {
+        sd_err_prefix(err, "%s", gguf_name(g));
+        err->code = SD_ERR_FORMAT;
+        return SD_ERR_FORMAT;
+    }
+    if (gguf_find_kv(g, "llama.rope.dimension_count") >= 0) {
+        int32_t rd_;
+        if ((rc = gguf_get_i32(g, "llama.rope.dimension_count", &rd_, err))) return rc;
+        if (rd_ != lm_head_dim(c))
+            return sd_fail(err, SD_ERR_FORMAT, "%s: llama.rope.dimension_count %d differs from head_dim %d (partial RoPE is not supported)",
+                           gguf_name(g), rd_, lm_head_dim(c));
+    }
+    return SD_OK;
+}
+
+int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err) {
+    *out = NULL;
+    char *model = NULL;
+    int rc = gguf_get_str(g, "tokenizer.ggml.model", &model, err);
+    if (rc) return rc;
+    if (strcmp(model, "gpt2") != 0) {
+        sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer model \"%s\" is not supported (serendip reads \"gpt2\" BPE)", gguf_name(g), model);
+        free(model);
+        return SD_ERR_FORMAT;
+    }
+    free(model);
+    int64_t ti = gguf_find_kv(g, "tokenizer.ggml.tokens"), mi = gguf_find_kv(g, "tokenizer.ggml.merges");
+    if (ti < 0 || mi < 0)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: key tokenizer.ggml.%s missing", gguf_name(g), ti < 0 ? "tokens" : "merges");
+    if (gguf_kv_type(g, ti) != GGUF_TYPE_ARRAY || gguf_kv_arr_type(g, ti) != GGUF_TYPE_STRING ||
+        gguf_kv_type(g, mi) != GGUF_TYPE_ARRAY || gguf_kv_arr_type(g, mi) != GGUF_TYPE_STRING)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer.ggml.tokens and .merges must be string arrays", gguf_name(g));
+    uint64_t n = gguf_kv_arr_n(g, ti), nm = gguf_kv_arr_n(g, mi);
+    if (n > INT32_MAX || nm > INT32_MAX) return sd_fail(err, SD_ERR_FORMAT, "%s: vocabulary too large", gguf_name(g));
+    int32_t *types = NULL;
+    if (gguf_find_kv(g, "tokenizer.ggml.token_type") >= 0) {
+        uint64_t nt;
+        if ((rc = gguf_get_arr_i32(g, "tokenizer.ggml.token_type", &types, &nt, err))) return rc;
+        if (nt != n) {
+            free(types);
+            return sd_fail(err, SD_ERR_FORMAT, "%s: %llu token types for %llu tokens", gguf_name(g), (unsigned long long)nt,
+                           (unsigned long long)n);
+        }
+    }
+    char **toks = sd_calloc((size_t)n + 1, sizeof *toks), **merges = sd_calloc((size_t)nm + 1, sizeof *merges);
+    for (uint64_t j = 0; j < n; j++) {
+        const char *s;
+        uint64_t l;
+        gguf_get_arr_str(g, ti, j, &s, &l);
+        toks[j] = sd_strndup(s, (size_t)l);
+    }
+    for (uint64_t j = 0; j < nm; j++) {
+        const char *s;
+        uint64_t l;
+        gguf_get_arr_str(g, mi, j, &s, &l);
+        merges[j] = sd_strndup(s, (size_t)l);
+    }
+    int32_t ids[3] = {-1, -1, -1};
+    const char *keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"};
+    for (int k = 0; k < 3 && !rc; k++)
+        if (gguf_find_kv(g, keys[k]) >= 0) rc = gguf_get_i32(g, keys[k], &ids[k], err);
+    if (!rc) {
+        rc = tok_from_vocab((const char *const *)toks, types, (int32_t)n, (const char *const *)merges, (int32_t)nm, ids[0],
+                            ids[1], ids[2], out, err);
+        if (rc) sd_err_prefix(err, "%s", gguf_name(g));
+    }
+    for (uint64_t j = 0; j < n; j++) free(toks[j]);
+    for (uint64_t j = 0; j < nm; j++) free(merges[j]);
+    free(toks);
+    free(merges);
+    free(types);
+    return rc;
+}
+
+int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err) {
+    memset(m, 0, sizeof *m);
+    if (t) *t = NULL;
+    lm_config c;
+    int rc = lm_gguf_read_config(g, &c, err);
+    if (rc) return rc;
+    lm_model mm = {.cfg = c, .n_params = lm_param_count(&c), .owns_params = 1};
+    mm.params = sd_malloc(mm.n_params * sizeof(float));
+    lm_weights_point(&mm.w, &c, mm.params);
+    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c.n_layers) * sizeof *refs);
+    int n = lm_tensor_refs(&c, &mm.w, refs);
+    for (int i = 0; i < n && !rc; i++) {
+        const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
+        if (!gt) {
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s missing", gguf_name(g), refs[i].name);
+            break;
+        }
+        int64_t want1 = refs[i].n_dims == 2 ? refs[i].ne[1] : 1;
+        if (gt->ne[0] != refs[i].ne[0] || gt->ne[1] != want1 || gt->ne[2] != 1 || gt->ne[3] != 1) {
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], the config needs [%lld, %lld]",
+                         gguf_name(g), refs[i].name, (long long)gt->ne[0], (long long)gt->ne[1], (long long)gt->ne[2],
+                         (long long)gt->ne[3], (long long)refs[i].ne[0], (long long)want1);
+            break;
+        }
+        rc = gguf_tensor_to_f32(g, gt, refs[i].data, err);
+    }
+    free(refs);
+    if (!rc && t) rc = lm_gguf_load_tokenizer(g, t, err);
+    if (!rc && t && tok_vocab_size(*t) != c.vocab_size)
+        rc = sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer has %d tokens but llama.vocab_size is %d", gguf_name(g),
+                     tok_vocab_size(*t), c.vocab_size);
+    if (rc) {
+        if (t) {
+            tok_free(*t);
+            *t = NULL;
+        }
+        lm_model_free(&mm);
+        return rc;
+    }
+    *m = mm;
+    return SD_OK;
+}
+
+int lm_gguf_load(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err) {
+    gguf_file *g;
+    int rc = gguf_open(&g, path, err);
+    if (rc) return rc;
+    rc = lm_gguf_load_from(g, m, t, err);
+    gguf_close(g);
+    return rc;
+}
