@@ -34,4 +34,38 @@ uint64_t tx_hash(const tx_taxonomy *t);
 /* Level-2 cluster whose description is exactly s, or -1. */
 int32_t tx_find_desc(const tx_taxonomy *t, const char *s);
 
+/* ---------------------------------------------------------------- building (src/cluster/taxonomy.c)
+ * Appended by the cluster module; the declarations above are the contract others code against. */
+#include "serendip/dataset.h"
+
+typedef struct {
+    int n_top;       /* K1 level-1 clusters (default 12) */
+    int n_clusters;  /* M level-2 clusters (default 100); capped at the number of embedded items */
+    int dim;         /* embedding dimension (default 64) */
+    int window;      /* co-occurrence window in positions, 0 = whole user (default 50) */
+    int iters;       /* k-means iterations (default 25) */
+    uint64_t seed;
+} tx_config;
+
+#define TX_DEFAULT ((tx_config){.n_top = 12, .n_clusters = 100, .dim = 64, .window = 50, .iters = 25, .seed = 1})
+
+typedef struct {
+    int64_t n_train_events; /* events of the train window used */
+    int64_t n_embedded;     /* items with an embedding (the others get cluster -1) */
+    int dim;                /* embedding dimension used */
+    double inertia;         /* level-2 k-means cost */
+    double secs_embed, secs_kmeans, secs_describe;
+} tx_stats;
+
+/* Builds the taxonomy from the train window of d (events with ds_split_of == DS_TRAIN): item
+ * embeddings from co-occurrence, level-2 k-means over items, level-1 k-means over the level-2
+ * centroids, keyword descriptions. Ids are ordered: level-1 by descending size, level-2 grouped by
+ * parent and by descending size within it. out is freed with tx_free; stats may be NULL. */
+int tx_build(const ds_dataset *d, const ds_split *s, const tx_config *cfg, tx_taxonomy *out, tx_stats *stats, sd_err *err);
+
+/* Writes clusters.tsv (atomic): a header line, then one line per level-2 cluster with the columns
+ * id, parent, size, description, examples (up to n_examples most popular titles joined by " | "),
+ * parent_description. */
+int tx_write_tsv(const tx_taxonomy *t, const ds_dataset *d, const char *path, int n_examples, sd_err *err);
+
 #endif
