@@ -9,8 +9,9 @@
  *  - A user's state is a weighted set of interest subtopics. The probability that the user engages
  *    positively with an item of subtopic x is
  *        p = sigmoid( [x in interests] * self_bonus + g(u,x) + quality[x] + noise_sd * eps(u,x) )
- *    where g(u,x) = sum_{s in I, s != x} w_s A[s][x] / sum_{s in I} w_s and eps(u,x) ~ N(0,1) is a
- *    fixed per-(user, subtopic) taste drawn from a hash of the world seed (no storage needed).
+ *    where g(u,x) = sum_{s in I, s != x} w_s A[s][x] / sum_{s in I} w_s + 0.5 (max_s A[s][x]^+ +
+ *    min_s A[s][x]^-) (one interest that loves or hates x sways the user), and eps(u,x) ~ N(0,1) is
+ *    a fixed per-(user, subtopic) taste drawn from a hash of the world seed (no storage needed).
  *  - Users live through sessions: mostly items of current interests, sometimes an exploration of a
  *    never-engaged subtopic chosen by affinity + popularity + noise. Liked explorations are adopted
  *    as interests (drift); interest weights decay with time.
@@ -36,7 +37,7 @@ typedef struct {
     int32_t days;         /* length of the log, default 730 */
     int64_t t_start;      /* unix s of the first possible event, default 2023-01-01 00:00 UTC */
     float explore_prob;   /* mean per-session exploration probability, default 0.15 */
-    float sessions_mean;  /* median sessions per user (log-normal), default 22 */
+    float sessions_mean;  /* median sessions per user (log-normal), default 26 */
 } world_params;
 
 void world_params_default(world_params *p);
