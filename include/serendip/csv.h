@@ -43,6 +43,7 @@ int64_t csv_line(const csv_reader *r);      /* line on which the current record 
 int64_t csv_records(const csv_reader *r);   /* records returned so far */
 const char *csv_name(const csv_reader *r);  /* file name used in messages */
 int csv_had_bom(const csv_reader *r);       /* 1 when a UTF-8 byte-order mark was skipped */
+int64_t csv_bytes_read(const csv_reader *r); /* input bytes consumed so far (for progress) */
 
 /* Names of the columns, used in messages (borrowed; may be NULL). */
 void csv_set_names(csv_reader *r, const char *const *names, int n);

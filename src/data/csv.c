@@ -20,6 +20,7 @@ struct csv_reader {
     const unsigned char *buf; /* current window: the file buffer or the whole memory source */
     unsigned char *fbuf;      /* (CSV_BUF) owned file buffer */
     size_t pos, len;
+    int64_t consumed;         /* bytes of earlier windows */
     int sep0, sep1;           /* separator bytes; sep1 = -1 for a one-byte separator */
     int quotes;
     csv_encoding enc;
@@ -93,6 +94,7 @@ void csv_close(csv_reader *r) {
 /* Loads the next window of the file; returns 0 at end of input. */
 static int refill(csv_reader *r) {
     if (!r->f) return 0;
+    r->consumed += (int64_t)r->len;
     r->len = fread(r->fbuf, 1, CSV_BUF, r->f);
     r->pos = 0;
     return r->len > 0;
@@ -329,6 +331,7 @@ int64_t csv_line(const csv_reader *r) { return r->rec_line; }
 int64_t csv_records(const csv_reader *r) { return r->nrec; }
 const char *csv_name(const csv_reader *r) { return r->name; }
 int csv_had_bom(const csv_reader *r) { return r->bom; }
+int64_t csv_bytes_read(const csv_reader *r) { return r->consumed + (int64_t)r->pos; }
 
 void csv_set_names(csv_reader *r, const char *const *names, int n) {
     r->names = names;

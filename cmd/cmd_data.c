@@ -1,0 +1,175 @@
+/* cmd_data.c - `serendip ingest` (MovieLens or a generic CSV log -> ws/dataset.bin) and
+ * `serendip split` (global temporal split -> ws/split.json). */
+#include "cmd.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serendip/csv.h"
+#include "serendip/dataset.h"
+#include "serendip/ingest.h"
+
+/* Prints a cJSON object on stdout and frees it. */
+static void print_json(cJSON *j) {
+    char *s = cJSON_Print(j);
+    puts(s);
+    free(s);
+    cJSON_Delete(j);
+}
+
+int cmd_ingest(int argc, char **argv) {
+    const char *ws = NULL, *ml = NULL, *ratings = NULL, *items = NULL, *sep = ",";
+    const char *user_col = "userId", *item_col = "movieId", *rating_col = "rating", *ts_col = "timestamp";
+    const char *watch_col = "", *title_col = "title", *tags_col = "genres";
+    int no_header = 0, json = 0;
+    fl_spec specs[] = {
+        {"ws", FL_STR, &ws, "workspace folder (created if needed); writes dataset.bin"},
+        {"movielens", FL_STR, &ml, "MovieLens folder: 100k, 1M, 10M, latest/20M/25M/32M (detected)"},
+        {"ratings", FL_STR, &ratings, "generic log: one event per line (instead of --movielens)"},
+        {"items", FL_STR, &items, "generic catalogue (optional)"},
+        {"sep", FL_STR, &sep, "separator of the generic files: one byte, \\t, or ::"},
+        {"no-header", FL_BOOL, &no_header, "generic files have no header: columns are 1-based numbers"},
+        {"user-col", FL_STR, &user_col, "user id column (integer ids)"},
+        {"item-col", FL_STR, &item_col, "item id column, in both files (integer ids)"},
+        {"rating-col", FL_STR, &rating_col, "rating column (\"\" for none; empty cells = no rating)"},
+        {"ts-col", FL_STR, &ts_col, "time column: unix seconds or YYYY-MM-DD[ HH:MM[:SS]] UTC"},
+        {"watch-col", FL_STR, &watch_col, "watch-fraction column in [0,1] (\"\" for none)"},
+        {"title-col", FL_STR, &title_col, "catalogue title column"},
+        {"tags-col", FL_STR, &tags_col, "catalogue tags column ('|'-separated)"},
+        {"json", FL_BOOL, &json, "print the summary as JSON"},
+        {0},
+    };
+    int rc = fl_parse("ingest --ws DIR (--movielens PATH | --ratings FILE [--items FILE] [column flags])",
+                      "Reads interaction logs and a catalogue into the workspace dataset (dataset.bin).", specs, argc, argv);
+    if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    if (!ml == !ratings) return cmd_usage_error(argv[0], "give exactly one of --movielens PATH or --ratings FILE");
+    if (ml && items) return cmd_usage_error(argv[0], "--items goes with --ratings, not --movielens");
+    if (!strcmp(sep, "\\t") || !strcmp(sep, "tab")) sep = "\t";
+    if (!*sep || strlen(sep) > 2) return cmd_usage_error(argv[0], "--sep must be one byte, \\t or a two-byte separator like ::");
+
+    sd_err err = {0};
+    ds_dataset d;
+    ingest_report rep = {0};
+    if (ml) rc = ingest_movielens(ml, &d, &rep, &err);
+    else {
+        ingest_csv_opts o = {.ratings = ratings, .items = items, .sep = sep, .no_header = no_header, .user_col = user_col,
+                             .item_col = item_col, .ts_col = ts_col, .rating_col = rating_col, .watch_col = watch_col,
+                             .title_col = title_col, .tags_col = tags_col};
+        rc = ingest_csv(&o, &d, &rep, &err);
+    }
+    if (rc) return cmd_fail(&err);
+    char *path = sd_path_join(ws, DS_FILE);
+    if (!(rc = sd_mkdir_p(ws, &err))) rc = ds_save(&d, path, &err);
+    ds_free(&d);
+    if (rc) {
+        free(path);
+        return cmd_fail(&err);
+    }
+    double rows = (double)(rep.rating_rows + rep.catalogue_rows + rep.tag_rows);
+    double rate = rep.seconds > 0 ? rows / rep.seconds : 0;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "layout", rep.layout);
+        cJSON_AddNumberToObject(j, "users", (double)rep.n_users);
+        cJSON_AddNumberToObject(j, "items", (double)rep.n_items);
+        cJSON_AddNumberToObject(j, "interactions", (double)rep.n_events);
+        cJSON_AddNumberToObject(j, "unknown_items", (double)rep.n_unknown_items);
+        cJSON_AddNumberToObject(j, "catalogue_rows", (double)rep.catalogue_rows);
+        cJSON_AddNumberToObject(j, "tag_rows", (double)rep.tag_rows);
+        cJSON_AddNumberToObject(j, "tag_rows_ignored", (double)rep.tag_rows_ignored);
+        cJSON_AddNumberToObject(j, "seconds", rep.seconds);
+        cJSON_AddNumberToObject(j, "rows_per_second", rate);
+        cJSON_AddStringToObject(j, "dataset", path);
+        print_json(j);
+    } else {
+        printf("ingested %s (%s)\n", ml ? ml : ratings, rep.layout);
+        printf("  users          %lld\n", (long long)rep.n_users);
+        printf("  items          %lld (catalogue rows %lld)\n", (long long)rep.n_items, (long long)rep.catalogue_rows);
+        printf("  events         %lld\n", (long long)rep.n_events);
+        printf("  unknown items  %lld (rated but absent from the catalogue; kept)\n", (long long)rep.n_unknown_items);
+        if (rep.tag_rows)
+            printf("  user tags      %lld rows (%lld items' tags unused: not in the catalogue)\n", (long long)rep.tag_rows,
+                   (long long)rep.tag_rows_ignored);
+        printf("  speed          %.0f rows/s (%.0f rows in %.3f s, %.1f MB)\n", rate, rows, rep.seconds, rep.bytes / 1e6);
+        printf("wrote %s\n", path);
+    }
+    free(path);
+    return 0;
+}
+
+/* "YYYY-MM-DD HH:MM" (UTC) of t. */
+static const char *utc(int64_t t, char *buf, size_t n) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M", &tm)) snprintf(buf, n, "%lld", (long long)t);
+    return buf;
+}
+
+int cmd_split(int argc, char **argv) {
+    const char *ws = NULL, *train_end = NULL, *valid_end = NULL;
+    float train_frac = 0.8f, valid_frac = 0.1f;
+    int json = 0;
+    fl_spec specs[] = {
+        {"ws", FL_STR, &ws, "workspace folder with dataset.bin; writes split.json"},
+        {"train-end", FL_STR, &train_end, "end of the train window (exclusive): YYYY-MM-DD[ HH:MM[:SS]] UTC or unix seconds"},
+        {"valid-end", FL_STR, &valid_end, "end of the valid window (exclusive); the rest is test"},
+        {"train-frac", FL_FLOAT, &train_frac, "train window as a fraction of the time range (without --train-end)"},
+        {"valid-frac", FL_FLOAT, &valid_frac, "valid window as a fraction of the time range"},
+        {"json", FL_BOOL, &json, "print the windows as JSON"},
+        {0},
+    };
+    int rc = fl_parse("split --ws DIR [--train-end DATE --valid-end DATE | --train-frac X --valid-frac X]",
+                      "Global temporal split of the events into train / valid / test windows (split.json).", specs, argc, argv);
+    if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    if (!train_end != !valid_end) return cmd_usage_error(argv[0], "give both --train-end and --valid-end, or neither");
+    ds_split s;
+    if (train_end) {
+        if (csv_parse_time(train_end, &s.train_end)) return cmd_usage_error(argv[0], "--train-end '%s' is not a date or unix time", train_end);
+        if (csv_parse_time(valid_end, &s.valid_end)) return cmd_usage_error(argv[0], "--valid-end '%s' is not a date or unix time", valid_end);
+        if (s.valid_end < s.train_end) return cmd_usage_error(argv[0], "--valid-end is before --train-end");
+    }
+    sd_err err = {0};
+    ds_dataset d;
+    char *dpath = sd_path_join(ws, DS_FILE), *spath = sd_path_join(ws, DS_SPLIT_FILE);
+    rc = ds_load(&d, dpath, &err);
+    if (!rc && !train_end) rc = ds_split_by_fraction(&d, train_frac, valid_frac, &s, &err);
+    if (!rc) rc = ds_split_save(&s, spath, &err);
+    if (rc) {
+        if (d.events || d.n_users) ds_free(&d);
+        free(dpath);
+        free(spath);
+        return cmd_fail(&err);
+    }
+    ds_split_counts c;
+    ds_split_count(&d, &s, &c);
+    const char *names[3] = {"train", "valid", "test"};
+    int64_t from[3] = {d.ts_min, s.train_end, s.valid_end}, to[3] = {s.train_end, s.valid_end, d.ts_max + 1};
+    char a[32], b[32];
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "train_end", (double)s.train_end);
+        cJSON_AddNumberToObject(j, "valid_end", (double)s.valid_end);
+        for (int w = 0; w < 3; w++) {
+            cJSON *o = cJSON_AddObjectToObject(j, names[w]);
+            cJSON_AddNumberToObject(o, "events", (double)c.events[w]);
+            cJSON_AddNumberToObject(o, "users", (double)c.users[w]);
+        }
+        cJSON_AddStringToObject(j, "split", spath);
+        print_json(j);
+    } else {
+        printf("%-6s %-16s   %-16s %10s %8s\n", "window", "from (UTC)", "to (exclusive)", "events", "users");
+        for (int w = 0; w < 3; w++) {
+            printf("%-6s %-16s", names[w], utc(from[w], a, sizeof a));
+            printf(" - %-16s %10lld %8lld\n", utc(to[w], b, sizeof b), (long long)c.events[w], (long long)c.users[w]);
+        }
+        printf("wrote %s\n", spath);
+    }
+    ds_free(&d);
+    free(dpath);
+    free(spath);
+    return 0;
+}
