@@ -65,6 +65,10 @@ static void test_same_seed_same_bytes_other_seed_differs(void **state) {
     assert_int_equal(d.n_items, 1200);
     assert_int_equal(d.n_events, s.n_events);
     assert_int_equal(d.n_unknown_items, 0);
+    /* items were added first, users in order: dense index = raw id - 1 (docs/world.md) */
+    for (int64_t i = 0; i < d.n_items; i++) assert_int_equal(d.item_ids[i], i + 1);
+    for (int64_t u = 0; u < d.n_users; u++) assert_int_equal(d.user_ids[u], u + 1);
+    assert_true(d.ts_min >= p.t_start && d.ts_max < p.t_start + (int64_t)p.days * 86400);
     ds_free(&d);
     char *all[] = {a, b, c, ta, tb, tc};
     for (int i = 0; i < 6; i++) unlink(all[i]), free(all[i]);
