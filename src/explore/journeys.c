@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The taxonomy module (src/cluster/) is being written in parallel; until it lands these resolve
- * to NULL instead of breaking every link that pulls this file in. */
-#pragma weak tx_load
-#pragma weak tx_free
-#pragma weak tx_hash
-
 /* ---------------------------------------------------------------- contexts */
 
 int64_t jr_n_contexts(int k, int32_t m) {
@@ -260,7 +254,7 @@ int jr_build(const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tax
     out->n_clusters = m;
     out->n_users = ds->n_users;
     out->train_end = train_end;
-    out->tax_hash = tx_hash ? tx_hash(tax) : 0;
+    out->tax_hash = tx_hash(tax);
     out->rule = *rule;
     out->n_steps = (int64_t)journey.len;
     out->journey_off = journey_off;
@@ -522,10 +516,6 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
     have_ds = 1;
     if (!sd_file_exists(pt)) {
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy in this workspace (run 'serendip cluster')", pt);
-        goto done;
-    }
-    if (!tx_load) {
-        rc = sd_fail(err, SD_ERR_STATE, "this build has no taxonomy module (src/cluster/taxonomy.c)");
         goto done;
     }
     if ((rc = tx_load(&tax, pt, err))) goto done;
