@@ -33,7 +33,11 @@
 #include "serendip/base.h"
 #include "serendip/dataset.h"
 #include "serendip/eval.h"
+#include "serendip/journeys.h"
+#include "serendip/table.h"
 #include "serendip/taxonomy.h"
+
+#include <unistd.h>
 
 /* Exact rational values computed by hand; doubles of small ratios agree to ~1e-15, 1e-12 leaves room. */
 #define TOL 1e-12
@@ -108,6 +112,13 @@ static void test_data_contexts_and_counts(void **state) {
     /* contexts, most recent last */
     assert_int_equal(f.d.ctx[u1 * 2], 0), assert_int_equal(f.d.ctx[u1 * 2 + 1], 1);
     assert_int_equal(f.d.ctx[u2 * 2], 1), assert_int_equal(f.d.ctx[u2 * 2 + 1], 0);
+    /* the same contexts as the journeys stage's definition */
+    for (int i = 0; i < f.d.n_users; i++) {
+        int32_t ctx[2];
+        ds_positive_rule rule = DS_POSITIVE_DEFAULT;
+        assert_int_equal(jr_context_at(&f.ds, &f.tx, &rule, f.d.user[i], f.split.train_end, 2, ctx), 2);
+        assert_int_equal(ctx[0], f.d.ctx[i * 2]), assert_int_equal(ctx[1], f.d.ctx[i * 2 + 1]);
+    }
     /* seen before the test window includes the valid window's non-positive c2 */
     assert_int_equal(f.d.seen[u1 * 4 + 2], 1);
     assert_int_equal(f.d.seen[u1 * 4 + 3], 0);
@@ -342,6 +353,171 @@ static void test_arm_names(void **state) {
     assert_int_equal(n, 0);
 }
 
+
+/* ---------------------------------------------------------------- workspace + report */
+
+/* Writes a table for every context of M = 4, K = 2: the first `top` clusters of pref not in it. */
+static void write_table(const char *dir, const char *name, const int32_t *pref, int npref, uint64_t tax_hash) {
+    sd_err err = {0};
+    tbl_params p = {2, 4, 16, 2, 1, 1.0f, 1, tax_hash, 0, 0, 0, 16};
+    tbl_builder *b = tbl_builder_new(&p, &err);
+    assert_non_null(b);
+    for (int64_t i = 0; i < 16; i++) {
+        int32_t ctx[2];
+        jr_context_from_index(i, 2, 4, ctx);
+        if (!jr_context_valid(ctx, 2, 4)) continue;
+        tbl_entry e[2];
+        int n = 0;
+        for (int j = 0; j < npref && n < 2; j++)
+            if (pref[j] != ctx[0] && pref[j] != ctx[1]) e[n++] = (tbl_entry){pref[j], 5.0f, -1.0f};
+        assert_int_equal(tbl_builder_set(b, i, e, n, 0, &err), SD_OK);
+    }
+    char *path = sd_path_join(dir, name);
+    assert_int_equal(tbl_write(b, path, &err), SD_OK);
+    free(path);
+    tbl_builder_free(b);
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static char *read_text(const char *path) {
+    char *s;
+    size_t n;
+    sd_err err = {0};
+    assert_int_equal(sd_read_file(path, &s, &n, &err), SD_OK);
+    return s;
+}
+
+static void test_workspace_eval_and_report(void **state) {
+    (void)state;
+    fixture f;
+    fixture_build(&f);
+    char dir[] = "/tmp/sdevalXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sd_err err = {0};
+    char *p = sd_path_join(dir, DS_FILE);
+    assert_int_equal(ds_save(&f.ds, p, &err), SD_OK);
+    free(p);
+    p = sd_path_join(dir, DS_SPLIT_FILE);
+    assert_int_equal(ds_split_save(&f.split, p, &err), SD_OK);
+    free(p);
+    /* complete the hand-built taxonomy so that it can be saved */
+    tx_taxonomy *t = &f.tx;
+    int32_t parent[4] = {0}, size[4] = {2, 2, 2, 2};
+    char *desc[4] = {"zero", "one", "two", "three"}, *top[1] = {"all"};
+    int32_t members[8];
+    int64_t off[5] = {0, 2, 4, 6, 8};
+    for (int c = 0, k = 0; c < 4; c++)
+        for (int64_t i = 0; i < f.ds.n_items; i++)
+            if (t->item_cluster[i] == c) members[k++] = (int32_t)i;
+    t->parent = parent, t->size = size, t->desc = desc, t->top_desc = top, t->members = members, t->member_off = off;
+    p = sd_path_join(dir, TX_FILE);
+    assert_int_equal(tx_save(t, p, &err), SD_OK);
+    free(p);
+    char *plans = sd_path_join(dir, "plans");
+    assert_int_equal(sd_mkdir_p(plans, &err), SD_OK);
+    uint64_t h = tx_hash(t);
+    write_table(plans, "explore_n4.tbl", (int32_t[]){2, 3}, 2, h); /* = the fixed arm */
+    write_table(plans, "explore_n1.tbl", (int32_t[]){3, 2}, 2, h);
+    write_table(plans, "single_n1.tbl", (int32_t[]){0, 1, 2, 3}, 4, h);
+    t->parent = NULL, t->size = NULL, t->desc = NULL, t->top_desc = NULL, t->members = NULL, t->member_off = NULL;
+
+    ev_opts o = EV_OPTS_DEFAULT;
+    ds_positive_rule rule = DS_POSITIVE_DEFAULT;
+    ev_eval_run r;
+    assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
+    assert_int_equal(r.n_arms, 6);
+    assert_string_equal(r.arms[3].name, "best-of-1 (novelty alone)");
+    assert_string_equal(r.arms[4].name, "best-of-4");
+    assert_string_equal(r.arms[5].name, "single model");
+    assert_int_equal(r.arms[4].n, 4);
+    /* best-of-4 serves what the fixed arm serves: the hand values of test_metrics_serve1 */
+    assert_true(fabs(r.res[4].value[EV_HIT] - 1.0 / 3) < TOL);
+    assert_true(fabs(r.res[4].value[EV_POS_POOLED] - 0.75) < TOL);
+    /* best-of-1 serves c3 to everyone: u1 only has c3 events (2, 1 positive) -> pooled 1/2, hit 1/3 */
+    assert_true(fabs(r.res[3].value[EV_POS_POOLED] - 0.5) < TOL);
+    assert_true(fabs(r.res[3].value[EV_HIT] - 1.0 / 3) < TOL);
+    /* metrics.json is on disk and names every arm */
+    p = sd_path_join(dir, EV_METRICS_FILE);
+    char *json = read_text(p);
+    free(p);
+    for (int a = 0; a < r.n_arms; a++) assert_non_null(strstr(json, r.arms[a].name));
+    assert_non_null(strstr(json, "\"evaluated\":\t3"));
+    /* the report */
+    p = sd_path_join(dir, EV_REPORT_FILE);
+    assert_int_equal(ev_report_write(json, p, &err), SD_OK);
+    char *html = read_text(p);
+    free(p);
+    for (int a = 0; a < r.n_arms; a++) assert_non_null(strstr(html, r.arms[a].name));
+    int n_svg = 0;
+    for (const char *q = html; (q = strstr(q, "<svg ")); q++) n_svg++;
+    assert_int_equal(n_svg, (EV_N_METRICS - 1) + 2 + 1); /* metrics (no world), 2 scatters, sizes */
+    assert_null(strstr(html, "<script"));
+    assert_non_null(strstr(html, "Findings"));
+    free(html);
+    free(json);
+    ev_eval_run_free(&r);
+    /* a table built for another taxonomy is refused */
+    write_table(plans, "explore_n8.tbl", (int32_t[]){2, 3}, 2, h ^ 1);
+    assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_ERR_DATA);
+    assert_non_null(strstr(err.msg, "another taxonomy"));
+    ev_eval_run_free(&r);
+    free(plans);
+    rm_rf(dir);
+    fixture_free(&f);
+}
+
+/* A metrics.json written by hand: the findings must follow the numbers. */
+static char *report_of(const char *arms_json) {
+    char dir[] = "/tmp/sdrepXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *json = sd_asprintf("{\"workspace\":\"w\",\"k\":2,\"clusters\":3,\"serve\":1,\"bootstrap\":200,"
+                             "\"users\":{\"total\":10,\"evaluated\":9},\"cluster_sizes\":[5,9,1],"
+                             "\"metrics\":[{\"key\":\"novelty\"},{\"key\":\"pos_rate\"}],\"arms\":[%s]}", arms_json);
+    char *p = sd_path_join(dir, "r.html");
+    sd_err err = {0};
+    assert_int_equal(ev_report_write(json, p, &err), SD_OK);
+    char *html = read_text(p);
+    free(p);
+    free(json);
+    rm_rf(dir);
+    return html;
+}
+
+#define ARM(name, kind, n, table, nov, nlo, nhi, pos, plo, phi)                                                      \
+    "{\"name\":\"" name "\",\"kind\":\"" kind "\",\"n\":" #n ",\"table\":\"" table "\",\"metrics\":{\"novelty\":{"   \
+    "\"value\":" #nov ",\"lo\":" #nlo ",\"hi\":" #nhi "},\"pos_rate\":{\"value\":" #pos ",\"lo\":" #plo ",\"hi\":" #phi \
+    "}}}"
+
+static void test_report_findings_follow_numbers(void **state) {
+    (void)state;
+    /* relevance rises beyond the intervals, novelty holds, best-of-16 beats the transition table */
+    char *h = report_of(ARM("empirical transition table", "baseline", 0, "", 0.7, 0.68, 0.72, 0.6, 0.55, 0.65) ","
+                        ARM("best-of-1 (novelty alone)", "llm", 1, "explore_n1.tbl", 0.9, 0.88, 0.92, 0.5, 0.45, 0.54) ","
+                        ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.89, 0.87, 0.91, 0.8, 0.75, 0.85));
+    assert_non_null(strstr(h, "positive rate in served clusters (pooled) <b>rose</b> from n = 1 (0.500) to n = 16 (0.800)"));
+    assert_non_null(strstr(h, "Novelty <b>held</b> (intervals overlap)"));
+    assert_non_null(strstr(h, "of 2 LLM arms, 1 <b>beat</b> the empirical transition table (0.600), 1 <b>lost</b>"));
+    free(h);
+    /* the reverse: relevance falls and novelty collapses */
+    h = report_of(ARM("empirical transition table", "baseline", 0, "", 0.7, 0.68, 0.72, 0.6, 0.55, 0.65) ","
+                  ARM("best-of-1 (novelty alone)", "llm", 1, "explore_n1.tbl", 0.9, 0.88, 0.92, 0.8, 0.75, 0.85) ","
+                  ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
+    assert_non_null(strstr(h, "<b>fell</b> from n = 1 (0.800) to n = 16 (0.620)"));
+    assert_non_null(strstr(h, "Novelty <b>did not hold</b>"));
+    assert_non_null(strstr(h, "1 <b>beat</b> the empirical transition table (0.600), 0 <b>lost</b> to it, 1 are <b>indistinguishable</b>"));
+    free(h);
+    /* a single LLM table: no trend is claimed */
+    h = report_of(ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
+    assert_non_null(strstr(h, "fewer than two best-of-n tables"));
+    assert_non_null(strstr(h, "the transition-table baseline is missing"));
+    free(h);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_contexts_and_counts),
@@ -351,6 +527,8 @@ int main(void) {
         cmocka_unit_test(test_bootstrap_contains_and_shrinks),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_arm_names),
+        cmocka_unit_test(test_workspace_eval_and_report),
+        cmocka_unit_test(test_report_findings_follow_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -153,6 +153,25 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
 /* Reads metrics.json text and writes the self-contained report.html (atomic) at html_path. */
 int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err);
 
+/* ---------------------------------------------------------------- the stage on a workspace */
+
+/* One evaluation of a workspace: its data, arms and results (everything owned). */
+typedef struct {
+    ev_data d;
+    int n_arms;
+    ev_arm *arms;          /* (n_arms) baselines first, then LLM tables by file name order */
+    ev_result *res;        /* (n_arms) */
+    char *json;            /* the metrics.json text written */
+    void *owned;           /* baselines, tables and names */
+} ev_eval_run;
+
+/* Loads <ws>/dataset.bin, split.json, taxonomy.bin (and world_truth.bin when present: the
+ * simulated like-probability), evaluates the three baselines and every *.tbl table in <ws>/plans,
+ * and writes <ws>/metrics.json atomically. K = 0 takes K from the tables (2 when there are none). */
+int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
+                      sd_err *err);
+void ev_eval_run_free(ev_eval_run *r);
+
 /* Arm name of a plan table file name: explore_n16.tbl -> "best-of-16", explore_n1.tbl ->
  * "best-of-1 (novelty alone)", single_n1.tbl -> "single model"; writes n (0 if none found). */
 void ev_arm_name_of_table(const char *file, char *name, size_t cap, int *n);

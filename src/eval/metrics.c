@@ -6,8 +6,12 @@
  * big for an array and no Debian C library offers a plain int-tuple map), and the bootstrap
  * (a dozen lines; no C statistics library in Debian does percentile bootstrap). */
 #include "serendip/eval.h"
+#include "serendip/journeys.h"
+#include "serendip/table.h"
+#include "serendip/world.h"
 
 #include <cjson/cJSON.h>
+#include <glob.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,4 +543,197 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
     char *out = sd_asprintf("%s\n", s);
     cJSON_free(s);
     return out;
+}
+
+/* ================================================================ the stage on a workspace */
+
+/* An explore table as an arm: the table's ranked entries for the context. */
+typedef struct {
+    tbl_table t;
+    int32_t M;
+    char name[128];
+    char file[128];
+    int n;
+} table_arm;
+
+static int table_serve(void *state, const int32_t *ctx, int k, int32_t *out, int max) {
+    const table_arm *a = state;
+    const tbl_entry *e;
+    int n = tbl_lookup(&a->t, jr_context_index(ctx, k, a->M), &e, NULL);
+    if (n < 0) return -1;
+    int got = 0;
+    for (int i = 0; i < n && got < max; i++) {
+        int dup = 0;
+        for (int j = 0; j < got; j++) dup |= out[j] == e[i].cluster;
+        if (!dup && e[i].cluster >= 0 && e[i].cluster < a->M) out[got++] = e[i].cluster;
+    }
+    return got;
+}
+
+typedef struct {
+    ds_dataset ds;
+    tx_taxonomy tx;
+    ev_baseline base[3];
+    table_arm *tables;
+    int n_tables;
+} run_owned;
+
+/* Table order: explore_n* by n, then single_n* by n, then the rest by name. */
+static int table_rank(const table_arm *a) {
+    return !strncmp(a->file, "explore_n", 9) && a->n ? 0 : !strncmp(a->file, "single_n", 8) && a->n ? 1 : 2;
+}
+static int cmp_tables(const void *x, const void *y) {
+    const table_arm *a = x, *b = y;
+    int ra = table_rank(a), rb = table_rank(b);
+    if (ra != rb) return ra - rb;
+    if (a->n != b->n) return a->n - b->n;
+    return strcmp(a->file, b->file);
+}
+
+/* Simulated like-probability (users x clusters) from the world's truth: each cluster stands for
+ * the hidden subtopic most of its items belong to. */
+static int world_like(ev_data *d, const ds_dataset *ds, const tx_taxonomy *tx, const char *path, sd_err *err) {
+    world_truth t;
+    int rc = world_truth_load(&t, path, err);
+    if (rc) return rc;
+    int32_t *cnt = sd_calloc((size_t)d->M * (size_t)t.n_sub, sizeof(int32_t)), *sub = sd_malloc(sizeof(int32_t) * (size_t)d->M);
+    for (int64_t i = 0; i < ds->n_items; i++) {
+        int32_t c = tx->item_cluster[i], s = world_item_subtopic(&t, ds->item_ids[i]);
+        if (c >= 0 && s >= 0 && s < t.n_sub) cnt[(size_t)c * t.n_sub + s]++;
+    }
+    for (int32_t c = 0; c < d->M; c++) {
+        sub[c] = -1;
+        int32_t best = 0;
+        for (int32_t s = 0; s < t.n_sub; s++)
+            if (cnt[(size_t)c * t.n_sub + s] > best) best = cnt[(size_t)c * t.n_sub + s], sub[c] = s;
+    }
+    d->like = sd_malloc(sizeof(float) * (size_t)d->n_users * (size_t)d->M);
+    for (int32_t i = 0; i < d->n_users; i++)
+        for (int32_t c = 0; c < d->M; c++) {
+            double p = sub[c] >= 0 ? world_like_prob(&t, ds->user_ids[d->user[i]], sub[c]) : -1;
+            d->like[(size_t)i * d->M + c] = p >= 0 ? (float)p : NAN;
+        }
+    free(cnt);
+    free(sub);
+    world_truth_free(&t);
+    return SD_OK;
+}
+
+int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
+                      sd_err *err) {
+    memset(out, 0, sizeof *out);
+    run_owned *own = sd_calloc(1, sizeof *own);
+    out->owned = own;
+    char *p = sd_path_join(ws, DS_FILE);
+    int rc = ds_load(&own->ds, p, err);
+    free(p);
+    if (rc) return rc;
+    ds_split split;
+    p = sd_path_join(ws, DS_SPLIT_FILE);
+    if (!sd_file_exists(p)) {
+        rc = sd_fail(err, SD_ERR_STATE, "%s: no temporal split (run 'serendip split'); evaluation needs a test window", p);
+        free(p);
+        return rc;
+    }
+    rc = ds_split_load(&split, p, err);
+    free(p);
+    if (rc) return rc;
+    p = sd_path_join(ws, TX_FILE);
+    rc = tx_load(&own->tx, p, err);
+    free(p);
+    if (rc) return rc;
+    /* the LLM tables */
+    char *pat = sd_path_join(ws, "plans/*.tbl");
+    glob_t g;
+    int gr = glob(pat, 0, NULL, &g);
+    free(pat);
+    size_t n_found = gr == 0 ? g.gl_pathc : 0;
+    own->tables = sd_calloc(n_found + 1, sizeof(table_arm));
+    for (size_t i = 0; i < n_found; i++) {
+        table_arm *a = &own->tables[own->n_tables];
+        rc = tbl_open(&a->t, g.gl_pathv[i], err);
+        if (rc) {
+            globfree(&g);
+            return rc;
+        }
+        own->n_tables++;
+        const char *base = strrchr(g.gl_pathv[i], '/');
+        snprintf(a->file, sizeof a->file, "%s", base ? base + 1 : g.gl_pathv[i]);
+        ev_arm_name_of_table(a->file, a->name, sizeof a->name, &a->n);
+        a->M = a->t.p.n_clusters;
+        if (a->t.p.n_clusters != own->tx.n_clusters || a->t.p.tax_hash != tx_hash(&own->tx)) {
+            rc = sd_fail(err, SD_ERR_DATA, "%s: built for another taxonomy (M = %d, hash %016llx; workspace M = %d, hash %016llx); rerun 'serendip plan'",
+                         g.gl_pathv[i], a->t.p.n_clusters, (unsigned long long)a->t.p.tax_hash, own->tx.n_clusters,
+                         (unsigned long long)tx_hash(&own->tx));
+            globfree(&g);
+            return rc;
+        }
+        if (a->t.p.begin != 0 || a->t.p.end != a->t.p.n_contexts) {
+            rc = sd_fail(err, SD_ERR_DATA, "%s: a shard (slots %lld..%lld), not a full table; run 'serendip plan-merge'",
+                         g.gl_pathv[i], (long long)a->t.p.begin, (long long)a->t.p.end);
+            globfree(&g);
+            return rc;
+        }
+        if (K == 0) K = a->t.p.k;
+        if (a->t.p.k != K) {
+            rc = sd_fail(err, SD_ERR_DATA, "%s: context length K = %d, but the evaluation uses K = %d", g.gl_pathv[i],
+                         a->t.p.k, K);
+            globfree(&g);
+            return rc;
+        }
+    }
+    if (gr == 0) globfree(&g);
+    qsort(own->tables, (size_t)own->n_tables, sizeof(table_arm), cmp_tables);
+    if (K == 0) K = JR_K_DEFAULT;
+    rc = ev_data_build(&out->d, &own->ds, &split, &own->tx, K, rule, err);
+    if (rc) return rc;
+    if (out->d.n_users == 0)
+        return sd_fail(err, SD_ERR_DATA, "%s: no user has both %d distinct positive train clusters and a test-window event", ws, K);
+    p = sd_path_join(ws, WORLD_TRUTH_FILE);
+    if (sd_file_exists(p)) {
+        rc = world_like(&out->d, &own->ds, &own->tx, p, err);
+        if (rc) {
+            free(p);
+            return rc;
+        }
+    }
+    free(p);
+    /* arms */
+    out->n_arms = 3 + own->n_tables;
+    out->arms = sd_calloc((size_t)out->n_arms, sizeof(ev_arm));
+    out->res = sd_calloc((size_t)out->n_arms, sizeof(ev_result));
+    for (int b = 0; b < 3; b++) {
+        ev_baseline_init(&own->base[b], (ev_baseline_kind)b, &out->d, o->seed);
+        out->arms[b] = (ev_arm){ev_baseline_names[b], 0, 0, NULL, ev_baseline_serve, &own->base[b]};
+    }
+    for (int t = 0; t < own->n_tables; t++) {
+        table_arm *a = &own->tables[t];
+        out->arms[3 + t] = (ev_arm){a->name, 1, a->n ? a->n : a->t.p.n_samples, a->file, table_serve, a};
+    }
+    rc = ev_run(&out->d, out->arms, out->n_arms, o, out->res, err);
+    if (rc) return rc;
+    ev_meta meta = {ws, K, own->tx.n_clusters, own->tx.size, (const char *const *)own->tx.desc};
+    out->json = ev_metrics_json(&out->d, &meta, out->arms, out->res, out->n_arms, o);
+    p = sd_path_join(ws, EV_METRICS_FILE);
+    rc = sd_write_file_atomic(p, out->json, strlen(out->json), err);
+    free(p);
+    return rc;
+}
+
+void ev_eval_run_free(ev_eval_run *r) {
+    run_owned *own = r->owned;
+    if (own) {
+        for (int b = 0; b < 3; b++)
+            if (own->base[b].by_pop) ev_baseline_free(&own->base[b]);
+        for (int t = 0; t < own->n_tables; t++) tbl_close(&own->tables[t].t);
+        free(own->tables);
+        tx_free(&own->tx);
+        ds_free(&own->ds);
+        free(own);
+    }
+    ev_data_free(&r->d);
+    free(r->arms);
+    free(r->res);
+    free(r->json);
+    memset(r, 0, sizeof *r);
 }
