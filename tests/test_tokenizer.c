@@ -1,0 +1,357 @@
+/* test_tokenizer.c - byte-level BPE: round trips, training, specials, pre-tokenizer rules, GGUF,
+ * and (when llama.cpp's source is present) conformance with llama.cpp's GPT-2 test vectors.
+ *
+ * Conformance: SERENDIP_VOCAB_GGUF names a gpt2 vocab GGUF with "<file>.inp" / "<file>.out" beside
+ * it (default third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf, fetched by
+ * scripts/fetch-llama-cpp). Absent -> the test prints SKIP, unless SERENDIP_VOCAB_REQUIRED=1
+ * (scripts/conformance-vocab.sh), where absence fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serendip/gguf.h"
+#include "serendip/lm.h"
+#include "serendip/tokenizer.h"
+
+/* A deterministic text corpus: words of 1-3 syllables drawn with a skewed distribution (so
+ * there are thousands of distinct words with Zipf-like counts), some accented, some numbers and
+ * contractions, separated by spaces, commas and newlines. */
+static char *make_corpus(size_t want, uint64_t seed, size_t *len) {
+    static const char *syl[] = {"the", "mo", "vie", "dra", "ma", "co", "me", "dy", "of", "and", "sci", "en",
+                                "ce", "fic", "tion", "thril", "ler", "ro", "man", "in", "spa", "war", "lo",
+                                "ve", "sto", "ry", "night", "ci", "ty", "caf\xc3\xa9", "\xc3\xa9t\xc3\xa9", "'s", "'re",
+                                "19", "95", "20"};
+    const size_t ns = sizeof syl / sizeof syl[0];
+    sd_rng r;
+    sd_rng_seed(&r, seed);
+    char *s = malloc(want + 64);
+    size_t n = 0;
+    while (n < want) {
+        uint32_t k = 1 + sd_rng_below(&r, 3);
+        for (uint32_t j = 0; j < k; j++) {
+            double u = sd_rng_uniform(&r); /* skewed: index = floor(ns * u^2) */
+            const char *w = syl[(size_t)(u * u * (double)ns)];
+            size_t l = strlen(w);
+            memcpy(s + n, w, l);
+            n += l;
+        }
+        uint32_t p = sd_rng_below(&r, 12);
+        s[n++] = p == 0 ? '\n' : p == 1 ? ',' : ' ';
+    }
+    s[n] = 0;
+    *len = n;
+    return s;
+}
+
+static lm_tokenizer *train(size_t bytes, int32_t vocab) {
+    size_t len;
+    char *text = make_corpus(bytes, 7, &len);
+    lm_tokenizer *t;
+    sd_err err = {0};
+    int rc = tok_train(text, len, vocab, &t, &err);
+    if (rc) fprintf(stderr, "tok_train: %s\n", err.msg);
+    assert_int_equal(rc, SD_OK);
+    free(text);
+    return t;
+}
+
+static void assert_round_trip(const lm_tokenizer *t, const char *s, size_t len, int specials) {
+    size_t cap = len + 8, n, out_len;
+    int32_t *ids = malloc(cap * sizeof *ids);
+    assert_int_equal(tok_encode(t, s, len, ids, cap, &n, specials), SD_OK);
+    assert_true(n <= len); /* every token holds at least one byte */
+    char *back = malloc(len + 1);
+    assert_int_equal(tok_decode(t, ids, n, back, len, &out_len), SD_OK);
+    assert_int_equal(out_len, len);
+    assert_memory_equal(back, s, len);
+    free(ids);
+    free(back);
+}
+
+static void test_round_trip_random_bytes(void **state) {
+    (void)state;
+    lm_tokenizer *t = train(200000, 1000);
+    sd_rng r;
+    sd_rng_seed(&r, 123);
+    char buf[600];
+    for (int it = 0; it < 400; it++) {
+        size_t len = sd_rng_below(&r, sizeof buf);
+        for (size_t i = 0; i < len; i++) {
+            /* mix: uniform bytes, ASCII text, UTF-8 lead/continuation bytes and "<|" openers */
+            uint32_t k = sd_rng_below(&r, 4);
+            buf[i] = k == 0   ? (char)sd_rng_below(&r, 256)
+                     : k == 1 ? (char)(' ' + sd_rng_below(&r, 95))
+                     : k == 2 ? (char)(0x80 + sd_rng_below(&r, 0x80))
+                              : "<|eos|> \n'"[sd_rng_below(&r, 10)];
+        }
+        assert_round_trip(t, buf, len, 0);
+        assert_round_trip(t, buf, len, 1);
+    }
+    /* specific invalid UTF-8: lone continuation, truncated sequences, overlong, 5-byte lead, NUL */
+    const char bad[] = "\x80 \xC3 \xE2\x82 \xF0\x9F\x98 \xC0\xAF \xF8\x88\x80\x80\x80 a\0b \xFF\xFE 'll";
+    assert_round_trip(t, bad, sizeof bad - 1, 0);
+    assert_round_trip(t, "", 0, 0);
+    tok_free(t);
+}
+
+static void test_training_deterministic_and_compresses(void **state) {
+    (void)state;
+    lm_tokenizer *a = train(300000, 800), *b = train(300000, 800);
+    assert_int_equal(tok_vocab_size(a), 800);
+    assert_int_equal(tok_vocab_size(a), tok_vocab_size(b));
+    assert_int_equal(tok_n_merges(a), 800 - 263);
+    for (int32_t i = 0; i < tok_vocab_size(a); i++) assert_string_equal(tok_token_text(a, i), tok_token_text(b, i));
+    for (int32_t r = 0; r < tok_n_merges(a); r++) assert_string_equal(tok_merge(a, r), tok_merge(b, r));
+    /* id layout: bytes, then the specials, then merges */
+    for (int k = 0; k < TOK_N_SPECIAL; k++) {
+        assert_int_equal(tok_special(a, tok_special_names[k]), TOK_SPECIAL_BASE + k);
+        assert_int_equal(tok_token_type(a, TOK_SPECIAL_BASE + k), TOK_TYPE_CONTROL);
+    }
+    assert_int_equal(tok_eos(a), tok_special(a, TOK_EOS));
+    size_t len, n;
+    char *text = make_corpus(100000, 7, &len);
+    int32_t *ids = malloc(len * sizeof *ids);
+    assert_int_equal(tok_encode(a, text, len, ids, len, &n, 0), SD_OK);
+    /* 537 merges cover the frequent syllables and words: expect under 1/3 of a token per byte
+     * (bytes alone would be 1 per byte; measured ~0.25) */
+    if (n * 3 >= len) fail_msg("%zu tokens for %zu bytes", n, len);
+    /* a larger vocabulary never gives more tokens on its own training text */
+    lm_tokenizer *small = train(300000, 300);
+    size_t n_small;
+    assert_int_equal(tok_encode(small, text, len, ids, len, &n_small, 0), SD_OK);
+    assert_true(n < n_small && n_small < len);
+    free(ids);
+    free(text);
+    tok_free(a);
+    tok_free(b);
+    tok_free(small);
+}
+
+static void test_specials_parse_only_when_asked(void **state) {
+    (void)state;
+    lm_tokenizer *t = train(50000, 400);
+    const char *s = "drama<|ctx|>comedy<|sep|>war<|ans|> love<|eos|><|bogus|>";
+    int32_t ids[256];
+    size_t n;
+    assert_int_equal(tok_encode(t, s, strlen(s), ids, 256, &n, 1), SD_OK);
+    int32_t want[] = {tok_special(t, TOK_CTX), tok_special(t, TOK_SEP), tok_special(t, TOK_ANS), tok_special(t, TOK_EOS)};
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= TOK_SPECIAL_BASE && ids[i] < TOK_SPECIAL_BASE + TOK_N_SPECIAL) {
+            assert_true(found < 4);
+            assert_int_equal(ids[i], want[found++]);
+        }
+    assert_int_equal(found, 4);
+    assert_int_equal(ids[n - 1] == tok_eos(t), 0); /* "<|bogus|>" is text after the eos */
+    assert_round_trip(t, s, strlen(s), 1);
+    /* without parsing: no control token at all, and the text still round-trips */
+    assert_int_equal(tok_encode(t, s, strlen(s), ids, 256, &n, 0), SD_OK);
+    for (size_t i = 0; i < n; i++) assert_int_not_equal(tok_token_type(t, ids[i]), TOK_TYPE_CONTROL);
+    assert_round_trip(t, s, strlen(s), 0);
+    /* capacity: too small reports the full count */
+    size_t need;
+    assert_int_equal(tok_encode(t, s, strlen(s), ids, 2, &need, 0), SD_ERR_USAGE);
+    assert_int_equal(need, n);
+    size_t piece_len;
+    const char *piece = tok_decode_piece(t, tok_special(t, TOK_SCORE), &piece_len);
+    assert_int_equal(piece_len, strlen(TOK_SCORE));
+    assert_memory_equal(piece, TOK_SCORE, piece_len);
+    assert_null(tok_decode_piece(t, tok_vocab_size(t), &piece_len));
+    assert_int_equal(tok_special(t, "<|nope|>"), -1);
+    tok_free(t);
+}
+
+/* A hand-made vocabulary whose merges would cross pre-token boundaries if the GPT-2 split were
+ * wrong; expected ids derived by hand from the regex. */
+static void test_pretokenizer_rules_known_answers(void **state) {
+    (void)state;
+    /* GPT-2 byte->unicode: printable ASCII maps to itself, space -> U+0120 "Ġ", 0xC3 -> "Ã",
+     * 0xA9 -> "©", newline -> U+010A "Ċ" */
+    const char *merges[] = {"Ġ Ġ", "n '", "a b", "Ġ a", "Ã ©", "© 1", "Ġ ab", "' t"};
+    const int nm = 8;
+    const char *toks[256 + 8];
+    char store[256][8];
+    /* bytes in byte order using the mapping: build the text of each byte token */
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        static int extra = 0;
+        if (b == 0) extra = 0;
+        uint32_t cp = keep ? (uint32_t)b : (uint32_t)(256 + extra++);
+        if (cp < 0x80) store[b][0] = (char)cp, store[b][1] = 0;
+        else store[b][0] = (char)(0xC0 | (cp >> 6)), store[b][1] = (char)(0x80 | (cp & 0x3F)), store[b][2] = 0;
+        toks[b] = store[b];
+    }
+    const char *extra_toks[] = {"ĠĠ", "n'", "ab", "Ġa", "Ã©", "©1", "Ġab", "'t"};
+    for (int i = 0; i < nm; i++) toks[256 + i] = extra_toks[i];
+    lm_tokenizer *t;
+    sd_err err = {0};
+    assert_int_equal(tok_from_vocab(toks, NULL, 256 + nm, merges, nm, -1, -1, -1, &t, &err), SD_OK);
+    struct {
+        const char *in;
+        int32_t want[8];
+        int n;
+    } cases[] = {
+        {"x  y", {'x', ' ', ' ', 'y'}, 4},       /* \s+(?!\S): "x" " " " y" */
+        {"x  ", {'x', 256}, 2},                  /* trailing \s+ stays whole -> "ĠĠ" */
+        {"can't", {'c', 'a', 'n', 263}, 4},      /* "'t" is its own pre-token: no "n'" */
+        {" ab", {262}, 1},                       /* "a b" (2) before "Ġ a" (3), then "Ġ ab" (6) */
+        {" ba", {' ', 'b', 'a'}, 3},             /* no merge applies */
+        {"\xC3\xA9" "1", {260, '1'}, 2},         /* letter é then number 1: no "©1" */
+        {"ab'ab", {258, '\'', 258}, 3},         /* "'a" is no contraction: "ab" "'" "ab" */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int32_t ids[16];
+        size_t n;
+        assert_int_equal(tok_encode(t, cases[c].in, strlen(cases[c].in), ids, 16, &n, 0), SD_OK);
+        if ((int)n != cases[c].n || memcmp(ids, cases[c].want, n * sizeof *ids) != 0) {
+            fprintf(stderr, "case %zu \"%s\": got", c, cases[c].in);
+            for (size_t i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+            fprintf(stderr, "\n");
+            fail();
+        }
+    }
+    tok_free(t);
+    /* a merge naming a non-token is refused */
+    const char *bad_merges[] = {"q zz"};
+    assert_int_equal(tok_from_vocab(toks, NULL, 256, bad_merges, 1, -1, -1, -1, &t, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "q zz"));
+}
+
+static void test_gguf_tokenizer_round_trip(void **state) {
+    (void)state;
+    lm_tokenizer *t = train(100000, 500);
+    lm_config c = {.dim = 16, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .hidden_dim = 32,
+                   .vocab_size = tok_vocab_size(t), .seq_len = 32, .tied = 1, .norm_eps = 1e-5f, .rope_theta = 10000};
+    lm_model m;
+    sd_err err = {0};
+    assert_int_equal(lm_model_init(&m, &c, 1, &err), SD_OK);
+    char path[] = "/tmp/sdtoktestXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(lm_gguf_save(path, &m, t, "tok-test", &err), SD_OK);
+    gguf_file *g;
+    assert_int_equal(gguf_open(&g, path, &err), SD_OK);
+    char *s;
+    assert_int_equal(gguf_get_str(g, "tokenizer.ggml.pre", &s, &err), SD_OK);
+    assert_string_equal(s, "gpt-2");
+    free(s);
+    lm_tokenizer *u;
+    assert_int_equal(lm_gguf_load_tokenizer(g, &u, &err), SD_OK);
+    gguf_close(g);
+    assert_int_equal(tok_vocab_size(u), tok_vocab_size(t));
+    assert_int_equal(tok_n_merges(u), tok_n_merges(t));
+    for (int32_t i = 0; i < tok_vocab_size(t); i++) {
+        assert_string_equal(tok_token_text(u, i), tok_token_text(t, i));
+        assert_int_equal(tok_token_type(u, i), tok_token_type(t, i));
+        size_t la, lb;
+        const char *pa = tok_decode_piece(t, i, &la), *pb = tok_decode_piece(u, i, &lb);
+        assert_int_equal(la, lb);
+        assert_memory_equal(pa, pb, la);
+    }
+    for (int k = 0; k < TOK_N_SPECIAL; k++)
+        assert_int_equal(tok_special(u, tok_special_names[k]), tok_special(t, tok_special_names[k]));
+    assert_int_equal(tok_bos(u), tok_bos(t));
+    assert_int_equal(tok_pad(u), tok_pad(t));
+    size_t len;
+    char *text = make_corpus(20000, 99, &len);
+    int32_t *ia = malloc(len * sizeof *ia), *ib = malloc(len * sizeof *ib);
+    size_t na, nb;
+    assert_int_equal(tok_encode(t, text, len, ia, len, &na, 1), SD_OK);
+    assert_int_equal(tok_encode(u, text, len, ib, len, &nb, 1), SD_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ia, ib, na * sizeof *ia);
+    free(ia);
+    free(ib);
+    free(text);
+    unlink(path);
+    lm_model_free(&m);
+    tok_free(t);
+    tok_free(u);
+}
+
+/* llama.cpp's tests/test-tokenizer-0 format: inputs separated by "\n__ggml_vocab_test__\n",
+ * one line of space-separated ids per input in .out. */
+static void test_llama_cpp_vocab_conformance(void **state) {
+    (void)state;
+    const char *path = getenv("SERENDIP_VOCAB_GGUF");
+    if (!path) path = "third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf";
+    const char *req = getenv("SERENDIP_VOCAB_REQUIRED");
+    if (!sd_file_exists(path)) {
+        if (req && !strcmp(req, "1")) fail_msg("%s absent (run scripts/fetch-llama-cpp)", path);
+        printf("SKIP: %s absent (scripts/fetch-llama-cpp fetches it)\n", path);
+        skip();
+    }
+    sd_err err = {0};
+    gguf_file *g;
+    if (gguf_open(&g, path, &err)) fail_msg("%s", err.msg);
+    lm_tokenizer *t;
+    if (lm_gguf_load_tokenizer(g, &t, &err)) fail_msg("%s", err.msg);
+    gguf_close(g);
+    char *pi = sd_asprintf("%s.inp", path), *po = sd_asprintf("%s.out", path);
+    char *inp, *out;
+    size_t li, lo;
+    assert_int_equal(sd_read_file(pi, &inp, &li, &err), SD_OK);
+    assert_int_equal(sd_read_file(po, &out, &lo, &err), SD_OK);
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t pos = 0, n_tests = 0, n_bad = 0;
+    char *line = out;
+    while (pos < li) {
+        char *next = strstr(inp + pos, sep);
+        size_t end = next ? (size_t)(next - inp) : li;
+        char *nl = strchr(line, '\n');
+        if (!nl && !*line) fail_msg("%s has fewer lines than %s has tests", po, pi);
+        if (nl) *nl = 0;
+        int32_t want[4096], got[4096];
+        int nw = 0;
+        for (char *p = line; *p;) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) { p++; continue; }
+            want[nw++] = (int32_t)v;
+            p = e;
+        }
+        size_t ng;
+        assert_int_equal(tok_encode(t, inp + pos, end - pos, got, 4096, &ng, 0), SD_OK);
+        if ((int)ng != nw || memcmp(got, want, ng * sizeof *got)) {
+            n_bad++;
+            fprintf(stderr, "MISMATCH test %zu \"%.*s\"\n  want:", n_tests, (int)(end - pos), inp + pos);
+            for (int i = 0; i < nw; i++) fprintf(stderr, " %d", want[i]);
+            fprintf(stderr, "\n  got: ");
+            for (size_t i = 0; i < ng; i++) fprintf(stderr, " %d", got[i]);
+            fprintf(stderr, "\n");
+        }
+        char back[65536];
+        size_t lb;
+        assert_int_equal(tok_decode(t, got, ng, back, sizeof back, &lb), SD_OK);
+        assert_int_equal(lb, end - pos);
+        assert_memory_equal(back, inp + pos, lb);
+        n_tests++;
+        line = nl ? nl + 1 : line + strlen(line);
+        pos = next ? end + strlen(sep) : li;
+    }
+    printf("vocab conformance: %zu/%zu test vectors of %s match llama.cpp\n", n_tests - n_bad, n_tests, path);
+    assert_true(n_tests >= 40);
+    assert_int_equal(n_bad, 0);
+    free(inp);
+    free(out);
+    free(pi);
+    free(po);
+    tok_free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_random_bytes),
+        cmocka_unit_test(test_training_deterministic_and_compresses),
+        cmocka_unit_test(test_specials_parse_only_when_asked),
+        cmocka_unit_test(test_pretokenizer_rules_known_answers),
+        cmocka_unit_test(test_gguf_tokenizer_round_trip),
+        cmocka_unit_test(test_llama_cpp_vocab_conformance),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
