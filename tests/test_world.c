@@ -323,8 +323,10 @@ static double tv(const int *a, const int *b, int n, int na, int nb) {
     return 0.5 * s;
 }
 
-/* Users' subtopic mix in the first vs last quarter of their events differs more than two
- * interleaved halves of the same events do (which measures sampling noise alone). */
+/* Interests drift: most of a user's final (hidden) interest weight lies on subtopics the user never
+ * touched in the first quarter of their events. Without decay and adoption this share is ~0.23
+ * (initial interests that the first quarter happened not to sample); with them it is ~0.7.
+ * Printed beside it: the first- vs last-quarter total variation of the observed subtopic mix. */
 static void test_interests_drift(void **state) {
     (void)state;
     world_params p = small_params(9);
@@ -334,29 +336,33 @@ static void test_interests_drift(void **state) {
     const world_truth *t = &g.truth;
     int n = t->n_sub;
     int *a = calloc((size_t)n, sizeof(int)), *b = calloc((size_t)n, sizeof(int));
-    double drift = 0, noise = 0;
+    double drift = 0, moved = 0;
     int users = 0;
     for (int64_t k0 = 0; k0 < g.n_events;) {
-        int64_t k1 = k0;
-        while (k1 < g.n_events && g.ev_user[k1] == g.ev_user[k0]) k1++;
+        int64_t k1 = k0, u = g.ev_user[k0];
+        while (k1 < g.n_events && g.ev_user[k1] == u) k1++;
         int64_t m = k1 - k0;
         if (m >= 40) {
             int64_t q = m / 4;
             memset(a, 0, sizeof(int) * n), memset(b, 0, sizeof(int) * n);
             for (int64_t k = 0; k < q; k++) a[t->item_sub[g.ev_item[k0 + k] - 1]]++, b[t->item_sub[g.ev_item[k1 - q + k] - 1]]++;
             drift += tv(a, b, n, (int)q, (int)q);
-            /* control: two interleaved samples of the same size from the whole history */
-            memset(a, 0, sizeof(int) * n), memset(b, 0, sizeof(int) * n);
-            for (int64_t k = 0; k < q; k++) a[t->item_sub[g.ev_item[k0 + 2 * k] - 1]]++, b[t->item_sub[g.ev_item[k0 + 2 * k + 1] - 1]]++;
-            noise += tv(a, b, n, (int)q, (int)q);
+            double W = 0, Wnew = 0;
+            for (int64_t i = t->user_off[u - 1]; i < t->user_off[u]; i++) {
+                W += t->int_w[i];
+                if (!a[t->int_sub[i]]) Wnew += t->int_w[i];
+            }
+            moved += Wnew / W;
             users++;
         }
         k0 = k1;
     }
-    drift /= users, noise /= users;
-    print_message("users %d: mean TV first vs last quarter %.3f, interleaved control %.3f\n", users, drift, noise);
+    drift /= users, moved /= users;
+    print_message("users %d: final interest weight on subtopics unseen in the first quarter %.3f; TV first vs last quarter %.3f\n",
+                  users, moved, drift);
     assert_true(users >= 200);
-    assert_true(drift > noise + 0.15);
+    /* the per-user share is in [0,1] with sd <= 0.5, so the mean over >= 200 users has sd < 0.035 */
+    assert_true(moved > 0.5);
     free(a), free(b);
     world_gen_free(&g);
 }
