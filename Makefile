@@ -64,7 +64,7 @@ test: deps
 # Tests under AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build tree.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" test-bin
+	    LDFLAGS="-fsanitize=address,undefined $(if $(filter 1,$(HAVE_OPENMP)),-fopenmp)" test-bin
 	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 SERENDIP_SANITIZED=1 bash tests/run-all.sh
 
 # The main job on the embedded default (synthetic world).
