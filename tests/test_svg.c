@@ -159,6 +159,10 @@ static void test_bar_and_scatter_coordinates(void **state) {
     assert_non_null(strstr(svg, "cx=\"384.00\" cy=\"356.00\""));
     /* x error bar from 0.4 to 0.6 at y 193 */
     assert_non_null(strstr(svg, "x1=\"192.00\" y1=\"193.00\" x2=\"256.00\" y2=\"193.00\""));
+    /* numbered next to the point, keyed in the legend */
+    assert_non_null(strstr(svg, "class=\"lab\" x=\"229.00\" y=\"188.00\""));
+    assert_non_null(strstr(svg, "1  best-of-16"));
+    assert_non_null(strstr(svg, "2  random"));
     assert_true(xml_well_formed(svg));
     assert_int_not_equal(xmllint_ok(svg), 0);
     free(svg);

@@ -66,6 +66,7 @@ typedef struct {
 /* Each returns a heap string holding one <svg> element (caller frees). Points that are not finite
  * are skipped. Colours come from a fixed palette in order: series first, then reference lines. */
 char *svg_line_plot(const svg_frame *f, const svg_series *s, int ns, const svg_hline *h, int nh);
+/* Scatter: each point is marked with its number (1..n) and keyed by number in the legend. */
 char *svg_scatter(const svg_frame *f, const svg_point *p, int n);
 /* Vertical bars values[n] at x = 1..n; labels may be NULL (then bars are not labelled). */
 char *svg_bar_chart(const svg_frame *f, const double *values, const char *const *labels, int n);

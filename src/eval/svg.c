@@ -325,10 +325,12 @@ char *svg_scatter(const svg_frame *f, const svg_point *p, int n) {
         svg_buf_printf(&b, "<circle class=\"pt\" cx=\"%.2f\" cy=\"%.2f\" r=\"4.5\" fill=\"%s\"><title>", cx, cy, col);
         svg_buf_escape(&b, p[i].label);
         svg_buf_printf(&b, ": x=%.4g y=%.4g</title></circle>", p[i].x, p[i].y);
-        svg_buf_printf(&b, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"10\">", cx + 6, cy - 6);
-        svg_buf_escape(&b, p[i].label);
-        svg_buf_printf(&b, "</text>\n");
-        legend_item(&b, &ax, li++, col, 0, p[i].label);
+        /* points are labelled by number, keyed in the legend: long names would collide */
+        svg_buf_printf(&b, "<text class=\"lab\" x=\"%.2f\" y=\"%.2f\" font-size=\"10\" font-weight=\"bold\">%d</text>\n",
+                       cx + 5, cy - 5, i + 1);
+        char key[160];
+        snprintf(key, sizeof key, "%d  %s", i + 1, p[i].label ? p[i].label : "");
+        legend_item(&b, &ax, li++, col, 0, key);
     }
     svg_buf_printf(&b, "</svg>\n");
     return buf_take(&b);
