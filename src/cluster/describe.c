@@ -156,6 +156,11 @@ static int32_t vocab_id(vocab *v, const char *w) {
 
 /* ---------------------------------------------------------------- ranking */
 
+/* A title word is a keyword candidate only when at least this share of the group's items carry it
+ * (tags need min_count items only): on MovieLens, words shared by 2 of 60 titles ("again",
+ * "fire") describe nothing, while series words ("trek", "potter") pass easily. */
+#define TITLE_MIN_COVER 0.05
+
 typedef struct {
     int32_t term;
     int32_t count;
@@ -182,46 +187,82 @@ static int join_terms(const vocab *v, const int32_t *ids, int n, char *out, size
     return 1;
 }
 
-static int taken(char **desc, const int32_t *done, int n_done, const char *s) {
-    for (int i = 0; i < n_done; i++)
-        if (!strcmp(desc[done[i]], s)) return 1;
-    return 0;
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Canonical form of a description: its keywords sorted, so that "war, drama" and "drama, war"
+ * count as the same description. Caller frees. */
+static char *canon(const char *s) {
+    char *copy = sd_strdup(s), *words[64];
+    int n = 0;
+    for (char *p = copy; p && n < 64;) {
+        words[n++] = p;
+        char *sep = strstr(p, DC_SEP);
+        if (sep) *sep = 0, p = sep + strlen(DC_SEP);
+        else p = NULL;
+    }
+    qsort(words, (size_t)n, sizeof(char *), cmp_str);
+    size_t len = 0;
+    char *out = sd_malloc(strlen(s) + 2);
+    for (int i = 0; i < n; i++) {
+        if (i) out[len++] = '\x1f';
+        memcpy(out + len, words[i], strlen(words[i])), len += strlen(words[i]);
+    }
+    out[len] = 0;
+    free(copy);
+    return out;
 }
 
-/* Chooses a unique description for one group from its ranked candidates. */
-static char *choose(const vocab *v, const cand *c, int m, const dc_config *cfg, char **desc, const int32_t *done, int n_done) {
+/* 1 when s (as a set of keywords) is among the descriptions already chosen (keys of done[]). */
+static int taken(char **keys, const int32_t *done, int n_done, const char *s) {
+    char *k = canon(s);
+    int hit = 0;
+    for (int i = 0; i < n_done && !hit; i++) hit = !strcmp(keys[done[i]], k);
+    free(k);
+    return hit;
+}
+
+/* Chooses a unique description for one group from its ranked candidates c (m of them; the first q
+ * qualified, the rest fallbacks that are less distinctive). */
+static char *choose(const vocab *v, const cand *c, int m, int q, const dc_config *cfg, char **keys, const int32_t *done, int n_done) {
     char buf[256];
     int32_t ids[16];
     int maxw = cfg->max_words < 16 ? cfg->max_words : 16;
     int minw = cfg->min_words < maxw ? cfg->min_words : maxw;
+    int m1 = q >= minw ? q : m;
     /* 1. the top words, growing from min_words to max_words (a word that would overflow the byte
      *    limit is skipped in favour of the next one) */
     for (int want = minw; want <= maxw; want++) {
         int n = 0;
-        for (int i = 0; i < m && n < want; i++) {
+        for (int i = 0; i < m1 && n < want; i++) {
             ids[n] = c[i].term;
             if (join_terms(v, ids, n + 1, buf, sizeof buf, cfg->max_chars)) n++;
         }
         if (n == 0) break;
         join_terms(v, ids, n, buf, sizeof buf, cfg->max_chars);
-        if (n >= (m < minw ? m : minw) && !taken(desc, done, n_done, buf)) return sd_strdup(buf);
+        if (n >= (m1 < minw ? m1 : minw) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
         if (n < want) break; /* no more words fit */
     }
-    /* 2. the top (max_words - 1) words and one later word, then the best word with any later pair */
+    /* 2. the top (keep) words and one later word, keep = max_words - 1 down to 1 */
     for (int keep = maxw - 1; keep >= 1; keep--) {
         if (keep >= m) continue;
         for (int j = keep; j < m; j++) {
             for (int i = 0; i < keep; i++) ids[i] = c[i].term;
             ids[keep] = c[j].term;
-            if (join_terms(v, ids, keep + 1, buf, sizeof buf, cfg->max_chars) && !taken(desc, done, n_done, buf)) return sd_strdup(buf);
+            if (join_terms(v, ids, keep + 1, buf, sizeof buf, cfg->max_chars) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
         }
     }
-    /* 3. last resort (groups with identical metadata): the best word plus a variant number */
+    /* 3. any pair of candidates, best first */
+    for (int i = 1; i < m; i++)
+        for (int j = i + 1; j < m; j++) {
+            ids[0] = c[i].term, ids[1] = c[j].term;
+            if (join_terms(v, ids, 2, buf, sizeof buf, cfg->max_chars) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
+        }
+    /* 4. last resort (groups with identical metadata): the best word plus a variant number */
     const char *base = m > 0 ? v->term[c[0].term] : "misc";
-    if (m == 0 && !taken(desc, done, n_done, base)) return sd_strdup(base);
+    if (m == 0 && !taken(keys, done, n_done, base)) return sd_strdup(base);
     for (int k = 2;; k++) {
         snprintf(buf, sizeof buf, "%.28s" DC_SEP "variant %d", base, k);
-        if (!taken(desc, done, n_done, buf)) return sd_strdup(buf);
+        if (!taken(keys, done, n_done, buf)) return sd_strdup(buf);
     }
 }
 
@@ -235,8 +276,9 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
     /* item -> term ids (CSR), deduplicated per item */
     vocab v;
     vocab_init(&v);
-    sd_vec tl;
+    sd_vec tl, istag; /* item term ids; per term 1 when it occurs as a tag somewhere */
     sd_vec_init(&tl, sizeof(int32_t));
+    sd_vec_init(&istag, 1);
     int64_t *it_off = sd_malloc(sizeof(int64_t) * (size_t)(n_items + 1));
     it_off[0] = 0;
     char words[32][64];
@@ -246,7 +288,12 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
             char *t = sd_strdup(tags[i]), *save = NULL;
             for (char *tok = strtok_r(t, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
                 if (!norm_tag(tok)) continue;
-                *(int32_t *)sd_vec_push(&tl) = vocab_id(&v, tok);
+                int32_t id = vocab_id(&v, tok);
+                if (id >= (int32_t)istag.len) {
+                    while ((int32_t)istag.len <= id) sd_vec_push(&istag);
+                }
+                ((uint8_t *)istag.data)[id] = 1;
+                *(int32_t *)sd_vec_push(&tl) = id;
             }
             free(t);
         }
@@ -282,6 +329,7 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
     int32_t *cf = sd_calloc((size_t)(v.n ? v.n : 1), sizeof(int32_t));
     int32_t *touched = sd_malloc(sizeof(int32_t) * (size_t)(v.n ? v.n : 1));
     cand *c = sd_malloc(sizeof(cand) * (size_t)(v.n ? v.n : 1));
+    char **keys = sd_calloc((size_t)(n_groups ? n_groups : 1), sizeof(char *)); /* canonical descriptions */
     for (int32_t gi = 0; gi < n_groups; gi++) {
         int32_t g = order[gi];
         int64_t size = group_off[g + 1] - group_off[g], nt = 0;
@@ -293,23 +341,41 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
             }
         }
         int min_count = size < cfg->min_count ? (int)size : cfg->min_count;
-        int m = 0;
-        for (int pass = 0; pass < 2 && m < cfg->min_words; pass++) {
-            m = 0;
+        /* title words are noisier than tags: they must also cover TITLE_MIN_COVER of the group */
+        int64_t word_min = (int64_t)ceil(TITLE_MIN_COVER * (double)size);
+        if (word_min < min_count) word_min = min_count;
+        /* qualified candidates (enough support, over-represented) by score, then the others by
+         * support as fallbacks for disambiguation */
+        int q = 0, m = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            int start = m;
             for (int64_t k = 0; k < nt; k++) {
                 int32_t t = touched[k];
-                if (pass == 0 && cf[t] < min_count) continue;
-                double cov = (double)cf[t] / (double)size, idf = log((double)(n_docs + 1) / (double)(df[t] + 1));
-                c[m++] = (cand){t, cf[t], cov * idf};
+                int tag = t < (int32_t)istag.len && ((uint8_t *)istag.data)[t];
+                /* coverage x log-lift: the term's contribution to the KL divergence of the group's
+                 * term distribution from the catalogue's; over-represented terms score > 0 */
+                double cov = (double)cf[t] / (double)size, glob = (double)(df[t] + 1) / (double)(n_docs + 1);
+                double score = cov * log(cov / glob);
+                int ok = cf[t] >= (tag ? min_count : word_min) && score > 0;
+                if (ok != (pass == 0)) continue;
+                c[m++] = (cand){t, cf[t], pass == 0 ? score : (double)cf[t] + 1e-3 * score};
+            }
+            qsort(c + start, (size_t)(m - start), sizeof(cand), cmp_cand);
+            if (pass == 0) {
+                if (m > 16) m = 16;
+                q = m;
             }
         }
-        for (int64_t k = 0; k < nt; k++) cf[touched[k]] = 0;
-        qsort(c, (size_t)m, sizeof(cand), cmp_cand);
         if (m > 24) m = 24;
-        desc[g] = choose(&v, c, m, cfg, desc, order, gi);
+        for (int64_t k = 0; k < nt; k++) cf[touched[k]] = 0;
+        desc[g] = choose(&v, c, m, q, cfg, keys, order, gi);
+        keys[g] = canon(desc[g]);
     }
+    for (int32_t g = 0; g < n_groups; g++) free(keys[g]);
+    free(keys);
     free(c), free(touched), free(cf), free(order), free(df), free(it_off);
     sd_vec_free(&tl);
+    sd_vec_free(&istag);
     vocab_free(&v);
     return SD_OK;
 }
