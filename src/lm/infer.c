@@ -188,6 +188,10 @@ static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd
 
 /* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual). */
 static void matmul_rows(float *C, const float *A, const float *W, int n, int out, int in, float beta) {
+    if (n == 1) { /* one row: a matrix-vector product (cheaper entry into OpenBLAS) */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, A, 1, beta, C, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, A, in, W, in, beta, C, out);
 }
 
@@ -226,12 +230,16 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
                 int kvh = h / group, np = rd->pre ? rd->pre_len : 0, nt = np + rd->own_idx + 1;
                 const float *qv = inf->q + (size_t)r * D + (size_t)h * hd;
                 float *sc = inf->att_buf + (size_t)thread_id() * inf->max_seq;
+                /* keys/values of a slot are contiguous positions, KvD floats apart */
+                const float *pk = np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
+                const float *pv = np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
+                const float *ok = pool_at(rd->own, rd->own->k, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+                const float *ov = pool_at(rd->own, rd->own->v, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
                 float mx = -INFINITY;
                 for (int t = 0; t < nt; t++) {
-                    const float *kv = t < np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, t)
-                                             : pool_at(rd->own, rd->own->k, c, l, rd->own_slot, t - np);
-                    kv += (size_t)kvh * hd;
+                    const float *kv = t < np ? pk + (size_t)t * KvD : ok + (size_t)(t - np) * KvD;
                     float s = 0;
+#pragma omp simd reduction(+ : s)
                     for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
                     s *= scale;
                     sc[t] = s;
@@ -245,10 +253,9 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
                 float inv = 1.0f / sum, *o = inf->att + (size_t)r * D + (size_t)h * hd;
                 memset(o, 0, hd * sizeof(float));
                 for (int t = 0; t < nt; t++) {
-                    const float *vv = t < np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, t)
-                                             : pool_at(rd->own, rd->own->v, c, l, rd->own_slot, t - np);
-                    vv += (size_t)kvh * hd;
+                    const float *vv = t < np ? pv + (size_t)t * KvD : ov + (size_t)(t - np) * KvD;
                     float a = sc[t] * inv;
+#pragma omp simd
                     for (int i = 0; i < hd; i++) o[i] += a * vv[i];
                 }
             }
@@ -516,7 +523,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                 gi->out = gi->p * n_samples + gi->s;
                 lm_sampler_stream(&gi->rng, s->seed, prompts[gi->p], plen[gi->p], gi->s);
             }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nr > 8)
             for (int i = 0; i < nr; i++)
                 gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, trie, max_new, stop_id, out);
             for (int step = 0;; step++) {
@@ -538,7 +545,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                     r->want_logits = 1;
                 }
                 forward_rows(inf, rows, na);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (na > 8)
                 for (int j = 0; j < na; j++)
                     gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, trie, max_new, stop_id, out);
             }

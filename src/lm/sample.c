@@ -51,6 +51,45 @@ static int cmp_prob_desc(const void *a, const void *b) {
     return x->i - y->i;
 }
 
+/* 1 when a ranks before b in cmp_prob_desc's order. */
+static inline int ranks_before(const prob_idx *a, const prob_idx *b) {
+    return a->p > b->p || (a->p == b->p && a->i < b->i);
+}
+
+/* Moves the k best of pi[0..m) (k < m) into pi[0..k), unsorted: a min-heap of the best k seen,
+ * O(m log k) instead of sorting all m. */
+static void select_top_k(prob_idx *pi, int m, int k) {
+    /* heap order: parent ranks after (is worse than) its children; the root is the worst kept */
+    for (int start = k / 2 - 1; start >= 0; start--) {
+        int i = start;
+        for (;;) {
+            int w = i, l = 2 * i + 1, r = l + 1;
+            if (l < k && ranks_before(&pi[w], &pi[l])) w = l;
+            if (r < k && ranks_before(&pi[w], &pi[r])) w = r;
+            if (w == i) break;
+            prob_idx t = pi[i];
+            pi[i] = pi[w];
+            pi[w] = t;
+            i = w;
+        }
+    }
+    for (int j = k; j < m; j++) {
+        if (!ranks_before(&pi[j], &pi[0])) continue;
+        pi[0] = pi[j];
+        int i = 0;
+        for (;;) {
+            int w = i, l = 2 * i + 1, r = l + 1;
+            if (l < k && ranks_before(&pi[w], &pi[l])) w = l;
+            if (r < k && ranks_before(&pi[w], &pi[r])) w = r;
+            if (w == i) break;
+            prob_idx t = pi[i];
+            pi[i] = pi[w];
+            pi[w] = t;
+            i = w;
+        }
+    }
+}
+
 int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
                   sd_rng *rng, float *scratch) {
     int n = cand ? n_cand : V;
@@ -100,9 +139,12 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
             pi[m].i = j;
             m++;
         }
-    qsort(pi, (size_t)m, sizeof *pi, cmp_prob_desc);
     int keep = m;
-    if (use_k && keep > s->top_k) keep = s->top_k;
+    if (use_k && keep > s->top_k) {
+        keep = s->top_k;
+        select_top_k(pi, m, keep);
+    }
+    qsort(pi, (size_t)keep, sizeof *pi, cmp_prob_desc);
     double tot = 0;
     if (use_p) {
         /* tokens until the cumulative probability (over the top-k survivors, renormalised) >= top_p */
