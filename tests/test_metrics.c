@@ -172,6 +172,7 @@ static void test_metrics_serve1(void **state) {
     assert_true(fabs(r.value[EV_EXPANSION] - 1.0 / 3) < TOL);
     assert_true(isnan(r.value[EV_LIKE])); /* no world truth */
     assert_int_equal(r.served, 3);
+    ev_result_free(&r);
     fixture_free(&f);
 }
 
@@ -205,6 +206,7 @@ static void test_metrics_serve2(void **state) {
         if (isnan(r.value[m])) continue;
         assert_true(r.lo[m] <= r.value[m] + TOL && r.value[m] <= r.hi[m] + TOL);
     }
+    ev_result_free(&r);
     fixture_free(&f);
 }
 
@@ -311,6 +313,8 @@ static void test_bootstrap_contains_and_shrinks(void **state) {
         ev_result r2;
         assert_int_equal(ev_run(&f.d, &arm, 1, &o, &r2, &err), SD_OK);
         assert_true(r2.lo[EV_HIT] == r.lo[EV_HIT] && r2.hi[EV_HIT] == r.hi[EV_HIT]);
+        ev_result_free(&r);
+        ev_result_free(&r2);
         fixture_free(&f);
     }
     /* 10x the users: width shrinks by ~sqrt(10) = 3.2; require at least 2x */
@@ -333,6 +337,7 @@ static void test_bad_options(void **state) {
     sd_err err = {0};
     assert_int_equal(ev_run(&f.d, &arm, 1, &o, &r, &err), SD_ERR_USAGE);
     assert_non_null(strstr(err.msg, "--serve"));
+    ev_result_free(&r);
     fixture_free(&f);
 }
 
@@ -441,12 +446,21 @@ static void test_workspace_eval_and_report(void **state) {
     /* best-of-1 serves c3 to everyone: u1 only has c3 events (2, 1 positive) -> pooled 1/2, hit 1/3 */
     assert_true(fabs(r.res[3].value[EV_POS_POOLED] - 0.5) < TOL);
     assert_true(fabs(r.res[3].value[EV_HIT] - 1.0 / 3) < TOL);
+    /* paired comparisons: an arm against itself differs by exactly 0; best-of-4 - best-of-1 on the
+     * pooled positive rate is 0.75 - 0.5 with an interval around it */
+    double df, lo, hi;
+    assert_int_equal(ev_compare(&r.res[4], &r.res[4], EV_POS_POOLED, &df, &lo, &hi), 1);
+    assert_true(df == 0 && lo == 0 && hi == 0);
+    assert_int_equal(ev_compare(&r.res[4], &r.res[3], EV_POS_POOLED, &df, &lo, &hi), 1);
+    assert_true(fabs(df - 0.25) < TOL && lo <= df + TOL && df <= hi + TOL);
     /* metrics.json is on disk and names every arm */
     p = sd_path_join(dir, EV_METRICS_FILE);
     char *json = read_text(p);
     free(p);
     for (int a = 0; a < r.n_arms; a++) assert_non_null(strstr(json, r.arms[a].name));
     assert_non_null(strstr(json, "\"evaluated\":\t3"));
+    assert_non_null(strstr(json, "\"against\":\t\"best-of-1 (novelty alone)\""));
+    assert_non_null(strstr(json, "\"against\":\t\"empirical transition table\""));
     /* the report */
     p = sd_path_join(dir, EV_REPORT_FILE);
     assert_int_equal(ev_report_write(json, p, &err), SD_OK);
@@ -472,12 +486,12 @@ static void test_workspace_eval_and_report(void **state) {
 }
 
 /* A metrics.json written by hand: the findings must follow the numbers. */
-static char *report_of(const char *arms_json) {
+static char *report_of_x(const char *arms_json, const char *extra) {
     char dir[] = "/tmp/sdrepXXXXXX";
     assert_non_null(mkdtemp(dir));
     char *json = sd_asprintf("{\"workspace\":\"w\",\"k\":2,\"clusters\":3,\"serve\":1,\"bootstrap\":200,"
                              "\"users\":{\"total\":10,\"evaluated\":9},\"cluster_sizes\":[5,9,1],"
-                             "\"metrics\":[{\"key\":\"novelty\"},{\"key\":\"pos_rate\"}],\"arms\":[%s]}", arms_json);
+                             "\"metrics\":[{\"key\":\"novelty\"},{\"key\":\"pos_rate\"}],\"arms\":[%s]%s}", arms_json, extra);
     char *p = sd_path_join(dir, "r.html");
     sd_err err = {0};
     assert_int_equal(ev_report_write(json, p, &err), SD_OK);
@@ -487,6 +501,8 @@ static char *report_of(const char *arms_json) {
     rm_rf(dir);
     return html;
 }
+
+static char *report_of(const char *arms_json) { return report_of_x(arms_json, ""); }
 
 #define ARM(name, kind, n, table, nov, nlo, nhi, pos, plo, phi)                                                      \
     "{\"name\":\"" name "\",\"kind\":\"" kind "\",\"n\":" #n ",\"table\":\"" table "\",\"metrics\":{\"novelty\":{"   \
@@ -500,7 +516,7 @@ static void test_report_findings_follow_numbers(void **state) {
                         ARM("best-of-1 (novelty alone)", "llm", 1, "explore_n1.tbl", 0.9, 0.88, 0.92, 0.5, 0.45, 0.54) ","
                         ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.89, 0.87, 0.91, 0.8, 0.75, 0.85));
     assert_non_null(strstr(h, "positive rate in served clusters (pooled) <b>rose</b> from n = 1 (0.500) to n = 16 (0.800)"));
-    assert_non_null(strstr(h, "Novelty <b>held</b> (intervals overlap)"));
+    assert_non_null(strstr(h, "Novelty <b>held</b> (no change beyond noise)"));
     assert_non_null(strstr(h, "of 2 LLM arms, 1 <b>beat</b> the empirical transition table (0.600), 1 <b>lost</b>"));
     free(h);
     /* the reverse: relevance falls and novelty collapses */
@@ -509,7 +525,15 @@ static void test_report_findings_follow_numbers(void **state) {
                   ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
     assert_non_null(strstr(h, "<b>fell</b> from n = 1 (0.800) to n = 16 (0.620)"));
     assert_non_null(strstr(h, "Novelty <b>did not hold</b>"));
-    assert_non_null(strstr(h, "1 <b>beat</b> the empirical transition table (0.600), 0 <b>lost</b> to it, 1 are <b>indistinguishable</b>"));
+    assert_non_null(strstr(h, "1 <b>beat</b> the empirical transition table (0.600), 0 <b>lost</b> to it, 1 <b>indistinguishable</b> from it"));
+    free(h);
+    /* overlapping intervals, but the paired difference excludes 0: the paired test decides */
+    h = report_of_x(ARM("best-of-1 (novelty alone)", "llm", 1, "explore_n1.tbl", 0.9, 0.88, 0.92, 0.60, 0.55, 0.65) ","
+                    ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.9, 0.88, 0.92, 0.62, 0.57, 0.67),
+                    ",\"comparisons\":[{\"arm\":\"best-of-16\",\"against\":\"best-of-1 (novelty alone)\","
+                    "\"metrics\":{\"pos_rate\":{\"diff\":0.02,\"lo\":0.01,\"hi\":0.03},"
+                    "\"novelty\":{\"diff\":0,\"lo\":-0.01,\"hi\":0.01}}}]");
+    assert_non_null(strstr(h, "(pooled) <b>rose</b> from n = 1 (0.600) to n = 16 (0.620)"));
     free(h);
     /* a single LLM table: no trend is claimed */
     h = report_of(ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));

@@ -103,10 +103,19 @@ typedef struct {
     double hi[EV_N_METRICS];    /* 97.5% */
     int64_t n[EV_N_METRICS];    /* users contributing to the metric (denominator > 0) */
     int64_t served;             /* clusters served in total */
+    int B;                      /* bootstrap resamples held in boot */
+    double *boot;               /* (EV_N_METRICS, B) resample statistics, paired across arms (owned) */
 } ev_result;
+void ev_result_free(ev_result *r);
 
-/* Serves every evaluated user of d from every arm and fills res[n_arms]. The bootstrap draws the
- * same user resamples for every arm (paired), so arms can be compared. */
+/* Paired difference a - b of metric m with its 95% percentile interval over the shared bootstrap
+ * resamples (both results from one ev_run). Returns 0 when it cannot be computed (no bootstrap,
+ * undefined metric), else 1. */
+int ev_compare(const ev_result *a, const ev_result *b, int m, double *diff, double *lo, double *hi);
+
+/* Serves every evaluated user of d from every arm and fills res[n_arms] (free each with
+ * ev_result_free, also after an error). The bootstrap draws the same user resamples for every arm
+ * (paired), so arms can be compared with ev_compare. */
 int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, ev_result *res, sd_err *err);
 
 /* The metrics of one arm from its served lists (served[u*S + j], -1 = nothing), on the users
@@ -146,7 +155,9 @@ typedef struct {
     const char *const *cluster_desc; /* (M) descriptions, may be NULL */
 } ev_meta;
 
-/* metrics.json text (caller frees): every figure with its CI, users, arms, table n. */
+/* metrics.json text (caller frees): every figure with its CI, users, arms, table n, and paired
+ * comparisons: every LLM arm against the empirical transition table (when present) and every
+ * best-of-n arm against the smallest n. */
 char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms, const ev_result *res, int n_arms,
                       const ev_opts *o);
 

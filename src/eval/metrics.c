@@ -428,54 +428,79 @@ void ev_bootstrap_mean(const double *x, int64_t n, int B, uint64_t seed, double 
     free(idx);
 }
 
+void ev_result_free(ev_result *r) {
+    free(r->boot);
+    r->boot = NULL;
+    r->B = 0;
+}
+
+int ev_compare(const ev_result *a, const ev_result *b, int m, double *diff, double *lo, double *hi) {
+    *diff = a->value[m] - b->value[m];
+    *lo = *hi = NAN;
+    if (!isfinite(*diff) || !a->B || a->B != b->B || !a->boot || !b->boot) return 0;
+    int B = a->B;
+    double *x = sd_malloc(sizeof(double) * (size_t)B);
+    for (int i = 0; i < B; i++) x[i] = a->boot[(size_t)m * B + i] - b->boot[(size_t)m * B + i];
+    *lo = quantile(x, B, 0.025);
+    /* quantile compacted and sorted x: refill it for the upper bound */
+    for (int i = 0; i < B; i++) x[i] = a->boot[(size_t)m * B + i] - b->boot[(size_t)m * B + i];
+    *hi = quantile(x, B, 0.975);
+    free(x);
+    return isfinite(*lo) && isfinite(*hi);
+}
+
 int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, ev_result *res, sd_err *err) {
+    memset(res, 0, sizeof *res * (size_t)(n_arms > 0 ? n_arms : 0));
     if (o->serve < 1) return sd_fail(err, SD_ERR_USAGE, "--serve must be at least 1 (got %d)", o->serve);
     if (o->bootstrap < 0) return sd_fail(err, SD_ERR_USAGE, "--bootstrap must be >= 0 (got %d)", o->bootstrap);
-    const int S = o->serve, B = o->bootstrap, K = d->K;
+    const int S = o->serve, B = d->n_users ? o->bootstrap : 0, K = d->K;
     const int64_t n = d->n_users;
     int32_t *served = sd_malloc(sizeof(int32_t) * (size_t)(n * S + 1));
     int32_t *idx = sd_malloc(sizeof(int32_t) * (size_t)(n + 1));
-    double *st = sd_malloc(sizeof(double) * (size_t)(B + 1) * EV_N_METRICS);
-    for (int a = 0; a < n_arms; a++) {
+    double *tmp = sd_malloc(sizeof(double) * (size_t)(B + 1));
+    int rc = SD_OK;
+    for (int a = 0; a < n_arms && !rc; a++) {
         ev_result *r = &res[a];
-        memset(r, 0, sizeof *r);
+        r->B = B;
+        r->boot = sd_malloc(sizeof(double) * (size_t)(B + 1) * EV_N_METRICS);
         sd_progress prog;
         char label[96];
         snprintf(label, sizeof label, "eval %s", arms[a].name);
         sd_progress_start(&prog, label, n + B);
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; i < n && !rc; i++) {
             int32_t *out = served + i * S;
             int got = arms[a].fn(arms[a].state, d->ctx + i * K, K, out, S);
             if (got < 0 || got > S) {
-                free(served);
-                free(idx);
-                free(st);
-                return sd_fail(err, SD_ERR_DATA, "arm '%s' failed for user %d", arms[a].name, d->user[i]);
+                rc = sd_fail(err, SD_ERR_DATA, "arm '%s' failed for user %d", arms[a].name, d->user[i]);
+                break;
             }
             for (int j = got; j < S; j++) out[j] = -1;
             r->served += got;
             if ((i & 1023) == 0) sd_progress_update(&prog, i, NULL);
         }
+        if (rc) break;
         ev_metrics_compute(d, served, S, NULL, n, r->value, r->n);
         for (int b = 0; b < B; b++) {
             int64_t nn[EV_N_METRICS];
-            resample(idx, n, o->seed, b);
             double v[EV_N_METRICS];
+            resample(idx, n, o->seed, b);
             ev_metrics_compute(d, served, S, idx, n, v, nn);
-            for (int m = 0; m < EV_N_METRICS; m++) st[(size_t)m * B + b] = v[m];
+            for (int m = 0; m < EV_N_METRICS; m++) r->boot[(size_t)m * B + b] = v[m];
             sd_progress_update(&prog, n + b + 1, NULL);
         }
         for (int m = 0; m < EV_N_METRICS; m++) {
-            r->lo[m] = B && n ? quantile(st + (size_t)m * B, B, 0.025) : NAN;
-            r->hi[m] = B && n ? quantile(st + (size_t)m * B, B, 0.975) : NAN;
+            for (int b = 0; b < B; b++) tmp[b] = r->boot[(size_t)m * B + b];
+            r->lo[m] = B ? quantile(tmp, B, 0.025) : NAN;
+            for (int b = 0; b < B; b++) tmp[b] = r->boot[(size_t)m * B + b];
+            r->hi[m] = B ? quantile(tmp, B, 0.975) : NAN;
             if (!isfinite(r->value[m])) r->lo[m] = r->hi[m] = NAN;
         }
         sd_progress_end(&prog);
     }
     free(served);
     free(idx);
-    free(st);
-    return SD_OK;
+    free(tmp);
+    return rc;
 }
 
 /* ================================================================ metrics.json */
@@ -484,6 +509,9 @@ static void add_num(cJSON *o, const char *k, double v) {
     if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
     else cJSON_AddNullToObject(o, k);
 }
+
+/* A best-of-n arm of the n sweep: an LLM table explore_n<N>.tbl. */
+static int is_sweep_arm(const ev_arm *a) { return a->is_llm && a->n > 0 && a->file && !strncmp(a->file, "explore_n", 9); }
 
 char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms, const ev_result *res, int n_arms,
                       const ev_opts *o) {
@@ -528,6 +556,34 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
             cJSON_AddNumberToObject(v, "n_users", (double)res[a].n[m]);
         }
         cJSON_AddItemToArray(as, x);
+    }
+    /* paired comparisons */
+    int tr = -1, base = -1;
+    for (int a = 0; a < n_arms; a++) {
+        if (!arms[a].is_llm && !strcmp(arms[a].name, ev_baseline_names[EV_BASE_TRANSITION])) tr = a;
+        if (is_sweep_arm(&arms[a]) && (base < 0 || arms[a].n < arms[base].n)) base = a;
+    }
+    cJSON *cmp = cJSON_AddArrayToObject(root, "comparisons");
+    for (int a = 0; a < n_arms; a++) {
+        int against[2] = {tr, is_sweep_arm(&arms[a]) ? base : -1};
+        for (int j = 0; j < 2; j++) {
+            int b = against[j];
+            if (!arms[a].is_llm || b < 0 || b == a) continue;
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "arm", arms[a].name);
+            cJSON_AddStringToObject(x, "against", arms[b].name);
+            cJSON *mv = cJSON_AddObjectToObject(x, "metrics");
+            for (int m = 0; m < EV_N_METRICS; m++) {
+                if (m == EV_LIKE && !d->like) continue;
+                double df, lo, hi;
+                ev_compare(&res[a], &res[b], m, &df, &lo, &hi);
+                cJSON *v = cJSON_AddObjectToObject(mv, ev_metric_infos[m].key);
+                add_num(v, "diff", df);
+                add_num(v, "lo", lo);
+                add_num(v, "hi", hi);
+            }
+            cJSON_AddItemToArray(cmp, x);
+        }
     }
     if (meta && meta->cluster_size) {
         cJSON *cs = cJSON_AddArrayToObject(root, "cluster_sizes");
@@ -732,6 +788,7 @@ void ev_eval_run_free(ev_eval_run *r) {
         free(own);
     }
     ev_data_free(&r->d);
+    for (int a = 0; a < r->n_arms && r->res; a++) ev_result_free(&r->res[a]);
     free(r->arms);
     free(r->res);
     free(r->json);

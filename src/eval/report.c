@@ -74,8 +74,23 @@ static void fmt_ci(char *s, size_t cap, const rep_arm *a, int m) {
 
 /* ================================================================ findings */
 
-/* -1 when a's interval lies wholly below b's, +1 wholly above, 0 when they overlap. */
+static const cJSON *g_root; /* the metrics.json being reported (for the paired comparisons) */
+
+/* -1 when a is below b, +1 above, 0 when the data cannot tell: by the paired difference's 95%
+ * interval when metrics.json has it (it excludes 0), else when the two intervals do not overlap. */
 static int ci_compare(const rep_arm *a, const rep_arm *b, int m) {
+    const cJSON *c, *cmp = g_root ? cJSON_GetObjectItemCaseSensitive(g_root, "comparisons") : NULL;
+    cJSON_ArrayForEach(c, cmp) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(c, "arm"), *y = cJSON_GetObjectItemCaseSensitive(c, "against");
+        int sign = 0;
+        if (cJSON_IsString(x) && cJSON_IsString(y) && !strcmp(x->valuestring, a->name) && !strcmp(y->valuestring, b->name)) sign = 1;
+        if (cJSON_IsString(x) && cJSON_IsString(y) && !strcmp(x->valuestring, b->name) && !strcmp(y->valuestring, a->name)) sign = -1;
+        if (!sign) continue;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "metrics"), ev_metric_infos[m].key);
+        double lo = num_or_nan(v, "lo"), hi = num_or_nan(v, "hi");
+        if (!isfinite(lo) || !isfinite(hi)) break;
+        return lo > 0 ? sign : hi < 0 ? -sign : 0;
+    }
     if (!isfinite(a->lo[m]) || !isfinite(b->lo[m])) return 0;
     if (a->lo[m] > b->hi[m]) return 1;
     if (a->hi[m] < b->lo[m]) return -1;
@@ -84,8 +99,9 @@ static int ci_compare(const rep_arm *a, const rep_arm *b, int m) {
 
 static void findings(svg_buf *h, rep_arm *arms, int na) {
     static const int relevance[] = {EV_POS_POOLED, EV_COLLECTIVE, EV_HIT};
-    svg_buf_printf(h, "<h2>Findings</h2>\n<p class=\"note\">Computed from the figures above: two arms differ "
-                      "when their 95%% intervals do not overlap (a conservative test).</p>\n<ul>\n");
+    svg_buf_printf(h, "<h2>Findings</h2>\n<p class=\"note\">Computed from the figures above. Two arms differ when "
+                      "the 95%% interval of their paired difference (the same bootstrap resamples of users) excludes "
+                      "0; where metrics.json has no paired comparison, when their own intervals do not overlap.</p>\n<ul>\n");
     /* relevance against n */
     const rep_arm *lo_n = NULL, *hi_n = NULL;
     for (int i = 0; i < na; i++) {
@@ -103,8 +119,8 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
             int c = ci_compare(hi_n, lo_n, m);
             const char *verdict = c > 0                        ? "<b>rose</b>"
                                   : c < 0                      ? "<b>fell</b>"
-                                  : hi_n->v[m] > lo_n->v[m]    ? "rose slightly, <b>within noise</b>"
-                                  : hi_n->v[m] < lo_n->v[m]    ? "fell slightly, <b>within noise</b>"
+                                  : hi_n->v[m] > lo_n->v[m]    ? "rose slightly (<b>within noise</b>)"
+                                  : hi_n->v[m] < lo_n->v[m]    ? "fell slightly (<b>within noise</b>)"
                                                                : "did not change";
             svg_buf_printf(h, "<li>%s %s from n = %d (%.3f) to n = %d (%.3f).</li>\n", ev_metric_infos[m].name,
                            verdict, lo_n->n, lo_n->v[m], hi_n->n, hi_n->v[m]);
@@ -112,8 +128,8 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
         if (lo_n->has[EV_NOVELTY] && hi_n->has[EV_NOVELTY]) {
             int c = ci_compare(hi_n, lo_n, EV_NOVELTY);
             svg_buf_printf(h, "<li>Novelty %s: cluster novelty rate %.3f at n = %d, %.3f at n = %d.</li>\n",
-                           c < 0 ? "<b>did not hold</b> (it fell beyond the intervals)"
-                                 : c > 0 ? "<b>held</b> (it rose)" : "<b>held</b> (intervals overlap)",
+                           c < 0 ? "<b>did not hold</b> (it fell beyond noise)"
+                                 : c > 0 ? "<b>held</b> (it rose)" : "<b>held</b> (no change beyond noise)",
                            lo_n->v[EV_NOVELTY], lo_n->n, hi_n->v[EV_NOVELTY], hi_n->n);
         }
     }
@@ -140,7 +156,7 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
             }
             svg_buf_printf(h,
                            "<li>%s: of %d LLM arms, %d <b>beat</b> the empirical transition table (%.3f), %d "
-                           "<b>lost</b> to it, %d are <b>indistinguishable</b> (",
+                           "<b>lost</b> to it, %d <b>indistinguishable</b> from it (",
                            ev_metric_infos[m].name, beat + lost + tie, beat, tr->v[m], lost, tie);
             svg_buf_escape(h, sub.s ? sub.s : "");
             svg_buf_printf(h, ").</li>\n");
@@ -247,7 +263,9 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         svg_buf_printf(&h, "</tr>\n");
     }
     svg_buf_printf(&h, "</table>\n");
+    g_root = root;
     findings(&h, arms, na);
+    g_root = NULL;
     /* each metric against n */
     int ns = 0;
     for (int a = 0; a < na; a++) ns += is_sweep(&arms[a]);
