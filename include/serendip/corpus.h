@@ -44,7 +44,8 @@ double cp_digit_value(int d);
 typedef struct {
     int64_t pretrain_bytes;    /* target size of pretrain.txt (default 1,000,000) */
     int novelty_examples;      /* size of novelty.jsonl (default 4000) */
-    int per_target_cap;        /* max novelty examples per target cluster (default 40; 0 = none) */
+    int per_target_cap;        /* max novelty examples per target cluster; 0 (default) = automatic: the
+                                * smallest cap that still yields novelty_examples (water-filling) */
     int min_users;             /* alignment tuples backed by fewer users are dropped (default 3) */
     int heldout_pct;           /* share of tuples held out, by hash (default 10) */
     int pairwise;              /* also write align_pairwise.jsonl */
