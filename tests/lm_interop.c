@@ -1,0 +1,117 @@
+/* lm_interop.c - the serendip side of the llama.cpp conformance check (scripts/conformance-llamacpp.sh).
+ *
+ *   lm_interop make OUT.gguf [tied 0|1]   trains a BPE tokenizer on built-in text, initialises a
+ *                                         small Llama model (weights N(0, 0.1) so that logits are
+ *                                         far from uniform) and writes it with lm_gguf_save
+ *   lm_interop dump MODEL.gguf CASES.txt OUT.txt
+ *                                         for each line of CASES.txt: serendip's tokens
+ *                                         (tok_encode, specials not parsed), the reference logits
+ *                                         of every position (lm_forward_reference) and the fast
+ *                                         path's log-softmax of the next token (lm_next_logprobs)
+ *
+ * OUT.txt, per case:   "case <hex of the text>" / "tokens <n> <ids...>" /
+ *                      "logits <n> <V>" + n lines of V floats / "next <V floats>"
+ * Not built by the Makefile (it is not a test_*.c): the conformance script compiles it against
+ * build/libserendip.a. It is a separate program from the llama.cpp driver because ggml exports
+ * gguf_* symbols that would clash with serendip's. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serendip/gguf.h"
+#include "serendip/lm_infer.h"
+#include "serendip/tokenizer.h"
+
+static const char *TRAIN_TEXT =
+    "The quick brown fox jumps over the lazy dog. Space opera, war drama, romantic comedy!\n"
+    "Film noir and crime thrillers; animation for the family; horror, musicals, westerns.\n"
+    "Documentaries about robots, heists and 1990s sci-fi. It's what they'll watch, isn't it?\n"
+    "Café au lait, naïve résumé, Zürich, São Paulo, 東京, emoji 🎬🍿 and    extra   spaces.\n";
+
+static int make(const char *out, int tied) {
+    sd_err err = {0};
+    size_t n1 = strlen(TRAIN_TEXT), reps = 50;
+    char *text = malloc(n1 * reps + 1);
+    for (size_t i = 0; i < reps; i++) memcpy(text + i * n1, TRAIN_TEXT, n1);
+    text[n1 * reps] = 0;
+    lm_tokenizer *tok;
+    if (tok_train(text, n1 * reps, 600, &tok, &err)) goto fail;
+    free(text);
+    lm_config c = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 160,
+                   .vocab_size = tok_vocab_size(tok), .seq_len = 128, .tied = tied, .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f};
+    lm_model m;
+    if (lm_model_init(&m, &c, 3, &err)) goto fail;
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] *= 5.0f; /* std 0.02 -> 0.1 */
+    for (int i = 0; i < c.n_layers * c.dim; i++) m.w.attn_norm[i] = m.w.ffn_norm[i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) m.w.out_norm[i] = 1.0f;
+    if (lm_gguf_save(out, &m, tok, "serendip-interop", &err)) goto fail;
+    printf("lm_interop: wrote %s (vocab %d, %zu params, tied %d)\n", out, c.vocab_size, m.n_params, tied);
+    lm_model_free(&m);
+    tok_free(tok);
+    return 0;
+fail:
+    fprintf(stderr, "lm_interop: %s\n", err.msg);
+    return 1;
+}
+
+static int dump(const char *model, const char *cases, const char *out) {
+    sd_err err = {0};
+    lm_model m;
+    lm_tokenizer *tok;
+    if (lm_gguf_load(model, &m, &tok, &err)) goto fail;
+    FILE *in = fopen(cases, "r"), *f = fopen(out, "w");
+    if (!in || !f) {
+        fprintf(stderr, "lm_interop: cannot open %s or %s\n", cases, out);
+        return 1;
+    }
+    lm_infer *inf = lm_infer_new(&m, 64, m.cfg.seq_len, &err);
+    if (!inf) goto fail;
+    int V = m.cfg.vocab_size;
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        size_t len = strcspn(line, "\n");
+        line[len] = 0;
+        if (!len) continue;
+        int32_t ids[4096];
+        size_t n = 0;
+        if (tok_encode(tok, line, len, ids, 4096, &n, 0)) goto fail;
+        fprintf(f, "case ");
+        for (size_t i = 0; i < len; i++) fprintf(f, "%02x", (unsigned char)line[i]);
+        fprintf(f, "\ntokens %zu", n);
+        for (size_t i = 0; i < n; i++) fprintf(f, " %d", ids[i]);
+        fprintf(f, "\nlogits %zu %d\n", n, V);
+        float *lg = malloc(sizeof(float) * n * V), *next = malloc(sizeof(float) * V);
+        lm_forward_reference(&m, ids, (int)n, lg);
+        for (size_t t = 0; t < n; t++) {
+            for (int v = 0; v < V; v++) fprintf(f, "%.9g%c", lg[t * V + v], v + 1 < V ? ' ' : '\n');
+        }
+        const int32_t *pp[1] = {ids};
+        int pl = (int)n;
+        if (lm_next_logprobs(inf, pp, &pl, 1, next, &err)) goto fail;
+        fprintf(f, "next");
+        for (int v = 0; v < V; v++) fprintf(f, " %.9g", next[v]);
+        fprintf(f, "\n");
+        free(lg);
+        free(next);
+    }
+    fclose(in);
+    if (fclose(f)) {
+        fprintf(stderr, "lm_interop: write error on %s\n", out);
+        return 1;
+    }
+    lm_infer_free(inf);
+    tok_free(tok);
+    lm_model_free(&m);
+    return 0;
+fail:
+    fprintf(stderr, "lm_interop: %s\n", err.msg);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "make")) return make(argv[2], argc > 3 ? atoi(argv[3]) : 1);
+    if (argc == 5 && !strcmp(argv[1], "dump")) return dump(argv[2], argv[3], argv[4]);
+    fprintf(stderr, "usage: lm_interop make OUT.gguf [tied] | dump MODEL.gguf CASES.txt OUT.txt\n");
+    return 2;
+}
