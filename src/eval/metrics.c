@@ -434,6 +434,36 @@ void ev_result_free(ev_result *r) {
     r->B = 0;
 }
 
+/* The 95% interval of a statistic whose point estimate is `point` from its B bootstrap values x
+ * (not modified): the 2.5/97.5% percentiles shifted by the bootstrap's bias estimate
+ * (point - mean of x). Plug-in statistics of the served distribution (coverage, entropy) are
+ * biased low on resamples, which repeat users; unshifted, their percentile interval would not
+ * even contain the estimate. Clamped to [floor, ceil]. */
+static void interval(const double *x, int B, double point, double floor_, double ceil_, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (!B || !isfinite(point)) return;
+    double *t = sd_malloc(sizeof(double) * (size_t)B), sum = 0;
+    int n = 0;
+    for (int i = 0; i < B; i++)
+        if (isfinite(x[i])) sum += x[i], n++;
+    if (n) {
+        double shift = point - sum / n;
+        memcpy(t, x, sizeof(double) * (size_t)B);
+        *lo = quantile(t, B, 0.025) + shift;
+        memcpy(t, x, sizeof(double) * (size_t)B);
+        *hi = quantile(t, B, 0.975) + shift;
+        *lo = fmax(floor_, fmin(ceil_, *lo));
+        *hi = fmax(floor_, fmin(ceil_, *hi));
+    }
+    free(t);
+}
+
+/* Natural range of a metric: rates and shares in [0, 1], entropy and expansion >= 0. */
+static void metric_range(int m, double *lo, double *hi) {
+    *lo = 0;
+    *hi = (m == EV_ENTROPY || m == EV_EXPANSION) ? INFINITY : 1;
+}
+
 int ev_compare(const ev_result *a, const ev_result *b, int m, double *diff, double *lo, double *hi) {
     *diff = a->value[m] - b->value[m];
     *lo = *hi = NAN;
@@ -441,10 +471,7 @@ int ev_compare(const ev_result *a, const ev_result *b, int m, double *diff, doub
     int B = a->B;
     double *x = sd_malloc(sizeof(double) * (size_t)B);
     for (int i = 0; i < B; i++) x[i] = a->boot[(size_t)m * B + i] - b->boot[(size_t)m * B + i];
-    *lo = quantile(x, B, 0.025);
-    /* quantile compacted and sorted x: refill it for the upper bound */
-    for (int i = 0; i < B; i++) x[i] = a->boot[(size_t)m * B + i] - b->boot[(size_t)m * B + i];
-    *hi = quantile(x, B, 0.975);
+    interval(x, B, *diff, -INFINITY, INFINITY, lo, hi);
     free(x);
     return isfinite(*lo) && isfinite(*hi);
 }
@@ -457,7 +484,6 @@ int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, e
     const int64_t n = d->n_users;
     int32_t *served = sd_malloc(sizeof(int32_t) * (size_t)(n * S + 1));
     int32_t *idx = sd_malloc(sizeof(int32_t) * (size_t)(n + 1));
-    double *tmp = sd_malloc(sizeof(double) * (size_t)(B + 1));
     int rc = SD_OK;
     for (int a = 0; a < n_arms && !rc; a++) {
         ev_result *r = &res[a];
@@ -489,17 +515,14 @@ int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, e
             sd_progress_update(&prog, n + b + 1, NULL);
         }
         for (int m = 0; m < EV_N_METRICS; m++) {
-            for (int b = 0; b < B; b++) tmp[b] = r->boot[(size_t)m * B + b];
-            r->lo[m] = B ? quantile(tmp, B, 0.025) : NAN;
-            for (int b = 0; b < B; b++) tmp[b] = r->boot[(size_t)m * B + b];
-            r->hi[m] = B ? quantile(tmp, B, 0.975) : NAN;
-            if (!isfinite(r->value[m])) r->lo[m] = r->hi[m] = NAN;
+            double f, c;
+            metric_range(m, &f, &c);
+            interval(r->boot + (size_t)m * B, B, r->value[m], f, c, &r->lo[m], &r->hi[m]);
         }
         sd_progress_end(&prog);
     }
     free(served);
     free(idx);
-    free(tmp);
     return rc;
 }
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test_report.sh - `serendip eval` and `serendip report` end to end on a small synthetic world:
+# exit codes (0 / 1 missing stage / 2 usage), the printed table, metrics.json contents (every
+# baseline, users counted, intervals around each value), a self-contained report.html that names
+# every arm and embeds its plots, and that --json prints the same JSON as the file.
+set -euo pipefail
+BIN=${BUILD:-build}/serendip
+ws=$(mktemp -d /tmp/sdreport.XXXXXX)
+trap 'rm -rf "$ws"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# usage errors exit 2, a missing stage exits 1
+set +e
+"$BIN" eval >/dev/null 2>&1; [ $? -eq 2 ] || fail "eval without --ws should exit 2"
+"$BIN" eval --ws "$ws" --serve 0 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--serve 0 should exit 2"
+"$BIN" eval --ws "$ws" >/dev/null 2>&1; [ $? -eq 1 ] || fail "eval on an empty workspace should exit 1"
+set -e
+
+"$BIN" world --ws "$ws" --users 600 --items 600 --seed 3 >/dev/null 2>&1
+"$BIN" split --ws "$ws" >/dev/null 2>&1
+"$BIN" cluster --ws "$ws" --clusters 24 --top 4 >/dev/null 2>&1
+
+out=$("$BIN" eval --ws "$ws" --serve 2 --bootstrap 50)
+for arm in "random novel cluster" "most popular novel cluster" "empirical transition table"; do
+    grep -q "^$arm" <<<"$out" || fail "eval table lacks '$arm'"
+done
+[ -s "$ws/metrics.json" ] || fail "metrics.json not written"
+
+# metrics.json: 3 arms, users add up, every interval holds its value, like_prob present (world)
+python3 - "$ws/metrics.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["serve"] == 2 and m["bootstrap"] == 50, m
+u = m["users"]
+assert u["evaluated"] + u["skipped_short_context"] + u["skipped_no_test_event"] == u["total"], u
+assert u["evaluated"] > 50, u
+names = [a["name"] for a in m["arms"]]
+assert names == ["random novel cluster", "most popular novel cluster", "empirical transition table"], names
+keys = [x["key"] for x in m["metrics"]]
+assert "like_prob" in keys and "novelty" in keys, keys
+for a in m["arms"]:
+    for k, v in a["metrics"].items():
+        if v["value"] is None: continue
+        assert v["lo"] - 1e-9 <= v["value"] <= v["hi"] + 1e-9, (a["name"], k, v)
+    assert a["served"] == 2 * u["evaluated"], a["served"]
+assert len(m["cluster_sizes"]) == m["clusters"] == 24
+PY
+
+# --json prints the file's JSON
+"$BIN" eval --ws "$ws" --serve 2 --bootstrap 50 --json >"$ws/stdout.json"
+cmp -s "$ws/stdout.json" "$ws/metrics.json" || fail "--json output differs from metrics.json"
+
+out=$("$BIN" report --ws "$ws")
+grep -q "wrote $ws/report.html" <<<"$out" || fail "report did not print its path"
+html="$ws/report.html"
+for arm in "random novel cluster" "most popular novel cluster" "empirical transition table"; do
+    grep -q "$arm" "$html" || fail "report.html lacks '$arm'"
+done
+n_svg=$(grep -o "<svg " "$html" | wc -l)
+[ "$n_svg" -ge 12 ] || fail "report.html has $n_svg plots, expected >= 12"
+! grep -qi "<script\|https\?://[a-z]" <(sed 's#http://www.w3.org/2000/svg##g' "$html") || fail "report.html is not self-contained"
+grep -q "Findings" "$html" || fail "report.html has no findings"
+echo "test_report.sh: ok ($(python3 -c "import json;print(json.load(open('$ws/metrics.json'))['users']['evaluated'])") users evaluated)"
