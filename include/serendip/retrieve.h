@@ -1,0 +1,113 @@
+/* retrieve.h - restricted item retrieval: the low level of the hierarchical plan (file
+ * `retrieval.bin`; format in docs/serving.md).
+ *
+ * The model is a sequential skip-gram over item sequences (prod2vec, Grbovic et al. 2015;
+ * item2vec, Barkan & Koenigstein 2016) with FORWARD windows: each train-window event predicts the
+ * next `window` items of the same user with negative sampling, so that an item's input vector U
+ * points at the output vectors V (+ bias b) of the items that tend to FOLLOW it. A user's recent
+ * items r_1..r_L (oldest first) score a candidate j as
+ *     s(j) = b_j + sum_l decay^(L-l) <U[r_l], V[j]> / sum_l decay^(L-l)
+ * and rt_recommend ranks only the items of one level-2 cluster (the planned novel cluster), never
+ * returning an item the caller marks as seen. */
+#ifndef SERENDIP_RETRIEVE_H
+#define SERENDIP_RETRIEVE_H
+
+#include <cjson/cJSON.h>
+
+#include "serendip/base.h"
+#include "serendip/dataset.h"
+#include "serendip/taxonomy.h"
+
+#define RT_FILE "retrieval.bin"
+#define RT_MAGIC "SDRETR\0\0" /* 8 bytes with the NULs */
+#define RT_VERSION 1
+#define RT_HEADER_SIZE 128
+#define RT_DIM_MAX 256
+#define RT_K_MAX 200     /* most items rt_recommend returns */
+#define RT_RECENT_MAX 64 /* most recent items a query uses */
+
+typedef struct {
+    int dim;          /* embedding dimension (default 48) */
+    int window;       /* forward window: following events each event predicts (default 5) */
+    int negatives;    /* negative samples per positive pair (default 5) */
+    int epochs;       /* passes over the train sequences (default 5) */
+    float lr;         /* initial SGD step, decayed linearly to lr/100 (default 0.025, as word2vec) */
+    float decay;      /* recency weight ratio between consecutive recent items (default 0.8) */
+    int recent;       /* recent items used by a query (default 10, <= RT_RECENT_MAX) */
+    uint64_t seed;
+} rt_options;
+
+#define RT_OPTIONS_DEFAULT \
+    ((rt_options){.dim = 48, .window = 5, .negatives = 5, .epochs = 5, .lr = 0.025f, .decay = 0.8f, .recent = 10, .seed = 1})
+
+typedef struct {
+    int32_t dim, window, negatives, epochs, recent;
+    float lr, decay;
+    uint64_t seed;
+    int64_t n_items;
+    int64_t train_end;       /* events with ts < train_end were used (INT64_MAX: all) */
+    int64_t n_train_events;
+    uint64_t items_hash;     /* sd_hash64 of the dataset's raw item ids: the model fits one catalogue */
+    const float *U;          /* (n_items, dim) input ("history") vectors */
+    const float *V;          /* (n_items, dim) output ("next item") vectors */
+    const float *bias;       /* (n_items) output bias */
+    const int64_t *pop;      /* (n_items) train-window event count: the popularity baseline */
+    sd_map map;              /* rt_open: the mapping; rt_train_data: {0} and heap below */
+    void *heap;
+} rt_model;
+
+typedef struct {
+    int32_t item;            /* dense item index */
+    float score;
+} rt_scored;
+
+/* Trains on the events of d with ts < s->train_end (s NULL: all events), deterministic for a seed.
+ * out owns its memory (rt_close). SD_ERR_USAGE on bad options, SD_ERR_DATA when no sequence has
+ * two events. */
+int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, rt_model *out, sd_err *err);
+int rt_save(const rt_model *m, const char *path, sd_err *err); /* atomic */
+/* mmaps and validates; refuses foreign, truncated and wrong-version files. */
+int rt_open(rt_model *m, const char *path, sd_err *err);
+void rt_close(rt_model *m);
+/* Hash of the raw item ids of d, compared with m->items_hash to refuse a model of another dataset. */
+uint64_t rt_items_hash(const ds_dataset *d);
+
+/* The stage on a workspace (called by `serendip train`): loads dataset.bin and split.json (absent:
+ * all events, logged), trains, writes ws/retrieval.bin. o NULL = defaults. */
+int rt_train(const char *ws, const rt_options *o, sd_err *err);
+
+/* Top-k items of cluster (level-2, in tax) for a user whose recent items are recent[0..n_recent)
+ * (dense ids, oldest first; out-of-range ids are ignored), excluding every item of seen[0..n_seen)
+ * (dense ids sorted ascending). Best first; ties by ascending item index. Writes out[0..k) and
+ * returns the count (fewer when the cluster has fewer unseen items), or -1 on a bad cluster.
+ * No recent items: the scores are the biases. Allocation-free; thread-safe. k <= RT_K_MAX. */
+int rt_recommend(const rt_model *m, const tx_taxonomy *tax, const int32_t *recent, int n_recent, int32_t cluster,
+                 const int32_t *seen, int64_t n_seen, int k, rt_scored *out);
+/* The popularity-within-cluster baseline with the same contract (score = train event count). */
+int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t cluster, const int32_t *seen,
+                         int64_t n_seen, int k, rt_scored *out);
+
+/* ---------------------------------------------------------------- evaluation
+ * For every user with a positive test-window event (ts >= s->valid_end) on a clustered item never
+ * seen before the test window: the target is the first such event, the served cluster is the
+ * target's cluster, the history is every event with ts < valid_end (recent = its last o->recent,
+ * seen = all its items). Both rankers rank ALL unseen items of the cluster (no sampled negatives);
+ * HR@k = 1 when the target is in the top k, NDCG@k = 1 / log2(rank + 1) (rank from 1). Users with
+ * no history are counted and skipped. Means over evaluated users. */
+typedef struct {
+    int64_t users;           /* evaluated */
+    int64_t skipped_no_history;
+    int at;                  /* the cut-off k (10) */
+    double hr, ndcg;         /* the model */
+    double pop_hr, pop_ndcg; /* popularity within the cluster */
+    double mean_candidates;  /* mean number of unseen items ranked per user */
+} rt_eval;
+
+int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const tx_taxonomy *tax,
+                const ds_positive_rule *rule, int at, rt_eval *out, sd_err *err);
+/* The same on a workspace (dataset.bin, split.json, taxonomy.bin, retrieval.bin). */
+int rt_evaluate_ws(const char *ws, int at, rt_eval *out, sd_err *err);
+/* {"users":..,"at":10,"model":{"hr":..,"ndcg":..},"popularity":{..},"mean_candidates":..}; caller frees. */
+cJSON *rt_eval_json(const rt_eval *e);
+
+#endif
