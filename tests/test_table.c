@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serendip/journeys.h"
 #include "serendip/table.h"
+#include "serendip/taxonomy.h"
 
 static char g_dir[64];
 
@@ -221,7 +223,66 @@ static void test_refuses_bad_files(void **state) {
     free(longer); free(copy); free(buf); free(path); free(bad);
 }
 
-int main(void) {
+/* `test_table --fixture WS`: writes WS/explore.tbl for the workspace's taxonomy (K = 2, top 3)
+ * with a content that is a function of the context alone: entry j of (c1, c2) is the j-th cluster
+ * after c2 (cyclically) not in the context, align score 9 - j, log-probability -(j + 1); every
+ * context whose index is a multiple of 7 is a fallback. Also WS/shard0.tbl and WS/shard1.tbl, the
+ * same table in two slices, for tests/test_journeys.sh (explore, plan-merge). */
+static int write_fixture(const char *ws) {
+    sd_err err = {0};
+    tx_taxonomy tax;
+    char *pt = sd_path_join(ws, TX_FILE);
+    if (tx_load(&tax, pt, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    free(pt);
+    const int32_t m = tax.n_clusters;
+    tbl_params full = {.k = 2, .n_clusters = m, .n_contexts = (int64_t)m * m, .top = 3, .n_samples = 4,
+                       .temperature = 1.0f, .seed = 7, .tax_hash = tx_hash(&tax), .novelty_hash = 1, .align_hash = 2};
+    int64_t cut = full.n_contexts / 3;
+    int64_t ranges[3][2] = {{0, full.n_contexts}, {0, cut}, {cut, full.n_contexts}};
+    const char *names[3] = {TBL_FILE, "shard0.tbl", "shard1.tbl"};
+    for (int r = 0; r < 3; r++) {
+        tbl_params p = full;
+        p.begin = ranges[r][0];
+        p.end = ranges[r][1];
+        tbl_builder *b = tbl_builder_new(&p, &err);
+        tbl_stats st = {0};
+        for (int64_t i = p.begin; i < p.end; i++) {
+            int32_t ctx[2];
+            jr_context_from_index(i, 2, m, ctx);
+            if (!jr_context_valid(ctx, 2, m)) continue;
+            tbl_entry e[3];
+            int n = 0;
+            for (int32_t d = 1; d < m && n < 3; d++) {
+                int32_t c = (ctx[1] + d) % m;
+                if (c == ctx[0]) continue;
+                e[n] = (tbl_entry){c, 9.0f - (float)n, -(float)(n + 1)};
+                n++;
+            }
+            uint32_t fl = i % 7 == 0 ? TBL_FLAG_FALLBACK : 0;
+            st.contexts_planned++;
+            st.samples += 4;
+            st.samples_compliant += 3;
+            st.contexts_fallback += fl != 0;
+            if (tbl_builder_set(b, i, e, n, fl, &err)) return 1;
+        }
+        tbl_builder_add_stats(b, &st);
+        char *path = sd_path_join(ws, names[r]);
+        if (tbl_write(b, path, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        free(path);
+        tbl_builder_free(b);
+    }
+    tx_free(&tax);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--fixture")) return write_fixture(argv[2]);
     strcpy(g_dir, "/tmp/sdtblXXXXXX");
     if (!mkdtemp(g_dir)) return 1;
     const struct CMUnitTest tests[] = {

@@ -401,7 +401,7 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
         cJSON_AddNumberToObject(obj, "cand", t->f->cand);
         cJSON_AddNumberToObject(obj, "users", t->f->users);
         cJSON_AddNumberToObject(obj, "exposures", (double)t->f->exposures);
-        cJSON_AddNumberToObject(obj, "pos_rate", t->f->pos_rate);
+        cJSON_AddNumberToObject(obj, "pos_rate", round((double)t->f->pos_rate * 1e6) / 1e6); /* float noise off */
         cJSON_AddNumberToObject(obj, "label", t->label);
         put_json_line(t->heldout ? ah.f : at.f, obj);
         if (t->heldout) st->align_heldout++;
