@@ -394,8 +394,13 @@ static void test_corrupt_files_refused(void **state) {
     uint64_t off = (uint64_t)len / 32 * 32 + 4; /* misaligned */
     memcpy(bad + ti + 4 + 8 + 4, &off, 8);
     assert_refused(bad, len, "not a multiple of the alignment");
-    off = ((uint64_t)len / 32 + 1) * 32; /* aligned, past the end */
+    off = ((uint64_t)len / 32 + 1) * 32; /* aligned, but not where the packed layout puts it */
     memcpy(bad + ti + 4 + 8 + 4, &off, 8);
+    assert_refused(bad, len, "must be packed in order");
+    memcpy(bad, buf, len);
+    int64_t ne_big = 1000; /* 4000 bytes: fits in the file, but not after this tensor's offset */
+    assert_true(4000 < len);
+    memcpy(bad + ti + 4, &ne_big, 8);
     assert_refused(bad, len, "outside the file");
     memcpy(bad, buf, len);
     uint32_t ty = 77;

@@ -304,8 +304,13 @@ static int parse(gguf_file *g, sd_err *err) {
         return sd_fail(err, SD_ERR_FORMAT, "%s: truncated: data section at offset %zu is past the end (%zu bytes)",
                        g->name, data_off, g->size);
     g->data_off = data_off;
+    uint64_t expect = 0; /* tensors are packed in order, each padded to the alignment (as ggml checks) */
     for (uint64_t i = 0; i < nt; i++) {
         gguf_tensor *t = &g->t[i];
+        if (t->offset != expect)
+            return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s: offset %llu, expected %llu (tensors must be packed in order)",
+                           g->name, t->name, (unsigned long long)t->offset, (unsigned long long)expect);
+        expect += (t->nbytes + g->alignment - 1) / g->alignment * g->alignment;
         size_t avail = g->size - data_off;
         if (t->offset > avail || t->nbytes > avail - t->offset)
             return sd_fail(err, SD_ERR_FORMAT,
@@ -759,7 +764,8 @@ typedef struct {
     float *data; /* into the parameter block */
 } lm_tensor_ref;
 
-/* Lists m's tensors into refs (capacity 3 + 9 L); returns the count. out is omitted when tied. */
+/* Lists m's tensors into refs (capacity 3 + 9 L); returns the count. out is omitted when tied.
+ * w may be NULL (shapes only; data pointers NULL). */
 static int lm_tensor_refs(const lm_config *c, const lm_weights *w, lm_tensor_ref *refs) {
     int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, KvD = lm_kv_dim(c);
     int n = 0;
@@ -767,7 +773,7 @@ static int lm_tensor_refs(const lm_config *c, const lm_weights *w, lm_tensor_ref
     do {                                                              \
         lm_tensor_ref *r_ = &refs[n++];                               \
         snprintf(r_->name, sizeof r_->name, "%s", nm);                \
-        r_->n_dims = nd, r_->ne[0] = in, r_->ne[1] = out_, r_->data = ptr; \
+        r_->n_dims = nd, r_->ne[0] = in, r_->ne[1] = out_, r_->data = w ? ptr : NULL; \
     } while (0)
     REF("token_embd.weight", 2, D, V, w->tok_emb);
     for (int64_t l = 0; l < c->n_layers; l++) {
@@ -979,32 +985,40 @@ int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err) 
     return rc;
 }
 
+/* Checks that every tensor of config c is present with the right shape. */
+static int check_tensors(const gguf_file *g, const lm_config *c, sd_err *err) {
+    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
+    int n = lm_tensor_refs(c, NULL, refs), rc = SD_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
+        int64_t want1 = refs[i].n_dims == 2 ? refs[i].ne[1] : 1;
+        if (!gt) rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s missing", gguf_name(g), refs[i].name);
+        else if (gt->ne[0] != refs[i].ne[0] || gt->ne[1] != want1 || gt->ne[2] != 1 || gt->ne[3] != 1)
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], the config needs [%lld, %lld]",
+                         gguf_name(g), refs[i].name, (long long)gt->ne[0], (long long)gt->ne[1], (long long)gt->ne[2],
+                         (long long)gt->ne[3], (long long)refs[i].ne[0], (long long)want1);
+        else if (gt->type != GGUF_TENSOR_F32 && gt->type != GGUF_TENSOR_F16 && gt->type != GGUF_TENSOR_Q8_0)
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has type %s; serendip loads F32, F16 and Q8_0", gguf_name(g),
+                         refs[i].name, gguf_tensor_type_name(gt->type));
+    }
+    free(refs);
+    return rc;
+}
+
 int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err) {
     memset(m, 0, sizeof *m);
     if (t) *t = NULL;
     lm_config c;
     int rc = lm_gguf_read_config(g, &c, err);
+    /* shapes first: the tensors then bound the allocation by the file's size */
+    if (!rc) rc = check_tensors(g, &c, err);
     if (rc) return rc;
     lm_model mm = {.cfg = c, .n_params = lm_param_count(&c), .owns_params = 1};
     mm.params = sd_malloc(mm.n_params * sizeof(float));
     lm_weights_point(&mm.w, &c, mm.params);
     lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c.n_layers) * sizeof *refs);
     int n = lm_tensor_refs(&c, &mm.w, refs);
-    for (int i = 0; i < n && !rc; i++) {
-        const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
-        if (!gt) {
-            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s missing", gguf_name(g), refs[i].name);
-            break;
-        }
-        int64_t want1 = refs[i].n_dims == 2 ? refs[i].ne[1] : 1;
-        if (gt->ne[0] != refs[i].ne[0] || gt->ne[1] != want1 || gt->ne[2] != 1 || gt->ne[3] != 1) {
-            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], the config needs [%lld, %lld]",
-                         gguf_name(g), refs[i].name, (long long)gt->ne[0], (long long)gt->ne[1], (long long)gt->ne[2],
-                         (long long)gt->ne[3], (long long)refs[i].ne[0], (long long)want1);
-            break;
-        }
-        rc = gguf_tensor_to_f32(g, gt, refs[i].data, err);
-    }
+    for (int i = 0; i < n && !rc; i++) rc = gguf_tensor_to_f32(g, gguf_find_tensor(g, refs[i].name), refs[i].data, err);
     free(refs);
     if (!rc && t) rc = lm_gguf_load_tokenizer(g, t, err);
     if (!rc && t && tok_vocab_size(*t) != c.vocab_size)
