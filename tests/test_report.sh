@@ -57,7 +57,10 @@ for arm in "random novel cluster" "most popular novel cluster" "empirical transi
     grep -q "$arm" "$html" || fail "report.html lacks '$arm'"
 done
 n_svg=$(grep -o "<svg " "$html" | wc -l)
-[ "$n_svg" -ge 12 ] || fail "report.html has $n_svg plots, expected >= 12"
+# no tables: the two scatters and the cluster sizes, no plots against n (and it says so)
+[ "$n_svg" -eq 3 ] || fail "report.html has $n_svg plots, expected 3"
+grep -q "No best-of-n table" "$html" || fail "report.html does not say that no table was found"
+! grep -qiE '"-?(nan|inf)|[ ,"]-?(nan|inf)[, "]' "$html" || fail "report.html has non-finite coordinates"
 ! grep -qi "<script\|https\?://[a-z]" <(sed 's#http://www.w3.org/2000/svg##g' "$html") || fail "report.html is not self-contained"
 grep -q "Findings" "$html" || fail "report.html has no findings"
 echo "test_report.sh: ok ($(python3 -c "import json;print(json.load(open('$ws/metrics.json'))['users']['evaluated'])") users evaluated)"

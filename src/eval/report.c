@@ -274,8 +274,10 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     svg_hline *hl = sd_calloc((size_t)na + 1, sizeof(svg_hline));
     svg_buf_printf(&h, "<h2>Metrics against n (best-of-n)</h2>\n<p class=\"note\">Lines with bands: the best-of-n "
                        "explore tables with their 95%% intervals. Dashed lines with light bands: the baselines and "
-                       "other arms.</p>\n<div class=\"plots\">\n");
-    for (int m = 0; m < EV_N_METRICS; m++) {
+                       "other arms.%s</p>\n<div class=\"plots\">\n",
+                   ns ? "" : " <b>No best-of-n table (plans/explore_n*.tbl) was evaluated, so there is nothing to plot "
+                             "against n.</b>");
+    for (int m = 0; m < EV_N_METRICS && ns; m++) {
         if (!has_metric[m]) continue;
         /* sweep arms sorted by n */
         int k = 0;

@@ -135,7 +135,8 @@ static void axes_make(axes *ax, const svg_frame *f, int legend, double xlo, doub
     if (isfinite(f->ymax)) yhi = f->ymax;
     double a, z;
     if (f->xlog2) {
-        if (!(xlo > 0)) xlo = 1;
+        if (!(xlo > 0) || !isfinite(xlo)) xlo = 1;
+        if (!isfinite(xhi)) xhi = xlo * 2;
         if (!(xhi > xlo)) xhi = xlo * 2;
         a = pow(2, floor(log2(xlo))), z = pow(2, ceil(log2(xhi)));
         for (double t = a; t <= z * 1.0000001 && ax->nxt < 32; t *= 2) ax->xt[ax->nxt++] = t;
