@@ -480,6 +480,15 @@ static void test_workspace_eval_and_report(void **state) {
     assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_ERR_DATA);
     assert_non_null(strstr(err.msg, "another taxonomy"));
     ev_eval_run_free(&r);
+    /* without plans/, the planner's default explore.tbl is evaluated, named by its header's n */
+    rm_rf(plans);
+    write_table(dir, TBL_FILE, (int32_t[]){3, 2}, 2, h);
+    assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
+    assert_int_equal(r.n_arms, 4);
+    assert_string_equal(r.arms[3].name, "best-of-1 (novelty alone)");
+    assert_string_equal(r.arms[3].file, TBL_FILE);
+    assert_true(fabs(r.res[3].value[EV_POS_POOLED] - 0.5) < TOL);
+    ev_eval_run_free(&r);
     free(plans);
     rm_rf(dir);
     fixture_free(&f);

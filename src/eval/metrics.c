@@ -534,7 +534,9 @@ static void add_num(cJSON *o, const char *k, double v) {
 }
 
 /* A best-of-n arm of the n sweep: an LLM table explore_n<N>.tbl. */
-static int is_sweep_arm(const ev_arm *a) { return a->is_llm && a->n > 0 && a->file && !strncmp(a->file, "explore_n", 9); }
+static int is_sweep_arm(const ev_arm *a) {
+    return a->is_llm && a->n > 0 && a->file && (!strncmp(a->file, "explore_n", 9) || !strcmp(a->file, TBL_FILE));
+}
 
 char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms, const ev_result *res, int n_arms,
                       const ev_opts *o) {
@@ -659,7 +661,7 @@ typedef struct {
 
 /* Table order: explore_n* by n, then single_n* by n, then the rest by name. */
 static int table_rank(const table_arm *a) {
-    return !strncmp(a->file, "explore_n", 9) && a->n ? 0 : !strncmp(a->file, "single_n", 8) && a->n ? 1 : 2;
+    return (!strncmp(a->file, "explore_n", 9) || !strcmp(a->file, TBL_FILE)) && a->n ? 0 : !strncmp(a->file, "single_n", 8) && a->n ? 1 : 2;
 }
 static int cmp_tables(const void *x, const void *y) {
     const table_arm *a = x, *b = y;
@@ -698,6 +700,37 @@ static int world_like(ev_data *d, const ds_dataset *ds, const tx_taxonomy *tx, c
     return SD_OK;
 }
 
+/* Opens table path as the next arm of own, checking it against the workspace; *K = 0 takes the
+ * table's K. default_table: the planner's explore.tbl, named by its header's n. */
+static int open_table(run_owned *own, const char *path, int default_table, int *K, sd_err *err) {
+    table_arm *a = &own->tables[own->n_tables];
+    int rc = tbl_open(&a->t, path, err);
+    if (rc) return rc;
+    own->n_tables++;
+    const char *base = strrchr(path, '/');
+    snprintf(a->file, sizeof a->file, "%s", base ? base + 1 : path);
+    if (default_table) {
+        char as_sweep[64];
+        snprintf(as_sweep, sizeof as_sweep, "explore_n%d.tbl", a->t.p.n_samples);
+        ev_arm_name_of_table(as_sweep, a->name, sizeof a->name, &a->n);
+    } else {
+        ev_arm_name_of_table(a->file, a->name, sizeof a->name, &a->n);
+    }
+    a->M = a->t.p.n_clusters;
+    if (a->t.p.n_clusters != own->tx.n_clusters || a->t.p.tax_hash != tx_hash(&own->tx))
+        return sd_fail(err, SD_ERR_DATA,
+                       "%s: built for another taxonomy (M = %d, hash %016llx; workspace M = %d, hash %016llx); rerun 'serendip plan'",
+                       path, a->t.p.n_clusters, (unsigned long long)a->t.p.tax_hash, own->tx.n_clusters,
+                       (unsigned long long)tx_hash(&own->tx));
+    if (a->t.p.begin != 0 || a->t.p.end != a->t.p.n_contexts)
+        return sd_fail(err, SD_ERR_DATA, "%s: a shard (slots %lld..%lld), not a full table; run 'serendip plan-merge'",
+                       path, (long long)a->t.p.begin, (long long)a->t.p.end);
+    if (*K == 0) *K = a->t.p.k;
+    if (a->t.p.k != *K)
+        return sd_fail(err, SD_ERR_DATA, "%s: context length K = %d, but the evaluation uses K = %d", path, a->t.p.k, *K);
+    return SD_OK;
+}
+
 int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
                       sd_err *err) {
     memset(out, 0, sizeof *out);
@@ -721,47 +754,19 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     rc = tx_load(&own->tx, p, err);
     free(p);
     if (rc) return rc;
-    /* the LLM tables */
-    char *pat = sd_path_join(ws, "plans/*.tbl");
+    /* the LLM tables: every *.tbl in plans/, or the planner's default explore.tbl when there is none */
+    char *pat = sd_path_join(ws, "plans/*.tbl"), *deflt = sd_path_join(ws, TBL_FILE);
     glob_t g;
     int gr = glob(pat, 0, NULL, &g);
     free(pat);
     size_t n_found = gr == 0 ? g.gl_pathc : 0;
-    own->tables = sd_calloc(n_found + 1, sizeof(table_arm));
-    for (size_t i = 0; i < n_found; i++) {
-        table_arm *a = &own->tables[own->n_tables];
-        rc = tbl_open(&a->t, g.gl_pathv[i], err);
-        if (rc) {
-            globfree(&g);
-            return rc;
-        }
-        own->n_tables++;
-        const char *base = strrchr(g.gl_pathv[i], '/');
-        snprintf(a->file, sizeof a->file, "%s", base ? base + 1 : g.gl_pathv[i]);
-        ev_arm_name_of_table(a->file, a->name, sizeof a->name, &a->n);
-        a->M = a->t.p.n_clusters;
-        if (a->t.p.n_clusters != own->tx.n_clusters || a->t.p.tax_hash != tx_hash(&own->tx)) {
-            rc = sd_fail(err, SD_ERR_DATA, "%s: built for another taxonomy (M = %d, hash %016llx; workspace M = %d, hash %016llx); rerun 'serendip plan'",
-                         g.gl_pathv[i], a->t.p.n_clusters, (unsigned long long)a->t.p.tax_hash, own->tx.n_clusters,
-                         (unsigned long long)tx_hash(&own->tx));
-            globfree(&g);
-            return rc;
-        }
-        if (a->t.p.begin != 0 || a->t.p.end != a->t.p.n_contexts) {
-            rc = sd_fail(err, SD_ERR_DATA, "%s: a shard (slots %lld..%lld), not a full table; run 'serendip plan-merge'",
-                         g.gl_pathv[i], (long long)a->t.p.begin, (long long)a->t.p.end);
-            globfree(&g);
-            return rc;
-        }
-        if (K == 0) K = a->t.p.k;
-        if (a->t.p.k != K) {
-            rc = sd_fail(err, SD_ERR_DATA, "%s: context length K = %d, but the evaluation uses K = %d", g.gl_pathv[i],
-                         a->t.p.k, K);
-            globfree(&g);
-            return rc;
-        }
-    }
+    int use_default = n_found == 0 && sd_file_exists(deflt);
+    own->tables = sd_calloc(n_found + 2, sizeof(table_arm));
+    for (size_t i = 0; i < n_found + (size_t)use_default && !rc; i++)
+        rc = open_table(own, use_default ? deflt : g.gl_pathv[i], use_default, &K, err);
     if (gr == 0) globfree(&g);
+    free(deflt);
+    if (rc) return rc;
     qsort(own->tables, (size_t)own->n_tables, sizeof(table_arm), cmp_tables);
     if (K == 0) K = JR_K_DEFAULT;
     rc = ev_data_build(&out->d, &own->ds, &split, &own->tx, K, rule, err);

@@ -61,9 +61,10 @@ static int metric_of_key(const char *key) {
     return -1;
 }
 
-/* A best-of-n arm of the n sweep: an LLM table from explore_n*.tbl. */
+/* A best-of-n arm of the n sweep: an LLM table from explore_n*.tbl (or the planner's explore.tbl). */
 static int is_sweep(const rep_arm *a) {
-    return !strcmp(a->kind, "llm") && a->n > 0 && a->table && !strncmp(a->table, "explore_n", 9);
+    return !strcmp(a->kind, "llm") && a->n > 0 && a->table &&
+           (!strncmp(a->table, "explore_n", 9) || !strcmp(a->table, "explore.tbl"));
 }
 
 static void fmt_ci(char *s, size_t cap, const rep_arm *a, int m) {
