@@ -548,7 +548,7 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
     cJSON_AddNumberToObject(root, "serve", o->serve);
     cJSON_AddNumberToObject(root, "bootstrap", o->bootstrap);
     cJSON_AddNumberToObject(root, "seed", (double)o->seed);
-    cJSON_AddStringToObject(root, "ci", "95% percentile bootstrap over users");
+    cJSON_AddStringToObject(root, "ci", "95% bootstrap over users: percentile interval shifted by the bootstrap bias estimate");
     cJSON *u = cJSON_AddObjectToObject(root, "users");
     cJSON_AddNumberToObject(u, "total", (double)d->n_users_total);
     cJSON_AddNumberToObject(u, "evaluated", d->n_users);
