@@ -238,7 +238,7 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     svg_buf_printf(&h,
                    ". K = %g, M = %g clusters, %g cluster(s) served per user. Users: %g evaluated of %g (%g with "
                    "fewer than K distinct positive train clusters, %g with no test-window event). Intervals: 95%% "
-                   "percentile bootstrap over users, B = %g. Definitions: docs/evaluation.md.</p>\n",
+                   "bootstrap over users (percentile interval, bias-shifted), B = %g. Definitions: docs/evaluation.md.</p>\n",
                    num_or_nan(root, "k"), num_or_nan(root, "clusters"), num_or_nan(root, "serve"),
                    num_or_nan(users, "evaluated"), num_or_nan(users, "total"), num_or_nan(users, "skipped_short_context"),
                    num_or_nan(users, "skipped_no_test_event"), num_or_nan(root, "bootstrap"));
