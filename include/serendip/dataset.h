@@ -99,4 +99,9 @@ typedef struct {
 } ds_split_counts;
 void ds_split_count(const ds_dataset *d, const ds_split *s, ds_split_counts *c);
 
+
+/* Binds d to an image of dataset.bin already in memory (borrowed, 8-byte aligned, must outlive d),
+ * validated exactly like ds_load; name is used in messages. ds_free(d) frees nothing of it. */
+int ds_load_mem(ds_dataset *d, const void *data, size_t size, const char *name, sd_err *err);
+
 #endif

@@ -497,6 +497,14 @@ int ds_load(ds_dataset *d, const char *path, sd_err *err) {
     return SD_OK;
 }
 
+int ds_load_mem(ds_dataset *d, const void *data, size_t size, const char *name, sd_err *err) {
+    memset(d, 0, sizeof *d);
+    if ((uintptr_t)data % DS_ALIGN) return sd_fail(err, SD_ERR_USAGE, "%s: dataset image in memory is not 8-byte aligned", name);
+    int rc = bind(d, size ? data : "", size, name, err);
+    if (rc) memset(d, 0, sizeof *d);
+    return rc;
+}
+
 void ds_free(ds_dataset *d) {
     if (!d) return;
     for (int i = 0; i < HEAP_OWNED; i++) free(d->heap[i]);
