@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "serendip/csv.h"
 
@@ -362,8 +363,9 @@ static int read_ratings(const table_spec *s, ds_builder *b, ingest_report *rep, 
     table t;
     int rc = table_open(&t, s, err);
     if (rc) return rc;
+    struct stat st;
     sd_progress pg;
-    sd_progress_start(&pg, "ingest", 0);
+    sd_progress_start(&pg, "ingest", stat(s->path, &st) == 0 ? (int64_t)st.st_size : 0); /* in bytes */
     while ((rc = table_next(&t, err)) == SD_OK) {
         int64_t user, item, ts;
         float rating, watch;
@@ -372,7 +374,11 @@ static int read_ratings(const table_spec *s, ds_builder *b, ingest_report *rep, 
             (rc = table_value(&t, COL_WATCH, 1, 0, 1, &watch, err)))
             break;
         ds_builder_add_event(b, user, item, ts, rating, watch);
-        if ((t.rows & 0xffff) == 0) sd_progress_update(&pg, t.rows, NULL);
+        if ((t.rows & 0xffff) == 0) {
+            char extra[48];
+            snprintf(extra, sizeof extra, "%lld rows", (long long)t.rows);
+            sd_progress_update(&pg, csv_bytes_read(t.r), extra);
+        }
     }
     sd_progress_end(&pg);
     rep->rating_rows += t.rows;
