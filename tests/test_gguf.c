@@ -302,22 +302,30 @@ static void test_model_load_names_what_is_wrong(void **state) {
     free(role);
     gguf_close(g);
 
-    /* a missing tensor: build the file by hand without blk.1.attn_v.weight */
+    /* a missing tensor: the model's file with blk.1.attn_v.weight renamed */
     w = gguf_writer_new();
-    gguf_set_str(w, "general.architecture", "llama");
-    gguf_set_u32(w, "llama.context_length", 64);
-    gguf_set_u32(w, "llama.embedding_length", 16);
-    gguf_set_u32(w, "llama.block_count", 2);
-    gguf_set_u32(w, "llama.feed_forward_length", 40);
-    gguf_set_u32(w, "llama.attention.head_count", 4);
-    gguf_set_u32(w, "llama.attention.head_count_kv", 2);
-    gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    int64_t ne[2] = {16, 300};
-    assert_int_equal(gguf_add_tensor(w, "token_embd.weight", GGUF_TENSOR_F32, 2, ne, m.w.tok_emb, &err), SD_OK);
+    assert_int_equal(lm_gguf_build(w, &m, NULL, "x", GGUF_TENSOR_F32, &err), SD_OK);
+    assert_int_equal(gguf_writer_write(w, path, &err), SD_OK);
+    gguf_writer_free(w);
+    char *buf;
+    size_t len;
+    read_all(path, &buf, &len);
+    char *at = memmem(buf, len, "blk.1.attn_v.weight", 19);
+    assert_non_null(at);
+    memcpy(at, "blk.1.attn_X", 12);
+    write_all(path, buf, len);
+    free(buf);
+    assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "blk.1.attn_v.weight missing"));
+
+    /* too few tensors for the block count */
+    w = gguf_writer_new();
+    assert_int_equal(lm_gguf_build(w, &m, NULL, "x", GGUF_TENSOR_F32, &err), SD_OK);
+    gguf_set_u32(w, "llama.block_count", 1000000);
     assert_int_equal(gguf_writer_write(w, path, &err), SD_OK);
     gguf_writer_free(w);
     assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "blk.0.attn_norm.weight missing"));
+    assert_non_null(strstr(err.msg, "block_count 1000000 needs"));
 
     /* a model without a tokenizer, asked for one */
     lm_tokenizer *t = NULL;

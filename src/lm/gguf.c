@@ -987,6 +987,10 @@ int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err) 
 
 /* Checks that every tensor of config c is present with the right shape. */
 static int check_tensors(const gguf_file *g, const lm_config *c, sd_err *err) {
+    int64_t need = 2 + 9 * (int64_t)c->n_layers + !c->tied;
+    if (gguf_n_tensors(g) < need)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: llama.block_count %d needs %lld tensors, the file has %lld", gguf_name(g),
+                       c->n_layers, (long long)need, (long long)gguf_n_tensors(g));
     lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
     int n = lm_tensor_refs(c, NULL, refs), rc = SD_OK;
     for (int i = 0; i < n && !rc; i++) {
