@@ -28,9 +28,9 @@
 
 typedef struct {
     int dim;          /* embedding dimension (default 48) */
-    int window;       /* forward window: following events each event predicts (default 5) */
+    int window;       /* forward window: following events each event predicts (default 10) */
     int negatives;    /* negative samples per positive pair (default 5) */
-    int epochs;       /* passes over the train sequences (default 5) */
+    int epochs;       /* passes over the train sequences (default 10) */
     float lr;         /* initial SGD step, decayed linearly to lr/100 (default 0.025, as word2vec) */
     float decay;      /* recency weight ratio between consecutive recent items (default 0.8) */
     int recent;       /* recent items used by a query (default 10, <= RT_RECENT_MAX) */
@@ -38,7 +38,7 @@ typedef struct {
 } rt_options;
 
 #define RT_OPTIONS_DEFAULT \
-    ((rt_options){.dim = 48, .window = 5, .negatives = 5, .epochs = 5, .lr = 0.025f, .decay = 0.8f, .recent = 10, .seed = 1})
+    ((rt_options){.dim = 48, .window = 10, .negatives = 5, .epochs = 10, .lr = 0.025f, .decay = 0.8f, .recent = 10, .seed = 1})
 
 typedef struct {
     int32_t dim, window, negatives, epochs, recent;
@@ -88,26 +88,27 @@ int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t clus
                          int64_t n_seen, int k, rt_scored *out);
 
 /* ---------------------------------------------------------------- evaluation
- * For every user with a positive test-window event (ts >= s->valid_end) on a clustered item never
- * seen before the test window: the target is the first such event, the served cluster is the
- * target's cluster, the history is every event with ts < valid_end (recent = its last o->recent,
- * seen = all its items). Both rankers rank ALL unseen items of the cluster (no sampled negatives);
- * HR@k = 1 when the target is in the top k, NDCG@k = 1 / log2(rank + 1) (rank from 1). Users with
- * no history are counted and skipped. Means over evaluated users. */
+ * Next-item prediction on the test window, restricted to the served cluster: every positive
+ * test-window event (ts >= s->valid_end) on a clustered item the user had not seen before is a
+ * case; the served cluster is the target's cluster (the plan's choice, taken as given), the
+ * history is every earlier event of the user (recent = its last m->recent items, seen = all its
+ * items). Both rankers rank ALL unseen items of the cluster (no sampled negatives); ties go to the
+ * lower item index. HR@k = 1 when the target is in the top k; NDCG@k = 1 / log2(rank + 1) (rank
+ * from 1). Cases with no history are counted and skipped. Means over cases. */
 typedef struct {
-    int64_t users;           /* evaluated */
+    int64_t cases;           /* evaluated test events */
     int64_t skipped_no_history;
     int at;                  /* the cut-off k (10) */
     double hr, ndcg;         /* the model */
     double pop_hr, pop_ndcg; /* popularity within the cluster */
-    double mean_candidates;  /* mean number of unseen items ranked per user */
+    double mean_candidates;  /* mean number of unseen items ranked per case */
 } rt_eval;
 
 int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const tx_taxonomy *tax,
                 const ds_positive_rule *rule, int at, rt_eval *out, sd_err *err);
 /* The same on a workspace (dataset.bin, split.json, taxonomy.bin, retrieval.bin). */
 int rt_evaluate_ws(const char *ws, int at, rt_eval *out, sd_err *err);
-/* {"users":..,"at":10,"model":{"hr":..,"ndcg":..},"popularity":{..},"mean_candidates":..}; caller frees. */
+/* {"cases":..,"at":10,"model":{"hr":..,"ndcg":..},"popularity":{..},"mean_candidates":..}; caller frees. */
 cJSON *rt_eval_json(const rt_eval *e);
 
 #endif

@@ -55,16 +55,7 @@ static inline float sigmoidf(float x) {
     return 1.0f / (1.0f + expf(-x));
 }
 
-/* Index of the first cdf entry > u (inverse-CDF sampling of the negative distribution). */
-static int32_t sample_cdf(const double *cdf, int64_t n, double u) {
-    int64_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (cdf[mid] > u) hi = mid;
-        else lo = mid + 1;
-    }
-    return (int32_t)lo;
-}
+#define RT_NEG_TABLE (1 << 20) /* word2vec's unigram table, 4 MiB: O(1) negative sampling */
 
 int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, rt_model *out, sd_err *err) {
     memset(out, 0, sizeof *out);
@@ -93,10 +84,15 @@ int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, r
         return sd_fail(err, SD_ERR_DATA, "retrieval: no user has two train-window events (train_end %lld)", (long long)train_end);
     }
 
-    /* negatives ~ pop^0.75 (word2vec's smoothing), as a CDF */
-    double *cdf = sd_malloc((size_t)n * sizeof(double)), acc = 0;
-    for (int64_t i = 0; i < n; i++) cdf[i] = (acc += pow((double)pop[i], 0.75));
-    for (int64_t i = 0; i < n; i++) cdf[i] /= acc;
+    /* negatives ~ pop^0.75 (word2vec's smoothing): item i fills a share of the table */
+    int32_t *negt = sd_malloc(RT_NEG_TABLE * sizeof(int32_t));
+    double acc = 0, total_w = 0;
+    for (int64_t i = 0; i < n; i++) total_w += pow((double)pop[i], 0.75);
+    for (int64_t i = 0, slot = 0; i < n; i++) {
+        acc += pow((double)pop[i], 0.75);
+        int64_t upto = (int64_t)(acc / total_w * RT_NEG_TABLE + 0.5);
+        for (; slot < upto && slot < RT_NEG_TABLE; slot++) negt[slot] = (int32_t)i;
+    }
 
     uint8_t *body = sd_calloc(1, body_size(n, o->dim));
     out->dim = o->dim, out->window = o->window, out->negatives = o->negatives, out->epochs = o->epochs;
@@ -133,15 +129,16 @@ int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, r
                         int32_t w = target;
                         float label = 1;
                         if (j > 0) {
-                            w = sample_cdf(cdf, n, sd_rng_uniform(&rng));
+                            w = negt[sd_rng_u64(&rng) >> 44]; /* top 20 bits */
                             if (w == target) continue;
                             label = 0;
                         }
                         float *vw = V + (size_t)w * D, f = b[w];
+#pragma omp simd reduction(+ : f)
                         for (size_t x = 0; x < D; x++) f += uc[x] * vw[x];
                         float g = (label - sigmoidf(f)) * lr;
-                        for (size_t x = 0; x < D; x++) grad[x] += g * vw[x];
-                        for (size_t x = 0; x < D; x++) vw[x] += g * uc[x];
+#pragma omp simd
+                        for (size_t x = 0; x < D; x++) grad[x] += g * vw[x], vw[x] += g * uc[x];
                         b[w] += g;
                     }
                     for (size_t x = 0; x < D; x++) uc[x] += grad[x];
@@ -151,7 +148,12 @@ int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, r
         }
     }
     sd_progress_end(&prog);
-    free(order), free(cdf), free(seq), free(seq_off), free(pop);
+    /* SGNS fits u.v + b = log P(j | c) - log(k Pn(j)) (Levy & Goldberg 2014, shifted PMI), a score
+     * that favours rare items. Adding log Pn(j) back makes the scores estimate log P(j | c) up to a
+     * constant, which is what ranking the next item needs. Items never seen in training get the
+     * weight of half an event. */
+    for (int64_t i = 0; i < n; i++) b[i] += (float)(0.75 * log(pop[i] > 0 ? (double)pop[i] : 0.5));
+    free(order), free(negt), free(seq), free(seq_off), free(pop);
     return SD_OK;
 }
 
@@ -277,7 +279,10 @@ static inline float score_item(const rt_model *m, const float *q, int has_q, int
     float s = m->bias[j];
     if (has_q) {
         const float *vj = m->V + (size_t)j * m->dim;
-        for (int x = 0; x < m->dim; x++) s += q[x] * vj[x];
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int x = 0; x < m->dim; x++) dot += q[x] * vj[x];
+        s += dot;
     }
     return s;
 }
@@ -340,9 +345,19 @@ int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t clus
 
 /* ---------------------------------------------------------------- evaluation */
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
+
+/* Inserts item into the sorted unique array a[0..*n) (no-op when present). */
+static void seen_insert(int32_t *a, int64_t *n, int32_t item) {
+    int64_t lo = 0, hi = *n;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (a[mid] < item) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < *n && a[lo] == item) return;
+    memmove(a + lo + 1, a + lo, (size_t)(*n - lo) * sizeof *a);
+    a[lo] = item;
+    (*n)++;
 }
 
 int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const tx_taxonomy *tax,
@@ -355,56 +370,47 @@ int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const
     if (tax->n_items != d->n_items)
         return sd_fail(err, SD_ERR_DATA, "retrieval eval: taxonomy has %lld items, dataset %lld", (long long)tax->n_items, (long long)d->n_items);
     int32_t *seen = sd_malloc((size_t)(d->n_events ? d->n_events : 1) * sizeof(int32_t));
-    int32_t *recent = sd_malloc((size_t)(d->n_events ? d->n_events : 1) * sizeof(int32_t));
     double cand_sum = 0;
     float q[RT_DIM_MAX];
+    int32_t recent[RT_RECENT_MAX];
     for (int64_t u = 0; u < d->n_users; u++) {
-        int64_t a = d->user_off[u], e = d->user_off[u + 1], h = a;
-        while (h < e && d->events[h].ts < s->valid_end) h++; /* history [a, h) */
-        int64_t ns = 0;
-        for (int64_t i = a; i < h; i++) seen[ns++] = d->events[i].item;
-        qsort(seen, (size_t)ns, sizeof *seen, cmp_i32);
-        int64_t w = 0;
-        for (int64_t i = 0; i < ns; i++)
-            if (!w || seen[w - 1] != seen[i]) seen[w++] = seen[i];
-        ns = w;
-        int32_t target = -1;
-        for (int64_t i = h; i < e && target < 0; i++) {
+        int64_t a = d->user_off[u], e = d->user_off[u + 1], ns = 0;
+        for (int64_t i = a; i < e; seen_insert(seen, &ns, d->events[i].item), i++) {
             const ds_event *ev = &d->events[i];
-            if (ds_is_positive(rule, ev) && tax->item_cluster[ev->item] >= 0 && !is_seen(seen, ns, ev->item)) target = ev->item;
+            if (ev->ts < s->valid_end || !ds_is_positive(rule, ev) || tax->item_cluster[ev->item] < 0 ||
+                is_seen(seen, ns, ev->item))
+                continue;
+            if (i == a) {
+                out->skipped_no_history++;
+                continue;
+            }
+            int nr = (int)(i - a < m->recent ? i - a : m->recent);
+            for (int r = 0; r < nr; r++) recent[r] = d->events[i - nr + r].item;
+            int has_q = query_vector(m, recent, nr, q);
+            int32_t target = ev->item, c = tax->item_cluster[target];
+            float st = score_item(m, q, has_q, target);
+            double pt = (double)m->pop[target];
+            int64_t rank = 1, rank_pop = 1, cands = 0;
+            for (int64_t x = tax->member_off[c]; x < tax->member_off[c + 1]; x++) {
+                int32_t j = tax->members[x];
+                if (is_seen(seen, ns, j)) continue;
+                cands++;
+                if (j == target) continue;
+                if (better(score_item(m, q, has_q, j), j, st, target)) rank++;
+                double pj = (double)m->pop[j];
+                if (pj > pt || (pj == pt && j < target)) rank_pop++;
+            }
+            out->cases++;
+            cand_sum += (double)cands;
+            if (rank <= at) out->hr += 1, out->ndcg += 1.0 / log2((double)rank + 1);
+            if (rank_pop <= at) out->pop_hr += 1, out->pop_ndcg += 1.0 / log2((double)rank_pop + 1);
         }
-        if (target < 0) continue;
-        if (h == a) {
-            out->skipped_no_history++;
-            continue;
-        }
-        int nr = 0;
-        for (int64_t i = h - 1; i >= a && nr < m->recent; i--) nr++;
-        for (int i = 0; i < nr; i++) recent[i] = d->events[h - nr + i].item;
-        int has_q = query_vector(m, recent, nr, q);
-        int32_t c = tax->item_cluster[target];
-        float ts = score_item(m, q, has_q, target);
-        double tp = (double)m->pop[target];
-        int64_t rank = 1, rank_pop = 1, cands = 0;
-        for (int64_t i = tax->member_off[c]; i < tax->member_off[c + 1]; i++) {
-            int32_t j = tax->members[i];
-            if (is_seen(seen, ns, j)) continue;
-            cands++;
-            if (j == target) continue;
-            if (better(score_item(m, q, has_q, j), j, ts, target)) rank++;
-            double pj = (double)m->pop[j];
-            if (pj > tp || (pj == tp && j < target)) rank_pop++;
-        }
-        out->users++;
-        cand_sum += (double)cands;
-        if (rank <= at) out->hr += 1, out->ndcg += 1.0 / log2((double)rank + 1);
-        if (rank_pop <= at) out->pop_hr += 1, out->pop_ndcg += 1.0 / log2((double)rank_pop + 1);
     }
-    if (out->users) {
-        double nu = (double)out->users;
-        out->hr /= nu, out->ndcg /= nu, out->pop_hr /= nu, out->pop_ndcg /= nu, out->mean_candidates = cand_sum / nu;
+    if (out->cases) {
+        double nc = (double)out->cases;
+        out->hr /= nc, out->ndcg /= nc, out->pop_hr /= nc, out->pop_ndcg /= nc, out->mean_candidates = cand_sum / nc;
     }
-    free(seen), free(recent);
+    free(seen);
     return SD_OK;
 }
 
@@ -439,7 +445,7 @@ out:
 
 cJSON *rt_eval_json(const rt_eval *e) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "users", (double)e->users);
+    cJSON_AddNumberToObject(o, "cases", (double)e->cases);
     cJSON_AddNumberToObject(o, "skipped_no_history", (double)e->skipped_no_history);
     cJSON_AddNumberToObject(o, "at", e->at);
     cJSON_AddNumberToObject(o, "mean_candidates", e->mean_candidates);
