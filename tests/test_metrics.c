@@ -173,6 +173,15 @@ static void test_metrics_serve1(void **state) {
     assert_true(isnan(r.value[EV_LIKE])); /* no world truth */
     assert_int_equal(r.served, 3);
     ev_result_free(&r);
+    /* simulated like-probability: the mean over served slots with a known value; the served c2
+     * has 0.2 for the first user, 0.4 for the second, unknown (NaN) for the third -> 0.3 */
+    f.d.like = sd_malloc(sizeof(float) * 3 * 4);
+    for (int i = 0; i < 12; i++) f.d.like[i] = 0.9f;
+    f.d.like[0 * 4 + 2] = 0.2f, f.d.like[1 * 4 + 2] = 0.4f, f.d.like[2 * 4 + 2] = NAN;
+    assert_int_equal(ev_run(&f.d, &arm, 1, &o, &r, &err), SD_OK);
+    assert_true(fabs(r.value[EV_LIKE] - 0.3) < 1e-7); /* float inputs: 1e-7 */
+    assert_int_equal(r.n[EV_LIKE], 2);
+    ev_result_free(&r);
     fixture_free(&f);
 }
 

@@ -44,6 +44,8 @@ for a in m["arms"]:
         assert v["lo"] - 1e-9 <= v["value"] <= v["hi"] + 1e-9, (a["name"], k, v)
     assert a["served"] == 2 * u["evaluated"], a["served"]
 assert len(m["cluster_sizes"]) == m["clusters"] == 24
+for a in m["arms"]:  # the world's simulated like-probability is a probability
+    assert 0 < a["metrics"]["like_prob"]["value"] < 1, a["metrics"]["like_prob"]
 PY
 
 # --json prints the file's JSON

@@ -299,6 +299,7 @@ void ev_metrics_compute(const ev_data *d, const int32_t *served, int S, const in
         double coll = 0;
         int n_coll = 0;
         double like = 0;
+        int n_like = 0;
         for (int j = 0; j < S; j++) {
             int32_t c = s[j];
             if (c < 0) continue;
@@ -324,7 +325,10 @@ void ev_metrics_compute(const ev_data *d, const int32_t *served, int S, const in
                 coll += (double)fp / (double)fe;
                 n_coll++;
             }
-            if (d->like) like += d->like[i * M + c];
+            if (d->like && isfinite(d->like[i * M + c])) { /* NaN: cluster without a known subtopic */
+                like += d->like[i * M + c];
+                n_like++;
+            }
         }
         if (n_served) {
             num[EV_NOVELTY] += n_novel;
@@ -350,9 +354,9 @@ void ev_metrics_compute(const ev_data *d, const int32_t *served, int S, const in
         num[EV_EXPANSION] += expansion;
         den[EV_EXPANSION] += 1;
         cnt[EV_EXPANSION]++;
-        if (d->like && n_served) {
+        if (n_like) {
             num[EV_LIKE] += like;
-            den[EV_LIKE] += n_served;
+            den[EV_LIKE] += n_like;
             cnt[EV_LIKE]++;
         }
     }
