@@ -2,7 +2,7 @@
  * Run: make BUILD=build build/bench/bench_ingest && build/bench/bench_ingest [ROWS (default 1000000)] [REPEATS (default 3)]
  *
  * Cases, each run REPEATS times in a fresh child process (so ru_maxrss is that case's own peak),
- * median time reported:
+ * median wall time of the work and median CPU time (user + sys) of the child reported:
  *   fgets+strtol    naive baseline: a line loop with no quoting, no validation, no dataset
  *   csv reader      csv_next over the ratings file (quoting, line/field bookkeeping), no dataset
  *   ingest latest   ingest_movielens on a generated MovieLens-latest folder (ratings.csv + movies.csv)
@@ -81,9 +81,10 @@ static int64_t run_case(int c) {
 }
 
 typedef struct {
-    double seconds;
+    double seconds;   /* wall time of the work */
     int64_t rows;
-    double maxrss_mb;
+    double maxrss_mb; /* peak resident memory of the child */
+    double cpu;       /* user + system CPU seconds of the whole child (robust on a loaded machine) */
 } sample;
 
 /* Runs case c in a child; its time comes back through a pipe, its peak memory from wait4. */
@@ -100,7 +101,7 @@ static int measure(int c, sample *s) {
             dt = (double)(-rows - 2) / 1e9;
             rows = 0;
         }
-        sample out = {dt, rows, 0};
+        sample out = {dt, rows, 0, 0};
         if (write(fd[1], &out, sizeof out) != sizeof out) _exit(1);
         _exit(rows < 0);
     }
@@ -114,6 +115,7 @@ static int measure(int c, sample *s) {
     if (n != sizeof got || !WIFEXITED(status) || WEXITSTATUS(status)) return -1;
     *s = got;
     s->maxrss_mb = ru.ru_maxrss / 1024.0;
+    s->cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
     return 0;
 }
 
@@ -200,7 +202,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(g_dir)) return 1;
     generate(rows);
     printf("bench_ingest: CPU %s, 1 thread (ingest is single-threaded), %lld generated rows, median of %d runs\n", cpu, (long long)rows, reps);
-    printf("%-18s %10s %8s %10s %12s %8s %10s\n", "case", "rows", "MB", "median s", "rows/s", "MB/s", "peak RSS MB");
+    printf("%-18s %10s %8s %10s %9s %12s %8s %10s\n", "case", "rows", "MB", "median s", "cpu s", "rows/s", "MB/s", "peak RSS MB");
     struct {
         int c;
         const char *name, *dir, *a, *b;
@@ -223,13 +225,14 @@ int main(int argc, char **argv) {
             printf("%-18s SKIP: ../shared/data/ml-latest-small absent\n", cases[i].name);
             continue;
         }
-        double t[64], rss = 0;
+        double t[64], cpu[64], rss = 0;
         int64_t n = 0;
         int nr = reps < 64 ? reps : 64, ok = 1;
         for (int r = 0; r < nr && ok; r++) {
-            sample s = {0, 0, 0};
+            sample s = {0, 0, 0, 0};
             if (measure(cases[i].c, &s)) ok = 0;
             t[r] = s.seconds;
+            cpu[r] = s.cpu;
             n = s.rows;
             if (s.maxrss_mb > rss) rss = s.maxrss_mb;
         }
@@ -238,9 +241,12 @@ int main(int argc, char **argv) {
             continue;
         }
         qsort(t, (size_t)nr, sizeof *t, cmp_double);
+        qsort(cpu, (size_t)nr, sizeof *cpu, cmp_double);
         double med = t[nr / 2], mb = file_mb(dir, cases[i].a, cases[i].b);
         if (cases[i].c == CASE_FGETS) base = med;
-        printf("%-18s %10lld %8.1f %10.4f %12.0f %8.0f %10.1f", cases[i].name, (long long)n, mb, med, n ? n / med : 0, mb / med, rss);
+        char cpus[16] = "-"; /* the save case's child also ingests: its CPU time is not the save's */
+        if (cases[i].c != CASE_SAVE) snprintf(cpus, sizeof cpus, "%.4f", cpu[nr / 2]);
+        printf("%-18s %10lld %8.1f %10.4f %9s %12.0f %8.0f %10.1f", cases[i].name, (long long)n, mb, med, cpus, n ? n / med : 0, mb / med, rss);
         if (base > 0 && cases[i].c <= CASE_DAT) printf("   x%.2f of fgets", med / base);
         putchar('\n');
     }

@@ -275,6 +275,35 @@ static void test_number_parsers(void **state) {
         if (csv_parse_time(bad_t[k], &i) == 0) fail_msg("'%s' accepted as a time", bad_t[k]);
 }
 
+/* The fast paths of csv_parse_i64 / csv_parse_f64 must agree bit for bit with strtoll / strtod
+ * (the reference) on the numbers they take, and the long ones must still go through. */
+static void test_number_fast_paths_match_libc(void **state) {
+    (void)state;
+    sd_rng rng;
+    sd_rng_seed(&rng, 99);
+    char buf[64];
+    for (int it = 0; it < 200000; it++) {
+        int ndig = 1 + (int)sd_rng_below(&rng, 19), nfrac = (int)sd_rng_below(&rng, 8), n = 0;
+        if (sd_rng_below(&rng, 4) == 0) buf[n++] = '-';
+        for (int k = 0; k < ndig; k++) buf[n++] = (char)('0' + sd_rng_below(&rng, 10));
+        buf[n] = 0;
+        int64_t i;
+        if (ndig <= 18) { /* fits in int64 whatever the digits */
+            assert_int_equal(csv_parse_i64(buf, &i), 0);
+            assert_int_equal(i, strtoll(buf, NULL, 10));
+        }
+        if (nfrac) {
+            buf[n++] = '.';
+            for (int k = 0; k < nfrac; k++) buf[n++] = (char)('0' + sd_rng_below(&rng, 10));
+            buf[n] = 0;
+            assert_int_equal(csv_parse_i64(buf, &i), -1);
+        }
+        double x, want = strtod(buf, NULL);
+        assert_int_equal(csv_parse_f64(buf, &x), 0);
+        if (memcmp(&x, &want, sizeof x)) fail_msg("'%s': %.17g, strtod says %.17g", buf, x, want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc4180_quoting),
@@ -286,6 +315,7 @@ int main(void) {
         cmocka_unit_test(test_streaming_matches_memory),
         cmocka_unit_test(test_expect_fields_messages),
         cmocka_unit_test(test_number_parsers),
+        cmocka_unit_test(test_number_fast_paths_match_libc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -355,6 +355,17 @@ static const char *skip_space(const char *s) {
 
 int csv_parse_i64(const char *s, int64_t *out) {
     s = skip_space(s);
+    /* fast path: [+-] and at most 18 digits cannot overflow; anything else goes to strtoll */
+    const char *p = s;
+    int neg = *p == '-';
+    p += *p == '-' || *p == '+';
+    uint64_t v = 0;
+    int nd = 0;
+    while (*p >= '0' && *p <= '9' && nd < 18) v = v * 10 + (uint64_t)(*p++ - '0'), nd++;
+    if (nd && !(*p >= '0' && *p <= '9') && !*skip_space(p)) {
+        *out = neg ? -(int64_t)v : (int64_t)v;
+        return 0;
+    }
     if (!*s) return -1;
     char *end;
     errno = 0;
@@ -364,9 +375,30 @@ int csv_parse_i64(const char *s, int64_t *out) {
     return 0;
 }
 
+/* Exact powers of ten (every 10^k with k <= 22 is a double). */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                       1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
 int csv_parse_f64(const char *s, double *out) {
     s = skip_space(s);
     if (!*s) return -1;
+    /* Fast path (Clinger): [+-]digits[.digits] with at most 15 significant digits is an exact
+     * integer divided by an exact power of ten, and IEEE division rounds that correctly, so the
+     * result equals strtod's. Exponents and longer numbers take the strtod path. */
+    const char *p = s;
+    int neg = *p == '-', nd = 0, nf = 0;
+    p += *p == '-' || *p == '+';
+    uint64_t m = 0;
+    while (*p >= '0' && *p <= '9' && nd < 16) m = m * 10 + (uint64_t)(*p++ - '0'), nd++;
+    if (*p == '.') {
+        p++;
+        while (*p >= '0' && *p <= '9' && nd < 16) m = m * 10 + (uint64_t)(*p++ - '0'), nd++, nf++;
+    }
+    if (nd && nd <= 15 && !*skip_space(p)) {
+        double x = (double)m / pow10_exact[nf];
+        *out = neg ? -x : x;
+        return 0;
+    }
     /* strtod also takes "nan", "inf" and hex floats: allow only decimal notation */
     for (const char *p = s; *p && *p != ' ' && *p != '\t'; p++)
         if (!strchr("0123456789+-.eE", *p)) return -1;
