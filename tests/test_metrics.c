@@ -56,7 +56,7 @@ static void fixture_build(fixture *f) {
     sd_err err = {0};
     ds_builder *b = ds_builder_new();
     for (int i = 1; i <= 8; i++) {
-        char t[16];
+        char t[32];
         snprintf(t, sizeof t, "item %d", i);
         assert_int_equal(ds_builder_add_item(b, i, t, "tag", &err), SD_OK);
     }
