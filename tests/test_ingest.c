@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -324,6 +325,41 @@ static void test_duplicate_catalogue_and_missing_files(void **state) {
     expect_ml_error(SD_ERR_USAGE, "no MovieLens files", NULL, NULL);
 }
 
+/* The real MovieLens latest-small (../shared/data, relative to the repository; skipped when absent).
+ * 671 users and 100,004 ratings are in its README; 5 rated movies are missing from movies.csv. */
+static void test_ml_latest_small(void **state) {
+    (void)state;
+    const char *dir = "../shared/data/ml-latest-small";
+    char *r = sd_path_join(dir, "ratings.csv");
+    int present = sd_file_exists(r);
+    free(r);
+    if (!present) {
+        printf("SKIP: %s absent (ml-latest-small counts not checked)\n", dir);
+        skip();
+    }
+    ds_dataset d;
+    ingest_report rep;
+    sd_err err = {0};
+    int rc = ingest_movielens(dir, &d, &rep, &err);
+    if (rc) fail_msg("%s", err.msg);
+    assert_int_equal(d.n_users, 671);
+    assert_int_equal(d.n_events, 100004);
+    assert_int_equal(d.n_unknown_items, 5);
+    assert_int_equal(rep.catalogue_rows, 9061); /* lines of movies.csv after the header */
+    assert_int_equal(d.n_items, 9066);
+    int64_t toy = ds_find_item(&d, 1);
+    assert_true(toy >= 0);
+    assert_string_equal(ds_item_title(&d, toy), "Toy Story (1995)");
+    assert_string_equal(ds_item_tags(&d, toy), "Adventure|Animation|Children|Comedy|Fantasy");
+    /* first line of ratings.csv: 1,31,2.5,1260759144 */
+    int64_t u = ds_find_user(&d, 1), m = ds_find_item(&d, 31);
+    int found = 0;
+    for (int64_t k = d.user_off[u]; k < d.user_off[u + 1]; k++)
+        found |= d.events[k].item == m && d.events[k].ts == 1260759144 && d.events[k].rating == 2.5f;
+    assert_true(found);
+    ds_free(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_latest_layout_with_tags, setup, teardown),
@@ -338,6 +374,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unterminated_quote_and_megabyte_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_catalogue_and_missing_files, setup, teardown),
+        cmocka_unit_test(test_ml_latest_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
