@@ -56,7 +56,8 @@ int ds_save(const ds_dataset *d, const char *path, sd_err *err);
 int ds_load(ds_dataset *d, const char *path, sd_err *err);
 void ds_free(ds_dataset *d);
 
-/* Lookup of raw ids (binary search over a sorted index built on demand; -1 when unknown). */
+/* Lookup of raw ids (binary search over the sorted index kept in dataset.bin; a dataset assembled
+ * by hand without it is scanned linearly); -1 when unknown. */
 int64_t ds_find_user(const ds_dataset *d, int64_t raw_id);
 int64_t ds_find_item(const ds_dataset *d, int64_t raw_id);
 
