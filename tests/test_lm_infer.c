@@ -304,6 +304,14 @@ static void test_sampler_rules(void **state) {
     memset(cnt, 0, sizeof cnt);
     for (int i = 0; i < N; i++) cnt[lm_sample(&s, logits, V, NULL, 0, &r, scratch)]++;
     check_freq(cnt, pk, V, N);
+    /* top-k 3 then top-p 0.8: over {3, 5, 1} the probabilities are (.506 .307 .186), cumulative
+     * .813 >= .8 after two -> {3, 5} again */
+    s.top_k = 3;
+    s.top_p = 0.8f;
+    memset(cnt, 0, sizeof cnt);
+    for (int i = 0; i < N; i++) cnt[lm_sample(&s, logits, V, NULL, 0, &r, scratch)]++;
+    check_freq(cnt, pk, V, N);
+    s.top_k = 0;
     /* top-p 0.3 keeps only the top token */
     s.top_p = 0.3f;
     for (int i = 0; i < 100; i++) assert_int_equal(lm_sample(&s, logits, V, NULL, 0, &r, scratch), 3);

@@ -186,13 +186,40 @@ static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd
     }
 }
 
-/* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual). */
+/* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual).
+ * With row_split, the rows are cut into one block per OpenMP thread and each block is one
+ * single-threaded sgemm (the caller has set OpenBLAS to 1 thread): one thread pool instead of
+ * OpenMP's and OpenBLAS's spinning against each other on a busy machine. */
+static int row_split = 1;
 static void matmul_rows(float *C, const float *A, const float *W, int n, int out, int in, float beta) {
     if (n == 1) { /* one row: a matrix-vector product (cheaper entry into OpenBLAS) */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, A, 1, beta, C, 1);
         return;
     }
+    int nt = row_split ? sd_num_threads() : 1;
+    if (nt > 1 && n >= 16 * nt) {
+        int per = (n + nt - 1) / nt;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int b = 0; b < nt; b++) {
+            int r0 = b * per, rn = n - r0 < per ? n - r0 : per;
+            if (rn > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, out, in, 1.0f, A + (size_t)r0 * in, in, W, in,
+                            beta, C + (size_t)r0 * out, out);
+        }
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, A, in, W, in, beta, C, out);
+}
+
+/* OpenBLAS to one thread for the duration of a call when rows are split (restored after). */
+static int blas_enter(void) {
+    int prev = openblas_get_num_threads();
+    if (getenv("SERENDIP_INFER_BLAS_THREADS")) row_split = 0; /* A/B switch for the bench */
+    if (row_split && prev != 1) openblas_set_num_threads(1);
+    return prev;
+}
+static void blas_leave(int prev) {
+    if (row_split && prev != 1) openblas_set_num_threads(prev);
 }
 
 /* Runs n (<= max_rows) rows through the model; writes their keys/values into their own
@@ -204,6 +231,7 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
     int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
     int nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
     float scale = 1.0f / sqrtf((float)hd);
+    int blas_prev = blas_enter();
 
     for (int r = 0; r < n; r++) memcpy(inf->x + (size_t)r * D, w->tok_emb + (size_t)rows[r].token * D, D * sizeof(float));
 
@@ -281,9 +309,11 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
             if (nl != r) memcpy(inf->x + (size_t)nl * D, inf->x + (size_t)r * D, D * sizeof(float));
             nl++;
         }
-    if (nl == 0) return 0;
-    rmsnorm_rows(inf->xb, inf->x, w->out_norm, nl, D, c->norm_eps);
-    matmul_rows(inf->logits, inf->xb, w->out, nl, V, D, 0.0f);
+    if (nl > 0) {
+        rmsnorm_rows(inf->xb, inf->x, w->out_norm, nl, D, c->norm_eps);
+        matmul_rows(inf->logits, inf->xb, w->out, nl, V, D, 0.0f);
+    }
+    blas_leave(blas_prev);
     return nl;
 }
 

@@ -102,8 +102,43 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
             if (logits[TOK(j)] > logits[TOK(best)]) best = j;
         return TOK(best);
     }
+    int use_k = s->top_k > 0 && s->top_k < n;
+    float inv_t = 1.0f / s->temperature;
+    if (use_k) {
+        /* top-k by logit (the order of probabilities at any temperature), then the softmax over
+         * the k survivors only: no exp over the whole vocabulary */
+        prob_idx *pi = (prob_idx *)scratch, mxk = {-INFINITY, 0};
+        for (int j = 0; j < n; j++) {
+            pi[j].p = logits[TOK(j)];
+            pi[j].i = j;
+        }
+        int k = s->top_k;
+        select_top_k(pi, n, k);
+        for (int j = 0; j < k; j++)
+            if (pi[j].p > mxk.p) mxk = pi[j];
+        double sum = 0;
+        for (int j = 0; j < k; j++) sum += (pi[j].p = expf((pi[j].p - mxk.p) * inv_t));
+        for (int j = 0; j < k; j++) pi[j].p = (float)(pi[j].p / sum);
+        qsort(pi, (size_t)k, sizeof *pi, cmp_prob_desc);
+        int keep = k;
+        if (s->top_p > 0 && s->top_p < 1) {
+            double c = 0;
+            for (keep = 0; keep < k;) {
+                c += pi[keep++].p;
+                if (c >= s->top_p) break;
+            }
+        }
+        double tot = 0;
+        for (int j = 0; j < keep; j++) tot += pi[j].p;
+        double u = sd_rng_uniform(rng) * tot, c = 0;
+        for (int j = 0; j < keep; j++) {
+            c += pi[j].p;
+            if (u < c) return TOK(pi[j].i);
+        }
+        return TOK(pi[keep - 1].i);
+    }
     float *p = scratch; /* (n) probabilities at the temperature */
-    float inv_t = 1.0f / s->temperature, mx = -INFINITY;
+    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
         p[j] = logits[TOK(j)] * inv_t;
         if (p[j] > mx) mx = p[j];
@@ -115,9 +150,7 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
     }
     for (int j = 0; j < n; j++) p[j] = (float)(p[j] / sum);
 
-    int use_k = s->top_k > 0 && s->top_k < n;
-    int use_p = s->top_p > 0 && s->top_p < 1;
-    if (!use_k && !use_p) {
+    if (!(s->top_p > 0 && s->top_p < 1)) {
         /* plain categorical draw */
         double u = sd_rng_uniform(rng), c = 0;
         for (int j = 0; j < n; j++) {
@@ -128,10 +161,9 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
             if (p[j] > 0) return TOK(j);
         return TOK(n - 1);
     }
-    /* top-k / top-p: sort the survivors of a safe prefilter by probability */
+    /* top-p: sort the survivors of the safe prefilter (see the header comment) by probability */
     prob_idx *pi = (prob_idx *)(scratch + n); /* (n) pairs = 2n floats after p */
-    float thr = 0;
-    if (use_p && !use_k) thr = (1.0f - s->top_p) / (float)n;
+    float thr = (1.0f - s->top_p) / (float)n;
     int m = 0;
     for (int j = 0; j < n; j++)
         if (p[j] >= thr) {
@@ -139,30 +171,16 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
             pi[m].i = j;
             m++;
         }
-    int keep = m;
-    if (use_k && keep > s->top_k) {
-        keep = s->top_k;
-        select_top_k(pi, m, keep);
-    }
-    qsort(pi, (size_t)keep, sizeof *pi, cmp_prob_desc);
-    double tot = 0;
-    if (use_p) {
-        /* tokens until the cumulative probability (over the top-k survivors, renormalised) >= top_p */
-        double ksum = 0;
-        for (int j = 0; j < keep; j++) ksum += pi[j].p;
-        double c = 0;
-        int j = 0;
-        for (; j < keep; j++) {
-            c += pi[j].p / ksum;
-            if (c >= s->top_p) {
-                j++;
-                break;
-            }
-        }
-        keep = j < 1 ? 1 : j;
+    qsort(pi, (size_t)m, sizeof *pi, cmp_prob_desc);
+    int keep = 0;
+    double tot = 0, c = 0;
+    while (keep < m) {
+        c += pi[keep++].p;
+        if (c >= s->top_p) break;
     }
     for (int j = 0; j < keep; j++) tot += pi[j].p;
-    double u = sd_rng_uniform(rng) * tot, c = 0;
+    double u = sd_rng_uniform(rng) * tot;
+    c = 0;
     for (int j = 0; j < keep; j++) {
         c += pi[j].p;
         if (u < c) return TOK(pi[j].i);
