@@ -14,4 +14,141 @@ bash scripts/fetch-llama-cpp
 make --no-print-directory BUILD="$BUILD" "$BUILD/tests/test_tokenizer" >/dev/null
 SERENDIP_VOCAB_GGUF=third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf SERENDIP_VOCAB_REQUIRED=1 \
     "$BUILD/tests/test_tokenizer"
-echo "conformance-vocab: ok"
+echo "conformance-vocab: llama.cpp GPT-2 test vectors ok"
+
+# ---- 2. A serendip-trained vocabulary inside a serendip model GGUF, read by llama.cpp itself.
+# llama.cpp's prebuilt libllama comes from the npm package @node-llama-cpp/linux-x64 (same
+# release as the source above). Two tiny drivers tokenize the same inputs (llama.cpp's GPT-2 test
+# inputs plus prompts with serendip's control tokens), with and without special-token parsing; the
+# ids must be identical. This also proves llama.cpp loads the model file serendip writes.
+NLC_VERSION="${NODE_LLAMA_CPP_VERSION:-3.21.1}"
+NLC=third_party/nlc-linux-x64
+LIBDIR="$NLC/package/bins/linux-x64"
+if ! ls "$LIBDIR"/libllama.*so >/dev/null 2>&1; then
+    echo "conformance-vocab: npm pack @node-llama-cpp/linux-x64@$NLC_VERSION into $NLC/"
+    mkdir -p "$NLC"
+    (cd "$NLC" && npm pack --silent "@node-llama-cpp/linux-x64@$NLC_VERSION" >/dev/null && tar xzf node-llama-cpp-linux-x64-"$NLC_VERSION".tgz)
+fi
+LIBLLAMA=$(basename "$(ls "$LIBDIR"/libllama.*so | head -1)")
+LIBGGML=$(basename "$(ls "$LIBDIR"/libggml.*so | head -1)")
+OUT="$BUILD/conformance-vocab"
+mkdir -p "$OUT"
+cat > "$OUT/llama_tok.c" <<'CEOF'
+/* Tokenizes each input of a file (inputs separated by "\n__ggml_vocab_test__\n") with llama.cpp.
+ * The few llama.cpp functions are declared here instead of including llama.h, and the params
+ * struct is declared larger than llama_model_params: it is only passed back unchanged, so the
+ * call is correct whatever the exact layout of the prebuilt library's struct. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+typedef struct { char b[1024]; } lp_params;
+lp_params llama_model_default_params(void);
+void *llama_model_load_from_file(const char *path, lp_params p);
+const void *llama_model_get_vocab(const void *model);
+int32_t llama_tokenize(const void *vocab, const char *text, int32_t len, int32_t *tokens, int32_t n_max,
+                       bool add_special, bool parse_special);
+void llama_backend_init(void);
+void llama_model_free(void *m);
+void ggml_backend_load_all_from_path(const char *dir);
+int main(int argc, char **argv) {
+    if (argc != 5) { fprintf(stderr, "usage: llama_tok MODEL INPUTS PARSE_SPECIAL LIBDIR\n"); return 2; }
+    ggml_backend_load_all_from_path(argv[4]);
+    llama_backend_init();
+    void *m = llama_model_load_from_file(argv[1], llama_model_default_params());
+    if (!m) { fprintf(stderr, "llama.cpp could not load %s\n", argv[1]); return 1; }
+    const void *v = llama_model_get_vocab(m);
+    FILE *f = fopen(argv[2], "rb");
+    if (!f) return 1;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *sep = "\n__ggml_vocab_test__\n";
+    static int32_t ids[1 << 16];
+    for (char *p = buf; p < buf + n;) {
+        char *e = strstr(p, sep);
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int32_t k = llama_tokenize(v, p, (int32_t)len, ids, 1 << 16, false, atoi(argv[3]) != 0);
+        if (k < 0) { fprintf(stderr, "llama_tokenize failed (%d)\n", k); return 1; }
+        for (int32_t i = 0; i < k; i++) printf("%s%d", i ? " " : "", ids[i]);
+        printf("\n");
+        p = e ? e + strlen(sep) : buf + n;
+    }
+    llama_model_free(m);
+    return 0;
+}
+CEOF
+cat > "$OUT/sd_tok.c" <<'CEOF'
+/* sd_tok make CORPUS MODEL: trains a 3000-token vocabulary on CORPUS and writes a tiny llama model
+ * with it; sd_tok encode MODEL INPUTS PARSE_SPECIAL: tokenizes like llama_tok.c. */
+#include <stdlib.h>
+#include <string.h>
+#include "serendip/gguf.h"
+int main(int argc, char **argv) {
+    sd_err err = {0};
+    if (argc == 4 && !strcmp(argv[1], "make")) {
+        char *text; size_t len;
+        lm_tokenizer *t;
+        if (sd_read_file(argv[2], &text, &len, &err) || tok_train(text, len, 3000, &t, &err)) goto fail;
+        lm_config c = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 128,
+                       .vocab_size = tok_vocab_size(t), .seq_len = 128, .tied = 1, .norm_eps = 1e-5f, .rope_theta = 10000};
+        lm_model m;
+        if (lm_model_init(&m, &c, 1, &err) || lm_gguf_save_as(argv[3], &m, t, "vocab-conformance", GGUF_TENSOR_F16, &err)) goto fail;
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "encode")) {
+        lm_model m;
+        lm_tokenizer *t;
+        char *buf; size_t n;
+        if (lm_gguf_load(argv[2], &m, &t, &err) || sd_read_file(argv[3], &buf, &n, &err)) goto fail;
+        const char *sep = "\n__ggml_vocab_test__\n";
+        static int32_t ids[1 << 16];
+        for (char *p = buf; p < buf + n;) {
+            char *e = strstr(p, sep);
+            size_t len = e ? (size_t)(e - p) : strlen(p), k;
+            if (tok_encode(t, p, len, ids, 1 << 16, &k, atoi(argv[4]))) return 1;
+            for (size_t i = 0; i < k; i++) printf("%s%d", i ? " " : "", ids[i]);
+            printf("\n");
+            p = e ? e + strlen(sep) : buf + n;
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: sd_tok make CORPUS MODEL | encode MODEL INPUTS PARSE_SPECIAL\n");
+    return 2;
+fail:
+    fprintf(stderr, "sd_tok: %s\n", err.msg);
+    return 1;
+}
+CEOF
+make --no-print-directory BUILD="$BUILD" "$BUILD/libserendip.a" >/dev/null
+cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude "$OUT/sd_tok.c" "$BUILD/libserendip.a" -fopenmp \
+    -lopenblas -llapacke -lmicrohttpd -lcjson -lm -lpthread -o "$OUT/sd_tok"
+cc -O1 "$OUT/llama_tok.c" -o "$OUT/llama_tok" -L"$LIBDIR" -l:"$LIBLLAMA" -l:"$LIBGGML" -l:libggml-base.so \
+    -Wl,-rpath,"$(cd "$LIBDIR" && pwd)"
+# corpus: the repository's own docs and headers (deterministic for a commit)
+cat docs/*.md include/serendip/*.h > "$OUT/corpus.txt"
+"$OUT/sd_tok" make "$OUT/corpus.txt" "$OUT/model.gguf"
+{
+    cat third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf.inp
+    printf '<|ctx|>drama, war<|sep|>comedy<|ans|> love story<|eos|>\n__ggml_vocab_test__\n'
+    printf '<|bos|><|score|>0.75<|pad|><|pad|> <|sep|>x<|bogus|>\n__ggml_vocab_test__\n'
+    printf 'int32_t tok_encode(const lm_tokenizer *t, ...); // "it'"'"'s" -- 3.14\n'
+} > "$OUT/inputs.txt"
+status=0
+for parse in 0 1; do
+    "$OUT/sd_tok" encode "$OUT/model.gguf" "$OUT/inputs.txt" $parse > "$OUT/serendip.$parse.txt"
+    "$OUT/llama_tok" "$OUT/model.gguf" "$OUT/inputs.txt" $parse "$LIBDIR" > "$OUT/llama.$parse.txt" 2> "$OUT/llama.$parse.log" \
+        || { echo "conformance-vocab: llama.cpp failed, see $OUT/llama.$parse.log"; tail -5 "$OUT/llama.$parse.log"; exit 1; }
+    n=$(wc -l < "$OUT/serendip.$parse.txt")
+    if cmp -s "$OUT/serendip.$parse.txt" "$OUT/llama.$parse.txt"; then
+        echo "conformance-vocab: serendip-trained vocab, parse_special=$parse: $n/$n inputs tokenized identically by llama.cpp"
+    else
+        echo "conformance-vocab: MISMATCH (parse_special=$parse) between serendip and llama.cpp:"
+        diff "$OUT/serendip.$parse.txt" "$OUT/llama.$parse.txt" | head -20
+        status=1
+    fi
+done
+[ $status -eq 0 ] && echo "conformance-vocab: all ok"
+exit $status
