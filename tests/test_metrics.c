@@ -536,6 +536,8 @@ static void test_report_findings_follow_numbers(void **state) {
     assert_non_null(strstr(h, "positive rate in served clusters (pooled) <b>rose</b> from n = 1 (0.500) to n = 16 (0.800)"));
     assert_non_null(strstr(h, "Novelty <b>held</b> (no change beyond noise)"));
     assert_non_null(strstr(h, "of 2 LLM arms, 1 <b>beat</b> the empirical transition table (0.600), 1 <b>lost</b>"));
+    assert_non_null(strstr(h, "relevance (pooled positive rate) <b>rose</b> from n = 1 to n = 16, and novelty <b>held</b>."));
+    assert_non_null(strstr(h, "Some LLM arms beat the empirical transition table on it (1 of 2)."));
     free(h);
     /* the reverse: relevance falls and novelty collapses */
     h = report_of(ARM("empirical transition table", "baseline", 0, "", 0.7, 0.68, 0.72, 0.6, 0.55, 0.65) ","
@@ -543,6 +545,7 @@ static void test_report_findings_follow_numbers(void **state) {
                   ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
     assert_non_null(strstr(h, "<b>fell</b> from n = 1 (0.800) to n = 16 (0.620)"));
     assert_non_null(strstr(h, "Novelty <b>did not hold</b>"));
+    assert_non_null(strstr(h, "<b>fell</b> from n = 1 to n = 16, and novelty <b>did not hold</b>."));
     assert_non_null(strstr(h, "1 <b>beat</b> the empirical transition table (0.600), 0 <b>lost</b> to it, 1 <b>indistinguishable</b> from it"));
     free(h);
     /* overlapping intervals, but the paired difference excludes 0: the paired test decides */
@@ -556,6 +559,7 @@ static void test_report_findings_follow_numbers(void **state) {
     /* a single LLM table: no trend is claimed */
     h = report_of(ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
     assert_non_null(strstr(h, "fewer than two best-of-n tables"));
+    assert_non_null(strstr(h, "There is no LLM arm and transition table to compare."));
     assert_non_null(strstr(h, "the transition-table baseline is missing"));
     free(h);
 }

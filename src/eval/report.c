@@ -102,14 +102,37 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
     static const int relevance[] = {EV_POS_POOLED, EV_COLLECTIVE, EV_HIT};
     svg_buf_printf(h, "<h2>Findings</h2>\n<p class=\"note\">Computed from the figures above. Two arms differ when "
                       "the 95%% interval of their paired difference (the same bootstrap resamples of users) excludes "
-                      "0; where metrics.json has no paired comparison, when their own intervals do not overlap.</p>\n<ul>\n");
-    /* relevance against n */
-    const rep_arm *lo_n = NULL, *hi_n = NULL;
+                      "0; where metrics.json has no paired comparison, when their own intervals do not overlap.</p>\n");
+    const rep_arm *lo_n = NULL, *hi_n = NULL, *tr = NULL;
     for (int i = 0; i < na; i++) {
+        if (!strcmp(arms[i].name, ev_baseline_names[EV_BASE_TRANSITION])) tr = &arms[i];
         if (!is_sweep(&arms[i])) continue;
         if (!lo_n || arms[i].n < lo_n->n) lo_n = &arms[i];
         if (!hi_n || arms[i].n > hi_n->n) hi_n = &arms[i];
     }
+    /* the short answer, on the headline relevance metric (pooled positive rate) */
+    const int R = EV_POS_POOLED;
+    svg_buf_printf(h, "<p class=\"summary\"><b>In short:</b> ");
+    if (lo_n && hi_n != lo_n && isfinite(lo_n->v[R]) && isfinite(hi_n->v[R])) {
+        int c = ci_compare(hi_n, lo_n, R), nv = ci_compare(hi_n, lo_n, EV_NOVELTY);
+        svg_buf_printf(h, "relevance (pooled positive rate) %s from n = %d to n = %d, and novelty %s. ",
+                       c > 0 ? "<b>rose</b>" : c < 0 ? "<b>fell</b>" : "<b>did not change beyond noise</b>", lo_n->n,
+                       hi_n->n, nv < 0 ? "<b>did not hold</b>" : "<b>held</b>");
+    } else {
+        svg_buf_printf(h, "no trend with n can be judged (fewer than two best-of-n tables). ");
+    }
+    int beat = 0, n_llm = 0;
+    for (int i = 0; i < na; i++) {
+        if (strcmp(arms[i].kind, "llm") || !isfinite(arms[i].v[R])) continue;
+        n_llm++;
+        beat += tr && isfinite(tr->v[R]) && ci_compare(&arms[i], tr, R) > 0;
+    }
+    if (tr && n_llm)
+        svg_buf_printf(h, "%s LLM arm%s beat the empirical transition table on it (%d of %d).</p>\n",
+                       beat == n_llm ? "Every" : beat ? "Some" : "No", beat == n_llm && n_llm == 1 ? "" : "s", beat, n_llm);
+    else
+        svg_buf_printf(h, "There is no LLM arm and transition table to compare.</p>\n");
+    svg_buf_printf(h, "<ul>\n");
     if (!lo_n || lo_n == hi_n) {
         svg_buf_printf(h, "<li>Relevance against n: fewer than two best-of-n tables were found, so no trend can be "
                           "judged.</li>\n");
@@ -135,10 +158,7 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
         }
     }
     /* LLM arms against the empirical transition table */
-    const rep_arm *tr = NULL;
-    for (int i = 0; i < na; i++)
-        if (!strcmp(arms[i].name, ev_baseline_names[EV_BASE_TRANSITION])) tr = &arms[i];
-    int n_llm = 0;
+    n_llm = 0;
     for (int i = 0; i < na; i++) n_llm += !strcmp(arms[i].kind, "llm");
     if (!tr || !n_llm) {
         svg_buf_printf(h, "<li>LLM arms against the empirical transition table: %s.</li>\n",
