@@ -251,7 +251,7 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
             memcpy(pool_at(rd->own, rd->own->v, c, l, rd->own_slot, rd->own_idx), inf->v + (size_t)r * KvD,
                    KvD * sizeof(float));
         }
-#pragma omp parallel for collapse(2) schedule(static) if (n * nh > 16)
+#pragma omp parallel for collapse(2) schedule(static) if (n * nh > 16) num_threads(inf->n_threads)
         for (int r = 0; r < n; r++)
             for (int h = 0; h < nh; h++) {
                 const row_desc *rd = &rows[r];
@@ -553,7 +553,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                 gi->out = gi->p * n_samples + gi->s;
                 lm_sampler_stream(&gi->rng, s->seed, prompts[gi->p], plen[gi->p], gi->s);
             }
-#pragma omp parallel for schedule(static) if (nr > 8)
+#pragma omp parallel for schedule(static) if (nr > 8) num_threads(inf->n_threads)
             for (int i = 0; i < nr; i++)
                 gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, trie, max_new, stop_id, out);
             for (int step = 0;; step++) {
@@ -575,7 +575,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                     r->want_logits = 1;
                 }
                 forward_rows(inf, rows, na);
-#pragma omp parallel for schedule(static) if (na > 8)
+#pragma omp parallel for schedule(static) if (na > 8) num_threads(inf->n_threads)
                 for (int j = 0; j < na; j++)
                     gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, trie, max_new, stop_id, out);
             }
