@@ -701,12 +701,17 @@ int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, s
 /* ---------------------------------------------------------------- encoding */
 
 typedef struct {
+    int32_t rank, pos; /* merge rank of the pair starting at symbol pos */
+    int32_t a, b;      /* the pair's ids when queued (stale if the symbols changed since) */
+} enc_ent;
+
+typedef struct {
     const lm_tokenizer *t;
     int32_t *out;
     size_t cap, n;
-    int32_t *sym; /* scratch: symbols of the current word */
-    int32_t *rk;  /* scratch: rank of (sym[i], sym[i+1]) or INT32_MAX */
-    size_t scap;
+    int32_t *sym, *prev, *next; /* scratch: the symbols of the current word as a linked list */
+    enc_ent *heap;              /* scratch: min-heap by (rank, pos) */
+    size_t scap, hcap, hn;
 } enc_ctx;
 
 static void enc_push(enc_ctx *e, int32_t id) {
@@ -714,38 +719,77 @@ static void enc_push(enc_ctx *e, int32_t id) {
     e->n++;
 }
 
-static int32_t pair_rank(const lm_tokenizer *t, int32_t a, int32_t b) {
-    int32_t r = pmap_get(&t->ranks, PAIR(a, b));
-    return r < 0 ? INT32_MAX : r;
+static int ent_less(const enc_ent *x, const enc_ent *y) {
+    return x->rank != y->rank ? x->rank < y->rank : x->pos < y->pos;
+}
+
+/* Queues the pair starting at symbol i if the vocabulary has a merge for it. */
+static void enc_queue(enc_ctx *e, int32_t i) {
+    int32_t j = e->next[i];
+    if (i < 0 || j < 0) return;
+    int32_t r = pmap_get(&e->t->ranks, PAIR(e->sym[i], e->sym[j]));
+    if (r < 0) return;
+    if (e->hn == e->hcap) {
+        e->hcap = e->hcap ? 2 * e->hcap : 64;
+        e->heap = sd_realloc(e->heap, e->hcap * sizeof *e->heap);
+    }
+    enc_ent *h = e->heap;
+    size_t k = e->hn++;
+    h[k] = (enc_ent){r, i, e->sym[i], e->sym[j]};
+    while (k > 0 && ent_less(&h[k], &h[(k - 1) / 2])) {
+        enc_ent t = h[k]; h[k] = h[(k - 1) / 2]; h[(k - 1) / 2] = t;
+        k = (k - 1) / 2;
+    }
+}
+
+static enc_ent enc_pop(enc_ctx *e) {
+    enc_ent *h = e->heap, top = h[0];
+    h[0] = h[--e->hn];
+    size_t k = 0;
+    for (;;) {
+        size_t l = 2 * k + 1, r = l + 1, m = k;
+        if (l < e->hn && ent_less(&h[l], &h[m])) m = l;
+        if (r < e->hn && ent_less(&h[r], &h[m])) m = r;
+        if (m == k) break;
+        enc_ent t = h[m]; h[m] = h[k]; h[k] = t;
+        k = m;
+    }
+    return top;
 }
 
 /* BPE on one pre-token: start from byte tokens, repeatedly merge the lowest-ranked adjacent pair
- * (leftmost on ties), as GPT-2 and llama.cpp do. */
+ * (leftmost on ties), as GPT-2 and llama.cpp do. A heap of candidate pairs with lazy
+ * invalidation makes this O(n log n) in the pre-token's length (a long run of spaces or digits is
+ * one pre-token). A symbol keeps the index of its first byte, so index order is text order. */
 static void enc_word(void *ctx, const uint8_t *p, size_t len) {
     enc_ctx *e = ctx;
     const lm_tokenizer *t = e->t;
     if (len > e->scap) {
         e->scap = len;
         e->sym = sd_realloc(e->sym, len * sizeof *e->sym);
-        e->rk = sd_realloc(e->rk, len * sizeof *e->rk);
+        e->prev = sd_realloc(e->prev, len * sizeof *e->prev);
+        e->next = sd_realloc(e->next, len * sizeof *e->next);
     }
-    int32_t *s = e->sym, *rk = e->rk;
-    size_t n = len;
-    for (size_t i = 0; i < n; i++) s[i] = t->byte_id[p[i]];
-    for (size_t i = 0; i + 1 < n; i++) rk[i] = pair_rank(t, s[i], s[i + 1]);
-    while (n > 1) {
-        size_t best = 0;
-        for (size_t i = 1; i + 1 < n; i++)
-            if (rk[i] < rk[best]) best = i;
-        if (rk[best] == INT32_MAX) break;
-        s[best] = t->merge_out[rk[best]];
-        memmove(s + best + 1, s + best + 2, (n - best - 2) * sizeof *s);
-        memmove(rk + best, rk + best + 1, (n - best - 2) * sizeof *rk);
-        n--;
-        if (best > 0) rk[best - 1] = pair_rank(t, s[best - 1], s[best]);
-        if (best + 1 < n) rk[best] = pair_rank(t, s[best], s[best + 1]);
+    int32_t n = (int32_t)len;
+    for (int32_t i = 0; i < n; i++) {
+        e->sym[i] = t->byte_id[p[i]];
+        e->prev[i] = i - 1;
+        e->next[i] = i + 1 < n ? i + 1 : -1;
     }
-    for (size_t i = 0; i < n; i++) enc_push(e, s[i]);
+    e->hn = 0;
+    for (int32_t i = 0; i + 1 < n; i++) enc_queue(e, i);
+    while (e->hn > 0) {
+        enc_ent x = enc_pop(e);
+        int32_t i = x.pos, j = e->next[i];
+        if (e->sym[i] < 0 || j < 0 || e->sym[i] != x.a || e->sym[j] != x.b) continue; /* stale */
+        e->sym[i] = t->merge_out[x.rank];
+        e->sym[j] = -1; /* removed */
+        e->next[i] = e->next[j];
+        if (e->next[j] >= 0) e->prev[e->next[j]] = i;
+        if (e->prev[i] >= 0) enc_queue(e, e->prev[i]);
+        enc_queue(e, i);
+    }
+    for (int32_t i = 0; i >= 0 && i < n; i = e->next[i]) enc_push(e, e->sym[i]);
 }
 
 int tok_encode(const lm_tokenizer *t, const char *text, size_t len, int32_t *out, size_t cap, size_t *n,
@@ -773,7 +817,9 @@ int tok_encode(const lm_tokenizer *t, const char *text, size_t len, int32_t *out
     pretok_split(&pb, s + start, len - start, enc_word, &e);
     pretok_free(&pb);
     free(e.sym);
-    free(e.rk);
+    free(e.prev);
+    free(e.next);
+    free(e.heap);
     *n = e.n;
     return e.n <= cap ? SD_OK : SD_ERR_USAGE;
 }
