@@ -25,7 +25,7 @@ typedef struct {
     double inertia;    /* sum of squared distances to the assigned centroid, exact (double) */
     int n_iter;        /* assignment steps run: max_iter updates + a final assignment, or fewer
                         * when the tolerance stopped it */
-    double *trace;     /* (n_iter) exact inertia of each assignment step, before its update */
+    double *trace;     /* (n_iter) inertia of each assignment step, before its update */
     int n_repaired;    /* empty clusters refilled over the run */
 } km_result;
 
@@ -35,15 +35,16 @@ int km_fit(const float *x, int64_t n, int d, const km_config *cfg, km_result *ou
 void km_result_free(km_result *r);
 
 /* Assignment kernels: for each point the nearest of the k centroids c (k, d) (lowest index on a
- * tie); assign (n), dist (n) squared distances (may be NULL). The BLAS kernel is the fast path;
- * its distances carry the rounding of the expanded form (clamped at 0). */
+ * tie); assign (n), dist (n) squared distances (may be NULL). The BLAS kernel is the fast path:
+ * it ranks centroids by the expanded form, then computes the chosen distance directly. */
 void km_assign_blas(const float *x, int64_t n, int d, const float *c, int k, int32_t *assign, float *dist);
 void km_assign_ref(const float *x, int64_t n, int d, const float *c, int k, int32_t *assign, float *dist);
 
 /* Exact inertia (double accumulation) of an assignment. */
 double km_inertia(const float *x, int64_t n, int d, const float *c, const int32_t *assign);
 
-/* k-means++ seeding alone: writes k centroids (k, d) chosen among the points. */
+/* k-means++ seeding alone: writes k centroids (k, d) chosen among the points. km_fit seeds from a
+ * uniform sample of 64 k points when n is larger. */
 void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t seed, float *c);
 
 #endif

@@ -21,8 +21,22 @@
 
 /* ---------------------------------------------------------------- assignment kernels */
 
+/* Loops with less work than this (in multiply-adds) run on one thread: a parallel region costs
+ * more than it saves below it, and much more on a loaded machine. */
+#define KM_PAR_MIN ((int64_t)1 << 20)
+
+static float sqdist(const float *a, const float *b, int d) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int t = 0; t < d; t++) {
+        float df = a[t] - b[t];
+        s += df * df;
+    }
+    return s;
+}
+
 void km_assign_ref(const float *x, int64_t n, int d, const float *c, int k, int32_t *assign, float *dist) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n * d * k >= KM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * d;
         double best = INFINITY;
@@ -53,6 +67,7 @@ void km_assign_blas(const float *x, int64_t n, int d, const float *c, int k, int
     float *cnorm = sd_malloc(sizeof(float) * (size_t)k); /* (k) */
     for (int j = 0; j < k; j++) {
         float s = 0;
+#pragma omp simd reduction(+ : s)
         for (int t = 0; t < d; t++) s += c[(int64_t)j * d + t] * c[(int64_t)j * d + t];
         cnorm[j] = s;
     }
@@ -60,25 +75,23 @@ void km_assign_blas(const float *x, int64_t n, int d, const float *c, int k, int
     float *g = sd_malloc(sizeof(float) * (size_t)(brows * k)); /* (brows, k) x.c */
     for (int64_t i0 = 0; i0 < n; i0 += brows) {
         int64_t b = n - i0 < brows ? n - i0 : brows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, k, d, 1.0f, x + i0 * d, d, c, d, 0.0f, g, k);
-        /* hot loop: argmin over centroids of ||c||^2 - 2 x.c */
-#pragma omp parallel for schedule(static)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, k, d, -2.0f, x + i0 * d, d, c, d, 0.0f, g, k);
+        /* hot loop: argmin over centroids of ||c||^2 - 2 x.c, as a vectorised min then a scan for
+         * its first position (an argmin with an index does not vectorise) */
+#pragma omp parallel for schedule(static) if(b * (k + d) >= KM_PAR_MIN)
         for (int64_t r = 0; r < b; r++) {
-            const float *gr = g + r * k;
+            float *gr = g + r * k;
             float best = INFINITY;
-            int32_t arg = 0;
+#pragma omp simd reduction(min : best)
             for (int j = 0; j < k; j++) {
-                float v = cnorm[j] - 2.0f * gr[j];
-                if (v < best) best = v, arg = j;
+                gr[j] += cnorm[j];
+                best = gr[j] < best ? gr[j] : best;
             }
+            int32_t arg = 0;
+            while (arg < k - 1 && !(gr[arg] <= best)) arg++;
             assign[i0 + r] = arg;
-            if (dist) {
-                const float *xi = x + (i0 + r) * d;
-                float xn = 0;
-                for (int t = 0; t < d; t++) xn += xi[t] * xi[t];
-                float dd = xn + best;
-                dist[i0 + r] = dd > 0 ? dd : 0;
-            }
+            /* the chosen centroid's distance directly: no cancellation, cheap (d flops) */
+            if (dist) dist[i0 + r] = sqdist(x + (i0 + r) * d, c + (int64_t)arg * d, d);
         }
     }
     free(g);
@@ -87,10 +100,11 @@ void km_assign_blas(const float *x, int64_t n, int d, const float *c, int k, int
 
 double km_inertia(const float *x, int64_t n, int d, const float *c, const int32_t *assign) {
     double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
+#pragma omp parallel for schedule(static) reduction(+ : total) if(n * d >= KM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * d, *ci = c + (int64_t)assign[i] * d;
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int t = 0; t < d; t++) {
             double df = (double)xi[t] - (double)ci[t];
             s += df * df;
@@ -102,14 +116,6 @@ double km_inertia(const float *x, int64_t n, int d, const float *c, const int32_
 
 /* ---------------------------------------------------------------- k-means++ seeding */
 
-static float sqdist(const float *a, const float *b, int d) {
-    float s = 0;
-    for (int t = 0; t < d; t++) {
-        float df = a[t] - b[t];
-        s += df * df;
-    }
-    return s;
-}
 
 /* Index i with cum[i-1] <= u < cum[i] (cum inclusive prefix sums, non-decreasing). */
 static int64_t search_cum(const double *cum, int64_t n, double u) {
@@ -123,20 +129,29 @@ static int64_t search_cum(const double *cum, int64_t n, double u) {
 }
 
 /* Greedy k-means++ (Arthur & Vassilvitskii 2007; the greedy variant with `trials` D^2-sampled
- * candidates per step keeps the one that lowers the potential most, as scikit-learn does). */
+ * candidates per step keeps the one that lowers the potential most, as scikit-learn does). The
+ * distances of all points to a step's candidates come from one sgemm, as in the assignment. */
 void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t seed, float *c) {
     sd_rng rng;
     sd_rng_seed(&rng, seed);
     if (trials <= 0) trials = 2 + (int)log((double)k);
     if (trials > 64) trials = 64;
+    float *xnorm = sd_malloc(sizeof(float) * (size_t)n);            /* (n) ||x||^2 */
     float *mind = sd_malloc(sizeof(float) * (size_t)n);             /* (n) min sq dist to chosen */
     float *cand_d = sd_malloc(sizeof(float) * (size_t)(n * trials)); /* (n, trials) */
+    float *cc = sd_malloc(sizeof(float) * (size_t)trials * (size_t)d); /* (trials, d) candidates */
     double *cum = sd_malloc(sizeof(double) * (size_t)n);
     int64_t *cand = sd_malloc(sizeof(int64_t) * (size_t)trials);
+#pragma omp parallel for schedule(static) if(n * d >= KM_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int t = 0; t < d; t++) s += x[i * d + t] * x[i * d + t];
+        xnorm[i] = s;
+    }
     int64_t first = (int64_t)(sd_rng_uniform(&rng) * (double)n);
     if (first >= n) first = n - 1;
     memcpy(c, x + first * d, sizeof(float) * (size_t)d);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n * d >= KM_PAR_MIN)
     for (int64_t i = 0; i < n; i++) mind[i] = sqdist(x + i * d, c, d);
     for (int j = 1; j < k; j++) {
         double s = 0;
@@ -144,17 +159,19 @@ void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t se
         for (int t = 0; t < trials; t++) {
             /* all points coincide with chosen centroids: any point will do */
             cand[t] = s > 0 ? search_cum(cum, n, sd_rng_uniform(&rng) * s) : (int64_t)sd_rng_below(&rng, (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX));
+            memcpy(cc + (int64_t)t * d, x + cand[t] * d, sizeof(float) * (size_t)d);
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, trials, d, -2.0f, x, d, cc, d, 0.0f, cand_d, trials);
         double pot[64] = {0};
         int nt = trials;
-#pragma omp parallel
+#pragma omp parallel if(n * d * trials >= KM_PAR_MIN)
         {
             double lp[64] = {0};
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < n; i++) {
-                const float *xi = x + i * d;
                 for (int t = 0; t < nt; t++) {
-                    float dd = sqdist(xi, x + cand[t] * d, d);
+                    float dd = xnorm[i] + xnorm[cand[t]] + cand_d[i * trials + t]; /* ||x||^2 + ||c||^2 - 2 x.c */
+                    if (dd < 0 || i == cand[t]) dd = 0;
                     cand_d[i * trials + t] = dd;
                     lp[t] += dd < mind[i] ? dd : mind[i];
                 }
@@ -166,19 +183,21 @@ void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t se
         for (int t = 1; t < nt; t++)
             if (pot[t] < pot[bt]) bt = t;
         memcpy(c + (int64_t)j * d, x + cand[bt] * d, sizeof(float) * (size_t)d);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n * trials >= KM_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             float dd = cand_d[i * trials + bt];
             if (dd < mind[i]) mind[i] = dd;
         }
     }
-    free(cand);
-    free(cum);
-    free(cand_d);
-    free(mind);
+    free(cand), free(cum), free(cc), free(cand_d), free(mind), free(xnorm);
 }
 
 /* ---------------------------------------------------------------- Lloyd iterations */
+
+/* k-means++ seeds from at most this many points per cluster (a uniform sample): seeding costs
+ * O(n k d) like ~k/trials Lloyd iterations, and 64 points per cluster keep the D^2 sampling's
+ * quality (the bench's inertia against FAISS's random seeding shows it). */
+#define KM_SEED_SAMPLE_PER_K 64
 
 /* Refills empty clusters (see the file comment). counts (k) is updated; dist is consumed (taken
  * points get -1). Returns the number of clusters refilled. */
@@ -203,7 +222,7 @@ static int repair_empty(int64_t n, int k, int32_t *assign, float *dist, int64_t 
 static void update_centroids(const float *x, int64_t n, int d, int k, const int32_t *assign, const int64_t *counts, float *c) {
     int nth = sd_num_threads();
     double *acc = sd_calloc((size_t)nth * (size_t)k * (size_t)d, sizeof(double)); /* (threads, k, d) */
-#pragma omp parallel
+#pragma omp parallel if(n * d >= KM_PAR_MIN)
     {
         int tid = 0;
 #ifdef _OPENMP
@@ -243,10 +262,31 @@ int km_fit(const float *x, int64_t n, int d, const km_config *cfg, km_result *ou
     out->trace = sd_malloc(sizeof(double) * (size_t)(max_iter + 1));
     float *dist = sd_malloc(sizeof(float) * (size_t)n);
     int64_t *counts = sd_malloc(sizeof(int64_t) * (size_t)k);
-    km_seed_pp(x, n, d, k, cfg->pp_trials, cfg->seed, out->centroids);
+    if (n > (int64_t)KM_SEED_SAMPLE_PER_K * k) {
+        /* seed on a uniform sample (partial Fisher-Yates over indices, deterministic for the seed) */
+        int64_t ns = (int64_t)KM_SEED_SAMPLE_PER_K * k;
+        int64_t *idx = sd_malloc(sizeof(int64_t) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) idx[i] = i;
+        sd_rng rng;
+        sd_rng_seed(&rng, cfg->seed ^ 0x5eedULL);
+        float *xs = sd_malloc(sizeof(float) * (size_t)(ns * d));
+        for (int64_t i = 0; i < ns; i++) {
+            int64_t j = i + (int64_t)(sd_rng_uniform(&rng) * (double)(n - i));
+            if (j >= n) j = n - 1;
+            int64_t tmp = idx[i];
+            idx[i] = idx[j], idx[j] = tmp;
+            memcpy(xs + i * d, x + idx[i] * d, sizeof(float) * (size_t)d);
+        }
+        km_seed_pp(xs, ns, d, k, cfg->pp_trials, cfg->seed, out->centroids);
+        free(xs);
+        free(idx);
+    } else {
+        km_seed_pp(x, n, d, k, cfg->pp_trials, cfg->seed, out->centroids);
+    }
     for (int it = 0; it <= max_iter; it++) {
         km_assign_blas(x, n, d, out->centroids, k, out->assign, dist);
-        double in = km_inertia(x, n, d, out->centroids, out->assign);
+        double in = 0;
+        for (int64_t i = 0; i < n; i++) in += dist[i];
         out->trace[out->n_iter++] = in;
         memset(counts, 0, sizeof(int64_t) * (size_t)k);
         for (int64_t i = 0; i < n; i++) counts[out->assign[i]]++;
