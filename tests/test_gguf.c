@@ -215,6 +215,81 @@ static void test_q8_0_dequantised(void **state) {
     assert_refused(buf, n - 1, "outside the file");
 }
 
+/* The scalar and array types the writer never produces (u8, i8, u16, i16, i64, f64, arrays of
+ * u16 and f64), hand-encoded, through the typed getters. */
+static void test_reader_other_kv_types(void **state) {
+    (void)state;
+    uint8_t buf[512];
+    size_t n = 0;
+#define PUT(v, k) (memcpy(buf + n, &(v), k), n += k)
+#define KEY(s) do { uint64_t l_ = strlen(s); PUT(l_, 8); memcpy(buf + n, s, l_); n += l_; } while (0)
+    uint32_t u;
+    uint64_t q;
+    memcpy(buf, "GGUF", 4), n = 4;
+    u = 3, PUT(u, 4);
+    q = 0, PUT(q, 8);
+    q = 8, PUT(q, 8);
+    uint8_t u8 = 200; int8_t i8 = -100; uint16_t u16 = 60000; int16_t i16 = -30000;
+    int64_t i64 = -5000000000ll; double f64 = 2.5e-300;
+    KEY("a.u8"); u = GGUF_TYPE_UINT8, PUT(u, 4), PUT(u8, 1);
+    KEY("a.i8"); u = GGUF_TYPE_INT8, PUT(u, 4), PUT(i8, 1);
+    KEY("a.u16"); u = GGUF_TYPE_UINT16, PUT(u, 4), PUT(u16, 2);
+    KEY("a.i16"); u = GGUF_TYPE_INT16, PUT(u, 4), PUT(i16, 2);
+    KEY("a.i64"); u = GGUF_TYPE_INT64, PUT(u, 4), PUT(i64, 8);
+    KEY("a.f64"); u = GGUF_TYPE_FLOAT64, PUT(u, 4), PUT(f64, 8);
+    uint16_t arr16[3] = {1, 65535, 7};
+    KEY("a.arr16"); u = GGUF_TYPE_ARRAY, PUT(u, 4), u = GGUF_TYPE_UINT16, PUT(u, 4), q = 3, PUT(q, 8), PUT(arr16, 6);
+    double arr64[2] = {1.0, -1.0};
+    KEY("a.arrf64"); u = GGUF_TYPE_ARRAY, PUT(u, 4), u = GGUF_TYPE_FLOAT64, PUT(u, 4), q = 2, PUT(q, 8), PUT(arr64, 16);
+#undef PUT
+#undef KEY
+    gguf_file *g;
+    sd_err err = {0};
+    assert_int_equal(gguf_parse(&g, buf, n, "types.gguf", &err), SD_OK);
+    int64_t v;
+    double d;
+    assert_int_equal(gguf_get_int(g, "a.u8", &v, &err), SD_OK);
+    assert_int_equal(v, 200);
+    assert_int_equal(gguf_get_int(g, "a.i8", &v, &err), SD_OK);
+    assert_int_equal(v, -100);
+    assert_int_equal(gguf_get_int(g, "a.u16", &v, &err), SD_OK);
+    assert_int_equal(v, 60000);
+    assert_int_equal(gguf_get_int(g, "a.i16", &v, &err), SD_OK);
+    assert_int_equal(v, -30000);
+    assert_int_equal(gguf_get_int(g, "a.i64", &v, &err), SD_OK);
+    assert_true(v == -5000000000ll);
+    uint32_t u32;
+    assert_int_equal(gguf_get_u32(g, "a.i64", &u32, &err), SD_ERR_FORMAT);
+    assert_int_equal(gguf_get_float(g, "a.f64", &d, &err), SD_OK);
+    assert_true(d == 2.5e-300);
+    assert_int_equal(gguf_get_float(g, "a.u8", &d, &err), SD_ERR_FORMAT);
+    int32_t *iv;
+    uint64_t m;
+    assert_int_equal(gguf_get_arr_i32(g, "a.arr16", &iv, &m, &err), SD_OK);
+    assert_int_equal(m, 3);
+    assert_int_equal(iv[1], 65535);
+    free(iv);
+    assert_int_equal(gguf_get_arr_i32(g, "a.arrf64", &iv, &m, &err), SD_ERR_FORMAT);
+    gguf_type et;
+    const void *data;
+    assert_int_equal(gguf_get_arr(g, "a.arrf64", &et, &m, &data, &err), SD_OK);
+    assert_int_equal(et, GGUF_TYPE_FLOAT64);
+    assert_memory_equal(data, arr64, sizeof arr64);
+    gguf_close(g);
+    /* a bool byte other than 0/1 is refused */
+    uint8_t bad[64];
+    size_t k = 0;
+    memcpy(bad, "GGUF", 4), k = 4;
+    u = 3, memcpy(bad + k, &u, 4), k += 4;
+    q = 0, memcpy(bad + k, &q, 8), k += 8;
+    q = 1, memcpy(bad + k, &q, 8), k += 8;
+    q = 1, memcpy(bad + k, &q, 8), k += 8;
+    bad[k++] = 'b';
+    u = GGUF_TYPE_BOOL, memcpy(bad + k, &u, 4), k += 4;
+    bad[k++] = 2;
+    assert_refused(bad, k, "bool value 2");
+}
+
 static lm_config tiny_config(int tied) {
     lm_config c = {.dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 40, .vocab_size = 300,
                    .seq_len = 64, .tied = tied, .norm_eps = 1e-5f, .rope_theta = 10000};
@@ -449,6 +524,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_and_tensor_round_trip),
         cmocka_unit_test(test_q8_0_dequantised),
+        cmocka_unit_test(test_reader_other_kv_types),
         cmocka_unit_test(test_model_round_trip),
         cmocka_unit_test(test_model_load_names_what_is_wrong),
         cmocka_unit_test(test_corrupt_files_refused),
