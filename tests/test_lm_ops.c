@@ -318,6 +318,13 @@ static void test_xent(void **state) {
     int32_t t0 = 0;
     lm_xent_forward(bp, bl, big, &t0, 1, 3);
     assert_true(isfinite(bl[0]) && bl[0] < 1e-6);
+    /* in place (probs aliasing logits), as the trainer calls it */
+    float *inplace = sd_malloc((size_t)N * V * sizeof(float)), *il = zeros(N);
+    memcpy(inplace, c.logits, (size_t)N * V * sizeof(float));
+    lm_xent_forward(inplace, il, inplace, tgt, N, V);
+    assert_true(worst(inplace, pr, (size_t)N * V, 1e-7, 1e-5) <= 1);
+    assert_true(worst(il, lr, N, 1e-6, 1e-5) <= 1);
+    free(inplace), free(il);
     float *d = zeros((size_t)N * V);
     lm_xent_backward(d, c.probs, tgt, mask, c.scale, N, V);
     for (int j = 0; j < V; j++) assert_true(d[1 * V + j] == 0.0f && d[4 * V + j] == 0.0f); /* masked rows */

@@ -358,7 +358,7 @@ void lm_xent_forward(float *probs, float *losses, const float *logits, const int
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *p = probs + (size_t)n * V;
-        float mx = l[0];
+        float mx = l[0], lt = l[targets[n]]; /* read before p (which may alias l) overwrites it */
         for (int i = 1; i < V; i++) mx = l[i] > mx ? l[i] : mx;
         float sum = 0;
         for (int i = 0; i < V; i++) {
@@ -368,7 +368,7 @@ void lm_xent_forward(float *probs, float *losses, const float *logits, const int
         float inv = 1.0f / sum;
         for (int i = 0; i < V; i++) p[i] *= inv;
         /* from the logits rather than log(p), which loses precision when p is tiny */
-        losses[n] = logf(sum) - (l[targets[n]] - mx);
+        losses[n] = logf(sum) - (lt - mx);
     }
 }
 
