@@ -108,6 +108,32 @@ static void test_round_trip_random_bytes(void **state) {
     tok_free(t);
 }
 
+/* The heap BPE (long pre-tokens) against the plain reference loop, on text with long runs. */
+static void test_fast_bpe_matches_reference(void **state) {
+    (void)state;
+    lm_tokenizer *t = train(200000, 1500);
+    sd_rng r;
+    sd_rng_seed(&r, 77);
+    size_t len;
+    char *text = make_corpus(60000, 3, &len);
+    /* glue words into long pre-tokens by dropping most separators */
+    for (size_t i = 0; i < len; i++)
+        if ((text[i] == ' ' || text[i] == ',') && sd_rng_below(&r, 8)) text[i] = "ae1 "[sd_rng_below(&r, 4)];
+    int32_t *a = malloc(len * sizeof *a), *b = malloc(len * sizeof *b);
+    size_t na, nb;
+    assert_int_equal(tok_encode(t, text, len, a, len, &na, 0), SD_OK);
+    tok_set_reference_bpe(1);
+    assert_int_equal(tok_encode(t, text, len, b, len, &nb, 0), SD_OK);
+    tok_set_reference_bpe(0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    assert_true(na < len / 2); /* merges really happened */
+    free(a);
+    free(b);
+    free(text);
+    tok_free(t);
+}
+
 static void test_training_deterministic_and_compresses(void **state) {
     (void)state;
     lm_tokenizer *a = train(300000, 800), *b = train(300000, 800);
@@ -357,6 +383,7 @@ static void test_llama_cpp_vocab_conformance(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_random_bytes),
+        cmocka_unit_test(test_fast_bpe_matches_reference),
         cmocka_unit_test(test_training_deterministic_and_compresses),
         cmocka_unit_test(test_specials_parse_only_when_asked),
         cmocka_unit_test(test_pretokenizer_rules_known_answers),

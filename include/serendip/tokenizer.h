@@ -82,6 +82,10 @@ const char *tok_decode_piece(const lm_tokenizer *t, int32_t id, size_t *len);
  * range. */
 int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap, size_t *len);
 
+/* For tests: 1 makes tok_encode use the plain O(n^2) merge loop for every pre-token (the
+ * reference), 0 (default) the heap for long ones. Process-wide; not thread-safe to flip. */
+void tok_set_reference_bpe(int on);
+
 /* Stored form, for writers (GGUF): the GPT-2-mapped token string (borrowed, NUL-terminated),
  * its type, and merge rank r as "left right" (borrowed). */
 const char *tok_token_text(const lm_tokenizer *t, int32_t id);

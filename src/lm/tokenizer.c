@@ -22,6 +22,7 @@
  *    pair counts), so a merge costs time proportional to the words it touches, not the corpus. */
 #include "serendip/tokenizer.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -342,10 +343,9 @@ static void pretok_free(pretok_buf *b) {
 
 static uint32_t g_byte_cp[256]; /* byte -> code point */
 static int16_t g_cp_byte[324];  /* code point (< 324) -> byte, or -1 */
-static int g_bytes_ready;
+static pthread_once_t g_bytes_once = PTHREAD_ONCE_INIT;
 
-static void bytes_init(void) {
-    if (g_bytes_ready) return; /* idempotent; racing threads compute the same values */
+static void bytes_build(void) {
     int n = 0;
     for (int i = 0; i < 324; i++) g_cp_byte[i] = -1;
     for (int b = 0; b < 256; b++) {
@@ -353,8 +353,9 @@ static void bytes_init(void) {
         g_byte_cp[b] = keep ? (uint32_t)b : (uint32_t)(256 + n++);
         g_cp_byte[g_byte_cp[b]] = (int16_t)b;
     }
-    g_bytes_ready = 1;
 }
+
+static void bytes_init(void) { pthread_once(&g_bytes_once, bytes_build); }
 
 static size_t utf8_put(char *o, uint32_t c) {
     if (c < 0x80) { o[0] = (char)c; return 1; }
@@ -757,6 +758,33 @@ static enc_ent enc_pop(enc_ctx *e) {
     return top;
 }
 
+/* Pre-tokens up to this many bytes use the plain merge loop (faster when short); longer ones the
+ * heap. tok_set_reference_bpe(1) makes every word use the plain loop, for tests. */
+#define ENC_SCAN_MAX 32
+static int g_reference_bpe;
+
+void tok_set_reference_bpe(int on) { g_reference_bpe = on; }
+
+/* The reference BPE: rescan all adjacent pairs for the lowest rank (leftmost on ties), merge it,
+ * repeat. O(n^2) in the pre-token's length. Leaves the result in e->sym[0..*n). */
+static void enc_word_scan(enc_ctx *e, const uint8_t *p, size_t len, int32_t *n_out) {
+    const lm_tokenizer *t = e->t;
+    int32_t *s = e->sym, n = (int32_t)len;
+    for (int32_t i = 0; i < n; i++) s[i] = t->byte_id[p[i]];
+    while (n > 1) {
+        int32_t best = -1, best_rank = INT32_MAX;
+        for (int32_t i = 0; i + 1 < n; i++) {
+            int32_t r = pmap_get(&t->ranks, PAIR(s[i], s[i + 1]));
+            if (r >= 0 && r < best_rank) best = i, best_rank = r;
+        }
+        if (best < 0) break;
+        s[best] = t->merge_out[best_rank];
+        memmove(s + best + 1, s + best + 2, (size_t)(n - best - 2) * sizeof *s);
+        n--;
+    }
+    *n_out = n;
+}
+
 /* BPE on one pre-token: start from byte tokens, repeatedly merge the lowest-ranked adjacent pair
  * (leftmost on ties), as GPT-2 and llama.cpp do. A heap of candidate pairs with lazy
  * invalidation makes this O(n log n) in the pre-token's length (a long run of spaces or digits is
@@ -771,6 +799,11 @@ static void enc_word(void *ctx, const uint8_t *p, size_t len) {
         e->next = sd_realloc(e->next, len * sizeof *e->next);
     }
     int32_t n = (int32_t)len;
+    if (len <= ENC_SCAN_MAX || g_reference_bpe) {
+        enc_word_scan(e, p, len, &n);
+        for (int32_t i = 0; i < n; i++) enc_push(e, e->sym[i]);
+        return;
+    }
     for (int32_t i = 0; i < n; i++) {
         e->sym[i] = t->byte_id[p[i]];
         e->prev[i] = i - 1;
