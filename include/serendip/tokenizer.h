@@ -79,7 +79,7 @@ const char *tok_decode_piece(const lm_tokenizer *t, int32_t id, size_t *len);
 
 /* Concatenates the pieces of ids[0..n) into out (no NUL added). Writes min(bytes, cap) bytes and
  * the full byte count to *len; SD_OK, or SD_ERR_USAGE if cap was too small or an id is out of
- * range. */
+ * range (out-of-range ids contribute nothing). out may be NULL with cap 0 to query the size. */
 int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap, size_t *len);
 
 /* For tests: 1 makes tok_encode use the plain O(n^2) merge loop for every pre-token (the

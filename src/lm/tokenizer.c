@@ -690,8 +690,8 @@ int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, s
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n) { rc = SD_ERR_USAGE; continue; }
         size_t l = t->raw_len[ids[i]];
-        if (k + l <= cap) memcpy(out + k, t->raw[ids[i]], l);
-        else if (k < cap) memcpy(out + k, t->raw[ids[i]], cap - k);
+        if (l > 0 && k + l <= cap) memcpy(out + k, t->raw[ids[i]], l);
+        else if (l > 0 && k < cap) memcpy(out + k, t->raw[ids[i]], cap - k);
         k += l;
     }
     *len = k;
