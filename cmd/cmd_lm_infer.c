@@ -37,6 +37,33 @@ static char *decode(const lm_tokenizer *t, const int32_t *ids, int n) {
     return s;
 }
 
+/* Copy of s with every invalid UTF-8 sequence replaced by U+FFFD (JSON must be UTF-8; generated
+ * byte-level tokens need not be). Caller frees. */
+static char *utf8_clean(const char *s) {
+    size_t n = strlen(s), o = 0;
+    char *out = sd_malloc(3 * n + 1);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int len = u[i] < 0x80 ? 1 : (u[i] >> 5) == 6 ? 2 : (u[i] >> 4) == 14 ? 3 : (u[i] >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (int k = 1; ok && k < len; k++) ok = (u[i + k] & 0xC0) == 0x80;
+        if (ok && len == 2) ok = u[i] >= 0xC2;
+        if (ok && len == 3) ok = !(u[i] == 0xE0 && u[i + 1] < 0xA0) && !(u[i] == 0xED && u[i + 1] >= 0xA0);
+        if (ok && len == 4) ok = u[i] <= 0xF4 && !(u[i] == 0xF0 && u[i + 1] < 0x90) && !(u[i] == 0xF4 && u[i + 1] >= 0x90);
+        if (ok) {
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 /* The lines of a JSONL file parsed to objects (caller frees each with cJSON_Delete and the array). */
 static int read_jsonl(const char *path, cJSON ***out, int *n, sd_err *err) {
     char *buf;
@@ -201,20 +228,26 @@ int cmd_lm_generate(int argc, char **argv) {
     cJSON *root = cJSON_CreateArray();
     for (int p = 0; p < np; p++) {
         cJSON *jp = cJSON_CreateObject(), *js = cJSON_CreateArray();
-        cJSON_AddStringToObject(jp, "prompt", texts[p]);
+        char *cp = utf8_clean(texts[p]);
+        cJSON_AddStringToObject(jp, "prompt", cp);
+        free(cp);
         if (!json) printf("prompt %d: %s\n", p, texts[p]);
         for (int k = 0; k < n; k++) {
             int i = p * n + k;
             cJSON *o = cJSON_CreateObject();
             if (trie) {
-                cJSON_AddStringToObject(o, "text", allowed_str[choice[i]]);
+                char *ca = utf8_clean(allowed_str[choice[i]]);
+                cJSON_AddStringToObject(o, "text", ca);
+                free(ca);
                 cJSON_AddNumberToObject(o, "choice", choice[i]);
                 cJSON_AddNumberToObject(o, "logprob", lp[i]);
                 cJSON_AddNumberToObject(o, "logprob_renorm", lpr[i]);
                 if (!json) printf("  [%d] %8.3f  %s\n", k, (double)lp[i], allowed_str[choice[i]]);
             } else {
-                char *txt = decode(tok, out.tokens + (size_t)i * out.max_new, out.len[i]);
-                cJSON_AddStringToObject(o, "text", txt);
+                char *txt = decode(tok, out.tokens + (size_t)i * out.max_new, out.len[i]), *clean = utf8_clean(txt);
+                cJSON_AddStringToObject(o, "text", clean);
+                free(clean);
+                cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(out.tokens + (size_t)i * out.max_new, out.len[i]));
                 cJSON_AddNumberToObject(o, "tokens", out.len[i]);
                 cJSON_AddBoolToObject(o, "stopped", out.stopped[i]);
                 cJSON_AddNumberToObject(o, "logprob", out.logprob[i]);
