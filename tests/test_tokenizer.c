@@ -192,6 +192,14 @@ static void test_specials_parse_only_when_asked(void **state) {
     size_t need;
     assert_int_equal(tok_encode(t, s, strlen(s), ids, 2, &need, 0), SD_ERR_USAGE);
     assert_int_equal(need, n);
+    /* decode size query (out NULL, cap 0), then a too-small buffer gets a prefix */
+    size_t dlen, dlen2;
+    char small[4];
+    assert_int_equal(tok_decode(t, ids, n, NULL, 0, &dlen), SD_ERR_USAGE);
+    assert_int_equal(dlen, strlen(s));
+    assert_int_equal(tok_decode(t, ids, n, small, sizeof small, &dlen2), SD_ERR_USAGE);
+    assert_int_equal(dlen2, dlen);
+    assert_memory_equal(small, s, sizeof small);
     size_t piece_len;
     const char *piece = tok_decode_piece(t, tok_special(t, TOK_SCORE), &piece_len);
     assert_int_equal(piece_len, strlen(TOK_SCORE));
