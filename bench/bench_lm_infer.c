@@ -156,6 +156,50 @@ int main(int argc, char **argv) {
     }
     double ts = median(t_single, reps);
     printf("single_tokens %d\nsingle_seconds %.4f\nsingle_tokens_per_s %.1f\n", single, ts, single / ts);
+    /* constrained best-of-n: 100 allowed strings of 3..8 tokens (the planner's workload shape) */
+    {
+        enum { NS = 100 };
+        int32_t seqs[NS][8];
+        int lens[NS];
+        const int32_t *ptr[NS];
+        sd_rng r;
+        sd_rng_seed(&r, 11);
+        int32_t end = tok_eos(tok) >= 0 ? tok_eos(tok) : m.cfg.vocab_size - 1;
+        for (int i = 0; i < NS; i++) {
+            lens[i] = 3 + (int)sd_rng_below(&r, 6);
+            for (int j = 0; j < lens[i]; j++) {
+                do seqs[i][j] = (int32_t)sd_rng_below(&r, (uint32_t)m.cfg.vocab_size);
+                while (seqs[i][j] == end);
+            }
+            ptr[i] = seqs[i];
+        }
+        lm_trie *trie = lm_trie_new(ptr, lens, NS, end, m.cfg.vocab_size, &err);
+        if (!trie) {
+            fprintf(stderr, "bench_lm_infer: %s\n", err.msg);
+            return 1;
+        }
+        int total = n_prompts * n_samples;
+        int *choice = malloc(sizeof(int) * total);
+        float *lp = malloc(sizeof(float) * total), *all = malloc(sizeof(float) * n_prompts * NS);
+        double tc[99], tl[99];
+        for (int k = 0; k < reps; k++) {
+            double t0 = sd_now();
+            lm_generate_constrained(inf, (const int32_t *const *)pr, pl, n_prompts, n_samples, &s, trie, choice, lp, NULL,
+                                    &err);
+            tc[k] = sd_now() - t0;
+            t0 = sd_now();
+            lm_trie_logprobs(inf, (const int32_t *const *)pr, pl, n_prompts, trie, all, &err);
+            tl[k] = sd_now() - t0;
+        }
+        double mc = median(tc, reps), ml = median(tl, reps);
+        printf("constrained_strings %d trie_nodes %d\n", NS, lm_trie_n_nodes(trie));
+        printf("constrained_prompts_per_s %.1f\n", n_prompts / mc);
+        printf("trie_logprobs_prompts_per_s %.1f\n", n_prompts / ml);
+        free(choice);
+        free(lp);
+        free(all);
+        lm_trie_free(trie);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("peak_rss_mib %.1f\n", ru.ru_maxrss / 1024.0);
