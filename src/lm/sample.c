@@ -34,8 +34,8 @@ void lm_sampler_stream(sd_rng *rng, uint64_t seed, const int32_t *prompt, int pr
 float lm_logprob_of(const float *logits, int V, int32_t token) {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
-    double s = 0;
-    for (int i = 0; i < V; i++) s += exp((double)(logits[i] - mx));
+    double s = 0; /* expf terms (the cost), double sum (the accuracy) */
+    for (int i = 0; i < V; i++) s += expf(logits[i] - mx);
     return (float)((double)(logits[token] - mx) - log(s));
 }
 
