@@ -1,0 +1,200 @@
+/* server.c - libmicrohttpd glue for the handlers of handlers.c: listening, limits, request
+ * bodies, the connection count behind the 503 overload answer, and per-request accounting.
+ *
+ * Threading: libmicrohttpd's internal thread pool, each thread running its own epoll loop over
+ * its share of the connections (MHD_USE_EPOLL_INTERNAL_THREAD + MHD_OPTION_THREAD_POOL_SIZE);
+ * on 2 cores this beat thread-per-connection and a single polling thread (docs/serving.md).
+ *
+ * A request's life: the URI-log callback sees the raw request target first and allocates the
+ * request context (start time, raw URL, body buffer); the access handler collects the body (up to
+ * max_body, beyond which the rest is discarded and 413 answered) and answers through sv_handle;
+ * the completion callback records status and latency and frees the context. */
+#include "serendip/serve.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct sv_server {
+    struct MHD_Daemon *d;
+    sv_state *st;
+    sv_options o;
+    atomic_int conns;
+    int port;
+};
+
+typedef struct {
+    double t0;
+    char *url;        /* raw request target */
+    char *body;       /* (cap) collected body */
+    size_t len, cap;
+    int too_large;
+    int status;       /* 0 until a response is queued */
+    int answered;
+} req_ctx;
+
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *con) {
+    (void)cls, (void)con;
+    req_ctx *c = sd_calloc(1, sizeof *c);
+    c->t0 = sd_now();
+    c->url = sd_strdup(uri ? uri : "");
+    return c;
+}
+
+static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)con, (void)toe;
+    sv_server *srv = cls;
+    req_ctx *c = *con_cls;
+    if (!c) return;
+    if (c->status) sv_metrics_record(srv->st, c->status, sd_now() - c->t0);
+    free(c->url), free(c->body), free(c);
+    *con_cls = NULL;
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *con, void **socket_ctx, enum MHD_ConnectionNotificationCode toe) {
+    (void)con, (void)socket_ctx;
+    sv_server *srv = cls;
+    int d = toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+    atomic_fetch_add(&srv->conns, d);
+    sv_metrics_connections(srv->st, d);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *con, req_ctx *c, sv_response *rs, int close) {
+    struct MHD_Response *r = rs->body_static
+                                 ? MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_PERSISTENT)
+                                 : MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        sv_response_free(rs);
+        return MHD_NO;
+    }
+    rs->body = NULL; /* owned by the response now */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (rs->allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rs->allow);
+    if (rs->auth_challenge) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (rs->status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (close) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(con, (unsigned)rs->status, r);
+    MHD_destroy_response(r);
+    c->status = rs->status;
+    c->answered = 1;
+    return ret;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *con, const char *url, const char *method,
+                                      const char *version, const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls) {
+    (void)url, (void)version;
+    sv_server *srv = cls;
+    req_ctx *c = *con_cls;
+    if (!c) return MHD_NO; /* cannot happen: uri_log always runs first */
+    if (c->answered) { /* discard the rest of an upload we already answered */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    sv_response rs;
+    if (atomic_load(&srv->conns) > srv->o.max_conns) {
+        sv_metrics_overload(srv->st);
+        sv_response_error(&rs, 503, "overloaded: more than %d connections, retry later", srv->o.max_conns);
+        return queue(con, c, &rs, 1);
+    }
+    int has_body = !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
+    if (has_body && !c->cap && !c->too_large) { /* first call: headers only */
+        const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) {
+            sv_response_error(&rs, 413, "request body larger than %zu bytes", srv->o.max_body);
+            return queue(con, c, &rs, 1);
+        }
+        c->cap = 1; /* marks the first call as seen; the buffer grows on data */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        if (c->len + n > srv->o.max_body) c->too_large = 1;
+        else {
+            if (c->len + n > c->cap || !c->body) {
+                size_t cap = c->cap < 1024 ? 1024 : c->cap;
+                while (cap < c->len + n) cap *= 2;
+                c->body = sd_realloc(c->body, cap);
+                c->cap = cap;
+            }
+            memcpy(c->body + c->len, upload_data, n);
+            c->len += n;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    sv_request rq = {.method = method, .url = c->url, .body = c->body, .body_len = c->len, .body_too_large = c->too_large,
+                     .auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION)};
+    sv_handle(srv->st, &rq, &rs);
+    return queue(con, c, &rs, c->too_large);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    if (sd_verbosity < 2) return;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n') msg[--n] = 0;
+    sd_debug("serve: libmicrohttpd: %s", msg);
+}
+
+int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *err) {
+    *out = NULL;
+    if (o->threads < 1 || o->threads > 256) return sd_fail(err, SD_ERR_USAGE, "serve: threads %d not in 1..256", o->threads);
+    if (o->port < 0 || o->port > 65535) return sd_fail(err, SD_ERR_USAGE, "serve: port %d not in 0..65535", o->port);
+    if (o->max_conns < 1) return sd_fail(err, SD_ERR_USAGE, "serve: max connections %d < 1", o->max_conns);
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    struct sockaddr *addr;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    const char *bind = o->bind ? o->bind : "127.0.0.1";
+    memset(&a4, 0, sizeof a4), memset(&a6, 0, sizeof a6);
+    if (inet_pton(AF_INET, bind, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET, a4.sin_port = htons((uint16_t)o->port);
+        addr = (struct sockaddr *)&a4;
+    } else if (inet_pton(AF_INET6, bind, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6, a6.sin6_port = htons((uint16_t)o->port);
+        addr = (struct sockaddr *)&a6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        return sd_fail(err, SD_ERR_USAGE, "serve: bind address '%s' is not an IPv4 or IPv6 literal", bind);
+    }
+    sv_server *srv = sd_calloc(1, sizeof *srv);
+    srv->st = s, srv->o = *o;
+    /* MHD refuses connections beyond its own limit outright; below it, ours answers 503 */
+    unsigned hard = (unsigned)o->max_conns + 64;
+    srv->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, access_handler, srv,
+                              MHD_OPTION_SOCK_ADDR, addr,
+                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
+                              MHD_OPTION_CONNECTION_LIMIT, hard,
+                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->conn_memory,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                              MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
+                              MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+                              MHD_OPTION_NOTIFY_CONNECTION, notify_conn, srv,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                              MHD_OPTION_END);
+    if (!srv->d) {
+        free(srv);
+        return sd_fail(err, SD_ERR_IO, "serve: cannot listen on %s:%d (in use, or not allowed)", bind, o->port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : o->port;
+    *out = srv;
+    return SD_OK;
+}
+
+int sv_server_port(const sv_server *srv) { return srv->port; }
+
+void sv_server_stop(sv_server *srv) {
+    if (!srv) return;
+    MHD_stop_daemon(srv->d);
+    free(srv);
+}
