@@ -78,7 +78,8 @@ bench: deps
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 30
-fuzz: deps
+fuzz:
+	@SERENDIP_EXTRA_PKGS=clang bash scripts/install-deps
 	@bash scripts/fuzz $(FUZZ_SECONDS)
 
 # PyTorch and llama.cpp reference checks of the language-model engine.

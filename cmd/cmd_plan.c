@@ -1,0 +1,147 @@
+/* cmd_plan.c - `serendip train` and `serendip plan`. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "serendip/models.h"
+#include "serendip/plan.h"
+
+static void print_quality(const md_align_quality *q) {
+    printf("alignment model on %lld held-out tuples: Spearman %.3f (vs pos_rate), %.3f (vs label), AUC %.3f\n",
+           (long long)q->align_heldout, q->align_spearman, q->align_spearman_label, q->align_auc);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *ws = NULL;
+    md_opts o;
+    md_opts_default(&o);
+    int seed = (int)o.seed, json = 0;
+    fl_spec specs[] = {
+        {"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"},
+        {"vocab", FL_INT, &o.vocab, "BPE vocabulary size"},
+        {"dim", FL_INT, &o.cfg.dim, "model width"},
+        {"layers", FL_INT, &o.cfg.n_layers, "transformer blocks"},
+        {"heads", FL_INT, &o.cfg.n_heads, "attention heads"},
+        {"kv-heads", FL_INT, &o.cfg.n_kv_heads, "key/value heads (grouped-query attention)"},
+        {"hidden", FL_INT, &o.cfg.hidden_dim, "feed-forward width"},
+        {"seq-len", FL_INT, &o.cfg.seq_len, "context length in tokens"},
+        {"pretrain-steps", FL_INT, &o.pretrain_steps, "optimizer steps of base pretraining"},
+        {"novelty-steps", FL_INT, &o.novelty_steps, "steps of the novelty fine-tune (and the single baseline)"},
+        {"align-steps", FL_INT, &o.align_steps, "steps of the alignment fine-tune"},
+        {"batch", FL_INT, &o.batch, "rows per step"},
+        {"lr", FL_FLOAT, &o.lr, "peak learning rate of pretraining"},
+        {"sft-lr", FL_FLOAT, &o.sft_lr, "peak learning rate of the fine-tunes"},
+        {"lora", FL_INT, &o.lora_rank, "LoRA rank of the fine-tunes (0 = full fine-tune)"},
+        {"baseline", FL_BOOL, &o.baseline, "also train the single model fine-tuned on high-feedback tuples"},
+        {"novelty-examples", FL_INT, &o.corpus.novelty_examples, "size of the diversified novelty set"},
+        {"per-target-cap", FL_INT, &o.corpus.per_target_cap, "max novelty examples per target cluster (0 = automatic)"},
+        {"min-users", FL_INT, &o.corpus.min_users, "alignment tuples backed by fewer users are dropped"},
+        {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
+        {"seed", FL_INT, &seed, "random seed"},
+        {"json", FL_BOOL, &json, "print the report as JSON"},
+        {0},
+    };
+    int rc = fl_parse("train --ws DIR [flags]",
+                      "Builds the corpora, pretrains the base model on the catalogue's language, and fine-tunes the\n"
+                      "novelty model and the alignment model from it (ws/models/*.gguf, ws/models/train.json).",
+                      specs, argc, argv);
+    if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    o.seed = (uint64_t)seed;
+    o.corpus.seed = (uint64_t)seed;
+    md_report r;
+    sd_err err = {0};
+    if (md_train(ws, &o, &r, &err)) return cmd_fail(&err);
+    char *path = sd_asprintf("%s/%s/%s", ws, MD_DIR, MD_REPORT);
+    if (json) {
+        char *text;
+        if (!sd_read_file(path, &text, NULL, &err)) {
+            fputs(text, stdout);
+            fputc('\n', stdout);
+            free(text);
+        }
+    } else {
+        printf("models: %lld parameters each, in %s/%s/\n", (long long)r.n_params, ws, MD_DIR);
+        printf("pretrain  loss %.3f  %.1fs  %.0f tokens/s\n", r.pretrain_loss, r.pretrain_s, r.tokens_per_s);
+        printf("novelty   loss %.3f  %.1fs  (%lld examples)\n", r.novelty_loss, r.novelty_s, (long long)r.corpus.novelty_examples);
+        printf("align     loss %.3f  %.1fs  (%lld tuples)\n", r.align_loss, r.align_s, (long long)r.corpus.align_train);
+        if (o.baseline) printf("single    loss %.3f  %.1fs\n", r.single_loss, r.single_s);
+        print_quality(&r.quality);
+        printf("report: %s\n", path);
+    }
+    free(path);
+    return 0;
+}
+
+int cmd_plan(int argc, char **argv) {
+    const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;
+    pl_opts o;
+    pl_opts_default(&o);
+    int n = 16, seed = 1, json = 0;
+    fl_spec specs[] = {
+        {"ws", FL_STR, &ws, "workspace folder (needs taxonomy, journeys, models)"},
+        {"n", FL_INT, &n, "candidates sampled per context (best-of-n)"},
+        {"n-sweep", FL_STR, &sweep, "comma-separated n values: one table per n in ws/plans/ (e.g. 1,2,4,8,16)"},
+        {"temperature", FL_FLOAT, &o.temperature, "sampling temperature of the novelty model"},
+        {"top-k", FL_INT, &o.top_k, "sample only from the k most likely tokens (0 = off)"},
+        {"top", FL_INT, &o.top, "clusters kept per context"},
+        {"shard", FL_STR, &shard, "plan only slice I of N, written as ws/explore.tbl.I-of-N (join with plan-merge)"},
+        {"generator", FL_STR, &gen, "proposing model: novelty, or single (the baseline)"},
+        {"no-align", FL_BOOL, &o.no_align, "rank by the generator's log-probability, without the alignment model"},
+        {"out", FL_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
+        {"seed", FL_INT, &seed, "sampling seed"},
+        {"json", FL_BOOL, &json, "print the run report as JSON"},
+        {0},
+    };
+    int rc = fl_parse("plan --ws DIR [--n N | --n-sweep LIST] [flags]",
+                      "Best-of-n over every context: samples n novel-cluster descriptions per context from the novelty\n"
+                      "model, scores them with the alignment model and keeps the best in the explore table.",
+                      specs, argc, argv);
+    if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    sd_err err = {0};
+    if (sweep) {
+        if (pl_parse_sweep(sweep, &o, &err)) return cmd_usage_error(argv[0], "%s", err.msg);
+    } else {
+        if (n < 1 || n > 1024) return cmd_usage_error(argv[0], "--n %d must be in 1..1024", n);
+        o.n_sweep[0] = n;
+        o.n_count = 1;
+    }
+    if (shard) {
+        int i = 0, k = 0;
+        char tail;
+        if (sscanf(shard, "%d/%d%c", &i, &k, &tail) != 2 || k < 1 || i < 1 || i > k)
+            return cmd_usage_error(argv[0], "--shard '%s': expected I/N with 1 <= I <= N", shard);
+        o.shard = i - 1;
+        o.n_shards = k;
+    }
+    if (!(o.temperature >= 0)) return cmd_usage_error(argv[0], "--temperature must be >= 0");
+    o.generator = gen;
+    o.out = out;
+    o.seed = (uint64_t)seed;
+    pl_report rep;
+    if (pl_plan(ws, &o, &rep, &err)) return cmd_fail(&err);
+    if (json) {
+        char *path = sd_asprintf("%s/plans/plan-%s%s.json", ws, strcmp(gen, "single") ? "explore" : "single",
+                                 o.n_shards > 1 ? "-shard" : "");
+        char *text;
+        if (!sd_read_file(path, &text, NULL, &err)) {
+            fputs(text, stdout);
+            fputc('\n', stdout);
+            free(text);
+        }
+        free(path);
+        return 0;
+    }
+    printf("planned %lld contexts in %.1fs (%.0f contexts/s, %d threads): sampling %.1fs, alignment scoring %.1fs (%lld pairs)\n",
+           (long long)rep.r[0].contexts, rep.total_s, rep.contexts_per_s, sd_num_threads(), rep.sample_s, rep.score_s,
+           (long long)rep.scored);
+    printf("%6s %12s %18s %12s  %s\n", "n", "compliance", "novel cand/ctx", "fallback", "table");
+    for (int i = 0; i < rep.count; i++) {
+        const pl_result *r = &rep.r[i];
+        printf("%6d %11.1f%% %18.2f %11.2f%%  %s\n", r->n, 100 * r->compliance,
+               r->contexts ? (double)r->novel_unique / (double)r->contexts : 0, 100 * r->fallback_share, r->path);
+    }
+    return 0;
+}

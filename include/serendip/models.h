@@ -1,0 +1,62 @@
+/* models.h - the `train` stage: corpora, the shared base model, and the two separate fine-tunes
+ * of the method (novelty and alignment), plus the single-model baseline the paper rejects.
+ *
+ * Files (ws/models/): base.gguf, novelty.gguf, align.gguf, single.gguf (with --baseline),
+ * *.lora.gguf (adapters, with --lora), train.json (every figure of the run). */
+#ifndef SERENDIP_MODELS_H
+#define SERENDIP_MODELS_H
+
+#include "serendip/corpus.h"
+#include "serendip/lm.h"
+#include "serendip/tokenizer.h"
+
+#define MD_DIR "models"
+#define MD_BASE "base.gguf"
+#define MD_NOVELTY "novelty.gguf"
+#define MD_ALIGN "align.gguf"
+#define MD_SINGLE "single.gguf"
+#define MD_REPORT "train.json"
+
+typedef struct {
+    lm_config cfg;        /* base model shape; vocab_size is set from the trained tokenizer */
+    int vocab;            /* BPE vocabulary size to train */
+    int pretrain_steps;   /* optimizer steps of pretraining */
+    int novelty_steps;    /* steps of each fine-tune */
+    int align_steps;
+    int batch;            /* rows per step */
+    float lr, sft_lr;     /* peak learning rates */
+    int lora_rank;        /* 0: full fine-tunes; r: rank-r LoRA adapters (merged into the saved model) */
+    int baseline;         /* also fine-tune the single model on high-feedback tuples */
+    uint64_t seed;
+    cp_opts corpus;
+} md_opts;
+void md_opts_default(md_opts *o);
+
+typedef struct {
+    double align_spearman; /* rank correlation of the model's score with the held-out pos_rate */
+    double align_spearman_label; /* ... with the held-out label (rounded percentile) */
+    double align_auc;      /* AUC of the score for pos_rate above the held-out median */
+    int64_t align_heldout; /* tuples judged */
+} md_align_quality;
+
+typedef struct {
+    cp_stats corpus;
+    int64_t n_params;
+    float pretrain_loss, novelty_loss, align_loss, single_loss; /* final training losses */
+    double pretrain_s, novelty_s, align_s, single_s;            /* seconds */
+    double tokens_per_s;                                        /* pretraining */
+    md_align_quality quality;
+} md_report;
+
+/* Runs the whole stage on a workspace (needs dataset.bin, taxonomy.bin, journeys.bin). */
+int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err);
+
+/* Expected score (0..9) of the alignment model for each prompt (already formatted with
+ * cp_align_prompt): sum over digits d of p(d) * d, p renormalised over the ten digit tokens. */
+typedef struct lm_infer lm_infer;
+int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err);
+
+/* Judges the alignment model at model_path on the held-out tuples file (align_heldout.jsonl). */
+int md_align_quality_of(const char *model_path, const char *heldout_path, md_align_quality *q, sd_err *err);
+
+#endif

@@ -1,0 +1,62 @@
+/* plan.h - the `plan` stage: best-of-n over EVERY context into explore tables.
+ *
+ * For each valid context (K distinct level-2 clusters) in the range planned: sample n candidate
+ * descriptions from the novelty model (free generation, temperature T), keep the samples that are
+ * exactly one cluster description (format compliance), drop duplicates and clusters of the
+ * context (novelty), score the survivors with the alignment model (expected score token), and
+ * keep the best `top` by score. A context with no valid candidate gets the fallback: the most
+ * popular cluster (train journeys) not in the context, flagged TBL_FLAG_FALLBACK.
+ *
+ * An n-sweep draws max(n) samples once per context and builds the table for every n of the sweep
+ * from the first n samples — each prefix is itself an i.i.d. draw of size n, so every table is a
+ * true best-of-n, and the sweep costs one run at max(n). */
+#ifndef SERENDIP_PLAN_H
+#define SERENDIP_PLAN_H
+
+#include "serendip/base.h"
+
+#define PL_DIR "plans"
+#define PL_MAX_SWEEP 16
+#define PL_FALLBACK_POPULAR 1 /* tbl_stats.fallback_kind: most popular cluster not in the context */
+
+typedef struct {
+    int n_sweep[PL_MAX_SWEEP]; /* the n values (ascending); n_count of them */
+    int n_count;
+    float temperature;         /* sampling temperature of the novelty model (default 1) */
+    int top_k;                 /* sampler top-k, 0 = off */
+    int top;                   /* entries kept per context (default 8) */
+    uint64_t seed;
+    const char *generator;     /* model that proposes: "novelty" (default) or "single" (baseline) */
+    int no_align;              /* rank by novelty log-probability instead of the alignment model */
+    int shard, n_shards;       /* plan only slice shard of n_shards (0-based; 1 shard = all) */
+    const char *out;           /* table path for a single-n run (default ws/explore.tbl) */
+    int chunk;                 /* contexts per batched generation call (default 64) */
+} pl_opts;
+void pl_opts_default(pl_opts *o);
+
+typedef struct {
+    int n;
+    int64_t contexts, samples, compliant, novel_unique, fallback;
+    double compliance;    /* compliant / samples */
+    double fallback_share;/* fallback / contexts */
+    char path[512];       /* table written */
+} pl_result;
+
+typedef struct {
+    pl_result r[PL_MAX_SWEEP];
+    int count;
+    double sample_s, score_s, total_s; /* generation, alignment scoring, whole run */
+    double contexts_per_s;
+    int64_t scored;                    /* (context, candidate) pairs scored by the alignment model */
+} pl_report;
+
+/* Plans the workspace (needs taxonomy.bin, journeys.bin, the models). Single n (n_count 1):
+ * writes o->out or ws/explore.tbl (a shard: ws/explore.tbl.<shard>-of-<n>). Sweep (n_count > 1):
+ * writes ws/plans/<generator-prefix>_n<n>.tbl for every n, and ws/explore.tbl for the largest n
+ * when the generator is the novelty model. Also ws/plans/plan-<prefix>.json with the report. */
+int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err);
+
+/* Parses "1,2,4,8,16" into o->n_sweep (ascending, distinct, 1..1024). */
+int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err);
+
+#endif

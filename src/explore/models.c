@@ -1,0 +1,345 @@
+/* models.c - the `train` stage (see models.h): build the corpora, train a BPE tokenizer and the
+ * base model on the catalogue's language, then fine-tune two SEPARATE models from the base — the
+ * novelty model on diversified novel transitions and the alignment model on collective-feedback
+ * labels — as the paper prescribes (one model on both objectives loses novelty). The optional
+ * single model (fine-tuned directly on high-feedback tuples) is the baseline the paper rejects. */
+#include "serendip/models.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serendip/gguf.h"
+#include "serendip/lm_infer.h"
+#include "serendip/lm_train.h"
+#include "serendip/rankstats.h"
+#include "serendip/sft.h"
+
+void md_opts_default(md_opts *o) {
+    memset(o, 0, sizeof *o);
+    /* Small on purpose: the whole table (9,900 contexts x 16 samples) must be planned in about a
+     * minute on two cores, and the catalogue language is a few thousand words. */
+    o->cfg = (lm_config){.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 384,
+                         .vocab_size = 0, .seq_len = 64, .tied = 1, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+    o->vocab = 1024;
+    o->pretrain_steps = 400;
+    o->novelty_steps = 300;
+    o->align_steps = 300;
+    o->batch = 32;
+    o->lr = 3e-3f;
+    o->sft_lr = 1e-3f;
+    o->seed = 1;
+    cp_opts_default(&o->corpus);
+}
+
+/* ---------------------------------------------------------------- training helpers */
+
+static void train_opts(lm_train_opts *to, const md_opts *o, int steps, float lr, int T, uint64_t seed) {
+    lm_train_opts_default(to);
+    to->steps = steps;
+    to->lr = lr;
+    to->min_lr = lr / 10;
+    to->warmup = steps / 10 + 1;
+    to->batch = o->batch;
+    to->seq_len = T;
+    to->seed = seed;
+    to->lora_rank = o->lora_rank;
+}
+
+/* Trains m on ex for to's steps; *loss the final step's loss, *secs the time taken. */
+static int run_training(lm_model *m, const lm_examples *ex, const lm_train_opts *to, int32_t pad, const char *label,
+                        lm_lora **lora_out, float *loss, double *secs, double *tps, sd_err *err) {
+    double t0 = sd_now();
+    lm_trainer *tr = NULL;
+    lm_batcher b;
+    int rc = lm_trainer_new(&tr, m, to, err);
+    if (rc) return rc;
+    rc = lm_batcher_init(&b, ex, to->batch, to->seq_len, pad, to->seed, err);
+    if (rc) {
+        lm_trainer_free(tr);
+        return rc;
+    }
+    double tok_s = 0;
+    rc = lm_train_run(tr, &b, label, NULL, NULL, loss, &tok_s, err);
+    if (tps) *tps = tok_s;
+    if (lora_out && tr->lora) {
+        /* hand the adapters to the caller: it merges and saves them */
+        *lora_out = sd_malloc(sizeof **lora_out);
+        **lora_out = *tr->lora;
+        tr->lora->params = NULL;
+    }
+    lm_batcher_free(&b);
+    lm_trainer_free(tr);
+    *secs = sd_now() - t0;
+    return rc;
+}
+
+static void model_copy(lm_model *dst, const lm_model *src) {
+    *dst = *src;
+    dst->params = sd_malloc(src->n_params * sizeof(float));
+    memcpy(dst->params, src->params, src->n_params * sizeof(float));
+    dst->owns_params = 1;
+    lm_weights_point(&dst->w, &dst->cfg, dst->params);
+}
+
+/* Fine-tunes a copy of base on the prompt/answer file and saves it (merged adapters with LoRA). */
+static int finetune(const char *dir, const lm_model *base, const lm_tokenizer *tok, const md_opts *o, const char *data,
+                    const char *out_name, const char *role, int steps, float *loss, double *secs, sd_err *err) {
+    lm_examples ex;
+    lm_examples_init(&ex);
+    lm_model m;
+    model_copy(&m, base);
+    lm_lora *lora = NULL;
+    size_t n = 0;
+    int rc = lm_sft_load_jsonl(tok, data, base->cfg.seq_len + 1, &ex, &n, err);
+    if (rc) goto done;
+    lm_train_opts to;
+    train_opts(&to, o, steps, o->sft_lr, base->cfg.seq_len, o->seed + 17);
+    sd_log("fine-tuning the %s model on %zu examples (%d steps%s)", role, n, steps, o->lora_rank ? ", LoRA" : "");
+    rc = run_training(&m, &ex, &to, tok_pad(tok), role, &lora, loss, secs, NULL, err);
+    if (rc) goto done;
+    char *path = sd_path_join(dir, out_name);
+    if (lora) {
+        char *apath = sd_asprintf("%.*s.lora.gguf", (int)(strlen(path) - 5), path);
+        rc = lm_lora_save_gguf(lora, apath, err);
+        free(apath);
+        if (!rc) lm_lora_merge(lora, &m);
+    }
+    if (!rc) rc = lm_gguf_save(path, &m, tok, role, err);
+    free(path);
+done:
+    if (lora) {
+        lm_lora_free(lora);
+        free(lora);
+    }
+    lm_examples_free(&ex);
+    lm_model_free(&m);
+    return rc;
+}
+
+/* Pretraining examples: the corpus text cut into windows of T+1 tokens. */
+static void pretrain_examples(const lm_tokenizer *tok, const char *text, size_t len, int T, lm_examples *ex) {
+    size_t n = 0, cap = len + 16;
+    int32_t *ids = sd_malloc(cap * sizeof *ids);
+    tok_encode(tok, text, len, ids, cap, &n, 1);
+    for (size_t s = 0; s + 2 <= n; s += (size_t)T) {
+        size_t w = n - s < (size_t)T + 1 ? n - s : (size_t)T + 1;
+        lm_examples_add(ex, ids + s, NULL, w);
+    }
+    free(ids);
+}
+
+/* ---------------------------------------------------------------- alignment scores */
+
+int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
+    int32_t digit[CP_SCORE_LEVELS];
+    for (int d = 0; d < CP_SCORE_LEVELS; d++) {
+        char c = (char)('0' + d);
+        size_t k = 0;
+        if (tok_encode(tok, &c, 1, digit + d, 1, &k, 0) || k != 1)
+            return sd_fail(err, SD_ERR_DATA, "the tokenizer does not encode the digit '%c' as one token", c);
+    }
+    int V = tok_vocab_size(tok);
+    const int chunk = 256;
+    float *lp = sd_malloc((size_t)chunk * V * sizeof *lp);
+    int32_t **ids = sd_calloc(chunk, sizeof *ids);
+    int *lens = sd_calloc(chunk, sizeof *lens);
+    int rc = SD_OK;
+    for (int s = 0; s < n && !rc; s += chunk) {
+        int m = n - s < chunk ? n - s : chunk;
+        for (int i = 0; i < m; i++) {
+            size_t len = strlen(prompts[s + i]), k = 0;
+            ids[i] = sd_realloc(ids[i], (len + 8) * sizeof **ids);
+            tok_encode(tok, prompts[s + i], len, ids[i], len + 8, &k, 1);
+            lens[i] = (int)k;
+        }
+        rc = lm_next_logprobs(inf, (const int32_t *const *)ids, lens, m, lp, err);
+        for (int i = 0; i < m && !rc; i++) {
+            const float *row = lp + (size_t)i * V;
+            double mx = -INFINITY, z = 0, ev = 0;
+            for (int d = 0; d < CP_SCORE_LEVELS; d++) mx = fmax(mx, row[digit[d]]);
+            for (int d = 0; d < CP_SCORE_LEVELS; d++) {
+                double p = exp(row[digit[d]] - mx);
+                z += p;
+                ev += p * d;
+            }
+            out[s + i] = (float)(ev / z);
+        }
+    }
+    for (int i = 0; i < chunk; i++) free(ids[i]);
+    free(ids);
+    free(lens);
+    free(lp);
+    return rc;
+}
+
+int md_align_quality_of(const char *model_path, const char *heldout_path, md_align_quality *q, sd_err *err) {
+    memset(q, 0, sizeof *q);
+    q->align_spearman = q->align_spearman_label = q->align_auc = NAN;
+    lm_model m;
+    lm_tokenizer *tok = NULL;
+    int rc = lm_gguf_load(model_path, &m, &tok, err);
+    if (rc) return rc;
+    char *text = NULL;
+    size_t len;
+    rc = sd_read_file(heldout_path, &text, &len, err);
+    sd_vec prompts, rate, label;
+    sd_vec_init(&prompts, sizeof(char *));
+    sd_vec_init(&rate, sizeof(double));
+    sd_vec_init(&label, sizeof(double));
+    long lineno = 0;
+    for (char *line = rc ? NULL : text, *next; line && *line; line = next) {
+        lineno++;
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        if (!*line) continue;
+        cJSON *o = cJSON_Parse(line);
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *r = cJSON_GetObjectItemCaseSensitive(o, "pos_rate"),
+              *l = cJSON_GetObjectItemCaseSensitive(o, "label");
+        if (!cJSON_IsString(p) || !cJSON_IsNumber(r) || !cJSON_IsNumber(l)) {
+            cJSON_Delete(o);
+            rc = sd_fail(err, SD_ERR_DATA, "%s:%ld: expected {\"prompt\", \"pos_rate\", \"label\"}", heldout_path, lineno);
+            break;
+        }
+        *(char **)sd_vec_push(&prompts) = sd_strdup(p->valuestring);
+        *(double *)sd_vec_push(&rate) = r->valuedouble;
+        *(double *)sd_vec_push(&label) = l->valuedouble;
+        cJSON_Delete(o);
+    }
+    int n = (int)prompts.len;
+    if (!rc && n > 0) {
+        lm_infer *inf = lm_infer_new(&m, 256, m.cfg.seq_len, err);
+        float *score = sd_malloc((size_t)n * sizeof *score);
+        rc = inf ? md_align_scores(inf, tok, (const char *const *)prompts.data, n, score, err) : SD_ERR_USAGE;
+        if (!rc) {
+            double *s = sd_malloc((size_t)n * sizeof *s), *sorted = sd_malloc((size_t)n * sizeof *sorted);
+            int *pos = sd_malloc((size_t)n * sizeof *pos);
+            const double *rt = rate.data;
+            for (int i = 0; i < n; i++) s[i] = score[i], sorted[i] = rt[i];
+            /* median of the held-out rates: a tuple is "good" when above it */
+            for (int i = 1; i < n; i++)
+                for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+                    double t = sorted[j];
+                    sorted[j] = sorted[j - 1];
+                    sorted[j - 1] = t;
+                }
+            double med = sorted[n / 2];
+            for (int i = 0; i < n; i++) pos[i] = rt[i] > med;
+            q->align_spearman = rs_spearman(s, rt, (size_t)n);
+            q->align_spearman_label = rs_spearman(s, label.data, (size_t)n);
+            q->align_auc = rs_auc(s, pos, (size_t)n);
+            q->align_heldout = n;
+            free(s);
+            free(sorted);
+            free(pos);
+        }
+        free(score);
+        lm_infer_free(inf);
+    }
+    for (int i = 0; i < n; i++) free(((char **)prompts.data)[i]);
+    sd_vec_free(&prompts);
+    sd_vec_free(&rate);
+    sd_vec_free(&label);
+    free(text);
+    lm_model_free(&m);
+    tok_free(tok);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the stage */
+
+static int write_report(const char *path, const md_opts *o, const md_report *r, sd_err *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON *c = cJSON_AddObjectToObject(j, "config");
+    cJSON_AddNumberToObject(c, "dim", o->cfg.dim);
+    cJSON_AddNumberToObject(c, "layers", o->cfg.n_layers);
+    cJSON_AddNumberToObject(c, "heads", o->cfg.n_heads);
+    cJSON_AddNumberToObject(c, "kv_heads", o->cfg.n_kv_heads);
+    cJSON_AddNumberToObject(c, "hidden", o->cfg.hidden_dim);
+    cJSON_AddNumberToObject(c, "seq_len", o->cfg.seq_len);
+    cJSON_AddNumberToObject(c, "vocab", o->vocab);
+    cJSON_AddNumberToObject(c, "lora_rank", o->lora_rank);
+    cJSON_AddNumberToObject(j, "params", (double)r->n_params);
+    cJSON_AddNumberToObject(j, "pretrain_loss", r->pretrain_loss);
+    cJSON_AddNumberToObject(j, "novelty_loss", r->novelty_loss);
+    cJSON_AddNumberToObject(j, "align_loss", r->align_loss);
+    if (o->baseline) cJSON_AddNumberToObject(j, "single_loss", r->single_loss);
+    cJSON_AddNumberToObject(j, "pretrain_seconds", r->pretrain_s);
+    cJSON_AddNumberToObject(j, "novelty_seconds", r->novelty_s);
+    cJSON_AddNumberToObject(j, "align_seconds", r->align_s);
+    cJSON_AddNumberToObject(j, "pretrain_tokens_per_s", r->tokens_per_s);
+    cJSON_AddNumberToObject(j, "novelty_examples", (double)r->corpus.novelty_examples);
+    cJSON_AddNumberToObject(j, "align_train", (double)r->corpus.align_train);
+    cJSON_AddNumberToObject(j, "align_heldout", (double)r->corpus.align_heldout);
+    cJSON *q = cJSON_AddObjectToObject(j, "align_quality");
+    /* NaN is not JSON: a figure that could not be computed is null */
+    double v[3] = {r->quality.align_spearman, r->quality.align_spearman_label, r->quality.align_auc};
+    const char *k[3] = {"spearman_pos_rate", "spearman_label", "auc_above_median"};
+    for (int i = 0; i < 3; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(q, "heldout_tuples", (double)r->quality.align_heldout);
+    char *s = cJSON_Print(j);
+    int rc = sd_write_file_atomic(path, s, strlen(s), err);
+    free(s);
+    cJSON_Delete(j);
+    return rc;
+}
+
+int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
+    memset(r, 0, sizeof *r);
+    int rc = cp_build_all(ws, &o->corpus, &r->corpus, err);
+    if (rc) return rc;
+    char *cdir = sd_path_join(ws, CP_DIR), *mdir = sd_path_join(ws, MD_DIR);
+    char *pre = sd_path_join(cdir, CP_PRETRAIN), *nov = sd_path_join(cdir, CP_NOVELTY),
+         *ali = sd_path_join(cdir, CP_ALIGN), *held = sd_path_join(cdir, CP_ALIGN_HELDOUT),
+         *bas = sd_path_join(cdir, CP_BASELINE);
+    char *text = NULL, *base_path = sd_path_join(mdir, MD_BASE), *align_path = sd_path_join(mdir, MD_ALIGN);
+    lm_tokenizer *tok = NULL;
+    lm_model base = {0};
+    lm_examples ex;
+    lm_examples_init(&ex);
+    size_t len = 0;
+    if ((rc = sd_mkdir_p(mdir, err)) || (rc = sd_read_file(pre, &text, &len, err))) goto done;
+
+    double t0 = sd_now();
+    sd_log("training a %d-token BPE vocabulary on %zu bytes", o->vocab, len);
+    if ((rc = tok_train(text, len, o->vocab, &tok, err))) goto done;
+    lm_config cfg = o->cfg;
+    cfg.vocab_size = tok_vocab_size(tok);
+    if ((rc = lm_model_init(&base, &cfg, o->seed, err))) goto done;
+    r->n_params = (int64_t)base.n_params;
+    pretrain_examples(tok, text, len, cfg.seq_len, &ex);
+    sd_log("pretraining the base model: %lld parameters, %zu windows of %d tokens, %d steps",
+           (long long)r->n_params, lm_examples_count(&ex), cfg.seq_len + 1, o->pretrain_steps);
+    lm_train_opts to;
+    md_opts full = *o;
+    full.lora_rank = 0; /* the base is always trained in full */
+    train_opts(&to, &full, o->pretrain_steps, o->lr, cfg.seq_len, o->seed);
+    if ((rc = run_training(&base, &ex, &to, tok_pad(tok), "pretrain", NULL, &r->pretrain_loss, &r->pretrain_s,
+                           &r->tokens_per_s, err)))
+        goto done;
+    r->pretrain_s = sd_now() - t0;
+    if ((rc = lm_gguf_save(base_path, &base, tok, "serendip-base", err))) goto done;
+
+    if ((rc = finetune(mdir, &base, tok, o, nov, MD_NOVELTY, "novelty", o->novelty_steps, &r->novelty_loss,
+                       &r->novelty_s, err)))
+        goto done;
+    if ((rc = finetune(mdir, &base, tok, o, ali, MD_ALIGN, "align", o->align_steps, &r->align_loss, &r->align_s, err)))
+        goto done;
+    if (o->baseline && (rc = finetune(mdir, &base, tok, o, bas, MD_SINGLE, "single", o->novelty_steps,
+                                      &r->single_loss, &r->single_s, err)))
+        goto done;
+    if (sd_file_exists(held) && r->corpus.align_heldout > 0) {
+        if ((rc = md_align_quality_of(align_path, held, &r->quality, err))) goto done;
+    }
+    char *rep = sd_path_join(mdir, MD_REPORT);
+    rc = write_report(rep, o, r, err);
+    free(rep);
+done:
+    lm_examples_free(&ex);
+    lm_model_free(&base);
+    tok_free(tok);
+    free(text);
+    free(cdir), free(mdir), free(pre), free(nov), free(ali), free(held), free(bas), free(base_path), free(align_path);
+    return rc;
+}

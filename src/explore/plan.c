@@ -1,0 +1,426 @@
+/* plan.c - best-of-n over every context into explore tables (see plan.h for the method). */
+#include "serendip/plan.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serendip/corpus.h"
+#include "serendip/gguf.h"
+#include "serendip/journeys.h"
+#include "serendip/lm_infer.h"
+#include "serendip/models.h"
+#include "serendip/table.h"
+#include "serendip/taxonomy.h"
+#include "serendip/tokenizer.h"
+
+#define PROMPT_CAP 4096
+
+void pl_opts_default(pl_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_sweep[0] = 16;
+    o->n_count = 1;
+    o->temperature = 1.0f;
+    o->top = 8;
+    o->seed = 1;
+    o->generator = "novelty";
+    o->n_shards = 1;
+    o->chunk = 64;
+}
+
+int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 1024 || (*end && *end != ','))
+            return sd_fail(err, SD_ERR_USAGE, "--n-sweep '%s': expected comma-separated integers in 1..1024", s);
+        if (n == PL_MAX_SWEEP) return sd_fail(err, SD_ERR_USAGE, "--n-sweep '%s': at most %d values", s, PL_MAX_SWEEP);
+        if (n && v <= o->n_sweep[n - 1]) return sd_fail(err, SD_ERR_USAGE, "--n-sweep '%s': values must increase", s);
+        o->n_sweep[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!n) return sd_fail(err, SD_ERR_USAGE, "--n-sweep is empty");
+    o->n_count = n;
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- description lookup */
+
+typedef struct {
+    const char *s;
+    int32_t c;
+} desc_key;
+
+static int desc_cmp(const void *a, const void *b) { return strcmp(((const desc_key *)a)->s, ((const desc_key *)b)->s); }
+
+/* ---------------------------------------------------------------- per-context state */
+
+typedef struct {
+    int32_t cluster;  /* -1 when the sample is not exactly a description */
+    float logprob;    /* novelty log-probability of the sample */
+} sample_t;
+
+typedef struct {
+    int32_t cluster;
+    float score, logprob;
+} cand_t;
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand_t *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->logprob != y->logprob) return x->logprob > y->logprob ? -1 : 1;
+    return x->cluster - y->cluster;
+}
+
+static int in_ctx(const int32_t *ctx, int k, int32_t c) {
+    for (int i = 0; i < k; i++)
+        if (ctx[i] == c) return 1;
+    return 0;
+}
+
+static int write_plan_json(const char *path, const pl_opts *o, const pl_report *rep, sd_err *err) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "generator", o->generator);
+    cJSON_AddBoolToObject(j, "aligned", !o->no_align);
+    cJSON_AddNumberToObject(j, "temperature", o->temperature);
+    cJSON_AddNumberToObject(j, "top", o->top);
+    cJSON_AddNumberToObject(j, "threads", sd_num_threads());
+    cJSON_AddNumberToObject(j, "sample_seconds", rep->sample_s);
+    cJSON_AddNumberToObject(j, "score_seconds", rep->score_s);
+    cJSON_AddNumberToObject(j, "total_seconds", rep->total_s);
+    cJSON_AddNumberToObject(j, "contexts_per_second", rep->contexts_per_s);
+    cJSON_AddNumberToObject(j, "pairs_scored", (double)rep->scored);
+    cJSON *runs = cJSON_AddArrayToObject(j, "runs");
+    for (int i = 0; i < rep->count; i++) {
+        const pl_result *r = &rep->r[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "n", r->n);
+        cJSON_AddNumberToObject(x, "contexts", (double)r->contexts);
+        cJSON_AddNumberToObject(x, "samples", (double)r->samples);
+        cJSON_AddNumberToObject(x, "format_compliance", r->compliance);
+        cJSON_AddNumberToObject(x, "novel_candidates_per_context", r->contexts ? (double)r->novel_unique / (double)r->contexts : 0);
+        cJSON_AddNumberToObject(x, "fallback_share", r->fallback_share);
+        cJSON_AddStringToObject(x, "fallback", "most popular cluster not in the context");
+        cJSON_AddStringToObject(x, "table", r->path);
+        cJSON_AddItemToArray(runs, x);
+    }
+    char *s = cJSON_Print(j);
+    int rc = sd_write_file_atomic(path, s, strlen(s), err);
+    free(s);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Loads a model from ws/models/name, with a hint when it is missing. */
+static int load_model(const char *ws, const char *name, lm_model *m, lm_tokenizer **tok, uint64_t *hash, sd_err *err) {
+    char *dir = sd_path_join(ws, MD_DIR), *path = sd_path_join(dir, name);
+    int rc;
+    if (!sd_file_exists(path)) rc = sd_fail(err, SD_ERR_STATE, "%s: no such model (run 'serendip train' first)", path);
+    else if (!(rc = lm_gguf_load(path, m, tok, err))) rc = sd_hash_file(path, hash, err);
+    free(dir);
+    free(path);
+    return rc;
+}
+
+int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
+    memset(rep, 0, sizeof *rep);
+    double t_start = sd_now();
+    if (o->n_count < 1) return sd_fail(err, SD_ERR_USAGE, "plan: no n given");
+    if (o->top < 1 || o->top > TBL_TOP_MAX) return sd_fail(err, SD_ERR_USAGE, "plan: --top %d must be in 1..%d", o->top, TBL_TOP_MAX);
+    if (o->n_shards < 1 || o->shard < 0 || o->shard >= o->n_shards)
+        return sd_fail(err, SD_ERR_USAGE, "plan: shard %d of %d is not a valid slice", o->shard + 1, o->n_shards);
+    if (o->n_shards > 1 && o->n_count > 1) return sd_fail(err, SD_ERR_USAGE, "plan: --shard and --n-sweep cannot be combined");
+    int single_gen = !strcmp(o->generator, "single");
+    if (!single_gen && strcmp(o->generator, "novelty"))
+        return sd_fail(err, SD_ERR_USAGE, "plan: --generator '%s' must be 'novelty' or 'single'", o->generator);
+
+    tx_taxonomy tax = {0};
+    jr_journeys jr = {0};
+    lm_model gen = {0}, al = {0};
+    lm_tokenizer *tok = NULL, *atok = NULL;
+    lm_infer *ginf = NULL, *ainf = NULL;
+    tbl_builder *tb[PL_MAX_SWEEP] = {0};
+    uint64_t gen_hash = 0, al_hash = 0;
+    char *p_tax = sd_path_join(ws, TX_FILE), *p_jr = sd_path_join(ws, JR_FILE);
+    desc_key *keys = NULL;
+    int64_t *pop = NULL;
+    int rc;
+    if (!sd_file_exists(p_tax)) {
+        rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy (run 'serendip cluster' first)", p_tax);
+        goto done;
+    }
+    if (!sd_file_exists(p_jr)) {
+        rc = sd_fail(err, SD_ERR_STATE, "%s: no journeys (run 'serendip journeys' first)", p_jr);
+        goto done;
+    }
+    if ((rc = tx_load(&tax, p_tax, err)) || (rc = jr_load(&jr, p_jr, err))) goto done;
+    if ((rc = load_model(ws, single_gen ? MD_SINGLE : MD_NOVELTY, &gen, &tok, &gen_hash, err))) goto done;
+    if (!o->no_align && (rc = load_model(ws, MD_ALIGN, &al, &atok, &al_hash, err))) goto done;
+    if (tok_eos(tok) < 0) {
+        rc = sd_fail(err, SD_ERR_DATA, "the generator model's tokenizer has no end-of-sequence token");
+        goto done;
+    }
+
+    const int K = jr.k, M = tax.n_clusters;
+    const int64_t n_ctx = jr_n_contexts(K, M);
+    const int64_t begin = n_ctx * o->shard / o->n_shards, end = n_ctx * (o->shard + 1) / o->n_shards;
+    const int n_max = o->n_sweep[o->n_count - 1];
+
+    /* description -> cluster, and the longest description in tokens (bounds max_new) */
+    keys = sd_malloc((size_t)M * sizeof *keys);
+    int max_desc_tok = 0;
+    for (int32_t c = 0; c < M; c++) {
+        keys[c] = (desc_key){tax.desc[c], c};
+        size_t n = 0;
+        int32_t tmp[512];
+        tok_encode(tok, tax.desc[c], strlen(tax.desc[c]), tmp, 512, &n, 0);
+        if ((int)n > max_desc_tok) max_desc_tok = (int)n;
+    }
+    qsort(keys, (size_t)M, sizeof *keys, desc_cmp);
+    const int max_new = max_desc_tok + 4;
+
+    /* fallback: popularity of clusters in the train journeys */
+    pop = sd_calloc((size_t)M, sizeof *pop);
+    for (int64_t i = 0; i < jr.n_steps; i++) pop[jr.journey[i]]++;
+
+    /* builders */
+    for (int s = 0; s < o->n_count; s++) {
+        tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top, .n_samples = o->n_sweep[s],
+                        .temperature = o->temperature, .seed = o->seed, .tax_hash = tx_hash(&tax),
+                        .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin, .end = end};
+        if (!(tb[s] = tbl_builder_new(&p, err))) {
+            rc = err ? err->code : SD_ERR_USAGE;
+            goto done;
+        }
+    }
+
+    const int chunk = o->chunk > 0 ? o->chunk : 64;
+    int max_prompt = 0;
+    ginf = lm_infer_new(&gen, chunk * n_max < 2048 ? chunk * n_max : 2048, gen.cfg.seq_len + max_new, err);
+    if (!ginf) {
+        rc = err ? err->code : SD_ERR_USAGE;
+        goto done;
+    }
+    if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
+        rc = err ? err->code : SD_ERR_USAGE;
+        goto done;
+    }
+
+    lm_sampler smp = {.temperature = o->temperature, .top_k = o->top_k, .top_p = 1.0f, .seed = o->seed};
+    int64_t *ctx_idx = sd_malloc((size_t)chunk * sizeof *ctx_idx);
+    int32_t **prompts = sd_calloc((size_t)chunk, sizeof *prompts);
+    int *plen = sd_calloc((size_t)chunk, sizeof *plen);
+    sample_t *samples = sd_malloc((size_t)chunk * n_max * sizeof *samples);
+    cand_t *cands = sd_malloc((size_t)chunk * n_max * sizeof *cands); /* unique novel per context */
+    int *n_cands = sd_calloc((size_t)chunk, sizeof *n_cands);
+    char **aprompts = sd_calloc((size_t)chunk * n_max, sizeof *aprompts);
+    float *ascore = sd_malloc((size_t)chunk * n_max * sizeof *ascore);
+    char *buf = sd_malloc(PROMPT_CAP), *text = sd_malloc(PROMPT_CAP);
+    cand_t *work = sd_malloc((size_t)n_max * sizeof *work);
+    tbl_entry *ent = sd_malloc((size_t)o->top * sizeof *ent);
+    int64_t planned_total = 0, valid_in_range = 0;
+    for (int64_t i = begin; i < end; i++) {
+        int32_t c[JR_K_MAX];
+        jr_context_from_index(i, K, M, c);
+        valid_in_range += jr_context_valid(c, K, M);
+    }
+    sd_progress prog;
+    sd_progress_start(&prog, "plan", valid_in_range);
+
+    for (int64_t next = begin; next < end && !rc;) {
+        /* gather the next chunk of valid contexts */
+        int nc = 0;
+        while (nc < chunk && next < end) {
+            int32_t c[JR_K_MAX];
+            jr_context_from_index(next, K, M, c);
+            if (jr_context_valid(c, K, M)) {
+                int len = cp_novelty_prompt(&tax, c, K, buf, PROMPT_CAP);
+                size_t n = 0;
+                prompts[nc] = sd_realloc(prompts[nc], ((size_t)len + 8) * sizeof **prompts);
+                tok_encode(tok, buf, (size_t)len, prompts[nc], (size_t)len + 8, &n, 1);
+                plen[nc] = (int)n;
+                if ((int)n > max_prompt) max_prompt = (int)n;
+                ctx_idx[nc++] = next;
+            }
+            next++;
+        }
+        if (!nc) break;
+
+        /* 1. sample n_max candidates per context from the generator */
+        double t0 = sd_now();
+        lm_gen_out g;
+        if ((rc = lm_generate(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g, err)))
+            break;
+        for (int q = 0; q < nc * n_max; q++) {
+            size_t tl = 0;
+            sample_t *sm = &samples[q];
+            sm->cluster = -1;
+            sm->logprob = g.logprob[q];
+            if (!g.stopped[q] || tok_decode(tok, g.tokens + (size_t)q * g.max_new, (size_t)g.len[q], text, PROMPT_CAP - 1, &tl))
+                continue;
+            text[tl] = 0;
+            desc_key key = {text, 0}, *hit = bsearch(&key, keys, (size_t)M, sizeof *keys, desc_cmp);
+            if (hit) sm->cluster = hit->c;
+        }
+        lm_gen_out_free(&g);
+        rep->sample_s += sd_now() - t0;
+
+        /* 2. unique novel candidates over all n_max samples, scored once by the alignment model */
+        t0 = sd_now();
+        int na = 0;
+        for (int x = 0; x < nc; x++) {
+            int32_t c[JR_K_MAX];
+            jr_context_from_index(ctx_idx[x], K, M, c);
+            n_cands[x] = 0;
+            for (int s = 0; s < n_max; s++) {
+                const sample_t *sm = &samples[x * n_max + s];
+                if (sm->cluster < 0 || in_ctx(c, K, sm->cluster)) continue;
+                cand_t *cs = &cands[x * n_max];
+                int d = 0;
+                while (d < n_cands[x] && cs[d].cluster != sm->cluster) d++;
+                if (d < n_cands[x]) {
+                    if (sm->logprob > cs[d].logprob) cs[d].logprob = sm->logprob;
+                    continue;
+                }
+                cs[n_cands[x]++] = (cand_t){sm->cluster, 0, sm->logprob};
+                if (!o->no_align) {
+                    int len = cp_align_prompt(&tax, c, K, sm->cluster, buf, PROMPT_CAP);
+                    aprompts[na] = sd_realloc(aprompts[na], (size_t)len + 1);
+                    memcpy(aprompts[na], buf, (size_t)len + 1);
+                    na++;
+                }
+            }
+        }
+        if (na && (rc = md_align_scores(ainf, atok, (const char *const *)aprompts, na, ascore, err))) break;
+        rep->scored += na;
+        for (int x = 0, a = 0; x < nc; x++)
+            for (int d = 0; d < n_cands[x]; d++)
+                cands[x * n_max + d].score = o->no_align ? cands[x * n_max + d].logprob : ascore[a++];
+        rep->score_s += sd_now() - t0;
+
+        /* 3. every n of the sweep from the first n samples */
+        for (int si = 0; si < o->n_count && !rc; si++) {
+            int n = o->n_sweep[si];
+            tbl_stats st = {.fallback_kind = PL_FALLBACK_POPULAR};
+            for (int x = 0; x < nc; x++) {
+                int32_t c[JR_K_MAX];
+                jr_context_from_index(ctx_idx[x], K, M, c);
+                int nw = 0;
+                for (int s = 0; s < n; s++) {
+                    const sample_t *sm = &samples[x * n_max + s];
+                    st.samples++;
+                    if (sm->cluster < 0) continue;
+                    st.samples_compliant++;
+                    if (in_ctx(c, K, sm->cluster)) continue;
+                    int d = 0;
+                    while (d < nw && work[d].cluster != sm->cluster) d++;
+                    if (d < nw) {
+                        if (sm->logprob > work[d].logprob) work[d].logprob = sm->logprob;
+                        continue;
+                    }
+                    const cand_t *cs = &cands[x * n_max];
+                    int e = 0;
+                    while (cs[e].cluster != sm->cluster) e++;
+                    work[nw++] = (cand_t){sm->cluster, cs[e].score, sm->logprob};
+                }
+                st.samples_novel += nw;
+                st.contexts_planned++;
+                uint32_t flags = 0;
+                int ne = 0;
+                if (nw == 0) {
+                    int32_t best = -1;
+                    for (int32_t cl = 0; cl < M; cl++)
+                        if (!in_ctx(c, K, cl) && (best < 0 || pop[cl] > pop[best])) best = cl;
+                    ent[ne++] = (tbl_entry){best, NAN, NAN};
+                    flags = TBL_FLAG_FALLBACK;
+                    st.contexts_fallback++;
+                } else {
+                    qsort(work, (size_t)nw, sizeof *work, cand_cmp);
+                    for (; ne < nw && ne < o->top; ne++)
+                        ent[ne] = (tbl_entry){work[ne].cluster, o->no_align ? NAN : work[ne].score, work[ne].logprob};
+                }
+                if ((rc = tbl_builder_set(tb[si], ctx_idx[x], ent, ne, flags, err))) break;
+            }
+            tbl_builder_add_stats(tb[si], &st);
+            pl_result *r = &rep->r[si];
+            r->n = n;
+            r->contexts += st.contexts_planned;
+            r->samples += st.samples;
+            r->compliant += st.samples_compliant;
+            r->novel_unique += st.samples_novel;
+            r->fallback += st.contexts_fallback;
+        }
+        planned_total += nc;
+        char extra[96];
+        snprintf(extra, sizeof extra, "%.0f contexts/s", (double)planned_total / (sd_now() - t_start));
+        sd_progress_update(&prog, planned_total, extra);
+    }
+    sd_progress_end(&prog);
+
+    /* write the tables */
+    const char *prefix = single_gen ? "single" : "explore";
+    char *pdir = sd_path_join(ws, PL_DIR);
+    if (!rc && o->n_count > 1) rc = sd_mkdir_p(pdir, err);
+    for (int si = 0; si < o->n_count && !rc; si++) {
+        pl_result *r = &rep->r[si];
+        r->compliance = r->samples ? (double)r->compliant / (double)r->samples : 0;
+        r->fallback_share = r->contexts ? (double)r->fallback / (double)r->contexts : 0;
+        char *path;
+        if (o->n_count > 1) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_n%d.tbl", prefix, r->n);
+            path = sd_path_join(pdir, name);
+        } else if (o->out) {
+            path = sd_strdup(o->out);
+        } else if (o->n_shards > 1) {
+            char name[64];
+            snprintf(name, sizeof name, "%s.%d-of-%d", TBL_FILE, o->shard + 1, o->n_shards);
+            path = sd_path_join(ws, name);
+        } else {
+            path = sd_path_join(ws, TBL_FILE);
+        }
+        snprintf(r->path, sizeof r->path, "%s", path);
+        rc = tbl_write(tb[si], path, err);
+        free(path);
+        if (!rc && o->n_count > 1 && si == o->n_count - 1 && !single_gen) {
+            char *main_path = sd_path_join(ws, TBL_FILE);
+            rc = tbl_write(tb[si], main_path, err);
+            free(main_path);
+        }
+    }
+    rep->count = o->n_count;
+    rep->total_s = sd_now() - t_start;
+    rep->contexts_per_s = rep->total_s > 0 ? (double)planned_total / rep->total_s : 0;
+    if (!rc) {
+        rc = sd_mkdir_p(pdir, err);
+        char name[64];
+        snprintf(name, sizeof name, "plan-%s%s.json", prefix, o->n_shards > 1 ? "-shard" : "");
+        char *jp = sd_path_join(pdir, name);
+        if (!rc) rc = write_plan_json(jp, o, rep, err);
+        free(jp);
+    }
+    free(pdir);
+    for (int i = 0; i < chunk; i++) free(prompts[i]);
+    for (int i = 0; i < chunk * n_max; i++) free(aprompts[i]);
+    free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(aprompts), free(ascore);
+    free(buf), free(text), free(work), free(ent);
+done:
+    for (int s = 0; s < PL_MAX_SWEEP; s++)
+        if (tb[s]) tbl_builder_free(tb[s]);
+    lm_infer_free(ginf);
+    lm_infer_free(ainf);
+    lm_model_free(&gen);
+    lm_model_free(&al);
+    tok_free(tok);
+    tok_free(atok);
+    tx_free(&tax);
+    jr_free(&jr);
+    free(keys);
+    free(pop);
+    free(p_tax);
+    free(p_jr);
+    return rc;
+}
