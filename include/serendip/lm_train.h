@@ -83,8 +83,8 @@ typedef struct {
     float *grads;        /* (n_train) one allocation, laid out like train */
     float *m, *v;        /* (n_train) AdamW moments */
     uint8_t *decay;      /* (n_train) 1 where weight decay applies */
-    lm_weights gw;       /* gradient tensors inside grads (full training only) */
-    lm_acts *acts;       /* activations for B x T */
+    int n_shards;        /* data-parallel shards of each micro-batch: one per thread, <= B */
+    struct lm_shard *shards; /* per shard: its rows, activations and gradient buffer */
     float *logits;       /* (B, T, V) after lm_trainer_forward: logits; after a backward: softmax */
     int step;            /* optimizer steps taken */
     sd_rng rng;
@@ -93,7 +93,10 @@ typedef struct {
 
 /* Creates a trainer over model (borrowed; must outlive the trainer) for opts. Every buffer the
  * step loop needs is allocated here. With opts->lora_rank > 0 the adapters are created from
- * opts->seed. */
+ * opts->seed. Threads: each micro-batch is split by rows into one shard per OpenMP thread (one
+ * parallel region per micro-batch; gradients summed in shard order), and OpenBLAS is set to run
+ * single-threaded inside them (openblas_set_num_threads(1), process-wide). Results are
+ * bit-identical run to run for a given thread count. */
 int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *opts, sd_err *err);
 void lm_trainer_free(lm_trainer *t);
 

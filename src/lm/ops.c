@@ -11,6 +11,9 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ================================================================ embedding */
 
@@ -97,13 +100,63 @@ void lm_rmsnorm_backward_ref(float *dx, float *dg, const float *dout, const floa
 
 /* ================================================================ matmul */
 
+/* Threads for splitting a product of `work` multiply-adds: OpenMP's count when OpenBLAS itself is
+ * single-threaded (the trainer arranges that), else 1 so that OpenBLAS does its own threading and
+ * the two thread pools never run at once (on a busy 2-core box that made training 6x slower). */
+static int mm_threads(double work) {
+#ifdef _OPENMP
+    if (work < 2e6 || omp_in_parallel() || openblas_get_num_threads() > 1) return 1;
+    return omp_get_max_threads();
+#else
+    (void)work;
+    return 1;
+#endif
+}
+
+/* [lo, hi) of part p of n split into np parts, boundaries rounded to multiples of 8 rows. */
+static void split_range(int n, int np, int p, int *lo, int *hi) {
+    int chunk = ((n + np - 1) / np + 7) / 8 * 8;
+    *lo = p * chunk < n ? p * chunk : n;
+    *hi = (p + 1) * chunk < n ? (p + 1) * chunk : n;
+}
+
+/* Each thread computes a fixed block of output rows with a single-threaded sgemm, so every output
+ * element comes from one call with the same inner dimension: deterministic. */
 void lm_matmul_forward(float *out, const float *x, const float *w, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, w, C, 0.0f, out, OC);
+    int nt = mm_threads((double)N * C * OC);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int p = 0; p < nt; p++) {
+        int lo, hi;
+        split_range(N, nt, p, &lo, &hi);
+        if (hi > lo)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hi - lo, OC, C, 1.0f, x + (size_t)lo * C, C, w, C, 0.0f,
+                        out + (size_t)lo * OC, OC);
+    }
 }
 
 void lm_matmul_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, int N, int C, int OC) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dx, C);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, x, C, 1.0f, dw, C);
+    int nt = mm_threads((double)N * C * OC);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        int p = omp_get_thread_num(), np = omp_get_num_threads();
+#else
+        int p = 0, np = 1;
+#endif
+        int lo, hi;
+        if (dx) { /* dx rows [lo, hi) += dout[lo:hi] W */
+            split_range(N, np, p, &lo, &hi);
+            if (hi > lo)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, C, OC, 1.0f, dout + (size_t)lo * OC, OC,
+                            w, C, 1.0f, dx + (size_t)lo * C, C);
+        }
+        if (dw) { /* dw rows [lo, hi) += dout[:, lo:hi]^T x */
+            split_range(OC, np, p, &lo, &hi);
+            if (hi > lo)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hi - lo, C, N, 1.0f, dout + lo, OC, x, C, 1.0f,
+                            dw + (size_t)lo * C, C);
+        }
+    }
 }
 
 void lm_matmul_forward_ref(float *out, const float *x, const float *w, int N, int C, int OC) {

@@ -81,14 +81,14 @@ static float *take(float **p, size_t n) {
     return r;
 }
 
-static lm_acts *acts_new(const lm_config *c, int B, int T, int rank, float **logits) {
-    size_t N = (size_t)B * T, D = c->dim, L = c->n_layers, H = c->hidden_dim, V = c->vocab_size;
+static lm_acts *acts_new(const lm_config *c, int B, int T, int rank) {
+    size_t N = (size_t)B * T, D = c->dim, L = c->n_layers, H = c->hidden_dim;
     size_t KvD = lm_kv_dim(c), nh = c->n_heads, hd = lm_head_dim(c), r = rank;
     size_t per_layer = N * (D /*xn1*/ + D + 2 * KvD /*q k v*/ + D /*ao*/ + D /*xmid*/ + D /*xn2*/ + 3 * H) + 2 * N +
                        (size_t)B * nh * T * T + (rank ? LM_LORA_NTARGETS * N * r : 0);
     size_t maxw = H > D ? H : D;
     size_t total = (L + 1) * N * D + L * per_layer + N * (1 + D + 1) /* rstdf xnf losses */ +
-                   N * (D + D + D + 2 * KvD + D + 3 * H + r + maxw) + N * V /* logits */ + 2 * T * (hd / 2) +
+                   N * (D + D + D + 2 * KvD + D + 3 * H + r + maxw) + 2 * T * (hd / 2) +
                    3 * N /* inp tgt mask, as floats' worth */;
     lm_acts *a = sd_calloc(1, sizeof *a);
     a->block = sd_calloc(total, sizeof(float));
@@ -132,7 +132,6 @@ static lm_acts *acts_new(const lm_config *c, int B, int T, int rank, float **log
     a->dhg = take(&p, N * H);
     a->dlh = take(&p, N * r);
     a->tmp = take(&p, N * maxw);
-    *logits = take(&p, N * V);
     a->rope_cos = take(&p, T * (hd / 2));
     a->rope_sin = take(&p, T * (hd / 2));
     a->inp = (int32_t *)take(&p, N);
@@ -149,6 +148,16 @@ static void acts_free(lm_acts *a) {
     free(a->ptrs);
     free(a);
 }
+
+/* One data-parallel slice of every micro-batch. */
+typedef struct lm_shard {
+    int b0, nb;     /* rows [b0, b0 + nb) of each micro-batch */
+    lm_acts *a;     /* activations for (nb, T) */
+    float *logits;  /* (nb, T, V): a slice of t->logits */
+    float *grads;   /* (n_train): t->grads for shard 0, an own buffer for the others */
+    lm_weights gw;  /* gradient tensors inside grads (full training only) */
+    double loss;    /* sum of masked losses of the shard's rows */
+} lm_shard;
 
 /* ================================================================ projections (with LoRA) */
 
@@ -186,18 +195,18 @@ static void proj_backward(float *dx, float *dw, const float *dout, const float *
     }
 }
 
-static proj_lora lora_of(const lm_trainer *t, int l, int target) {
+static proj_lora lora_of(const lm_trainer *t, const lm_shard *sh, int l, int target) {
     proj_lora p = {0};
     if (!t->lora) return p;
     float *A, *Bm, *dA, *dB;
     int in, out;
     lm_lora_point(t->lora, t->lora->params, l, target, &A, &Bm, &in, &out);
-    lm_lora_point(t->lora, t->grads, l, target, &dA, &dB, &in, &out);
+    lm_lora_point(t->lora, sh->grads, l, target, &dA, &dB, &in, &out);
     p.A = A;
     p.Bm = Bm;
     p.dA = dA;
     p.dB = dB;
-    p.lh = t->acts->lh[l * LM_LORA_NTARGETS + target];
+    p.lh = sh->a->lh[l * LM_LORA_NTARGETS + target];
     p.r = t->lora->rank;
     p.scale = t->lora->alpha / (float)t->lora->rank;
     return p;
@@ -221,12 +230,13 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
         return sd_fail(err, SD_ERR_USAGE, "training: lr %g must be positive and min_lr %g >= 0", (double)o->lr,
                        (double)o->min_lr);
     if (o->lora_rank < 0) return sd_fail(err, SD_ERR_USAGE, "training: lora rank %d must be >= 0", o->lora_rank);
-    if (o->threads > 0) {
 #ifdef _OPENMP
-        omp_set_num_threads(o->threads);
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    /* one thread pool: OpenMP splits the products and OpenBLAS runs single-threaded inside */
+    openblas_set_num_threads(1);
+#else
+    if (o->threads > 0) openblas_set_num_threads(o->threads);
 #endif
-        openblas_set_num_threads(o->threads);
-    }
     lm_trainer *t = sd_calloc(1, sizeof *t);
     t->model = model;
     t->opts = *o;
@@ -253,14 +263,31 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
     t->decay = sd_malloc(t->n_train);
     memset(t->decay, 1, t->n_train);
     if (!t->lora) {
-        lm_weights_point(&t->gw, c, t->grads);
+        lm_weights gw;
+        lm_weights_point(&gw, c, t->grads);
         /* no decay on norm gains */
         size_t D = c->dim, L = c->n_layers;
-        memset(t->decay + (t->gw.attn_norm - t->grads), 0, L * D);
-        memset(t->decay + (t->gw.ffn_norm - t->grads), 0, L * D);
-        memset(t->decay + (t->gw.out_norm - t->grads), 0, D);
+        memset(t->decay + (gw.attn_norm - t->grads), 0, L * D);
+        memset(t->decay + (gw.ffn_norm - t->grads), 0, L * D);
+        memset(t->decay + (gw.out_norm - t->grads), 0, D);
     }
-    t->acts = acts_new(c, t->B, t->T, o->lora_rank, &t->logits);
+    int ns = 1;
+#ifdef _OPENMP
+    ns = omp_get_max_threads();
+#endif
+    if (ns > t->B) ns = t->B;
+    t->n_shards = ns;
+    t->shards = sd_calloc(ns, sizeof(lm_shard));
+    t->logits = sd_malloc((size_t)t->B * t->T * c->vocab_size * sizeof(float));
+    for (int p = 0; p < ns; p++) {
+        lm_shard *sh = &t->shards[p];
+        sh->b0 = t->B * p / ns;
+        sh->nb = t->B * (p + 1) / ns - sh->b0;
+        sh->a = acts_new(c, sh->nb, t->T, o->lora_rank);
+        sh->logits = t->logits + (size_t)sh->b0 * t->T * c->vocab_size;
+        sh->grads = p == 0 ? t->grads : sd_calloc(t->n_train, sizeof(float));
+        if (!t->lora) lm_weights_point(&sh->gw, c, sh->grads);
+    }
     *out = t;
     return SD_OK;
 }
@@ -275,16 +302,24 @@ void lm_trainer_free(lm_trainer *t) {
     free(t->m);
     free(t->v);
     free(t->decay);
-    acts_free(t->acts);
+    for (int p = 0; p < t->n_shards; p++) {
+        acts_free(t->shards[p].a);
+        if (p) free(t->shards[p].grads);
+    }
+    free(t->shards);
+    free(t->logits);
     free(t);
 }
 
-/* Copies the micro-batch into acts (inputs, targets, mask); returns the masked count. */
-static size_t load_batch(lm_trainer *t, const int32_t *tokens, const uint8_t *mask) {
-    lm_acts *a = t->acts;
-    int B = t->B, T = t->T, V = t->model->cfg.vocab_size;
+/* Copies the shard's rows of a micro-batch into its activations (inputs, targets, mask); returns
+ * the masked count. */
+static size_t load_batch(const lm_trainer *t, lm_shard *sh, const int32_t *tokens, const uint8_t *mask) {
+    lm_acts *a = sh->a;
+    int T = t->T, V = t->model->cfg.vocab_size;
     size_t n = 0;
-    for (int b = 0; b < B; b++)
+    tokens += (size_t)sh->b0 * (T + 1);
+    if (mask) mask += (size_t)sh->b0 * T;
+    for (int b = 0; b < sh->nb; b++)
         for (int i = 0; i < T; i++) {
             int32_t x = tokens[(size_t)b * (T + 1) + i], y = tokens[(size_t)b * (T + 1) + i + 1];
             /* out-of-range ids would read outside the embedding: clamp them to 0 and never train
@@ -302,18 +337,18 @@ static size_t load_batch(lm_trainer *t, const int32_t *tokens, const uint8_t *ma
 
 /* The forward pass over the loaded micro-batch: fills every saved activation, t->logits -> probs
  * and a->losses. Returns the sum of masked losses. */
-static double forward(lm_trainer *t) {
+static double forward(const lm_trainer *t, lm_shard *sh) {
     const lm_config *c = &t->model->cfg;
     const lm_weights *w = &t->model->w;
-    lm_acts *a = t->acts;
-    int B = t->B, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
+    lm_acts *a = sh->a;
+    int B = sh->nb, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
     int nh = c->n_heads, nkv = c->n_kv_heads, hd = lm_head_dim(c), KvD = lm_kv_dim(c);
     lm_embedding_forward(a->x[0], a->inp, w->tok_emb, N, D);
     for (int l = 0; l < c->n_layers; l++) {
         size_t oD = (size_t)l * D;
-        proj_lora lq = lora_of(t, l, LM_LORA_WQ), lk = lora_of(t, l, LM_LORA_WK), lv = lora_of(t, l, LM_LORA_WV);
-        proj_lora lo = lora_of(t, l, LM_LORA_WO), l1 = lora_of(t, l, LM_LORA_W1), l2 = lora_of(t, l, LM_LORA_W2);
-        proj_lora l3 = lora_of(t, l, LM_LORA_W3);
+        proj_lora lq = lora_of(t, sh, l, LM_LORA_WQ), lk = lora_of(t, sh, l, LM_LORA_WK), lv = lora_of(t, sh, l, LM_LORA_WV);
+        proj_lora lo = lora_of(t, sh, l, LM_LORA_WO), l1 = lora_of(t, sh, l, LM_LORA_W1), l2 = lora_of(t, sh, l, LM_LORA_W2);
+        proj_lora l3 = lora_of(t, sh, l, LM_LORA_W3);
         lm_rmsnorm_forward(a->xn1[l], a->rstd1[l], a->x[l], w->attn_norm + oD, N, D, c->norm_eps);
         proj_forward(a->q[l], a->xn1[l], w->wq + (size_t)l * D * D, &lq, N, D, D);
         proj_forward(a->k[l], a->xn1[l], w->wk + (size_t)l * KvD * D, &lk, N, D, KvD);
@@ -331,8 +366,8 @@ static double forward(lm_trainer *t) {
         lm_residual_forward(a->x[l + 1], a->xmid[l], a->tmp, (size_t)N * D);
     }
     lm_rmsnorm_forward(a->xnf, a->rstdf, a->x[c->n_layers], w->out_norm, N, D, c->norm_eps);
-    lm_matmul_forward(t->logits, a->xnf, w->out, N, D, V);
-    lm_xent_forward(t->logits, a->losses, t->logits, a->tgt, N, V);
+    lm_matmul_forward(sh->logits, a->xnf, w->out, N, D, V);
+    lm_xent_forward(sh->logits, a->losses, sh->logits, a->tgt, N, V);
     double s = 0;
     for (int i = 0; i < N; i++)
         if (a->mask[i]) s += a->losses[i];
@@ -340,24 +375,24 @@ static double forward(lm_trainer *t) {
 }
 
 /* The backward pass after forward(): accumulates d(sum of masked losses * scale) into t->grads. */
-static void backward(lm_trainer *t, float scale) {
+static void backward(const lm_trainer *t, lm_shard *sh, float scale) {
     const lm_config *c = &t->model->cfg;
     const lm_weights *w = &t->model->w;
-    lm_weights *g = t->lora ? NULL : &t->gw; /* NULL: base frozen */
-    lm_acts *a = t->acts;
-    int B = t->B, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
+    lm_weights *g = t->lora ? NULL : &sh->gw; /* NULL: base frozen */
+    lm_acts *a = sh->a;
+    int B = sh->nb, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
     int nh = c->n_heads, nkv = c->n_kv_heads, hd = lm_head_dim(c), KvD = lm_kv_dim(c);
     size_t ND = (size_t)N * D, NH = (size_t)N * H, NK = (size_t)N * KvD;
-    lm_xent_backward(t->logits, t->logits, a->tgt, a->mask, scale, N, V); /* logits now hold dlogits */
+    lm_xent_backward(sh->logits, sh->logits, a->tgt, a->mask, scale, N, V); /* logits now hold dlogits */
     memset(a->dxn, 0, ND * sizeof(float));
-    lm_matmul_backward(a->dxn, g ? g->out : NULL, t->logits, a->xnf, w->out, N, D, V);
+    lm_matmul_backward(a->dxn, g ? g->out : NULL, sh->logits, a->xnf, w->out, N, D, V);
     memset(a->dres, 0, ND * sizeof(float));
     lm_rmsnorm_backward(a->dres, g ? g->out_norm : NULL, a->dxn, a->x[c->n_layers], w->out_norm, a->rstdf, N, D);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         size_t oD = (size_t)l * D;
-        proj_lora lq = lora_of(t, l, LM_LORA_WQ), lk = lora_of(t, l, LM_LORA_WK), lv = lora_of(t, l, LM_LORA_WV);
-        proj_lora lo = lora_of(t, l, LM_LORA_WO), l1 = lora_of(t, l, LM_LORA_W1), l2 = lora_of(t, l, LM_LORA_W2);
-        proj_lora l3 = lora_of(t, l, LM_LORA_W3);
+        proj_lora lq = lora_of(t, sh, l, LM_LORA_WQ), lk = lora_of(t, sh, l, LM_LORA_WK), lv = lora_of(t, sh, l, LM_LORA_WV);
+        proj_lora lo = lora_of(t, sh, l, LM_LORA_WO), l1 = lora_of(t, sh, l, LM_LORA_W1), l2 = lora_of(t, sh, l, LM_LORA_W2);
+        proj_lora l3 = lora_of(t, sh, l, LM_LORA_W3);
         /* feed-forward: x[l+1] = xmid + w2(swiglu(w1 xn2, w3 xn2)); dres is d x[l+1] */
         memset(a->dhg, 0, NH * sizeof(float));
         proj_backward(a->dhg, g ? g->w2 + (size_t)l * D * H : NULL, a->dres, a->hg[l], w->w2 + (size_t)l * D * H, &l2,
@@ -395,9 +430,30 @@ static void backward(lm_trainer *t, float scale) {
     if (g) lm_embedding_backward(g->tok_emb, a->dres, a->inp, N, D);
 }
 
+/* Masked positions of a micro-batch with the rule of load_batch (a target outside the vocabulary
+ * never counts). */
+static size_t count_targets(const lm_trainer *t, const int32_t *tokens, const uint8_t *mask) {
+    int T = t->T, V = t->model->cfg.vocab_size;
+    size_t n = 0;
+    for (int b = 0; b < t->B; b++)
+        for (int i = 0; i < T; i++) {
+            int32_t y = tokens[(size_t)b * (T + 1) + i + 1];
+            n += (!mask || mask[(size_t)b * T + i]) && y >= 0 && y < V;
+        }
+    return n;
+}
+
 void lm_trainer_forward(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss) {
-    size_t n = load_batch(t, tokens, mask);
-    double s = forward(t);
+    size_t n = count_targets(t, tokens, mask);
+    int ns = t->n_shards;
+#pragma omp parallel for schedule(static) num_threads(ns) if (ns > 1)
+    for (int p = 0; p < ns; p++) {
+        lm_shard *sh = &t->shards[p];
+        load_batch(t, sh, tokens, mask);
+        sh->loss = forward(t, sh);
+    }
+    double s = 0;
+    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
     if (loss) *loss = n ? (float)(s / (double)n) : 0.0f;
 }
 
@@ -406,15 +462,34 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
     /* the normaliser is the masked count of the whole step, so micro-batches add up exactly to
      * the gradient of one big batch */
     size_t total = 0;
-    for (int k = 0; k < n_micro; k++) total += load_batch(t, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
-    memset(t->grads, 0, t->n_train * sizeof(float));
-    double s = 0;
+    for (int k = 0; k < n_micro; k++) total += count_targets(t, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
     float scale = total ? 1.0f / (float)total : 0.0f;
-    for (int k = 0; k < n_micro; k++) {
-        load_batch(t, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
-        s += forward(t);
-        backward(t, scale);
+    int ns = t->n_shards;
+    /* one parallel region: each thread runs whole forward/backward passes over its rows, and the
+     * kernels inside run single-threaded (no barriers per operation) */
+#pragma omp parallel for schedule(static) num_threads(ns) if (ns > 1)
+    for (int p = 0; p < ns; p++) {
+        lm_shard *sh = &t->shards[p];
+        memset(sh->grads, 0, t->n_train * sizeof(float));
+        sh->loss = 0;
+        for (int k = 0; k < n_micro; k++) {
+            load_batch(t, sh, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
+            sh->loss += forward(t, sh);
+            backward(t, sh, scale);
+        }
     }
+    /* grads (shard 0's buffer) += the others, in shard order */
+    if (ns > 1) {
+        size_t n = t->n_train;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float g = t->grads[i];
+            for (int p = 1; p < ns; p++) g += t->shards[p].grads[i];
+            t->grads[i] = g;
+        }
+    }
+    double s = 0;
+    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
     if (loss) *loss = total ? (float)(s / (double)total) : 0.0f;
 }
 
