@@ -56,7 +56,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     lm_tokenizer *tok;
-    if (lm_gguf_load_tokenizer(g, &tok, &err) == SD_OK) tok_free(tok);
+    if (lm_gguf_load_tokenizer(g, &tok, &err) == SD_OK) {
+        /* a loaded vocabulary must encode any bytes and decode them back */
+        size_t n = size < 256 ? size : 256, k, back_len;
+        int32_t ids[256];
+        char back[256];
+        for (int parse = 0; parse <= 1; parse++) {
+            if (tok_encode(tok, (const char *)data, n, ids, 256, &k, parse) != SD_OK) abort();
+            if (tok_decode(tok, ids, k, back, sizeof back, &back_len) != SD_OK || back_len != n ||
+                memcmp(back, data, n) != 0)
+                abort();
+        }
+        tok_free(tok);
+    }
     lm_config c;
     if (lm_gguf_read_config(g, &c, &err) == SD_OK) { /* allocation bounded: shapes are checked first */
         lm_model m;

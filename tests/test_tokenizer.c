@@ -263,6 +263,17 @@ static void test_pretokenizer_rules_known_answers(void **state) {
     const char *bad_merges[] = {"q zz"};
     assert_int_equal(tok_from_vocab(toks, NULL, 256, bad_merges, 1, -1, -1, -1, &t, &err), SD_ERR_FORMAT);
     assert_non_null(strstr(err.msg, "q zz"));
+    /* a byte token typed CONTROL would decode to its text, not its byte: refused */
+    int32_t types[256 + 8];
+    for (int i = 0; i < 256 + nm; i++) types[i] = TOK_TYPE_NORMAL;
+    types[' '] = TOK_TYPE_CONTROL;
+    assert_int_equal(tok_from_vocab(toks, types, 256 + nm, merges, nm, -1, -1, -1, &t, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "byte 0x20"));
+    /* a merged token typed CONTROL: its bytes are not its parts' bytes: refused */
+    types[' '] = TOK_TYPE_NORMAL;
+    types[256] = TOK_TYPE_CONTROL; /* "ĠĠ" */
+    assert_int_equal(tok_from_vocab(toks, types, 256 + nm, merges, nm, -1, -1, -1, &t, &err), SD_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "merge 0"));
 }
 
 static void test_gguf_tokenizer_round_trip(void **state) {

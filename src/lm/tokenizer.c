@@ -574,6 +574,10 @@ static int tok_index(lm_tokenizer *t, sd_err *err) {
         if (t->byte_id[b] < 0)
             return sd_fail(err, SD_ERR_FORMAT, "vocabulary lacks the token for byte 0x%02x (\"%.*s\")", b,
                            (int)k, s);
+        int32_t id = t->byte_id[b];
+        if (t->raw_len[id] != 1 || (uint8_t)t->raw[id][0] != b)
+            return sd_fail(err, SD_ERR_FORMAT, "token %d for byte 0x%02x has type %d, so it does not decode to that byte",
+                           id, b, t->type[id]);
     }
     t->parse_ids = sd_malloc(((size_t)t->n + 1) * sizeof *t->parse_ids);
     t->n_parse = 0;
@@ -635,6 +639,14 @@ int tok_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_to
         if (a < 0 || b < 0 || c < 0) {
             sd_fail(err, SD_ERR_FORMAT, "merge %d \"%s\": %s is not a token", r, m,
                     a < 0 ? "the left part" : b < 0 ? "the right part" : "the merged string");
+            tok_free(t);
+            return SD_ERR_FORMAT;
+        }
+        /* the merged token must decode to its parts' bytes, or encode/decode would not round-trip
+         * (possible with invalid UTF-8 or non-normal token types in a foreign file) */
+        if (t->raw_len[c] != t->raw_len[a] + t->raw_len[b] || memcmp(t->raw[c], t->raw[a], t->raw_len[a]) != 0 ||
+            memcmp(t->raw[c] + t->raw_len[a], t->raw[b], t->raw_len[b]) != 0) {
+            sd_fail(err, SD_ERR_FORMAT, "merge %d \"%s\": the merged token's bytes are not its parts' bytes", r, m);
             tok_free(t);
             return SD_ERR_FORMAT;
         }
