@@ -81,21 +81,22 @@ int main(int argc, char **argv) {
 }
 CEOF
 cat > "$OUT/sd_tok.c" <<'CEOF'
-/* sd_tok make CORPUS MODEL: trains a 3000-token vocabulary on CORPUS and writes a tiny llama model
- * with it; sd_tok encode MODEL INPUTS PARSE_SPECIAL: tokenizes like llama_tok.c. */
+/* sd_tok make CORPUS MODEL TYPE: trains a 3000-token vocabulary on CORPUS and writes a tiny llama
+ * model with it, matrices of ggml type TYPE (1 F16, 8 Q8_0); sd_tok encode MODEL INPUTS
+ * PARSE_SPECIAL: tokenizes like llama_tok.c. */
 #include <stdlib.h>
 #include <string.h>
 #include "serendip/gguf.h"
 int main(int argc, char **argv) {
     sd_err err = {0};
-    if (argc == 4 && !strcmp(argv[1], "make")) {
+    if (argc == 5 && !strcmp(argv[1], "make")) {
         char *text; size_t len;
         lm_tokenizer *t;
         if (sd_read_file(argv[2], &text, &len, &err) || tok_train(text, len, 3000, &t, &err)) goto fail;
         lm_config c = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 128,
                        .vocab_size = tok_vocab_size(t), .seq_len = 128, .tied = 1, .norm_eps = 1e-5f, .rope_theta = 10000};
         lm_model m;
-        if (lm_model_init(&m, &c, 1, &err) || lm_gguf_save_as(argv[3], &m, t, "vocab-conformance", GGUF_TENSOR_F16, &err)) goto fail;
+        if (lm_model_init(&m, &c, 1, &err) || lm_gguf_save_as(argv[3], &m, t, "vocab-conformance", (uint32_t)atoi(argv[4]), &err)) goto fail;
         return 0;
     }
     if (argc == 5 && !strcmp(argv[1], "encode")) {
@@ -115,7 +116,7 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    fprintf(stderr, "usage: sd_tok make CORPUS MODEL | encode MODEL INPUTS PARSE_SPECIAL\n");
+    fprintf(stderr, "usage: sd_tok make CORPUS MODEL TYPE | encode MODEL INPUTS PARSE_SPECIAL\n");
     return 2;
 fail:
     fprintf(stderr, "sd_tok: %s\n", err.msg);
@@ -129,7 +130,8 @@ cc -O1 "$OUT/llama_tok.c" -o "$OUT/llama_tok" -L"$LIBDIR" -l:"$LIBLLAMA" -l:"$LI
     -Wl,-rpath,"$(cd "$LIBDIR" && pwd)"
 # corpus: the repository's own docs and headers (deterministic for a commit)
 cat docs/*.md include/serendip/*.h > "$OUT/corpus.txt"
-"$OUT/sd_tok" make "$OUT/corpus.txt" "$OUT/model.gguf"
+"$OUT/sd_tok" make "$OUT/corpus.txt" "$OUT/model.gguf" 1       # F16
+"$OUT/sd_tok" make "$OUT/corpus.txt" "$OUT/model-q8_0.gguf" 8  # Q8_0: llama.cpp must load it too
 {
     cat third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf.inp
     printf '<|ctx|>drama, war<|sep|>comedy<|ans|> love story<|eos|>\n__ggml_vocab_test__\n'
@@ -150,5 +152,13 @@ for parse in 0 1; do
         status=1
     fi
 done
+# the same vocabulary in a Q8_0 model file (loads in llama.cpp, same ids)
+"$OUT/llama_tok" "$OUT/model-q8_0.gguf" "$OUT/inputs.txt" 1 "$LIBDIR" > "$OUT/llama.q8.txt" 2> "$OUT/llama.q8.log" \
+    || { echo "conformance-vocab: llama.cpp could not use the Q8_0 file, see $OUT/llama.q8.log"; tail -5 "$OUT/llama.q8.log"; exit 1; }
+if cmp -s "$OUT/serendip.1.txt" "$OUT/llama.q8.txt"; then
+    echo "conformance-vocab: Q8_0 model file loads in llama.cpp with the same tokenization"
+else
+    echo "conformance-vocab: MISMATCH with the Q8_0 model file"; status=1
+fi
 [ $status -eq 0 ] && echo "conformance-vocab: all ok"
 exit $status

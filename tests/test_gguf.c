@@ -351,6 +351,49 @@ static void test_model_round_trip(void **state) {
     }
 }
 
+/* Q8_0 (for inference): every matrix with rows of 32k quantised per block of 32 as ggml does;
+ * each weight within 0.57 d of the original, d = max|x| / 127 over its block (half a step from
+ * rounding, plus the f16 rounding of d times up to 127). */
+static void test_model_q8_0_round_trip(void **state) {
+    (void)state;
+    sd_err err = {0};
+    lm_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 72, .vocab_size = 300,
+                   .seq_len = 64, .tied = 0, .norm_eps = 1e-5f, .rope_theta = 10000};
+    lm_model m, back;
+    assert_int_equal(lm_model_init(&m, &c, 9, &err), SD_OK);
+    char *path = tmp_path("mq8.gguf");
+    assert_int_equal(lm_gguf_save_as(path, &m, NULL, "q8", GGUF_TENSOR_Q8_0, &err), SD_OK);
+    gguf_file *g;
+    assert_int_equal(gguf_open(&g, path, &err), SD_OK);
+    uint32_t ft;
+    assert_int_equal(gguf_get_u32(g, "general.file_type", &ft, &err), SD_OK);
+    assert_int_equal(ft, 7);
+    assert_int_equal(gguf_find_tensor(g, "blk.0.attn_q.weight")->type, GGUF_TENSOR_Q8_0);
+    assert_int_equal(gguf_find_tensor(g, "output.weight")->type, GGUF_TENSOR_Q8_0);
+    assert_int_equal(gguf_find_tensor(g, "blk.0.ffn_down.weight")->type, GGUF_TENSOR_F16); /* rows of 72 */
+    assert_int_equal(gguf_find_tensor(g, "blk.0.ffn_norm.weight")->type, GGUF_TENSOR_F32);
+    gguf_close(g);
+    assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_OK);
+    size_t n = (size_t)c.vocab_size * (size_t)c.dim, exact = 0; /* token_embd: all Q8_0 blocks */
+    for (size_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(m.w.tok_emb[32 * b + i]));
+        for (int i = 0; i < 32; i++) {
+            float x = m.w.tok_emb[32 * b + i], y = back.w.tok_emb[32 * b + i];
+            assert_true(fabsf(x - y) <= 0.57f * amax / 127.0f + 1e-12f);
+            exact += x == y;
+        }
+    }
+    assert_true(exact < n / 4); /* really quantised */
+    const float *w2 = m.w.w2, *w2b = back.w.w2; /* the F16 fallback */
+    for (size_t i = 0; i < (size_t)(c.n_layers * c.dim * c.hidden_dim); i++)
+        assert_true(fabsf(w2[i] - w2b[i]) <= fabsf(w2[i]) * 0x1p-11f + 0x1p-25f);
+    assert_memory_equal(back.w.out_norm, m.w.out_norm, (size_t)c.dim * sizeof(float));
+    lm_model_free(&back);
+    lm_model_free(&m);
+    free(path);
+}
+
 static void test_model_load_names_what_is_wrong(void **state) {
     (void)state;
     sd_err err = {0};
@@ -526,6 +569,7 @@ int main(void) {
         cmocka_unit_test(test_q8_0_dequantised),
         cmocka_unit_test(test_reader_other_kv_types),
         cmocka_unit_test(test_model_round_trip),
+        cmocka_unit_test(test_model_q8_0_round_trip),
         cmocka_unit_test(test_model_load_names_what_is_wrong),
         cmocka_unit_test(test_corrupt_files_refused),
     };

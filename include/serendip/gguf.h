@@ -125,8 +125,9 @@ void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *vals, 
 void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *vals, size_t n);
 void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *vals, size_t n);
 /* Adds a tensor with n_dims dims ne[] (ne[0] innermost) from float data (borrowed until
- * gguf_writer_write), stored as type GGUF_TENSOR_F32 or GGUF_TENSOR_F16 (converted, round to
- * nearest even). SD_ERR_USAGE on a duplicate name, bad dims or unsupported type. */
+ * gguf_writer_write), stored as type GGUF_TENSOR_F32, GGUF_TENSOR_F16 (round to nearest even) or
+ * GGUF_TENSOR_Q8_0 (ggml's reference quantizer; ne[0] a multiple of 32). SD_ERR_USAGE on a
+ * duplicate name, bad dims or unsupported type. */
 int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
                     const float *data, sd_err *err);
 /* Writes the file atomically; tensor data aligned to general.alignment (set as a u32 KV to
@@ -136,13 +137,15 @@ int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err);
 /* ---------------------------------------------------------------- Llama models */
 
 /* Fills w with the llama architecture KVs, the tokenizer metadata (if t) and the tensors of m
- * (borrowed: m must outlive the write) stored as tensor_type (F32 or F16). Callers may add their
+ * (borrowed: m must outlive the write) stored as tensor_type (see lm_gguf_save_as). Callers may add their
  * own KVs (use the "serendip." prefix, e.g. serendip.role) before gguf_writer_write. */
 int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, const char *name,
                   uint32_t tensor_type, sd_err *err);
 /* lm_gguf_build + write, F32. */
 int lm_gguf_save(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name, sd_err *err);
-/* Same with a chosen tensor type (GGUF_TENSOR_F32 or GGUF_TENSOR_F16). */
+/* Same with a chosen matrix type: GGUF_TENSOR_F32, GGUF_TENSOR_F16, or GGUF_TENSOR_Q8_0 (for
+ * inference only; matrices whose rows are not a multiple of 32 are then stored F16). Norm
+ * weights are always F32. */
 int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name,
                     uint32_t tensor_type, sd_err *err);
 

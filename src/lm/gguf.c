@@ -551,6 +551,17 @@ int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_
 
 /* ---------------------------------------------------------------- writer */
 
+/* One Q8_0 block as ggml's quantize_row_q8_0_ref makes it: d = max|x| / 127 (stored as f16),
+ * q = round(x / d). */
+static void quantize_q8_0(const float *x, uint8_t out[34]) {
+    float amax = 0;
+    for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    uint16_t h = f32_to_f16(d);
+    memcpy(out, &h, 2);
+    for (int i = 0; i < 32; i++) out[2 + i] = (uint8_t)(int8_t)roundf(x[i] * id);
+}
+
 typedef struct {
     char *key;
     uint8_t *val; /* serialized type + value */
@@ -670,8 +681,8 @@ void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, size_t n)
 
 int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
                     const float *data, sd_err *err) {
-    if (type != GGUF_TENSOR_F32 && type != GGUF_TENSOR_F16)
-        return sd_fail(err, SD_ERR_USAGE, "tensor %s: the writer stores F32 or F16, not type %u", name, type);
+    if (type != GGUF_TENSOR_F32 && type != GGUF_TENSOR_F16 && type != GGUF_TENSOR_Q8_0)
+        return sd_fail(err, SD_ERR_USAGE, "tensor %s: the writer stores F32, F16 or Q8_0, not type %u", name, type);
     if (n_dims < 1 || n_dims > 4) return sd_fail(err, SD_ERR_USAGE, "tensor %s: %u dims (1..4 allowed)", name, n_dims);
     for (size_t i = 0; i < w->t.len; i++)
         if (!strcmp(((w_tensor *)w->t.data)[i].name, name))
@@ -683,7 +694,10 @@ int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_
         t.ne[d] = ne[d];
         t.n *= (size_t)ne[d];
     }
-    t.nbytes = t.n * (type == GGUF_TENSOR_F32 ? 4 : 2);
+    if (type == GGUF_TENSOR_Q8_0 && ne[0] % 32)
+        return sd_fail(err, SD_ERR_USAGE, "tensor %s: row length %lld is not a multiple of the Q8_0 block (32)", name,
+                       (long long)ne[0]);
+    t.nbytes = type == GGUF_TENSOR_F32 ? t.n * 4 : type == GGUF_TENSOR_F16 ? t.n * 2 : t.n / 32 * 34;
     t.name = sd_strdup(name);
     *(w_tensor *)sd_vec_push(&w->t) = t;
     return SD_OK;
@@ -742,6 +756,12 @@ int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err) {
     for (size_t i = 0; i < w->t.len; i++) {
         w_tensor *t = (w_tensor *)w->t.data + i;
         if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
+        else if (t->type == GGUF_TENSOR_Q8_0)
+            for (size_t blk = 0; blk < t->n / 32; blk++) {
+                uint8_t q[34];
+                quantize_q8_0(t->data + 32 * blk, q);
+                fwrite(q, 1, sizeof q, a.f);
+            }
         else
             for (size_t s = 0; s < t->n; s += 4096) {
                 size_t k = t->n - s < 4096 ? t->n - s : 4096;
@@ -801,6 +821,7 @@ static int lm_tensor_refs(const lm_config *c, const lm_weights *w, lm_tensor_ref
 /* llama.cpp's LLAMA_FTYPE values for general.file_type */
 #define LM_FTYPE_ALL_F32 0
 #define LM_FTYPE_MOSTLY_F16 1
+#define LM_FTYPE_MOSTLY_Q8_0 7
 
 static void tok_to_gguf(gguf_writer *w, const lm_tokenizer *t) {
     int32_t n = tok_vocab_size(t), nm = tok_n_merges(t);
@@ -832,14 +853,16 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
     const lm_config *c = &m->cfg;
     int rc = lm_config_check(c, err);
     if (rc) return rc;
-    if (tensor_type != GGUF_TENSOR_F32 && tensor_type != GGUF_TENSOR_F16)
-        return sd_fail(err, SD_ERR_USAGE, "models are saved as F32 or F16, not type %u", tensor_type);
+    if (tensor_type != GGUF_TENSOR_F32 && tensor_type != GGUF_TENSOR_F16 && tensor_type != GGUF_TENSOR_Q8_0)
+        return sd_fail(err, SD_ERR_USAGE, "models are saved as F32, F16 or Q8_0, not type %u", tensor_type);
     if (t && tok_vocab_size(t) != c->vocab_size)
         return sd_fail(err, SD_ERR_USAGE, "tokenizer has %d tokens but the model's vocab_size is %d", tok_vocab_size(t),
                        c->vocab_size);
     gguf_set_str(w, "general.architecture", "llama");
     gguf_set_str(w, "general.name", name ? name : "serendip");
-    gguf_set_u32(w, "general.file_type", tensor_type == GGUF_TENSOR_F16 ? LM_FTYPE_MOSTLY_F16 : LM_FTYPE_ALL_F32);
+    gguf_set_u32(w, "general.file_type", tensor_type == GGUF_TENSOR_F16    ? LM_FTYPE_MOSTLY_F16
+                                         : tensor_type == GGUF_TENSOR_Q8_0 ? LM_FTYPE_MOSTLY_Q8_0
+                                                                           : LM_FTYPE_ALL_F32);
     gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len);
     gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
     gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
@@ -853,9 +876,13 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
     if (t) tok_to_gguf(w, t);
     lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
     int n = lm_tensor_refs(c, &m->w, refs);
-    for (int i = 0; i < n && !rc; i++) /* norms stay F32, as llama.cpp's converter keeps them */
-        rc = gguf_add_tensor(w, refs[i].name, refs[i].n_dims == 1 ? GGUF_TENSOR_F32 : tensor_type,
-                             (uint32_t)refs[i].n_dims, refs[i].ne, refs[i].data, err);
+    for (int i = 0; i < n && !rc; i++) {
+        /* norms stay F32, as llama.cpp's converter keeps them; a Q8_0 matrix whose rows are not
+         * a multiple of 32 falls back to F16, as llama.cpp's quantizer does */
+        uint32_t ty = refs[i].n_dims == 1 ? GGUF_TENSOR_F32 : tensor_type;
+        if (ty == GGUF_TENSOR_Q8_0 && refs[i].ne[0] % 32) ty = GGUF_TENSOR_F16;
+        rc = gguf_add_tensor(w, refs[i].name, ty, (uint32_t)refs[i].n_dims, refs[i].ne, refs[i].data, err);
+    }
     free(refs);
     return rc;
 }
