@@ -72,7 +72,7 @@ void km_assign_blas(const float *x, int64_t n, int d, const float *c, int k, int
         cnorm[j] = s;
     }
     int64_t brows = assign_block_rows(k);
-    float *g = sd_malloc(sizeof(float) * (size_t)(brows * k)); /* (brows, k) x.c */
+    float *g = sd_malloc(sizeof(float) * (size_t)(brows * k)); /* (brows, k) -2 x.c, then + ||c||^2 */
     for (int64_t i0 = 0; i0 < n; i0 += brows) {
         int64_t b = n - i0 < brows ? n - i0 : brows;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, k, d, -2.0f, x + i0 * d, d, c, d, 0.0f, g, k);
