@@ -304,6 +304,8 @@ static void test_invariants_random(void **state) {
     o.epochs = 2, o.recent = 5;
     rt_model m;
     assert_int_equal(rt_train_data(&d, NULL, &o, &m, &err), SD_OK);
+    rt_index ix;
+    assert_int_equal(rt_index_build(&m, &t, &ix, &err), SD_OK);
     for (int trial = 0; trial < 300; trial++) {
         int32_t recent[12], seen[80];
         int nr = (int)sd_rng_below(&r, 12), ns = (int)sd_rng_below(&r, 80), k = 1 + (int)sd_rng_below(&r, 60);
@@ -336,10 +338,27 @@ static void test_invariants_random(void **state) {
                 float sj = ref_score(&m, recent, nr, j);
                 assert_true(sj <= out[n - 1].score + 1e-4f * (1 + fabsf(sj)));
             }
+        /* the serving path (query once, cluster-major index, seen bitmap) ranks the same items;
+         * scores agree to float rounding of a dim-8 dot summed in another order (1e-5 relative) */
+        uint64_t mask[(NI + 63) / 64] = {0};
+        for (int i = 0; i < ns; i++) mask[seen[i] >> 6] |= 1ull << (seen[i] & 63);
+        rt_query q;
+        rt_query_init(&m, recent, nr, &q);
+        rt_scored fast[RT_K_MAX], mid[RT_K_MAX];
+        assert_int_equal(rt_rank_indexed(&ix, &q, c, mask, k, fast), n);
+        assert_int_equal(rt_rank(&m, &t, &q, c, NULL, 0, mask, k, mid), n);
+        for (int i = 0; i < n; i++) {
+            assert_true(fabsf(fast[i].score - out[i].score) <= 1e-5f * (1 + fabsf(out[i].score)));
+            assert_int_equal(mid[i].item, out[i].item);
+            /* a near-tie may swap two items whose scores differ by rounding only */
+            if (fast[i].item != out[i].item) assert_true(fabsf(fast[i].score - out[i].score) <= 1e-5f * (1 + fabsf(out[i].score)));
+        }
         int np = rt_recommend_popular(&m, &t, c, seen, ns, k, out);
         assert_int_equal(np, n);
         for (int i = 1; i < np; i++) assert_true(m.pop[out[i - 1].item] >= m.pop[out[i].item]);
     }
+    assert_int_equal(rt_rank_indexed(&ix, NULL, NC, NULL, 3, NULL), -1);
+    rt_index_free(&ix);
     rt_close(&m);
     free_tax(&t);
     ds_free(&d);

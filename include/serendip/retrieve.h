@@ -83,6 +83,30 @@ int rt_train(const char *ws, const rt_options *o, sd_err *err);
  * No recent items: the scores are the biases. Allocation-free; thread-safe. k <= RT_K_MAX. */
 int rt_recommend(const rt_model *m, const tx_taxonomy *tax, const int32_t *recent, int n_recent, int32_t cluster,
                  const int32_t *seen, int64_t n_seen, int k, rt_scored *out);
+/* The same in two steps, for several clusters of one request: the query vector once, then one
+ * ranking per cluster. seen_mask (bit j of word j/64 set = item j seen, n_items bits) replaces the
+ * sorted seen list when non-NULL (a bit test instead of a binary search per member). */
+typedef struct {
+    float q[RT_DIM_MAX];     /* (dim) recency-weighted mean of the recent items' U rows */
+    int has_q;               /* 0 when no recent item was valid: scores are the biases */
+} rt_query;
+void rt_query_init(const rt_model *m, const int32_t *recent, int n_recent, rt_query *q);
+int rt_rank(const rt_model *m, const tx_taxonomy *tax, const rt_query *q, int32_t cluster, const int32_t *seen,
+            int64_t n_seen, const uint64_t *seen_mask, int k, rt_scored *out);
+/* The serving layout: every cluster's members with their V row and bias copied contiguously, so
+ * that ranking a cluster streams one block of memory instead of gathering scattered rows. Scores
+ * equal rt_rank's up to float rounding (the dot products are summed in another order). */
+typedef struct {
+    int32_t n_clusters, dim;
+    uint64_t items_hash;
+    int64_t *off;            /* (n_clusters + 1) cluster c's members are [off[c], off[c+1]) */
+    int32_t *items;          /* (members) item index */
+    float *vb;               /* (members, dim + 1) V row then bias */
+} rt_index;
+int rt_index_build(const rt_model *m, const tx_taxonomy *tax, rt_index *ix, sd_err *err);
+void rt_index_free(rt_index *ix);
+/* rt_rank over the index; seen_mask may be NULL (nothing seen). */
+int rt_rank_indexed(const rt_index *ix, const rt_query *q, int32_t cluster, const uint64_t *seen_mask, int k, rt_scored *out);
 /* The popularity-within-cluster baseline with the same contract (score = train event count). */
 int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t cluster, const int32_t *seen,
                          int64_t n_seen, int k, rt_scored *out);

@@ -314,19 +314,93 @@ static int cluster_ok(const rt_model *m, const tx_taxonomy *tax, int32_t cluster
     return tax && cluster >= 0 && cluster < tax->n_clusters && tax->n_items == m->n_items;
 }
 
-int rt_recommend(const rt_model *m, const tx_taxonomy *tax, const int32_t *recent, int n_recent, int32_t cluster,
-                 const int32_t *seen, int64_t n_seen, int k, rt_scored *out) {
+void rt_query_init(const rt_model *m, const int32_t *recent, int n_recent, rt_query *q) {
+    q->has_q = query_vector(m, recent, n_recent, q->q);
+}
+
+static inline int seen_test(const int32_t *seen, int64_t n_seen, const uint64_t *mask, int32_t j) {
+    return mask ? (int)((mask[j >> 6] >> (j & 63)) & 1) : is_seen(seen, n_seen, j);
+}
+
+int rt_rank(const rt_model *m, const tx_taxonomy *tax, const rt_query *q, int32_t cluster, const int32_t *seen,
+            int64_t n_seen, const uint64_t *seen_mask, int k, rt_scored *out) {
     if (!cluster_ok(m, tax, cluster)) return -1;
     if (k > RT_K_MAX) k = RT_K_MAX;
     if (k <= 0) return 0;
-    float q[RT_DIM_MAX];
-    int has_q = query_vector(m, recent, n_recent, q), n = 0;
-    for (int64_t i = tax->member_off[cluster]; i < tax->member_off[cluster + 1]; i++) {
+    int n = 0;
+    for (int64_t i = tax->member_off[cluster]; i < tax->member_off[cluster + 1]; i++) { /* the hot loop */
         int32_t j = tax->members[i];
-        if (j < 0 || j >= m->n_items || is_seen(seen, n_seen, j)) continue;
-        topk_push(out, &n, k, j, score_item(m, q, has_q, j));
+        if (j < 0 || j >= m->n_items || seen_test(seen, n_seen, seen_mask, j)) continue;
+        topk_push(out, &n, k, j, score_item(m, q->q, q->has_q, j));
     }
     return n;
+}
+
+int rt_index_build(const rt_model *m, const tx_taxonomy *tax, rt_index *ix, sd_err *err) {
+    memset(ix, 0, sizeof *ix);
+    if (tax->n_items != m->n_items)
+        return sd_fail(err, SD_ERR_DATA, "retrieval: the taxonomy has %lld items, the model %lld", (long long)tax->n_items,
+                       (long long)m->n_items);
+    int64_t nm = tax->member_off[tax->n_clusters];
+    size_t row = (size_t)m->dim + 1;
+    ix->n_clusters = tax->n_clusters, ix->dim = m->dim, ix->items_hash = m->items_hash;
+    ix->off = sd_malloc((size_t)(tax->n_clusters + 1) * sizeof(int64_t));
+    ix->items = sd_malloc((size_t)(nm ? nm : 1) * sizeof(int32_t));
+    ix->vb = sd_malloc((size_t)(nm ? nm : 1) * row * sizeof(float));
+    int64_t w = 0;
+    for (int32_t c = 0; c < tax->n_clusters; c++) {
+        ix->off[c] = w;
+        for (int64_t i = tax->member_off[c]; i < tax->member_off[c + 1]; i++) {
+            int32_t j = tax->members[i];
+            if (j < 0 || j >= m->n_items) continue;
+            ix->items[w] = j;
+            memcpy(ix->vb + (size_t)w * row, m->V + (size_t)j * m->dim, (size_t)m->dim * sizeof(float));
+            ix->vb[(size_t)w * row + (size_t)m->dim] = m->bias[j];
+            w++;
+        }
+    }
+    ix->off[tax->n_clusters] = w;
+    return SD_OK;
+}
+
+void rt_index_free(rt_index *ix) {
+    free(ix->off), free(ix->items), free(ix->vb);
+    memset(ix, 0, sizeof *ix);
+}
+
+int rt_rank_indexed(const rt_index *ix, const rt_query *q, int32_t cluster, const uint64_t *seen_mask, int k, rt_scored *out) {
+    if (cluster < 0 || cluster >= ix->n_clusters) return -1;
+    if (k > RT_K_MAX) k = RT_K_MAX;
+    if (k <= 0) return 0;
+    const int D = ix->dim;
+    const size_t row = (size_t)D + 1;
+    int n = 0;
+    float dots[4];
+    /* the hot loop: contiguous rows, four dot products at a time so that their additions overlap */
+    for (int64_t i = ix->off[cluster]; i < ix->off[cluster + 1]; i += 4) {
+        int nb = ix->off[cluster + 1] - i < 4 ? (int)(ix->off[cluster + 1] - i) : 4;
+        const float *v0 = ix->vb + (size_t)i * row;
+        const float *v1 = nb > 1 ? v0 + row : v0, *v2 = nb > 2 ? v0 + 2 * row : v0, *v3 = nb > 3 ? v0 + 3 * row : v0;
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (q->has_q) {
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+            for (int x = 0; x < D; x++) a0 += q->q[x] * v0[x], a1 += q->q[x] * v1[x], a2 += q->q[x] * v2[x], a3 += q->q[x] * v3[x];
+        }
+        dots[0] = a0, dots[1] = a1, dots[2] = a2, dots[3] = a3;
+        for (int r = 0; r < nb; r++) {
+            int32_t j = ix->items[i + r];
+            if (seen_mask && ((seen_mask[j >> 6] >> (j & 63)) & 1)) continue;
+            topk_push(out, &n, k, j, v0[(size_t)r * row + (size_t)D] + dots[r]);
+        }
+    }
+    return n;
+}
+
+int rt_recommend(const rt_model *m, const tx_taxonomy *tax, const int32_t *recent, int n_recent, int32_t cluster,
+                 const int32_t *seen, int64_t n_seen, int k, rt_scored *out) {
+    rt_query q;
+    rt_query_init(m, recent, n_recent, &q);
+    return rt_rank(m, tax, &q, cluster, seen, n_seen, NULL, k, out);
 }
 
 int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t cluster, const int32_t *seen,

@@ -17,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct sv_state {
     const ds_dataset *ds;
     const tx_taxonomy *tax;
     const rt_model *rt;        /* NULL: popularity order of the taxonomy */
+    rt_index ix;               /* rt's V rows in cluster-major order (the serving layout) */
     ds_dataset own_ds;         /* sv_state_open: owned copies the pointers above point at */
     tx_taxonomy own_tax;
     rt_model own_rt;
@@ -136,6 +138,38 @@ static void jb_quoted(jbuf *b, const char *s) {
     *o++ = '"';
     b->len = (size_t)(o - b->p);
     b->p[b->len] = 0;
+}
+
+static void jb_i64(jbuf *b, int64_t x) {
+    char d[24], *e = d + sizeof d, *o = e;
+    uint64_t v = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    do *--o = (char)('0' + v % 10), v /= 10;
+    while (v);
+    if (x < 0) *--o = '-';
+    jb_raw(b, o, (size_t)(e - o));
+}
+
+/* x with at most 4 decimals, trailing zeros trimmed ("2.9075", "-1.5", "7"); null when not finite.
+ * Hand-written because printf's %g costs more than the whole ranking of a cluster. */
+static void jb_num(jbuf *b, double x) {
+    if (!isfinite(x)) return jb_str(b, "null");
+    if (fabs(x) >= 1e14) return jb_fmt(b, "%.6g", x);
+    char tmp[40], *o = tmp;
+    uint64_t v = (uint64_t)(fabs(x) * 10000 + 0.5), ip = v / 10000, fp = v % 10000;
+    if (x < 0 && v) *o++ = '-';
+    char d[24];
+    int nd = 0;
+    do d[nd++] = (char)('0' + ip % 10), ip /= 10;
+    while (ip);
+    while (nd) *o++ = d[--nd];
+    if (fp) {
+        *o++ = '.';
+        char f[4] = {(char)('0' + fp / 1000), (char)('0' + fp / 100 % 10), (char)('0' + fp / 10 % 10), (char)('0' + fp % 10)};
+        int nf = 4;
+        while (f[nf - 1] == '0') nf--;
+        for (int i = 0; i < nf; i++) *o++ = f[i];
+    }
+    jb_raw(b, tmp, (size_t)(o - tmp));
 }
 
 /* ---------------------------------------------------------------- responses */
@@ -296,6 +330,12 @@ int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, c
     }
     r->version = 1;
     s->k = r->t.p.k;
+    if (rt && (rc = rt_index_build(rt, tax, &s->ix, err))) {
+        table_release(r);
+        s->cur = NULL;
+        sv_state_free(s);
+        return rc;
+    }
     atomic_store(&s->cur, r);
     precompute_users(s);
     *out = s;
@@ -363,6 +403,7 @@ void sv_state_free(sv_state *s) {
     if (!s) return;
     table_ref *r = atomic_load(&s->cur);
     if (r) table_release(r);
+    rt_index_free(&s->ix);
     if (s->own_rt_ok) rt_close((rt_model *)s->rt), free((void *)s->rt);
     if (s->own_tax_ok) tx_free((tx_taxonomy *)s->tax), free((void *)s->tax);
     if (s->own_ds_ok) ds_free((ds_dataset *)s->ds), free((void *)s->ds);
@@ -519,15 +560,20 @@ static int is_seen(const int32_t *seen, int64_t n, int32_t item) {
 }
 
 static void put_cluster_head(jbuf *b, const sv_state *s, int32_t c) {
-    jb_fmt(b, "{\"id\":%d,\"description\":", c);
+    jb_str(b, "{\"id\":");
+    jb_i64(b, c);
+    jb_str(b, ",\"description\":");
     jb_quoted(b, s->tax->desc[c]);
 }
 
-static void put_items(jbuf *b, const sv_state *s, int32_t c, const int32_t *recent, int nr, const int32_t *seen,
-                      int64_t ns, int k) {
+#define MASK_WORDS_MAX 4096 /* seen bitmap on the stack up to 262144 items; beyond, binary search */
+
+static void put_items(jbuf *b, const sv_state *s, int32_t c, const rt_query *q, const int32_t *seen, int64_t ns,
+                      const uint64_t *mask, int k) {
     rt_scored top[SV_K_MAX];
     int n;
-    if (s->rt) n = rt_recommend(s->rt, s->tax, recent, nr, c, seen, ns, k, top);
+    if (s->rt && mask) n = rt_rank_indexed(&s->ix, q, c, mask, k, top);
+    else if (s->rt) n = rt_rank(s->rt, s->tax, q, c, seen, ns, NULL, k, top);
     else { /* the taxonomy lists members by descending popularity */
         n = 0;
         for (int64_t i = s->tax->member_off[c]; i < s->tax->member_off[c + 1] && n < k; i++)
@@ -536,9 +582,13 @@ static void put_items(jbuf *b, const sv_state *s, int32_t c, const int32_t *rece
     jb_str(b, ",\"items\":[");
     for (int i = 0; i < n; i++) {
         int32_t it = top[i].item;
-        jb_fmt(b, "%s{\"id\":%lld,\"title\":", i ? "," : "", (long long)s->ds->item_ids[it]);
+        jb_str(b, i ? ",{\"id\":" : "{\"id\":");
+        jb_i64(b, s->ds->item_ids[it]);
+        jb_str(b, ",\"title\":");
         jb_quoted(b, ds_item_title(s->ds, it));
-        jb_fmt(b, ",\"score\":%.5g}", (double)top[i].score);
+        jb_str(b, ",\"score\":");
+        jb_num(b, (double)top[i].score);
+        jb_str(b, "}");
     }
     jb_str(b, "]");
 }
@@ -575,13 +625,28 @@ static void explore_answer(sv_state *s, sv_response *rs, const int64_t *user_raw
     }
     jb_fmt(&b, "],\"context_complete\":%s,\"fallback\":%s,\"ranker\":\"%s\",\"novel\":[", nctx == s->k ? "true" : "false",
            flags & TBL_FLAG_FALLBACK ? "true" : "false", s->rt ? "sequential" : "popularity");
-    for (int i = 0; i < ne; i++) {
+    rt_query q = {.has_q = 0};
+    uint64_t mask_buf[MASK_WORDS_MAX], *mask = NULL;
+    size_t words = (size_t)(s->ds->n_items + 63) / 64;
+    if (ne && s->rt) {
+        rt_query_init(s->rt, recent, nr, &q);
+        if (words <= MASK_WORDS_MAX) {
+            mask = mask_buf;
+            memset(mask, 0, words * sizeof *mask);
+            for (int64_t i = 0; i < ns; i++) mask[seen[i] >> 6] |= 1ull << (seen[i] & 63);
+        }
+    }
+    for (int i = 0, first = 1; i < ne; i++) {
         int32_t c = ent[i].cluster;
         if (c < 0 || c >= s->m) continue;
-        if (i) jb_str(&b, ",");
+        if (!first) jb_str(&b, ",");
+        first = 0;
         put_cluster_head(&b, s, c);
-        jb_fmt(&b, ",\"score\":%.5g,\"logprob\":%.5g", (double)ent[i].align_score, (double)ent[i].novelty_logprob);
-        put_items(&b, s, c, recent, nr, seen, ns, k);
+        jb_str(&b, ",\"score\":");
+        jb_num(&b, (double)ent[i].align_score);
+        jb_str(&b, ",\"logprob\":");
+        jb_num(&b, (double)ent[i].novelty_logprob);
+        put_items(&b, s, c, &q, seen, ns, mask, k);
         jb_str(&b, "}");
     }
     jb_str(&b, "]}\n");
