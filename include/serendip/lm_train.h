@@ -104,6 +104,9 @@ void lm_trainer_free(lm_trainer *t);
  * the masked positions (0 when no position is masked). tokens (B, T+1), mask (B, T). */
 void lm_trainer_forward(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss);
 
+/* Forward only, copying the raw (pre-softmax) logits (B, T, V) into logits (caller's buffer). */
+void lm_trainer_logits(lm_trainer *t, const int32_t *tokens, float *logits);
+
 /* Zeroes t->grads, then accumulates the gradient of the mean masked loss over n_micro
  * micro-batches (tokens (n_micro, B, T+1), mask (n_micro, B, T)) into t->grads; *loss is that mean.
  * Does not change the parameters. */

@@ -337,7 +337,7 @@ static size_t load_batch(const lm_trainer *t, lm_shard *sh, const int32_t *token
 
 /* The forward pass over the loaded micro-batch: fills every saved activation, t->logits -> probs
  * and a->losses. Returns the sum of masked losses. */
-static double forward(const lm_trainer *t, lm_shard *sh) {
+static double forward(const lm_trainer *t, lm_shard *sh, float *raw_logits) {
     const lm_config *c = &t->model->cfg;
     const lm_weights *w = &t->model->w;
     lm_acts *a = sh->a;
@@ -367,6 +367,7 @@ static double forward(const lm_trainer *t, lm_shard *sh) {
     }
     lm_rmsnorm_forward(a->xnf, a->rstdf, a->x[c->n_layers], w->out_norm, N, D, c->norm_eps);
     lm_matmul_forward(sh->logits, a->xnf, w->out, N, D, V);
+    if (raw_logits) memcpy(raw_logits + (size_t)sh->b0 * T * V, sh->logits, (size_t)N * V * sizeof(float));
     lm_xent_forward(sh->logits, a->losses, sh->logits, a->tgt, N, V);
     double s = 0;
     for (int i = 0; i < N; i++)
@@ -443,18 +444,26 @@ static size_t count_targets(const lm_trainer *t, const int32_t *tokens, const ui
     return n;
 }
 
-void lm_trainer_forward(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss) {
+static void forward_all(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss, float *raw) {
     size_t n = count_targets(t, tokens, mask);
     int ns = t->n_shards;
 #pragma omp parallel for schedule(static) num_threads(ns) if (ns > 1)
     for (int p = 0; p < ns; p++) {
         lm_shard *sh = &t->shards[p];
         load_batch(t, sh, tokens, mask);
-        sh->loss = forward(t, sh);
+        sh->loss = forward(t, sh, raw);
     }
     double s = 0;
     for (int p = 0; p < ns; p++) s += t->shards[p].loss;
     if (loss) *loss = n ? (float)(s / (double)n) : 0.0f;
+}
+
+void lm_trainer_forward(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss) {
+    forward_all(t, tokens, mask, loss, NULL);
+}
+
+void lm_trainer_logits(lm_trainer *t, const int32_t *tokens, float *logits) {
+    forward_all(t, tokens, NULL, NULL, logits);
 }
 
 void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, int n_micro, float *loss) {
@@ -474,7 +483,7 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
         sh->loss = 0;
         for (int k = 0; k < n_micro; k++) {
             load_batch(t, sh, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
-            sh->loss += forward(t, sh);
+            sh->loss += forward(t, sh, NULL);
             backward(t, sh, scale);
         }
     }
