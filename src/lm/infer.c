@@ -159,19 +159,6 @@ typedef struct {
     int want_logits;      /* 1: a row of inf->logits, in the order of the rows that want one */
 } row_desc;
 
-/* out = rmsnorm(x) * g for n rows of width D. */
-static void rmsnorm_rows(float *out, const float *x, const float *g, int n, int D, float eps) {
-#pragma omp parallel for schedule(static) if (n > 16)
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * D;
-        float *o = out + (size_t)r * D;
-        float ss = 0;
-        for (int i = 0; i < D; i++) ss += xr[i] * xr[i];
-        float s = 1.0f / sqrtf(ss / D + eps);
-        for (int i = 0; i < D; i++) o[i] = xr[i] * s * g[i];
-    }
-}
-
 /* Rotates adjacent pairs of each head of vec (n_heads * head_dim) at position pos. */
 static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd, int pos) {
     int half = hd / 2;
@@ -187,133 +174,145 @@ static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd
 }
 
 /* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual).
- * With row_split, the rows are cut into one block per OpenMP thread and each block is one
- * single-threaded sgemm (the caller has set OpenBLAS to 1 thread): one thread pool instead of
- * OpenMP's and OpenBLAS's spinning against each other on a busy machine. */
-static int row_split = 1;
+ * Single-threaded OpenBLAS (see forward_rows). */
 static void matmul_rows(float *C, const float *A, const float *W, int n, int out, int in, float beta) {
+    if (n <= 0) return;
     if (n == 1) { /* one row: a matrix-vector product (cheaper entry into OpenBLAS) */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, A, 1, beta, C, 1);
-        return;
-    }
-    int nt = row_split ? sd_num_threads() : 1;
-    if (nt > 1 && n >= 16 * nt) {
-        int per = (n + nt - 1) / nt;
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int b = 0; b < nt; b++) {
-            int r0 = b * per, rn = n - r0 < per ? n - r0 : per;
-            if (rn > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, out, in, 1.0f, A + (size_t)r0 * in, in, W, in,
-                            beta, C + (size_t)r0 * out, out);
-        }
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, A, in, W, in, beta, C, out);
 }
 
-/* OpenBLAS to one thread for the duration of a call when rows are split (restored after). */
-static int blas_enter(void) {
-    int prev = openblas_get_num_threads();
-    if (getenv("SERENDIP_INFER_BLAS_THREADS")) row_split = 0; /* A/B switch for the bench */
-    if (row_split && prev != 1) openblas_set_num_threads(1);
-    return prev;
+/* out = rmsnorm(x) * g for one row of width D. */
+static inline void rmsnorm_row(float *out, const float *x, const float *g, int D, float eps) {
+    float ss = 0;
+    for (int i = 0; i < D; i++) ss += x[i] * x[i];
+    float s = 1.0f / sqrtf(ss / D + eps);
+    for (int i = 0; i < D; i++) out[i] = x[i] * s * g[i];
 }
-static void blas_leave(int prev) {
-    if (row_split && prev != 1) openblas_set_num_threads(prev);
+
+/* Causal attention of one row over its prefix and own segments, all heads, into out (D). */
+static void attend_row(const lm_infer *inf, const row_desc *rd, int l, const float *q, float *out, float *sc) {
+    const lm_config *c = &inf->c;
+    int D = c->dim, KvD = lm_kv_dim(c), hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    int np = rd->pre ? rd->pre_len : 0, nt = np + rd->own_idx + 1;
+    (void)D;
+    for (int h = 0; h < nh; h++) {
+        int kvh = h / group;
+        const float *qv = q + (size_t)h * hd;
+        /* keys/values of a slot are contiguous positions, KvD floats apart */
+        const float *pk = np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
+        const float *pv = np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
+        const float *ok = pool_at(rd->own, rd->own->k, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+        const float *ov = pool_at(rd->own, rd->own->v, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+        float mx = -INFINITY;
+        for (int t = 0; t < nt; t++) {
+            const float *kv = t < np ? pk + (size_t)t * KvD : ok + (size_t)(t - np) * KvD;
+            float s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
+            s *= scale;
+            sc[t] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = 0;
+        for (int t = 0; t < nt; t++) {
+            sc[t] = expf(sc[t] - mx);
+            sum += sc[t];
+        }
+        float inv = 1.0f / sum, *o = out + (size_t)h * hd;
+        memset(o, 0, hd * sizeof(float));
+        for (int t = 0; t < nt; t++) {
+            const float *vv = t < np ? pv + (size_t)t * KvD : ov + (size_t)(t - np) * KvD;
+            float a = sc[t] * inv;
+#pragma omp simd
+            for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+        }
+    }
 }
 
 /* Runs n (<= max_rows) rows through the model; writes their keys/values into their own
- * segments and the logits of the rows with want_logits into inf->logits. Returns how many rows
- * produced logits. THE hot loop of inference. */
+ * segments and the logits of the rows with want_logits into inf->logits (in row order).
+ * Returns how many rows produced logits. THE hot loop of inference.
+ *
+ * One OpenMP region for the whole forward: each thread owns a contiguous block of rows and runs
+ * every row-wise step on it (norms, its block's sgemm for each weight matrix, RoPE, SwiGLU,
+ * attention of its rows). The only barrier per layer is between writing the new keys/values
+ * and attention, because a prefilled prompt's rows read each other's. OpenBLAS is set to one
+ * thread meanwhile: one pool of threads instead of two spinning against each other, and few
+ * barriers, which matters on a machine shared with other jobs. */
 static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
     const lm_config *c = &inf->c;
     const lm_weights *w = &inf->m->w;
     int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
-    int nh = c->n_heads, nkv = c->n_kv_heads, group = nh / nkv;
-    float scale = 1.0f / sqrtf((float)hd);
-    int blas_prev = blas_enter();
-
-    for (int r = 0; r < n; r++) memcpy(inf->x + (size_t)r * D, w->tok_emb + (size_t)rows[r].token * D, D * sizeof(float));
-
-    for (int l = 0; l < c->n_layers; l++) {
-        /* attention block */
-        rmsnorm_rows(inf->xb, inf->x, w->attn_norm + (size_t)l * D, n, D, c->norm_eps);
-        matmul_rows(inf->q, inf->xb, w->wq + (size_t)l * D * D, n, D, D, 0.0f);
-        matmul_rows(inf->k, inf->xb, w->wk + (size_t)l * KvD * D, n, KvD, D, 0.0f);
-        matmul_rows(inf->v, inf->xb, w->wv + (size_t)l * KvD * D, n, KvD, D, 0.0f);
-#pragma omp parallel for schedule(static) if (n > 16)
-        for (int r = 0; r < n; r++) {
-            const row_desc *rd = &rows[r];
-            rope_row(inf, inf->q + (size_t)r * D, nh, hd, rd->pos);
-            rope_row(inf, inf->k + (size_t)r * KvD, nkv, hd, rd->pos);
-            memcpy(pool_at(rd->own, rd->own->k, c, l, rd->own_slot, rd->own_idx), inf->k + (size_t)r * KvD,
-                   KvD * sizeof(float));
-            memcpy(pool_at(rd->own, rd->own->v, c, l, rd->own_slot, rd->own_idx), inf->v + (size_t)r * KvD,
-                   KvD * sizeof(float));
-        }
-#pragma omp parallel for collapse(2) schedule(static) if (n * nh > 16) num_threads(inf->n_threads)
-        for (int r = 0; r < n; r++)
-            for (int h = 0; h < nh; h++) {
-                const row_desc *rd = &rows[r];
-                int kvh = h / group, np = rd->pre ? rd->pre_len : 0, nt = np + rd->own_idx + 1;
-                const float *qv = inf->q + (size_t)r * D + (size_t)h * hd;
-                float *sc = inf->att_buf + (size_t)thread_id() * inf->max_seq;
-                /* keys/values of a slot are contiguous positions, KvD floats apart */
-                const float *pk = np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
-                const float *pv = np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
-                const float *ok = pool_at(rd->own, rd->own->k, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
-                const float *ov = pool_at(rd->own, rd->own->v, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
-                float mx = -INFINITY;
-                for (int t = 0; t < nt; t++) {
-                    const float *kv = t < np ? pk + (size_t)t * KvD : ok + (size_t)(t - np) * KvD;
-                    float s = 0;
-#pragma omp simd reduction(+ : s)
-                    for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
-                    s *= scale;
-                    sc[t] = s;
-                    if (s > mx) mx = s;
-                }
-                float sum = 0;
-                for (int t = 0; t < nt; t++) {
-                    sc[t] = expf(sc[t] - mx);
-                    sum += sc[t];
-                }
-                float inv = 1.0f / sum, *o = inf->att + (size_t)r * D + (size_t)h * hd;
-                memset(o, 0, hd * sizeof(float));
-                for (int t = 0; t < nt; t++) {
-                    const float *vv = t < np ? pv + (size_t)t * KvD : ov + (size_t)(t - np) * KvD;
-                    float a = sc[t] * inv;
-#pragma omp simd
-                    for (int i = 0; i < hd; i++) o[i] += a * vv[i];
-                }
-            }
-        matmul_rows(inf->x, inf->att, w->wo + (size_t)l * D * D, n, D, D, 1.0f);
-
-        /* feed-forward block */
-        rmsnorm_rows(inf->xb, inf->x, w->ffn_norm + (size_t)l * D, n, D, c->norm_eps);
-        matmul_rows(inf->h1, inf->xb, w->w1 + (size_t)l * H * D, n, H, D, 0.0f);
-        matmul_rows(inf->h3, inf->xb, w->w3 + (size_t)l * H * D, n, H, D, 0.0f);
-        size_t nH = (size_t)n * H;
-#pragma omp parallel for schedule(static) if (nH > 4096)
-        for (size_t i = 0; i < nH; i++) {
-            float g = inf->h1[i];
-            inf->h1[i] = g / (1.0f + expf(-g)) * inf->h3[i];
-        }
-        matmul_rows(inf->x, inf->h1, w->w2 + (size_t)l * D * H, n, D, H, 1.0f);
-    }
-
-    /* output head on the rows that want logits */
+    int nh = c->n_heads, nkv = c->n_kv_heads;
+    int blas_prev = openblas_get_num_threads();
+    if (blas_prev != 1) openblas_set_num_threads(1);
     int nl = 0;
-    for (int r = 0; r < n; r++)
-        if (rows[r].want_logits) {
-            if (nl != r) memcpy(inf->x + (size_t)nl * D, inf->x + (size_t)r * D, D * sizeof(float));
-            nl++;
+    for (int r = 0; r < n; r++) nl += rows[r].want_logits != 0;
+    int nthreads = n >= 8 * inf->n_threads ? inf->n_threads : 1;
+
+#pragma omp parallel num_threads(nthreads)
+    {
+        int tid = thread_id(), T = nthreads;
+#ifdef _OPENMP
+        T = omp_get_num_threads();
+#endif
+        int per = (n + T - 1) / T, r0 = tid * per, rn = n - r0 < per ? n - r0 : per;
+        if (rn < 0) rn = 0;
+        float *x = inf->x + (size_t)r0 * D, *xb = inf->xb + (size_t)r0 * D, *q = inf->q + (size_t)r0 * D;
+        float *k = inf->k + (size_t)r0 * KvD, *v = inf->v + (size_t)r0 * KvD, *att = inf->att + (size_t)r0 * D;
+        float *h1 = inf->h1 + (size_t)r0 * H, *h3 = inf->h3 + (size_t)r0 * H;
+        float *sc = inf->att_buf + (size_t)tid * inf->max_seq;
+        for (int r = 0; r < rn; r++)
+            memcpy(x + (size_t)r * D, w->tok_emb + (size_t)rows[r0 + r].token * D, D * sizeof(float));
+
+        for (int l = 0; l < c->n_layers; l++) {
+            /* attention block: norm, q k v, RoPE, keys/values into the cache */
+            for (int r = 0; r < rn; r++)
+                rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->attn_norm + (size_t)l * D, D, c->norm_eps);
+            matmul_rows(q, xb, w->wq + (size_t)l * D * D, rn, D, D, 0.0f);
+            matmul_rows(k, xb, w->wk + (size_t)l * KvD * D, rn, KvD, D, 0.0f);
+            matmul_rows(v, xb, w->wv + (size_t)l * KvD * D, rn, KvD, D, 0.0f);
+            for (int r = 0; r < rn; r++) {
+                const row_desc *rd = &rows[r0 + r];
+                rope_row(inf, q + (size_t)r * D, nh, hd, rd->pos);
+                rope_row(inf, k + (size_t)r * KvD, nkv, hd, rd->pos);
+                memcpy(pool_at(rd->own, rd->own->k, c, l, rd->own_slot, rd->own_idx), k + (size_t)r * KvD,
+                       KvD * sizeof(float));
+                memcpy(pool_at(rd->own, rd->own->v, c, l, rd->own_slot, rd->own_idx), v + (size_t)r * KvD,
+                       KvD * sizeof(float));
+            }
+#pragma omp barrier
+            for (int r = 0; r < rn; r++) attend_row(inf, &rows[r0 + r], l, q + (size_t)r * D, att + (size_t)r * D, sc);
+            matmul_rows(x, att, w->wo + (size_t)l * D * D, rn, D, D, 1.0f);
+
+            /* feed-forward block */
+            for (int r = 0; r < rn; r++)
+                rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->ffn_norm + (size_t)l * D, D, c->norm_eps);
+            matmul_rows(h1, xb, w->w1 + (size_t)l * H * D, rn, H, D, 0.0f);
+            matmul_rows(h3, xb, w->w3 + (size_t)l * H * D, rn, H, D, 0.0f);
+            for (size_t i = 0; i < (size_t)rn * H; i++) {
+                float g = h1[i];
+                h1[i] = g / (1.0f + expf(-g)) * h3[i];
+            }
+            matmul_rows(x, h1, w->w2 + (size_t)l * D * H, rn, D, H, 1.0f);
         }
-    if (nl > 0) {
-        rmsnorm_rows(inf->xb, inf->x, w->out_norm, nl, D, c->norm_eps);
-        matmul_rows(inf->logits, inf->xb, w->out, nl, V, D, 0.0f);
+
+        /* output head on this block's rows that want logits, written at their rank among all
+         * such rows (ranks are increasing, so a block's are contiguous) */
+        int first = 0, cnt = 0;
+        for (int r = 0; r < r0; r++) first += rows[r].want_logits != 0;
+        for (int r = 0; r < rn; r++)
+            if (rows[r0 + r].want_logits) {
+                rmsnorm_row(xb + (size_t)cnt * D, x + (size_t)r * D, w->out_norm, D, c->norm_eps);
+                cnt++;
+            }
+        matmul_rows(inf->logits + (size_t)first * V, xb, w->out, cnt, V, D, 0.0f);
     }
-    blas_leave(blas_prev);
+    if (blas_prev != 1) openblas_set_num_threads(blas_prev);
     return nl;
 }
 
