@@ -10,7 +10,7 @@
 #        from ../shared/data/ml-latest-small, or from the synthetic world when that is absent).
 #        A missing explore.tbl is written from the empirical transitions (bench/serve_table.c),
 #        a missing retrieval.bin is trained. Env: BUILD (build), DURATION (10 s), CONNS (50),
-#        CLIENT_THREADS (2), SERVER_THREADS (2), K (5 items per cluster).
+#        CLIENT_THREADS (2), SERVER_THREADS (2), SERVER_MODE (epoll, poll, thread), K (5 items per cluster).
 # Needs: wrk, redis-server, redis-tools (redis-benchmark, redis-cli), curl, cc.
 set -u
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
 CT=${CLIENT_THREADS:-2}
 ST=${SERVER_THREADS:-2}
+MODE=${SERVER_MODE:-epoll}
 K=${K:-5}
 for t in wrk redis-server redis-benchmark redis-cli curl cc; do
     command -v $t >/dev/null || { echo "bench_serve: needs $t (apt-get install wrk redis-server redis-tools curl gcc)"; exit 1; }
@@ -56,7 +57,7 @@ cp "$WS/explore.tbl" "$TMP/tableA.tbl"
 [ -f "$WS/retrieval.bin" ] || "$BIN" serve --ws "$WS" --train-retrieval >/dev/null || exit 1
 echo "bench-token-$$-$RANDOM" > "$TMP/token"
 
-"$BIN" serve --ws "$WS" --port 0 --threads "$ST" --max-conns 1024 --token-file "$TMP/token" > "$TMP/serve.out" 2> "$TMP/serve.err" &
+"$BIN" serve --ws "$WS" --port 0 --threads "$ST" --mode "$MODE" --max-conns 1024 --token-file "$TMP/token" > "$TMP/serve.out" 2> "$TMP/serve.err" &
 SERVER=$!
 PORT=
 for _ in $(seq 200); do
@@ -111,7 +112,7 @@ run_wrk() { # run_wrk OUT: one wrk run of DURATION seconds
 wrk -t"$CT" -c"$CONNS" -d2s -s "$TMP/rotate.lua" "$URL" >/dev/null 2>&1 # warm-up
 
 echo "== machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, $ST server threads, ${DURATION}s per run"
+echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, $ST server threads ($MODE), ${DURATION}s per run"
 run_wrk "$TMP/wrk.out"
 S_RPS=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$TMP/wrk.out")
 S_P50=$(to_ms "$(awk '$1=="50%"{print $2}' "$TMP/wrk.out")")

@@ -33,7 +33,7 @@ static int eval_retrieval(const char *ws, int json) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7";
+    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "epoll";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
     int train = 0, eval = 0, json = 0, verbose = 0;
     rt_options ro = RT_OPTIONS_DEFAULT;
@@ -42,7 +42,8 @@ int cmd_serve(int argc, char **argv) {
         {"ws", FL_STR, &ws, "workspace with dataset.bin, taxonomy.bin, explore.tbl (and retrieval.bin)"},
         {"port", FL_INT, &port, "TCP port (0: any free port, printed at start)"},
         {"bind", FL_STR, &bind, "listen address (IPv4 or IPv6 literal)"},
-        {"threads", FL_INT, &threads, "server threads (epoll loops)"},
+        {"threads", FL_INT, &threads, "server threads (epoll or poll loops)"},
+        {"mode", FL_STR, &mode, "connection handling: epoll (thread pool), poll (thread pool), thread (one per connection)"},
         {"token-file", FL_STR, &token_file, "file holding the bearer token of POST /admin/reload (absent: reload disabled)"},
         {"max-conns", FL_INT, &max_conns, "connections served at once; beyond, requests get 503"},
         {"max-body", FL_INT, &max_body, "largest request body in bytes (413 beyond)"},
@@ -80,6 +81,10 @@ int cmd_serve(int argc, char **argv) {
     if (max_body < 1 || header_mem < 1024 || timeout < 1)
         return cmd_usage_error("serve", "--max-body must be >= 1, --header-mem >= 1024, --timeout >= 1");
     o.max_body = (size_t)max_body, o.conn_memory = (size_t)header_mem;
+    if (!strcmp(mode, "epoll")) o.mode = SV_MODE_EPOLL;
+    else if (!strcmp(mode, "poll")) o.mode = SV_MODE_POLL;
+    else if (!strcmp(mode, "thread")) o.mode = SV_MODE_THREAD;
+    else return cmd_usage_error("serve", "--mode must be epoll, poll or thread, not '%s'", mode);
     if (jr_parse_positive(positive, &o.rule, &err)) return cmd_fail(&err);
 
     /* signals are taken synchronously by this thread; server threads inherit the mask */

@@ -680,6 +680,33 @@ static void test_idle_timeout(void **state) {
     stop(&s);
 }
 
+static void test_modes(void **state) {
+    (void)state;
+    for (int mode = SV_MODE_EPOLL; mode <= SV_MODE_THREAD; mode++) {
+        server s;
+        sv_options o = test_options();
+        o.mode = mode, o.threads = 3;
+        start(&s, &o);
+        http_resp r;
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(http(s.port, "GET", "/v1/explore?user=2", NULL, NULL, 0, &r), 0);
+            assert_int_equal(r.status, 200);
+            free(r.body);
+        }
+        stop(&s);
+    }
+    sv_options o = test_options();
+    o.mode = 7;
+    sv_state *st;
+    sv_server *srv;
+    sd_err err = {0};
+    assert_int_equal(sv_state_open(&st, g_ws, &o, &err), SD_OK);
+    assert_int_equal(sv_server_start(st, &o, &srv, &err), SD_ERR_USAGE);
+    o.mode = 0, o.bind = "not-an-address";
+    assert_int_equal(sv_server_start(st, &o, &srv, &err), SD_ERR_USAGE);
+    sv_state_free(st);
+}
+
 /* ---------------------------------------------------------------- handlers without sockets */
 
 static void test_handlers_direct(void **state) {
@@ -744,7 +771,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_errors),          cmocka_unit_test(test_health_and_metrics),
         cmocka_unit_test(test_reload_auth),     cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_overload_503),    cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_handlers_direct),
+        cmocka_unit_test(test_modes),           cmocka_unit_test(test_handlers_direct),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -30,7 +30,14 @@ typedef struct {
     size_t conn_memory;      /* per-connection buffer for the request line and headers (default 16 KiB) */
     int timeout_s;           /* idle connection timeout (default 30) */
     ds_positive_rule rule;   /* what makes an event count for a user's context */
+    int mode;                /* SV_MODE_*: how libmicrohttpd runs connections */
 } sv_options;
+
+enum {
+    SV_MODE_EPOLL = 0,       /* a pool of `threads` threads, each with its own epoll loop (default) */
+    SV_MODE_POLL = 1,        /* the same pool with poll() */
+    SV_MODE_THREAD = 2,      /* one thread per connection (`threads` ignored) */
+};
 
 #define SV_OPTIONS_DEFAULT                                                                                       \
     ((sv_options){.bind = "127.0.0.1", .port = SV_DEFAULT_PORT, .threads = 2, .max_conns = 512, .max_body = 65536, \

@@ -1,9 +1,12 @@
 /* server.c - libmicrohttpd glue for the handlers of handlers.c: listening, limits, request
  * bodies, the connection count behind the 503 overload answer, and per-request accounting.
  *
- * Threading: libmicrohttpd's internal thread pool, each thread running its own epoll loop over
- * its share of the connections (MHD_USE_EPOLL_INTERNAL_THREAD + MHD_OPTION_THREAD_POOL_SIZE);
- * on 2 cores this beat thread-per-connection and a single polling thread (docs/serving.md).
+ * Threading (sv_options.mode): by default libmicrohttpd's internal thread pool, each thread
+ * running its own epoll loop over its share of the connections (MHD_USE_EPOLL_INTERNAL_THREAD +
+ * MHD_OPTION_THREAD_POOL_SIZE), which needs no thread per connection; a poll() pool and
+ * thread-per-connection are selectable for comparison. On the shared 2-core machine the three
+ * measured within noise of each other (docs/serving.md), so the default is the one that scales
+ * in connections.
  *
  * A request's life: the URI-log callback sees the raw request target first and allocates the
  * request context (start time, raw URL, body buffer); the access handler collects the body (up to
@@ -151,7 +154,11 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (o->mode == SV_MODE_EPOLL) flags |= MHD_USE_EPOLL_INTERNAL_THREAD;
+    else if (o->mode == SV_MODE_POLL) flags |= MHD_USE_POLL_INTERNAL_THREAD;
+    else if (o->mode == SV_MODE_THREAD) flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    else return sd_fail(err, SD_ERR_USAGE, "serve: unknown mode %d", o->mode);
     const char *bind = o->bind ? o->bind : "127.0.0.1";
     memset(&a4, 0, sizeof a4), memset(&a6, 0, sizeof a6);
     if (inet_pton(AF_INET, bind, &a4.sin_addr) == 1) {
@@ -170,7 +177,7 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
     unsigned hard = (unsigned)o->max_conns + 64;
     srv->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, access_handler, srv,
                               MHD_OPTION_SOCK_ADDR, addr,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
+                              MHD_OPTION_THREAD_POOL_SIZE, o->mode == SV_MODE_THREAD ? 0u : (unsigned)o->threads,
                               MHD_OPTION_CONNECTION_LIMIT, hard,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->conn_memory,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
