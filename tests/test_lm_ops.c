@@ -212,7 +212,9 @@ static void test_attention(void **state) {
     /* causality: position 0 attends only to itself */
     assert_float_equal(c.att[0], 1.0f, 1e-6);
     float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk), *dqr = zeros(nq), *dkr = zeros(nk), *dvr = zeros(nk);
-    lm_attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, B, T, nh, nkv, hd);
+    float *scratch = zeros(lm_attention_scratch_floats(T));
+    lm_attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, B, T, nh, nkv, hd, scratch);
+    free(scratch);
     lm_attention_backward_ref(dqr, dkr, dvr, c.R, c.att, c.q, c.k, c.v, B, T, nh, nkv, hd);
     assert_true(worst(dq, dqr, nq, 1e-5, 1e-4) <= 1);
     assert_true(worst(dk, dkr, nk, 1e-5, 1e-4) <= 1);

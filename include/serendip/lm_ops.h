@@ -46,8 +46,10 @@ void lm_rope_forward_ref(float *x, float theta, int B, int T, int nh, int hd);
  * Query head h reads kv head h / (nh / nkv); scores are scaled by 1/sqrt(hd). */
 void lm_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                           int nh, int nkv, int hd);
+/* scratch: lm_attention_scratch_floats(T) floats (T x T per OpenMP thread), caller-owned. */
 void lm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                           const float *k, const float *v, int B, int T, int nh, int nkv, int hd);
+                           const float *k, const float *v, int B, int T, int nh, int nkv, int hd, float *scratch);
+size_t lm_attention_scratch_floats(int T);
 void lm_attention_forward_ref(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                               int nh, int nkv, int hd);
 void lm_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,

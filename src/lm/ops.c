@@ -240,26 +240,42 @@ void lm_rope_forward_ref(float *x, float theta, int B, int T, int nh, int hd) {
 
 /* ================================================================ attention */
 
+/* Threads for the per-head loops: OpenMP's when OpenBLAS is single-threaded and we are not
+ * already inside a parallel region, else 1 (the same rule as mm_threads). */
+static int head_threads(void) {
+#ifdef _OPENMP
+    if (omp_in_parallel() || openblas_get_num_threads() > 1) return 1;
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+size_t lm_attention_scratch_floats(int T) {
+#ifdef _OPENMP
+    return (size_t)T * T * (size_t)omp_get_max_threads();
+#else
+    return (size_t)T * T;
+#endif
+}
+
+/* Per (batch, head): S = Q K^T / sqrt(hd) by sgemm straight into att, causal softmax in place
+ * (entries above the diagonal set to 0), then O = P V by sgemm. The full T x T product costs twice
+ * the causal half but runs at BLAS speed, several times faster than per-row dot products. */
 void lm_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, int B, int T,
                           int nh, int nkv, int hd) {
-    int D = nh * hd, KvD = nkv * hd, group = nh / nkv;
+    int D = nh * hd, KvD = nkv * hd, group = nh / nkv, nt = head_threads();
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int bh = 0; bh < B * nh; bh++) {
         int b = bh / nh, h = bh % nh, kh = h / group;
+        float *S = att + (size_t)bh * T * T;
+        const float *Q = q + (size_t)b * T * D + h * hd, *K = k + (size_t)b * T * KvD + kh * hd;
+        const float *Vh = v + (size_t)b * T * KvD + kh * hd;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, Q, D, K, KvD, 0.0f, S, T);
         for (int t = 0; t < T; t++) {
-            const float *qr = q + (size_t)(b * T + t) * D + h * hd;
-            float *p = att + ((size_t)bh * T + t) * T;
-            float mx = -INFINITY;
-            for (int s = 0; s <= t; s++) {
-                const float *kr = k + (size_t)(b * T + s) * KvD + kh * hd;
-                float d = 0;
-                for (int i = 0; i < hd; i++) d += qr[i] * kr[i];
-                d *= scale;
-                p[s] = d;
-                if (d > mx) mx = d;
-            }
-            float sum = 0;
+            float *p = S + (size_t)t * T, mx = -INFINITY, sum = 0;
+            for (int s = 0; s <= t; s++) mx = p[s] > mx ? p[s] : mx;
             for (int s = 0; s <= t; s++) {
                 p[s] = expf(p[s] - mx);
                 sum += p[s];
@@ -267,55 +283,44 @@ void lm_attention_forward(float *out, float *att, const float *q, const float *k
             float inv = 1.0f / sum;
             for (int s = 0; s <= t; s++) p[s] *= inv;
             for (int s = t + 1; s < T; s++) p[s] = 0;
-            float *o = out + (size_t)(b * T + t) * D + h * hd;
-            for (int i = 0; i < hd; i++) o[i] = 0;
-            for (int s = 0; s <= t; s++) {
-                const float *vr = v + (size_t)(b * T + s) * KvD + kh * hd;
-                float ps = p[s];
-                for (int i = 0; i < hd; i++) o[i] += ps * vr[i];
-            }
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, S, T, Vh, KvD, 0.0f,
+                    out + (size_t)b * T * D + h * hd, D);
     }
 }
 
 /* Parallel over (batch, kv head): the query heads sharing a kv head add into the same dk/dv rows,
- * so one thread owns each kv head to keep the sums race-free and in a fixed order. */
+ * so one thread owns each kv head to keep the sums race-free and in a fixed order. Per head:
+ * dV += P^T dO; X = dO V^T; dS = P * (X - rowsum(P * X)) / sqrt(hd); dQ += dS K; dK += dS^T Q. */
 void lm_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
-                           const float *k, const float *v, int B, int T, int nh, int nkv, int hd) {
-    int D = nh * hd, KvD = nkv * hd, group = nh / nkv;
+                           const float *k, const float *v, int B, int T, int nh, int nkv, int hd, float *scratch) {
+    int D = nh * hd, KvD = nkv * hd, group = nh / nkv, nt = head_threads();
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int bk = 0; bk < B * nkv; bk++) {
         int b = bk / nkv, kh = bk % nkv;
-        float dp[T]; /* d loss / d probability of one query row */
+#ifdef _OPENMP
+        float *X = scratch + (size_t)omp_get_thread_num() * T * T;
+#else
+        float *X = scratch;
+#endif
+        const float *K = k + (size_t)b * T * KvD + kh * hd, *Vh = v + (size_t)b * T * KvD + kh * hd;
+        float *dK = dk + (size_t)b * T * KvD + kh * hd, *dV = dv + (size_t)b * T * KvD + kh * hd;
         for (int h = kh * group; h < (kh + 1) * group; h++) {
+            const float *P = att + (size_t)(b * nh + h) * T * T;
+            const float *dO = dout + (size_t)b * T * D + h * hd, *Q = q + (size_t)b * T * D + h * hd;
+            float *dQ = dq + (size_t)b * T * D + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, D, 1.0f, dV, KvD);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dO, D, Vh, KvD, 0.0f, X, T);
             for (int t = 0; t < T; t++) {
-                const float *p = att + ((size_t)(b * nh + h) * T + t) * T;
-                const float *dor = dout + (size_t)(b * T + t) * D + h * hd;
-                const float *qr = q + (size_t)(b * T + t) * D + h * hd;
-                float *dqr = dq + (size_t)(b * T + t) * D + h * hd;
-                float pdot = 0;
-                for (int s = 0; s <= t; s++) {
-                    const float *vr = v + (size_t)(b * T + s) * KvD + kh * hd;
-                    float *dvr = dv + (size_t)(b * T + s) * KvD + kh * hd;
-                    float d = 0;
-                    for (int i = 0; i < hd; i++) {
-                        d += dor[i] * vr[i];
-                        dvr[i] += p[s] * dor[i];
-                    }
-                    dp[s] = d;
-                    pdot += p[s] * d;
-                }
-                for (int s = 0; s <= t; s++) {
-                    float ds = p[s] * (dp[s] - pdot) * scale; /* d loss / d raw score q.k */
-                    const float *kr = k + (size_t)(b * T + s) * KvD + kh * hd;
-                    float *dkr = dk + (size_t)(b * T + s) * KvD + kh * hd;
-                    for (int i = 0; i < hd; i++) {
-                        dqr[i] += ds * kr[i];
-                        dkr[i] += ds * qr[i];
-                    }
-                }
+                const float *p = P + (size_t)t * T;
+                float *x = X + (size_t)t * T, r = 0;
+                for (int s = 0; s <= t; s++) r += p[s] * x[s];
+                for (int s = 0; s <= t; s++) x[s] = p[s] * (x[s] - r) * scale;
+                for (int s = t + 1; s < T; s++) x[s] = 0;
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, X, T, K, KvD, 1.0f, dQ, D);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, X, T, Q, D, 1.0f, dK, KvD);
         }
     }
 }

@@ -69,6 +69,7 @@ struct lm_acts {
     /* backward scratch, reused by every layer */
     float *dres, *dxn, *dq, *dk, *dv, *dao, *dh1, *dh3, *dhg, *dlh; /* dlh (N, r) */
     float *tmp;            /* (N, D) projection output before the residual add */
+    float *att_scratch;    /* lm_attention_scratch_floats(T) */
     int32_t *inp, *tgt;    /* (N) */
     uint8_t *mask;         /* (N) */
     float *rope_cos, *rope_sin; /* (T, hd/2) */
@@ -89,7 +90,7 @@ static lm_acts *acts_new(const lm_config *c, int B, int T, int rank) {
     size_t maxw = H > D ? H : D;
     size_t total = (L + 1) * N * D + L * per_layer + N * (1 + D + 1) /* rstdf xnf losses */ +
                    N * (D + D + D + 2 * KvD + D + 3 * H + r + maxw) + 2 * T * (hd / 2) +
-                   3 * N /* inp tgt mask, as floats' worth */;
+                   3 * N /* inp tgt mask, as floats' worth */ + lm_attention_scratch_floats(T);
     lm_acts *a = sd_calloc(1, sizeof *a);
     a->block = sd_calloc(total, sizeof(float));
     float *p = a->block;
@@ -132,6 +133,7 @@ static lm_acts *acts_new(const lm_config *c, int B, int T, int rank) {
     a->dhg = take(&p, N * H);
     a->dlh = take(&p, N * r);
     a->tmp = take(&p, N * maxw);
+    a->att_scratch = take(&p, lm_attention_scratch_floats(T));
     a->rope_cos = take(&p, T * (hd / 2));
     a->rope_sin = take(&p, T * (hd / 2));
     a->inp = (int32_t *)take(&p, N);
@@ -415,7 +417,8 @@ static void backward(const lm_trainer *t, lm_shard *sh, float scale) {
         memset(a->dq, 0, ND * sizeof(float));
         memset(a->dk, 0, NK * sizeof(float));
         memset(a->dv, 0, NK * sizeof(float));
-        lm_attention_backward(a->dq, a->dk, a->dv, a->dao, a->att[l], a->q[l], a->k[l], a->v[l], B, T, nh, nkv, hd);
+        lm_attention_backward(a->dq, a->dk, a->dv, a->dao, a->att[l], a->q[l], a->k[l], a->v[l], B, T, nh, nkv, hd,
+                              a->att_scratch);
         lm_rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, nh, hd);
         lm_rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, nkv, hd);
         memset(a->dxn, 0, ND * sizeof(float));
