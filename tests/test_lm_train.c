@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "serendip/gguf.h"
 #include "serendip/lm_train.h"
 
 #define FD_H 3e-3f
@@ -363,6 +364,50 @@ static void test_lora_frozen_base_and_merge(void **state) {
     lm_model_free(&m);
 }
 
+/* The adapter GGUF carries llama.cpp's keys and tensor names/shapes, and the adapter values. */
+static void test_lora_adapter_gguf(void **state) {
+    (void)state;
+    lm_config c = tiny_cfg(1);
+    lm_lora lo;
+    sd_err err = {0};
+    assert_int_equal(lm_lora_init(&lo, &c, 3, 6.0f, 1, &err), SD_OK);
+    for (size_t i = 0; i < lo.n_params; i++) lo.params[i] = (float)i * 1e-3f; /* B nonzero too */
+    char dir[] = "/tmp/sdloraXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = sd_path_join(dir, "adapter.gguf");
+    assert_int_equal(lm_lora_save_gguf(&lo, path, &err), SD_OK);
+    gguf_file *g;
+    assert_int_equal(gguf_open(&g, path, &err), SD_OK);
+    char *s;
+    assert_int_equal(gguf_get_str(g, "general.type", &s, &err), SD_OK);
+    assert_string_equal(s, "adapter");
+    free(s);
+    assert_int_equal(gguf_get_str(g, "adapter.type", &s, &err), SD_OK);
+    assert_string_equal(s, "lora");
+    free(s);
+    float alpha;
+    assert_int_equal(gguf_get_f32(g, "adapter.lora.alpha", &alpha, &err), SD_OK);
+    assert_true(alpha == 6.0f);
+    assert_int_equal(gguf_n_tensors(g), 2 * LM_LORA_NTARGETS * c.n_layers);
+    float *A, *B;
+    int in, out;
+    lm_lora_point(&lo, lo.params, 1, LM_LORA_W2, &A, &B, &in, &out); /* ffn_down: in = H, out = D */
+    const gguf_tensor *ta = gguf_find_tensor(g, "blk.1.ffn_down.weight.lora_a");
+    const gguf_tensor *tb = gguf_find_tensor(g, "blk.1.ffn_down.weight.lora_b");
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_true(ta->ne[0] == c.hidden_dim && ta->ne[1] == 3); /* ne = {in, r} */
+    assert_true(tb->ne[0] == 3 && tb->ne[1] == c.dim);        /* ne = {r, out} */
+    assert_memory_equal(ta->data, A, (size_t)3 * in * sizeof(float));
+    assert_memory_equal(tb->data, B, (size_t)out * 3 * sizeof(float));
+    assert_non_null(gguf_find_tensor(g, "blk.0.attn_k.weight.lora_b"));
+    gguf_close(g);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+    lm_lora_free(&lo);
+}
+
 /* ---------------------------------------------------------------- checkpoints */
 
 /* Runs `steps` steps from a fresh model (seed 5) and returns the per-step losses in out; with
@@ -593,6 +638,7 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_exact_resume),
         cmocka_unit_test(test_checkpoint_refuses_bad_files),
         cmocka_unit_test(test_lora_frozen_base_and_merge),
+        cmocka_unit_test(test_lora_adapter_gguf),
         cmocka_unit_test(test_learns_reverse_only_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
