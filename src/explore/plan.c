@@ -166,7 +166,15 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 
     const int K = jr.k, M = tax.n_clusters;
     const int64_t n_ctx = jr_n_contexts(K, M);
-    const int64_t begin = n_ctx * o->shard / o->n_shards, end = n_ctx * (o->shard + 1) / o->n_shards;
+    /* Contexts are planned in chunks of `chunk` consecutive indices, and shards cut only at chunk
+     * boundaries: every batch the models see is then the same whether the table is planned whole
+     * or in shards, which is what makes merged shards byte-identical to an unsharded run (batched
+     * float results may differ in the last bit with the batch's composition). */
+    const int chunk = o->chunk > 0 ? o->chunk : 64;
+    const int64_t n_chunks = (n_ctx + chunk - 1) / chunk;
+    int64_t begin = n_chunks * o->shard / o->n_shards * chunk, end = n_chunks * (o->shard + 1) / o->n_shards * chunk;
+    if (begin > n_ctx) begin = n_ctx;
+    if (end > n_ctx) end = n_ctx;
     const int n_max = o->n_sweep[o->n_count - 1];
 
     /* description -> cluster, and the longest description in tokens (bounds max_new) */
@@ -197,7 +205,6 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         }
     }
 
-    const int chunk = o->chunk > 0 ? o->chunk : 64;
     int max_prompt = 0;
     ginf = lm_infer_new(&gen, chunk * n_max < 2048 ? chunk * n_max : 2048, gen.cfg.seq_len + max_new, err);
     if (!ginf) {
@@ -233,7 +240,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int64_t next = begin; next < end && !rc;) {
         /* gather the next chunk of valid contexts */
         int nc = 0;
-        while (nc < chunk && next < end) {
+        const int64_t chunk_end = next + chunk < end ? next + chunk : end;
+        while (next < chunk_end) {
             int32_t c[JR_K_MAX];
             jr_context_from_index(next, K, M, c);
             if (jr_context_valid(c, K, M)) {
@@ -247,7 +255,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             }
             next++;
         }
-        if (!nc) break;
+        if (!nc) continue;
 
         /* 1. sample n_max candidates per context from the generator */
         double t0 = sd_now();
