@@ -68,7 +68,7 @@ static int setup_eval(void **state) {
     ds_builder *b = ds_builder_new();
     sd_err err = {0};
     for (int i = 1; i <= 6; i++) {
-        char title[16];
+        char title[32];
         snprintf(title, sizeof title, "Item %d", i);
         if (ds_builder_add_item(b, i, title, "", &err)) return 1;
     }

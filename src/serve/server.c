@@ -176,6 +176,7 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
     /* MHD refuses connections beyond its own limit outright; below it, ours answers 503 */
     unsigned hard = (unsigned)o->max_conns + 64;
     srv->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, access_handler, srv,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, /* first: it logs the options */
                               MHD_OPTION_SOCK_ADDR, addr,
                               MHD_OPTION_THREAD_POOL_SIZE, o->mode == SV_MODE_THREAD ? 0u : (unsigned)o->threads,
                               MHD_OPTION_CONNECTION_LIMIT, hard,
@@ -185,7 +186,6 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
                               MHD_OPTION_URI_LOG_CALLBACK, uri_log, srv,
                               MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
                               MHD_OPTION_NOTIFY_CONNECTION, notify_conn, srv,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
                               MHD_OPTION_END);
     if (!srv->d) {
         free(srv);
