@@ -89,13 +89,15 @@ typedef struct {
     int step;            /* optimizer steps taken */
     sd_rng rng;
     double last_loss, last_grad_norm, last_lr;
+    int blas_threads_before; /* restored by lm_trainer_free */
 } lm_trainer;
 
 /* Creates a trainer over model (borrowed; must outlive the trainer) for opts. Every buffer the
  * step loop needs is allocated here. With opts->lora_rank > 0 the adapters are created from
  * opts->seed. Threads: each micro-batch is split by rows into one shard per OpenMP thread (one
  * parallel region per micro-batch; gradients summed in shard order), and OpenBLAS is set to run
- * single-threaded inside them (openblas_set_num_threads(1), process-wide). Results are
+ * single-threaded inside them (openblas_set_num_threads(1), process-wide, restored by
+ * lm_trainer_free). Results are
  * bit-identical run to run for a given thread count. */
 int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *opts, sd_err *err);
 void lm_trainer_free(lm_trainer *t);

@@ -232,14 +232,16 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
         return sd_fail(err, SD_ERR_USAGE, "training: lr %g must be positive and min_lr %g >= 0", (double)o->lr,
                        (double)o->min_lr);
     if (o->lora_rank < 0) return sd_fail(err, SD_ERR_USAGE, "training: lora rank %d must be >= 0", o->lora_rank);
+    lm_trainer *t = sd_calloc(1, sizeof *t);
+    t->blas_threads_before = openblas_get_num_threads();
 #ifdef _OPENMP
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    /* one thread pool: OpenMP splits the products and OpenBLAS runs single-threaded inside */
+    /* one thread pool: OpenMP splits the products and OpenBLAS runs single-threaded inside
+     * (re-asserted by every pass, see blas_single) */
     openblas_set_num_threads(1);
 #else
     if (o->threads > 0) openblas_set_num_threads(o->threads);
 #endif
-    lm_trainer *t = sd_calloc(1, sizeof *t);
     t->model = model;
     t->opts = *o;
     t->B = o->batch;
@@ -296,6 +298,7 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
 
 void lm_trainer_free(lm_trainer *t) {
     if (!t) return;
+    openblas_set_num_threads(t->blas_threads_before);
     if (t->lora) {
         lm_lora_free(t->lora);
         free(t->lora);
@@ -447,7 +450,15 @@ static size_t count_targets(const lm_trainer *t, const int32_t *tokens, const ui
     return n;
 }
 
+/* Makes OpenBLAS single-threaded for the shards (another trainer's free may have restored more). */
+static void blas_single(void) {
+#ifdef _OPENMP
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+#endif
+}
+
 static void forward_all(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss, float *raw) {
+    blas_single();
     size_t n = count_targets(t, tokens, mask);
     int ns = t->n_shards;
 #pragma omp parallel for schedule(static) num_threads(ns) if (ns > 1)
@@ -470,6 +481,7 @@ void lm_trainer_logits(lm_trainer *t, const int32_t *tokens, float *logits) {
 }
 
 void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, int n_micro, float *loss) {
+    blas_single();
     size_t rowtok = (size_t)t->B * (t->T + 1), rowmask = (size_t)t->B * t->T;
     /* the normaliser is the masked count of the whole step, so micro-batches add up exactly to
      * the gradient of one big batch */
