@@ -13,14 +13,14 @@
 
 typedef struct {
     float lr, min_lr, weight_decay, clip;
-    int steps, warmup, batch, accum, seed, threads, save_every;
+    int steps, warmup, batch, accum, seed, threads, save_every, stop_at;
     const char *checkpoint, *resume;
 } train_flags;
 
 typedef struct {
     lm_batcher *b;
     const char *ckpt;
-    int every;
+    int every, stop_at;
     float first_loss;
     int failed;
     sd_err err;
@@ -33,7 +33,7 @@ static int on_step(void *p, const lm_trainer *t, float loss, double tps) {
     if (c->first_loss < 0) c->first_loss = loss;
     if (c->ckpt && c->every > 0 && t->step % c->every == 0 && t->step < t->opts.steps)
         if (lm_checkpoint_save(t, c->b, c->ckpt, &c->err)) return c->failed = 1;
-    return 0;
+    return c->stop_at > 0 && t->step >= c->stop_at;
 }
 
 static void opts_from_flags(lm_train_opts *o, const train_flags *f) {
@@ -57,7 +57,7 @@ static int run_training(lm_trainer *t, lm_batcher *b, const train_flags *f, cons
         if (rc) return rc;
         sd_log("resumed from %s at step %d", f->resume, t->step);
     }
-    run_ctx ctx = {.b = b, .ckpt = f->checkpoint, .every = f->save_every, .first_loss = -1};
+    run_ctx ctx = {.b = b, .ckpt = f->checkpoint, .every = f->save_every, .stop_at = f->stop_at, .first_loss = -1};
     double t0 = sd_now();
     int rc = lm_train_run(t, b, label, on_step, &ctx, final, tps, err);
     *secs = sd_now() - t0;
@@ -103,7 +103,8 @@ static void print_summary(int json, const char *what, const char *out, const lm_
         {"threads", FL_INT, &(f).threads, "threads (0: all)"},                                               \
         {"checkpoint", FL_STR, &(f).checkpoint, "write a training checkpoint here (for --resume)"},          \
         {"save-every", FL_INT, &(f).save_every, "checkpoint every N steps"},                                 \
-        {"resume", FL_STR, &(f).resume, "resume from this checkpoint if it exists"}
+        {"resume", FL_STR, &(f).resume, "resume from this checkpoint if it exists"},                         \
+        {"stop-at", FL_INT, &(f).stop_at, "stop after this step (with --checkpoint: resume later, same result)"}
 
 static int check_train_flags(const char *cmd, const train_flags *f) {
     if (f->steps < 0) return cmd_usage_error(cmd, "--steps must be >= 0");

@@ -20,6 +20,18 @@ else
 fi
 [ -s "$tmp/base.gguf" ] || die "no base.gguf"
 
+# a run split in two with --stop-at / --resume writes the same model, byte for byte
+small=(--text "$tmp/corpus.txt" --vocab 300 --seq-len 16 --steps 12 --batch 4 --accum 2 "${common[@]}")
+$BIN lm pretrain "${small[@]}" --out "$tmp/whole.gguf" >/dev/null 2>&1 || die "pretrain (whole) failed"
+$BIN lm pretrain "${small[@]}" --out "$tmp/half.gguf" --stop-at 5 --checkpoint "$tmp/run.ckpt" >/dev/null 2>&1 ||
+    die "pretrain (first half) failed"
+cmp -s "$tmp/whole.gguf" "$tmp/half.gguf" && die "stopping at step 5 gave the finished model"
+[ -s "$tmp/run.ckpt" ] || die "no checkpoint written by --stop-at"
+$BIN lm pretrain "${small[@]}" --out "$tmp/resumed.gguf" --resume "$tmp/run.ckpt" >/dev/null 2>"$tmp/res.err" ||
+    die "pretrain (resumed) failed"
+grep -q "resumed from .* at step 5" "$tmp/res.err" || die "the resumed run did not start at step 5: $(cat "$tmp/res.err")"
+cmp -s "$tmp/whole.gguf" "$tmp/resumed.gguf" || die "stop + resume differs from the uninterrupted run"
+
 # prompt/answer pairs: the answer is the prompt's number plus one
 for i in $(seq 1 200); do n=$((i % 30)); printf '{"prompt": "<|ctx|>item %d<|ans|>", "answer": "item %d"}\n' $n $((n + 1)); done > "$tmp/sft.jsonl"
 if ! $BIN lm sft --model "$tmp/base.gguf" --data "$tmp/sft.jsonl" --out "$tmp/ft.gguf" --epochs 6 --lr 3e-3 --threads 1 \
