@@ -7,8 +7,8 @@
  * 6 x params x tokens/s (the usual dense-transformer training estimate: 2 forward + 4 backward
  * flops per parameter per token, attention excluded), next to OpenBLAS sgemm GFLOP/s measured in
  * the same run with the same thread count on (a) a 1024^3 product and (b) the model's own
- * projection shape (B*T x 128 x 384). Goal: ratio to (a) >= 0.5. Medians of several repeats;
- * peak RSS from getrusage. */
+ * projection shape (B*T x 128 x 384), interleaved round by round with the training steps.
+ * Goal: ratio to (a) >= 0.5. Medians over rounds; peak RSS from getrusage. */
 #include "serendip/lm_train.h"
 
 #include <cblas.h>
@@ -31,24 +31,21 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* sgemm GFLOP/s for C (M, N) = A (M, K) B^T, median of reps */
-static double sgemm_gflops(int M, int N, int K, int reps) {
-    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K), *c = malloc(sizeof(float) * M * N);
-    for (long i = 0; i < (long)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (long i = 0; i < (long)N * K; i++) b[i] = (float)(i % 5) * 0.1f;
-    double v[32];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N); /* warm */
-    for (int r = 0; r < reps; r++) {
-        double t0 = sd_now();
-        int inner = 0;
-        do {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
-            inner++;
-        } while (sd_now() - t0 < 0.2);
-        v[r] = 2.0 * M * N * K * inner / (sd_now() - t0) / 1e9;
-    }
-    free(a), free(b), free(c);
-    return median(v, reps);
+/* One sample of sgemm GFLOP/s for C (M, N) = A (M, K) B^T over ~0.2 s; buffers from the caller. */
+static double sgemm_sample(int M, int N, int K, const float *a, const float *b, float *c) {
+    double t0 = sd_now();
+    int inner = 0;
+    do {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, a, K, b, K, 0, c, N);
+        inner++;
+    } while (sd_now() - t0 < 0.2);
+    return 2.0 * M * N * K * inner / (sd_now() - t0) / 1e9;
+}
+
+static float *filled(size_t n) {
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 7) * 0.1f;
+    return x;
 }
 
 static void cpu_model(char *out, size_t n) {
@@ -68,7 +65,7 @@ static void cpu_model(char *out, size_t n) {
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : sd_num_threads();
-    int steps = argc > 2 ? atoi(argv[2]) : 12;
+    int steps = argc > 2 ? atoi(argv[2]) : 9;
     lm_config c = {.dim = 128, .n_layers = 4, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 384, .vocab_size = 2000,
                    .seq_len = 128, .tied = 1, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     lm_model m;
@@ -89,21 +86,30 @@ int main(int argc, char **argv) {
     sd_rng r;
     sd_rng_seed(&r, 1);
     for (size_t i = 0; i < ntok; i++) tok[i] = (int32_t)sd_rng_below(&r, c.vocab_size);
-    double v[64];
+    /* rounds interleave training steps with the two sgemm references, so that load from other
+     * processes on a shared machine hits all three alike; medians over rounds */
+    enum { ROUNDS = 64 };
+    double v[ROUNDS], vp[ROUNDS], vs[ROUNDS];
     float loss;
+    int NT = o.batch * o.seq_len;
+    float *A = filled(1024 * 1024), *Bm = filled(1024 * 1024), *C = filled(1024 * 1024);
     for (int s = 0; s < 2; s++) lm_trainer_step(t, tok, mask, &loss, &err); /* warm-up */
+    if (steps > ROUNDS) steps = ROUNDS;
     for (int s = 0; s < steps; s++) {
         double t0 = sd_now();
         lm_trainer_step(t, tok, mask, &loss, &err);
-        v[s] = (double)o.batch * o.seq_len / (sd_now() - t0);
+        v[s] = (double)NT / (sd_now() - t0);
+        /* the trainer runs OpenBLAS single-threaded inside its OpenMP shards; the reference
+         * sgemm gets OpenBLAS's own threading with the same thread count */
+        openblas_set_num_threads(threads);
+        vp[s] = sgemm_sample(1024, 1024, 1024, A, Bm, C);
+        vs[s] = sgemm_sample(NT, 384, 128, A, Bm, C);
     }
+    free(A), free(Bm), free(C);
     double tps = median(v, steps);
     double train_gf = 6.0 * (double)m.n_params * tps / 1e9;
-    /* the trainer runs OpenBLAS single-threaded inside its OpenMP shards; the reference sgemm
-     * gets OpenBLAS's own threading with the same thread count */
-    openblas_set_num_threads(threads);
-    double peak = sgemm_gflops(1024, 1024, 1024, 5);
-    double shape = sgemm_gflops(o.batch * o.seq_len, 384, 128, 5);
+    double peak = median(vp, steps);
+    double shape = median(vs, steps);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     char cpu[256];
