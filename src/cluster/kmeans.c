@@ -128,30 +128,25 @@ static int64_t search_cum(const double *cum, int64_t n, double u) {
     return lo;
 }
 
+/* Seeding steps with less work than this (multiply-adds) run on one thread: seeding is k short
+ * steps, each with its own synchronisation, which costs more than it saves on small samples. */
+#define KM_SEED_PAR_MIN ((int64_t)1 << 22)
+
 /* Greedy k-means++ (Arthur & Vassilvitskii 2007; the greedy variant with `trials` D^2-sampled
- * candidates per step keeps the one that lowers the potential most, as scikit-learn does). The
- * distances of all points to a step's candidates come from one sgemm, as in the assignment. */
+ * candidates per step keeps the one that lowers the potential most, as scikit-learn does). */
 void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t seed, float *c) {
     sd_rng rng;
     sd_rng_seed(&rng, seed);
     if (trials <= 0) trials = 2 + (int)log((double)k);
     if (trials > 64) trials = 64;
-    float *xnorm = sd_malloc(sizeof(float) * (size_t)n);            /* (n) ||x||^2 */
     float *mind = sd_malloc(sizeof(float) * (size_t)n);             /* (n) min sq dist to chosen */
     float *cand_d = sd_malloc(sizeof(float) * (size_t)(n * trials)); /* (n, trials) */
-    float *cc = sd_malloc(sizeof(float) * (size_t)trials * (size_t)d); /* (trials, d) candidates */
     double *cum = sd_malloc(sizeof(double) * (size_t)n);
     int64_t *cand = sd_malloc(sizeof(int64_t) * (size_t)trials);
-#pragma omp parallel for schedule(static) if(n * d >= KM_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        float s = 0;
-        for (int t = 0; t < d; t++) s += x[i * d + t] * x[i * d + t];
-        xnorm[i] = s;
-    }
     int64_t first = (int64_t)(sd_rng_uniform(&rng) * (double)n);
     if (first >= n) first = n - 1;
     memcpy(c, x + first * d, sizeof(float) * (size_t)d);
-#pragma omp parallel for schedule(static) if(n * d >= KM_PAR_MIN)
+#pragma omp parallel for schedule(static) if(n * d >= KM_SEED_PAR_MIN)
     for (int64_t i = 0; i < n; i++) mind[i] = sqdist(x + i * d, c, d);
     for (int j = 1; j < k; j++) {
         double s = 0;
@@ -159,20 +154,17 @@ void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t se
         for (int t = 0; t < trials; t++) {
             /* all points coincide with chosen centroids: any point will do */
             cand[t] = s > 0 ? search_cum(cum, n, sd_rng_uniform(&rng) * s) : (int64_t)sd_rng_below(&rng, (uint32_t)(n < UINT32_MAX ? n : UINT32_MAX));
-            memcpy(cc + (int64_t)t * d, x + cand[t] * d, sizeof(float) * (size_t)d);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, trials, d, -2.0f, x, d, cc, d, 0.0f, cand_d, trials);
         double pot[64] = {0};
         int nt = trials;
-#pragma omp parallel if(n * d * trials >= KM_PAR_MIN)
+#pragma omp parallel if(n * d * trials >= KM_SEED_PAR_MIN)
         {
             double lp[64] = {0};
 #pragma omp for schedule(static)
             for (int64_t i = 0; i < n; i++) {
                 for (int t = 0; t < nt; t++) {
-                    float dd = xnorm[i] + xnorm[cand[t]] + cand_d[i * trials + t]; /* ||x||^2 + ||c||^2 - 2 x.c */
-                    if (dd < 0 || i == cand[t]) dd = 0;
-                    cand_d[i * trials + t] = dd;
+                    float dd = sqdist(x + i * d, x + cand[t] * d, d);
+                    cand_d[i * nt + t] = dd;
                     lp[t] += dd < mind[i] ? dd : mind[i];
                 }
             }
@@ -183,13 +175,13 @@ void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t se
         for (int t = 1; t < nt; t++)
             if (pot[t] < pot[bt]) bt = t;
         memcpy(c + (int64_t)j * d, x + cand[bt] * d, sizeof(float) * (size_t)d);
-#pragma omp parallel for schedule(static) if(n * trials >= KM_PAR_MIN)
+#pragma omp parallel for schedule(static) if(n * trials >= KM_SEED_PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
-            float dd = cand_d[i * trials + bt];
+            float dd = cand_d[i * nt + bt];
             if (dd < mind[i]) mind[i] = dd;
         }
     }
-    free(cand), free(cum), free(cc), free(cand_d), free(mind), free(xnorm);
+    free(cand), free(cum), free(cand_d), free(mind);
 }
 
 /* ---------------------------------------------------------------- Lloyd iterations */
