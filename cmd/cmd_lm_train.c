@@ -353,7 +353,7 @@ int cmd_lm_sft(int argc, char **argv) {
         rc = lm_gguf_save(out, &m, tok, name, &err);
     }
     if (rc) goto done;
-    print_summary(json, "sft", out, &m, t->step, first, final, tps, secs, n_ex, 0);
+    print_summary(json, "sft", out, &m, t->step, first, final, tps, secs, n_ex, ex.tok.len);
 done:
     free(base_name);
     lm_batcher_free(&b);
