@@ -29,7 +29,7 @@ BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libserendip.a
 BIN      := $(BUILD)/serendip
 
-.PHONY: all deps test test-bin asan demo bench fuzz conformance clean
+.PHONY: all deps test test-bin asan demo study-movielens bench fuzz conformance clean
 all: $(BIN)
 
 deps:
@@ -71,6 +71,11 @@ asan: deps
 demo: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@bash scripts/demo
+
+# The same study on MovieLens (ML=path to any MovieLens folder; default: latest-small in ../shared).
+study-movielens: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@bash scripts/study-movielens $(ML)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN)
