@@ -214,15 +214,6 @@ done:
 
 /* ---------------------------------------------------------------- sft */
 
-/* Appends the tokens of s (specials parsed) to v (int32). */
-static void encode_into(const lm_tokenizer *tok, const char *s, sd_vec *v) {
-    size_t n = 0, len = strlen(s);
-    tok_encode(tok, s, len, NULL, 0, &n, 1);
-    size_t at = v->len;
-    for (size_t i = 0; i < n; i++) sd_vec_push(v);
-    tok_encode(tok, s, len, (int32_t *)v->data + at, n, &n, 1);
-}
-
 /* Reads prompt/answer JSONL into examples: BOS prompt answer EOS, targets on answer + EOS. Keeps
  * the last T+1 tokens of an over-long example (the answer matters more than the prompt's start). */
 static int read_sft(const char *path, const lm_tokenizer *tok, int T, lm_examples *ex, int *longest, size_t *n_cut,
@@ -231,10 +222,6 @@ static int read_sft(const char *path, const lm_tokenizer *tok, int T, lm_example
     size_t len;
     int rc = sd_read_file(path, &buf, &len, err);
     if (rc) return rc;
-    sd_vec ids, tgt;
-    sd_vec_init(&ids, sizeof(int32_t));
-    sd_vec_init(&tgt, sizeof(uint8_t));
-    int32_t bos = tok_bos(tok), eos = tok_eos(tok);
     *longest = 0;
     *n_cut = 0;
     long line_no = 0;
@@ -252,22 +239,12 @@ static int read_sft(const char *path, const lm_tokenizer *tok, int T, lm_example
                          path, line_no);
             break;
         }
-        ids.len = 0;
-        if (bos >= 0) *(int32_t *)sd_vec_push(&ids) = bos;
-        encode_into(tok, p->valuestring, &ids);
-        size_t n_prompt = ids.len;
-        encode_into(tok, a->valuestring, &ids);
-        if (eos >= 0) *(int32_t *)sd_vec_push(&ids) = eos;
+        *n_cut += (size_t)lm_examples_add_sft(ex, tok, p->valuestring, a->valuestring, (size_t)T + 1);
         cJSON_Delete(j);
-        tgt.len = 0;
-        for (size_t i = 0; i < ids.len; i++) *(uint8_t *)sd_vec_push(&tgt) = i >= n_prompt;
-        size_t start = 0;
-        if (ids.len > (size_t)T + 1) start = ids.len - ((size_t)T + 1), (*n_cut)++;
-        if ((int)(ids.len - start) > *longest) *longest = (int)(ids.len - start);
-        lm_examples_add(ex, (int32_t *)ids.data + start, (uint8_t *)tgt.data + start, ids.len - start);
+        const size_t *off = ex->off.data;
+        size_t n = lm_examples_count(ex), len = off[n] - off[n - 1];
+        if ((int)len > *longest) *longest = (int)len;
     }
-    sd_vec_free(&ids);
-    sd_vec_free(&tgt);
     free(buf);
     if (!rc && lm_examples_count(ex) == 0) rc = sd_fail(err, SD_ERR_DATA, "%s: no examples", path);
     return rc;

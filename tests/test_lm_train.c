@@ -19,6 +19,7 @@
 
 #include "serendip/gguf.h"
 #include "serendip/lm_train.h"
+#include "serendip/tokenizer.h"
 
 #define FD_H 3e-3f
 #define FD_ATOL 1e-3
@@ -596,6 +597,43 @@ static void test_batcher(void **state) {
     lm_examples_free(&ex);
 }
 
+/* SFT examples: BOS prompt answer EOS, targets exactly on the answer and EOS, control tokens
+ * parsed, over-long examples cut from the left. */
+static void test_sft_examples(void **state) {
+    (void)state;
+    const char *text = "the cat sat on the mat. the dog sat on the log. a cat and a dog.";
+    lm_tokenizer *tok;
+    sd_err err = {0};
+    assert_int_equal(tok_train(text, strlen(text), 300, &tok, &err), SD_OK);
+    lm_examples ex;
+    lm_examples_init(&ex);
+    assert_int_equal(lm_examples_add_sft(&ex, tok, "<|ctx|>the cat<|ans|>", "the dog", 0), 0);
+    const int32_t *ids = ex.tok.data;
+    const uint8_t *tgt = ex.tgt.data;
+    size_t n = ex.tok.len, np = 0, na = 0;
+    size_t pn = 0, an = 0;
+    int32_t p[64], a[64];
+    tok_encode(tok, "the cat", 7, p, 64, &pn, 0);
+    tok_encode(tok, "the dog", 7, a, 64, &an, 0);
+    assert_int_equal(n, 1 + 1 + pn + 1 + an + 1); /* BOS ctx prompt ans answer EOS */
+    assert_int_equal(ids[0], tok_bos(tok));
+    assert_int_equal(ids[1], tok_special(tok, "<|ctx|>"));
+    assert_int_equal(ids[2 + pn], tok_special(tok, "<|ans|>"));
+    assert_int_equal(ids[n - 1], tok_eos(tok));
+    for (size_t i = 0; i < n; i++) {
+        if (tgt[i]) na++;
+        else np++;
+    }
+    assert_int_equal(np, n - an - 1);
+    assert_int_equal(na, an + 1); /* the answer and EOS */
+    for (size_t i = 0; i < an; i++) assert_int_equal(ids[3 + pn + i], a[i]), assert_true(tgt[3 + pn + i]);
+    assert_int_equal(lm_examples_add_sft(&ex, tok, "<|ctx|>the cat sat on the mat<|ans|>", "the dog", 5), 1);
+    assert_int_equal(ex.tok.len - n, 5);
+    assert_int_equal(((const int32_t *)ex.tok.data)[ex.tok.len - 1], tok_eos(tok)); /* kept the end */
+    lm_examples_free(&ex);
+    tok_free(tok);
+}
+
 static void test_config_and_init(void **state) {
     (void)state;
     lm_config c = tiny_cfg(0);
@@ -631,6 +669,7 @@ int main(void) {
         cmocka_unit_test(test_config_and_init),
         cmocka_unit_test(test_schedule),
         cmocka_unit_test(test_batcher),
+        cmocka_unit_test(test_sft_examples),
         cmocka_unit_test(test_model_gradients_fd),
         cmocka_unit_test(test_lora_gradients_fd),
         cmocka_unit_test(test_grad_accumulation_equals_big_batch),

@@ -135,6 +135,14 @@ void lm_examples_free(lm_examples *e);
 void lm_examples_add(lm_examples *e, const int32_t *tok, const uint8_t *tgt, size_t n);
 static inline size_t lm_examples_count(const lm_examples *e) { return e->off.len ? e->off.len - 1 : 0; }
 
+struct lm_tokenizer;
+/* Appends one supervised example: BOS (if the vocabulary has one) + prompt + answer + EOS (if any),
+ * with targets on the answer tokens and EOS only; control tokens written in the text (e.g.
+ * "<|ctx|>") become tokens. An example longer than max_len tokens keeps its last max_len (the
+ * answer matters more than the prompt's start); returns 1 when it was cut, else 0. */
+int lm_examples_add_sft(lm_examples *e, const struct lm_tokenizer *tok, const char *prompt, const char *answer,
+                        size_t max_len);
+
 /* Deals examples into (B, T) rows, one example per row (cut to T+1 tokens, padded with pad_id and
  * mask 0), in an order reshuffled every epoch from seed. Its whole state is (epoch, cursor), so a
  * checkpoint restores it exactly. */

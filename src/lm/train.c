@@ -9,6 +9,7 @@
 #include "serendip/lm_train.h"
 
 #include "serendip/lm_ops.h"
+#include "serendip/tokenizer.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -592,6 +593,34 @@ void lm_examples_add(lm_examples *e, const int32_t *tok, const uint8_t *tgt, siz
         *(uint8_t *)sd_vec_push(&e->tgt) = i == 0 ? 0 : tgt ? (tgt[i] ? 1 : 0) : 1;
     }
     *(size_t *)sd_vec_push(&e->off) = e->tok.len;
+}
+
+/* Appends the tokens of s (control tokens parsed) to v (int32_t). */
+static void encode_append(const lm_tokenizer *tok, const char *s, sd_vec *v) {
+    size_t n = 0, len = strlen(s);
+    tok_encode(tok, s, len, NULL, 0, &n, 1); /* sizes the output (returns SD_ERR_USAGE by design) */
+    size_t at = v->len;
+    for (size_t i = 0; i < n; i++) sd_vec_push(v);
+    tok_encode(tok, s, len, (int32_t *)v->data + at, n, &n, 1);
+}
+
+int lm_examples_add_sft(lm_examples *e, const lm_tokenizer *tok, const char *prompt, const char *answer,
+                        size_t max_len) {
+    sd_vec ids;
+    sd_vec_init(&ids, sizeof(int32_t));
+    int32_t bos = tok_bos(tok), eos = tok_eos(tok);
+    if (bos >= 0) *(int32_t *)sd_vec_push(&ids) = bos;
+    encode_append(tok, prompt, &ids);
+    size_t n_prompt = ids.len;
+    encode_append(tok, answer, &ids);
+    if (eos >= 0) *(int32_t *)sd_vec_push(&ids) = eos;
+    uint8_t *tgt = sd_malloc(ids.len ? ids.len : 1);
+    for (size_t i = 0; i < ids.len; i++) tgt[i] = i >= n_prompt;
+    size_t start = max_len && ids.len > max_len ? ids.len - max_len : 0;
+    lm_examples_add(e, (int32_t *)ids.data + start, tgt + start, ids.len - start);
+    free(tgt);
+    sd_vec_free(&ids);
+    return start > 0;
 }
 
 /* The permutation of epoch `epoch`: a Fisher-Yates shuffle seeded from (seed, epoch) alone, so any
