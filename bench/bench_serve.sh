@@ -10,7 +10,9 @@
 #        from ../shared/data/ml-latest-small, or from the synthetic world when that is absent).
 #        A missing explore.tbl is written from the empirical transitions (bench/serve_table.c),
 #        a missing retrieval.bin is trained. Env: BUILD (build), DURATION (10 s), CONNS (50),
-#        CLIENT_THREADS (2), SERVER_THREADS (2), SERVER_MODE (epoll, poll, thread), K (5 items per cluster).
+#        CLIENT_THREADS (2), SERVER_THREADS (2), SERVER_MODE (epoll, poll, thread), K (5 items per
+#        cluster), ROUNDS (3: serendip and redis runs alternate, medians reported), CACHE_MB (256;
+#        0 computes every answer).
 # Needs: wrk, redis-server, redis-tools (redis-benchmark, redis-cli), curl, cc.
 set -u
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ CT=${CLIENT_THREADS:-2}
 ST=${SERVER_THREADS:-2}
 MODE=${SERVER_MODE:-epoll}
 K=${K:-5}
+ROUNDS=${ROUNDS:-3}
 for t in wrk redis-server redis-benchmark redis-cli curl cc; do
     command -v $t >/dev/null || { echo "bench_serve: needs $t (apt-get install wrk redis-server redis-tools curl gcc)"; exit 1; }
 done
@@ -57,7 +60,7 @@ cp "$WS/explore.tbl" "$TMP/tableA.tbl"
 [ -f "$WS/retrieval.bin" ] || "$BIN" serve --ws "$WS" --train-retrieval >/dev/null || exit 1
 echo "bench-token-$$-$RANDOM" > "$TMP/token"
 
-"$BIN" serve --ws "$WS" --port 0 --threads "$ST" --mode "$MODE" --max-conns 1024 --token-file "$TMP/token" > "$TMP/serve.out" 2> "$TMP/serve.err" &
+"$BIN" serve --ws "$WS" --port 0 --threads "$ST" --mode "$MODE" --cache-mb "${CACHE_MB:-256}" --max-conns 1024 --token-file "$TMP/token" > "$TMP/serve.out" 2> "$TMP/serve.err" &
 SERVER=$!
 PORT=
 for _ in $(seq 200); do
@@ -73,11 +76,14 @@ USERS=$(curl -s "$URL/v1/users?limit=1000" | tr -dc '0-9,')
 NU=$(echo "$USERS" | tr ',' '\n' | grep -c .)
 [ "$NU" -gt 0 ] || { echo "bench_serve: no user with a full context"; exit 1; }
 cat > "$TMP/rotate.lua" <<EOF
+-- requests are formatted once, so that the client spends its time sending, not in Lua
 local users = {$USERS}
+local reqs = {}
+for i, u in ipairs(users) do reqs[i] = wrk.format("GET", "/v1/explore?user=" .. u .. "&k=$K") end
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format("GET", "/v1/explore?user=" .. users[(n % #users) + 1] .. "&k=$K")
+  return reqs[(n % #reqs) + 1]
 end
 EOF
 
@@ -112,21 +118,28 @@ run_wrk() { # run_wrk OUT: one wrk run of DURATION seconds
 wrk -t"$CT" -c"$CONNS" -d2s -s "$TMP/rotate.lua" "$URL" >/dev/null 2>&1 # warm-up
 
 echo "== machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, $ST server threads ($MODE), ${DURATION}s per run"
-run_wrk "$TMP/wrk.out"
-S_RPS=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$TMP/wrk.out")
-S_P50=$(to_ms "$(awk '$1=="50%"{print $2}' "$TMP/wrk.out")")
-S_P99=$(to_ms "$(awk '$1=="99%"{print $2}' "$TMP/wrk.out")")
-S_ERR=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.out" || true)
+echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, $ST server threads ($MODE), ${DURATION}s per run, $ROUNDS interleaved rounds (medians)"
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+: > "$TMP/s.txt"; : > "$TMP/r.txt"
+S_ERR=
+for round in $(seq "$ROUNDS"); do
+    run_wrk "$TMP/wrk.out"
+    rps=$(sed -n 's/^Requests\/sec:[[:space:]]*//p' "$TMP/wrk.out")
+    p50=$(to_ms "$(awk '$1=="50%"{print $2}' "$TMP/wrk.out")")
+    p99=$(to_ms "$(awk '$1=="99%"{print $2}' "$TMP/wrk.out")")
+    S_ERR="$S_ERR$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.out" || true)"
+    echo "$rps $p50 $p99" >> "$TMP/s.txt"
+    nreq=$(awk -v r="$rps" -v d="$DURATION" 'BEGIN { n = int(r * d * 2); if (n < 50000) n = 50000; print n }')
+    redis-benchmark -p "$REDIS_PORT" -t get -n "$nreq" -c "$CONNS" -r "$NU" --threads "$CT" --csv > "$TMP/redis.csv" 2>&1
+    line=$(grep '^"GET"' "$TMP/redis.csv" | tr -d '"')
+    echo "$(echo "$line" | cut -d, -f2) $(echo "$line" | cut -d, -f5) $(echo "$line" | cut -d, -f7)" >> "$TMP/r.txt"
+    printf '  round %d: serendip %s req/s p50 %s p99 %s ms | redis %s req/s p50 %s p99 %s ms (load %s)\n' "$round" \
+        $(tail -1 "$TMP/s.txt") $(tail -1 "$TMP/r.txt") "$(cut -d' ' -f1 /proc/loadavg)"
+done
+S_RPS=$(cut -d' ' -f1 "$TMP/s.txt" | median); S_P50=$(cut -d' ' -f2 "$TMP/s.txt" | median); S_P99=$(cut -d' ' -f3 "$TMP/s.txt" | median)
+R_RPS=$(cut -d' ' -f1 "$TMP/r.txt" | median); R_P50=$(cut -d' ' -f2 "$TMP/r.txt" | median); R_P99=$(cut -d' ' -f3 "$TMP/r.txt" | median)
 
-NREQ=$(awk -v r="$S_RPS" -v d="$DURATION" 'BEGIN { n = int(r * d); if (n < 100000) n = 100000; print n }')
-redis-benchmark -p "$REDIS_PORT" -t get -n "$NREQ" -c "$CONNS" -r "$NU" --threads "$CT" --csv > "$TMP/redis.csv" 2>&1
-R_LINE=$(grep '^"GET"' "$TMP/redis.csv" | tr -d '"')
-R_RPS=$(echo "$R_LINE" | cut -d, -f2)
-R_P50=$(echo "$R_LINE" | cut -d, -f5)
-R_P99=$(echo "$R_LINE" | cut -d, -f7)
-
-printf '\n%-34s %12s %10s %10s\n' "system" "requests/s" "p50 ms" "p99 ms"
+printf '\n%-34s %12s %10s %10s\n' "median of $ROUNDS rounds" "requests/s" "p50 ms" "p99 ms"
 printf '%-34s %12.0f %10.3f %10.3f\n' "serendip GET /v1/explore (wrk)" "$S_RPS" "$S_P50" "$S_P99"
 printf '%-34s %12.0f %10.3f %10.3f\n' "redis GET same bodies (r-bench)" "$R_RPS" "$R_P50" "$R_P99"
 awk -v a="$S_RPS" -v b="$R_RPS" -v c="$S_P50" -v d="$R_P50" -v e="$S_P99" -v f="$R_P99" \
@@ -134,6 +147,7 @@ awk -v a="$S_RPS" -v b="$R_RPS" -v c="$S_P50" -v d="$R_P50" -v e="$S_P99" -v f="
 [ -n "$S_ERR" ] && echo "serendip errors: $S_ERR"
 awk -v a="$S_RPS" -v b="$R_RPS" -v e="$S_P99" 'BEGIN {
     printf "goal: throughput >= redis: %s; p99 < 1 ms: %s\n", (a >= b ? "met" : "NOT met"), (e < 1 ? "met" : "NOT met") }'
+curl -s "$URL/metrics" | grep -E '^serendip_explore_cache_total' | tr '\n' ' ' | sed 's/^/answer cache: /'; echo
 
 # -------------------------------------------------------------------------------- reload under load
 echo

@@ -35,6 +35,7 @@ static int eval_retrieval(const char *ws, int json) {
 int cmd_serve(int argc, char **argv) {
     const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "epoll";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
+    int cache_mb = 256;
     int train = 0, eval = 0, json = 0, verbose = 0;
     rt_options ro = RT_OPTIONS_DEFAULT;
     int rt_dim = ro.dim, rt_epochs = ro.epochs, rt_window = ro.window;
@@ -49,6 +50,7 @@ int cmd_serve(int argc, char **argv) {
         {"max-body", FL_INT, &max_body, "largest request body in bytes (413 beyond)"},
         {"header-mem", FL_INT, &header_mem, "per-connection memory for the request line and headers"},
         {"timeout", FL_INT, &timeout, "idle connection timeout in seconds"},
+        {"cache-mb", FL_INT, &cache_mb, "budget of the per-user answer cache in MiB (0: compute every answer)"},
         {"positive", FL_STR, &positive, "positive-engagement rule for users' contexts"},
         {"train-retrieval", FL_BOOL, &train, "train the retrieval model (ws/retrieval.bin) and exit"},
         {"eval-retrieval", FL_BOOL, &eval, "print HR@10 / NDCG@10 of the retrieval model and exit"},
@@ -78,8 +80,9 @@ int cmd_serve(int argc, char **argv) {
     sv_options o = SV_OPTIONS_DEFAULT;
     o.bind = bind, o.port = port, o.threads = threads, o.token_file = token_file, o.max_conns = max_conns;
     o.timeout_s = timeout;
-    if (max_body < 1 || header_mem < 1024 || timeout < 1)
-        return cmd_usage_error("serve", "--max-body must be >= 1, --header-mem >= 1024, --timeout >= 1");
+    if (max_body < 1 || header_mem < 1024 || timeout < 1 || cache_mb < 0)
+        return cmd_usage_error("serve", "--max-body must be >= 1, --header-mem >= 1024, --timeout >= 1, --cache-mb >= 0");
+    o.cache_bytes = (size_t)cache_mb << 20;
     o.max_body = (size_t)max_body, o.conn_memory = (size_t)header_mem;
     if (!strcmp(mode, "epoll")) o.mode = SV_MODE_EPOLL;
     else if (!strcmp(mode, "poll")) o.mode = SV_MODE_POLL;

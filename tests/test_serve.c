@@ -744,6 +744,32 @@ static void test_handlers_direct(void **state) {
         if (rs.status != cases[i].status) fail_msg("case %zu (%s): %d, want %d: %.*s", i, cases[i].url, rs.status, cases[i].status, (int)rs.len, rs.body);
         sv_response_free(&rs);
     }
+    /* the cache: the same request twice gives the same bytes, the second from the cache */
+    uint64_t h0, m0, h1, m1;
+    sv_cache_stats(st, &h0, &m0);
+    rq = (sv_request){.method = "GET", .url = "/v1/explore?user=2&k=2"};
+    sv_response a, b2;
+    sv_handle(st, &rq, &a);
+    sv_handle(st, &rq, &b2);
+    sv_cache_stats(st, &h1, &m1);
+    assert_int_equal(h1 - h0, 1);
+    assert_int_equal(m1 - m0, 1);
+    assert_int_equal(a.len, b2.len);
+    assert_memory_equal(a.body, b2.body, a.len);
+    sv_response_free(&a), sv_response_free(&b2);
+    /* another k is another answer (a miss), then a reload invalidates: table B's order shows */
+    rq.url = "/v1/explore?user=2&k=1";
+    sv_handle(st, &rq, &a);
+    sv_cache_stats(st, &h1, &m1);
+    assert_int_equal(m1 - m0, 2);
+    sv_response_free(&a);
+    copy_file("tableB.tbl", TBL_FILE);
+    assert_int_equal(sv_reload(st, &err), SD_OK);
+    sv_handle(st, &rq, &a);
+    assert_non_null(strstr(a.body, "\"table_version\":2"));
+    assert_non_null(strstr(a.body, "\"novel\":[{\"id\":1,"));
+    sv_response_free(&a);
+    copy_file("tableA.tbl", TBL_FILE);
     /* the users list holds users 1 and 2 (complete contexts) */
     rq = (sv_request){.method = "GET", .url = "/v1/users"};
     sv_handle(st, &rq, &rs);

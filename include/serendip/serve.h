@@ -3,8 +3,8 @@
  * Two layers. The request handlers (src/serve/handlers.c) turn one parsed request into one
  * response without sockets, so they can be fuzzed and tested directly; they read a shared
  * sv_state: the dataset, taxonomy and retrieval model (read-only), per-user contexts computed at
- * start-up, the explore table behind an atomically swapped, reference-counted pointer, and the
- * metrics. The server (src/serve/server.c) is libmicrohttpd glue: limits, the connection count,
+ * start-up, the explore table behind an atomically swapped, reference-counted pointer, a cache
+ * of computed per-user answers (valid for one table version), and the metrics. The server (src/serve/server.c) is libmicrohttpd glue: limits, the connection count,
  * request bodies, latency and status accounting. */
 #ifndef SERENDIP_SERVE_H
 #define SERENDIP_SERVE_H
@@ -31,6 +31,7 @@ typedef struct {
     int timeout_s;           /* idle connection timeout (default 30) */
     ds_positive_rule rule;   /* what makes an event count for a user's context */
     int mode;                /* SV_MODE_*: how libmicrohttpd runs connections */
+    size_t cache_bytes;      /* budget of the per-user answer cache (0: off; default 256 MiB) */
 } sv_options;
 
 enum {
@@ -41,7 +42,7 @@ enum {
 
 #define SV_OPTIONS_DEFAULT                                                                                       \
     ((sv_options){.bind = "127.0.0.1", .port = SV_DEFAULT_PORT, .threads = 2, .max_conns = 512, .max_body = 65536, \
-                  .conn_memory = 16384, .timeout_s = 30, .rule = {4.0f, 0.7f}})
+                  .conn_memory = 16384, .timeout_s = 30, .rule = {4.0f, 0.7f}, .cache_bytes = (size_t)256 << 20})
 
 /* ---------------------------------------------------------------- state and handlers */
 
@@ -89,6 +90,9 @@ void sv_handle(sv_state *s, const sv_request *rq, sv_response *rs);
 void sv_response_free(sv_response *rs);
 /* An error response (JSON), as sv_handle makes them. */
 void sv_response_error(sv_response *rs, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Answers of GET /v1/explore served from the per-user cache, and computed. */
+void sv_cache_stats(const sv_state *s, uint64_t *hits, uint64_t *misses);
 
 /* Metrics, counted by the server and rendered by GET /metrics. */
 void sv_metrics_record(sv_state *s, int status, double seconds);

@@ -12,7 +12,12 @@
  * a reload cannot free the holder between them), copies its slot and drops the reference; a
  * reload opens the new file outside any lock, swaps the pointer and drops the old holder's own
  * reference, so the old mapping is closed by whichever request finishes with it last. No request
- * ever fails or sees a torn table during a reload. */
+ * ever fails or sees a torn table during a reload.
+ *
+ * A known user's answer depends only on (user, k, n, table version): the first GET computes it,
+ * later ones copy it from a per-user cache slot (striped mutexes, held for the copy only) until a
+ * reload bumps the version or the budget is spent. This is the precomputation the explore table
+ * stands for, carried down to the items. */
 #include "serendip/serve.h"
 
 #include <cjson/cJSON.h>
@@ -40,6 +45,13 @@ extern const char sv_page_html[], sv_page_html_end[];
 /* Latency histogram bucket bounds in seconds (Prometheus `le` labels). */
 static const double LAT_BOUNDS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0};
 #define N_LAT (sizeof LAT_BOUNDS / sizeof LAT_BOUNDS[0])
+
+typedef struct cache_entry {
+    int64_t version;
+    int k, n;
+    size_t len;
+    char body[]; /* (len) */
+} cache_entry;
 
 typedef struct {
     tbl_table t;
@@ -69,6 +81,12 @@ struct sv_state {
     int8_t *uctx_n;            /* (n_users) */
     int64_t *seen_off;         /* (n_users + 1) */
     int32_t *seen;             /* sorted unique items of each user */
+    /* the answer cache: slot u holds user u's last computed GET answer */
+    struct cache_entry **cache; /* (n_users) or NULL when off */
+    pthread_mutex_t cache_lock[64];
+    atomic_llong cur_version;  /* the current table's version, updated with the pointer */
+    atomic_size_t cache_used;
+    atomic_ullong cache_hits, cache_misses;
     /* metrics */
     atomic_ullong by_code[600];
     atomic_ullong lat_bucket[N_LAT + 1];
@@ -254,6 +272,7 @@ int sv_reload(sv_state *s, sd_err *err) {
     r->version = old->version + 1;
     pthread_mutex_lock(&s->tlock);
     atomic_store_explicit(&s->cur, r, memory_order_release);
+    atomic_store(&s->cur_version, r->version);
     pthread_mutex_unlock(&s->tlock);
     table_release(old);
     atomic_fetch_add(&s->reloads_ok, 1);
@@ -337,7 +356,12 @@ int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, c
         return rc;
     }
     atomic_store(&s->cur, r);
+    atomic_store(&s->cur_version, 1);
     precompute_users(s);
+    if (o->cache_bytes) {
+        s->cache = sd_calloc((size_t)(ds->n_users ? ds->n_users : 1), sizeof *s->cache);
+        for (int i = 0; i < 64; i++) pthread_mutex_init(&s->cache_lock[i], NULL);
+    }
     *out = s;
     return SD_OK;
 }
@@ -404,6 +428,11 @@ void sv_state_free(sv_state *s) {
     table_ref *r = atomic_load(&s->cur);
     if (r) table_release(r);
     rt_index_free(&s->ix);
+    if (s->cache) {
+        for (int64_t u = 0; u < s->ds->n_users; u++) free(s->cache[u]);
+        for (int i = 0; i < 64; i++) pthread_mutex_destroy(&s->cache_lock[i]);
+        free(s->cache);
+    }
     if (s->own_rt_ok) rt_close((rt_model *)s->rt), free((void *)s->rt);
     if (s->own_tax_ok) tx_free((tx_taxonomy *)s->tax), free((void *)s->tax);
     if (s->own_ds_ok) ds_free((ds_dataset *)s->ds), free((void *)s->ds);
@@ -458,6 +487,11 @@ static void handle_metrics(sv_state *s, sv_response *rs) {
     jb_fmt(&b, "# TYPE serendip_table_reloads_total counter\nserendip_table_reloads_total{result=\"ok\"} %llu\n"
                "serendip_table_reloads_total{result=\"failed\"} %llu\n",
            (unsigned long long)atomic_load(&s->reloads_ok), (unsigned long long)atomic_load(&s->reloads_failed));
+    jb_fmt(&b, "# TYPE serendip_explore_cache_total counter\nserendip_explore_cache_total{result=\"hit\"} %llu\n"
+               "serendip_explore_cache_total{result=\"miss\"} %llu\n# TYPE serendip_explore_cache_bytes gauge\n"
+               "serendip_explore_cache_bytes %zu\n",
+           (unsigned long long)atomic_load(&s->cache_hits), (unsigned long long)atomic_load(&s->cache_misses),
+           (size_t)atomic_load(&s->cache_used));
     jb_fmt(&b, "# TYPE serendip_http_connections gauge\nserendip_http_connections %lld\n", (long long)atomic_load(&s->conns));
     jb_fmt(&b, "# TYPE serendip_http_overload_rejections_total counter\nserendip_http_overload_rejections_total %llu\n",
            (unsigned long long)atomic_load(&s->overload));
@@ -594,7 +628,7 @@ static void put_items(jbuf *b, const sv_state *s, int32_t c, const rt_query *q, 
 }
 
 /* The explore answer for a context and a history (dense ids; seen sorted unique). */
-static void explore_answer(sv_state *s, sv_response *rs, const int64_t *user_raw, const int32_t *ctx, int nctx,
+static int64_t explore_answer(sv_state *s, sv_response *rs, const int64_t *user_raw, const int32_t *ctx, int nctx,
                            const int32_t *recent, int nr, const int32_t *seen, int64_t ns, int k, int ncl,
                            int64_t unknown_items) {
     tbl_entry ent[TBL_TOP_MAX];
@@ -651,6 +685,50 @@ static void explore_answer(sv_state *s, sv_response *rs, const int64_t *user_raw
     }
     jb_str(&b, "]}\n");
     respond(rs, 200, "application/json", &b);
+    return version;
+}
+
+/* Copies user u's cached answer into rs when it was computed for (k, n) on the current table. */
+static int cache_get(sv_state *s, int64_t u, int k, int n, sv_response *rs) {
+    int64_t v = atomic_load(&s->cur_version);
+    pthread_mutex_t *mu = &s->cache_lock[u & 63];
+    pthread_mutex_lock(mu);
+    const cache_entry *e = s->cache[u];
+    int hit = e && e->version == v && e->k == k && e->n == n;
+    if (hit) {
+        jbuf b;
+        jb_init(&b, e->len + 1);
+        jb_raw(&b, e->body, e->len);
+        respond(rs, 200, "application/json", &b);
+    }
+    pthread_mutex_unlock(mu);
+    atomic_fetch_add_explicit(hit ? &s->cache_hits : &s->cache_misses, 1, memory_order_relaxed);
+    return hit;
+}
+
+/* Stores a computed answer in user u's slot, within the budget (a replaced entry frees its bytes). */
+static void cache_put(sv_state *s, int64_t u, int k, int n, int64_t version, const sv_response *rs) {
+    if (rs->status != 200) return;
+    size_t need = sizeof(cache_entry) + rs->len;
+    if (atomic_fetch_add(&s->cache_used, need) + need > s->o.cache_bytes) {
+        atomic_fetch_sub(&s->cache_used, need);
+        return;
+    }
+    cache_entry *e = sd_malloc(need);
+    e->version = version, e->k = k, e->n = n, e->len = rs->len;
+    memcpy(e->body, rs->body, rs->len);
+    pthread_mutex_t *mu = &s->cache_lock[u & 63];
+    pthread_mutex_lock(mu);
+    cache_entry *old = s->cache[u];
+    s->cache[u] = e;
+    pthread_mutex_unlock(mu);
+    if (old) atomic_fetch_sub(&s->cache_used, sizeof(cache_entry) + old->len);
+    free(old);
+}
+
+void sv_cache_stats(const sv_state *s, uint64_t *hits, uint64_t *misses) {
+    *hits = atomic_load(&((sv_state *)s)->cache_hits);
+    *misses = atomic_load(&((sv_state *)s)->cache_misses);
 }
 
 static int recent_limit(const sv_state *s) { return s->rt ? s->rt->recent : 10; }
@@ -661,12 +739,14 @@ static void handle_explore_get(sv_state *s, const char *query, sv_response *rs) 
     if (!p.has_user) return sv_response_error(rs, 400, "missing query parameter 'user'");
     int64_t u = ds_find_user(s->ds, p.user);
     if (u < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
+    if (s->cache && cache_get(s, u, p.k, p.n, rs)) return;
     int32_t recent[RT_RECENT_MAX];
     int64_t a = s->ds->user_off[u], e = s->ds->user_off[u + 1];
     int nr = (int)(e - a < recent_limit(s) ? e - a : recent_limit(s));
     for (int i = 0; i < nr; i++) recent[i] = s->ds->events[e - nr + i].item;
-    explore_answer(s, rs, &p.user, s->uctx + u * s->k, s->uctx_n[u], recent, nr, s->seen + s->seen_off[u],
-                   s->seen_off[u + 1] - s->seen_off[u], p.k, p.n, 0);
+    int64_t version = explore_answer(s, rs, &p.user, s->uctx + u * s->k, s->uctx_n[u], recent, nr, s->seen + s->seen_off[u],
+                                     s->seen_off[u + 1] - s->seen_off[u], p.k, p.n, 0);
+    if (s->cache) cache_put(s, u, p.k, p.n, version, rs);
 }
 
 /* Reads an integer-valued JSON number in [lo, hi]. */
