@@ -1,6 +1,6 @@
 /* describe.c - keyword descriptions of item groups (clusters) from titles and tags.
  *
- * Hand-written: the tokenizer, stop-word list and TF-IDF-style ranking are a page of code and no
+ * Hand-written: the tokenizer, stop-word list and coverage x log-lift ranking are a page of code and no
  * Debian C library offers keyword extraction of this kind. The rules (see describe.h) keep the
  * descriptions short and regular, because they are what the language models learn to generate. */
 #include "serendip/describe.h"
