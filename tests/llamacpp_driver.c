@@ -37,6 +37,12 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void quiet_log(enum ggml_log_level level, const char *text, void *user) {
     (void)user;
     if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
@@ -227,9 +233,9 @@ static int bench(const char *model_path, int n_prompts, int n_samples, int n_new
     for (int i = 0; i < nseq; i++) smp[i] = make_sampler(1000 + i);
     struct llama_batch b = llama_batch_init(nb, 0, n_samples);
     int *last_idx = malloc(sizeof(int) * nseq);
-    double *tb = malloc(sizeof(double) * reps), *ts = malloc(sizeof(double) * reps);
-    for (int r = 0; r < reps; r++) {
-        double t0 = now();
+    double *tb = malloc(sizeof(double) * reps), *ts = malloc(sizeof(double) * reps), *cb = malloc(sizeof(double) * reps);
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up, untimed (as in bench_lm_infer) */
+        double t0 = now(), c0 = cpu_now();
         for (int p0 = 0; p0 < n_prompts; p0 += spc) {
             int np = n_prompts - p0 < spc ? n_prompts - p0 : spc, ns = np * n_samples;
             llama_memory_clear(llama_get_memory(ctx), false);
@@ -270,7 +276,8 @@ static int bench(const char *model_path, int n_prompts, int n_samples, int n_new
             }
             free(tok);
         }
-        tb[r] = now() - t0;
+        if (r >= 0) tb[r] = now() - t0;
+        if (r >= 0) cb[r] = cpu_now() - c0;
 
         /* single sequence */
         t0 = now();
@@ -299,19 +306,22 @@ static int bench(const char *model_path, int n_prompts, int n_samples, int n_new
             }
             tk = llama_sampler_sample(smp[0], ctx, 0);
         }
-        ts[r] = now() - t0;
+        if (r >= 0) ts[r] = now() - t0;
     }
     qsort(tb, reps, sizeof(double), cmp_d);
     qsort(ts, reps, sizeof(double), cmp_d);
+    qsort(cb, reps, sizeof(double), cmp_d);
     double mb = tb[reps / 2], ms = ts[reps / 2];
     printf("llamacpp_threads %d\nllamacpp_seq_per_chunk %d\n", threads, nseq);
     printf("llamacpp_bestofn_seconds %.4f\nllamacpp_bestofn_tokens_per_s %.1f\n", mb,
            (double)n_prompts * n_samples * n_new / mb);
+    printf("llamacpp_bestofn_tokens_per_cpu_s %.1f\n", (double)n_prompts * n_samples * n_new / cb[reps / 2]);
     printf("llamacpp_single_seconds %.4f\nllamacpp_single_tokens_per_s %.1f\n", ms, single / ms);
     for (int i = 0; i < nseq; i++) llama_sampler_free(smp[i]);
     free(smp);
     free(last_idx);
     free(tb);
+    free(cb);
     free(ts);
     llama_batch_free(b);
     llama_free(ctx);
