@@ -22,9 +22,11 @@
 typedef struct lm_infer lm_infer;
 
 /* A context for model m (borrowed: must outlive the context). max_rows = rows per batched forward
- * (sequences decoded at once; e.g. 256-1024), max_seq = longest prompt + continuation (<= the
- * model's seq_len is not required, RoPE has no limit, but memory is max_rows * max_seq * KV).
- * Returns NULL and fills err on a bad argument. Caches grow on demand, never inside a step. */
+ * (sequences decoded at once; e.g. 256-1024), max_seq = longest prompt + new tokens a call may
+ * use (calls beyond it are refused with SD_ERR_USAGE; it may exceed the model's seq_len, RoPE
+ * has no limit). Returns NULL and fills err on a bad argument. Caches grow on demand between
+ * calls, never inside a step. A context serves one call at a time (use one per thread); the
+ * calls use OpenMP internally and set OpenBLAS to one thread while they run. */
 lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err);
 void lm_infer_free(lm_infer *inf);
 
