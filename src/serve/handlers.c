@@ -638,12 +638,12 @@ static int64_t explore_answer(sv_state *s, sv_response *rs, const int64_t *user_
     table_ref *r = table_acquire(s);
     version = r->version;
     if (nctx == s->k) {
-        const tbl_entry *e;
+        const tbl_entry *e = NULL;
         int64_t idx = jr_context_index(ctx, s->k, s->m);
         ne = idx < 0 ? 0 : tbl_lookup(&r->t, idx, &e, &flags);
-        if (ne < 0) ne = 0;
+        if (ne < 0 || !e) ne = 0;
         if (ne > ncl) ne = ncl;
-        memcpy(ent, e, (size_t)ne * sizeof *ent);
+        if (ne) memcpy(ent, e, (size_t)ne * sizeof *ent);
     }
     table_release(r);
 

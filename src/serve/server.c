@@ -36,6 +36,7 @@ typedef struct {
     char *body;       /* (cap) collected body */
     size_t len, cap;
     int too_large;
+    int started;      /* the header-only first call has happened */
     int status;       /* 0 until a response is queued */
     int answered;
 } req_ctx;
@@ -104,21 +105,21 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *con, con
         sv_response_error(&rs, 503, "overloaded: more than %d connections, retry later", srv->o.max_conns);
         return queue(con, c, &rs, 1);
     }
-    int has_body = !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
-    if (has_body && !c->cap && !c->too_large) { /* first call: headers only */
+    if (!c->started) { /* first call: headers only. Answering now would make libmicrohttpd close the
+                          * connection (the body, if any, is unread), so only refusals answer here. */
+        c->started = 1;
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) {
             sv_response_error(&rs, 413, "request body larger than %zu bytes", srv->o.max_body);
             return queue(con, c, &rs, 1);
         }
-        c->cap = 1; /* marks the first call as seen; the buffer grows on data */
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         if (c->len + n > srv->o.max_body) c->too_large = 1;
         else {
-            if (c->len + n > c->cap || !c->body) {
+            if (c->len + n > c->cap) {
                 size_t cap = c->cap < 1024 ? 1024 : c->cap;
                 while (cap < c->len + n) cap *= 2;
                 c->body = sd_realloc(c->body, cap);
