@@ -13,7 +13,7 @@ typedef struct {
     int max_iter;   /* Lloyd iterations at most (default 25) */
     double tol;     /* stop when the relative inertia decrease is below tol; 0 = run max_iter */
     uint64_t seed;  /* k-means++ seeding */
-    int pp_trials;  /* candidates per k-means++ step (greedy k-means++); 0 = 2 + ln k */
+    int pp_trials;  /* candidates per k-means++ step (greedy k-means++); 0 = 3 */
 } km_config;
 
 #define KM_DEFAULT ((km_config){.k = 8, .max_iter = 25, .tol = 1e-4, .seed = 1, .pp_trials = 0})
@@ -43,8 +43,8 @@ void km_assign_ref(const float *x, int64_t n, int d, const float *c, int k, int3
 /* Exact inertia (double accumulation) of an assignment. */
 double km_inertia(const float *x, int64_t n, int d, const float *c, const int32_t *assign);
 
-/* k-means++ seeding alone: writes k centroids (k, d) chosen among the points. km_fit seeds from a
- * uniform sample of 64 k points when n is larger. */
+/* k-means++ seeding alone: writes k centroids (k, d) chosen among the points; trials <= 0 means
+ * 2 + ln k. km_fit seeds from a uniform sample of 32 k points when n is larger. */
 void km_seed_pp(const float *x, int64_t n, int d, int k, int trials, uint64_t seed, float *c);
 
 #endif
