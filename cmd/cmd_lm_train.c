@@ -7,6 +7,7 @@
 #include "cmd.h"
 #include "serendip/gguf.h"
 #include "serendip/lm_train.h"
+#include "serendip/sft.h"
 #include "serendip/tokenizer.h"
 
 /* ---------------------------------------------------------------- shared */
@@ -214,42 +215,6 @@ done:
 
 /* ---------------------------------------------------------------- sft */
 
-/* Reads prompt/answer JSONL into examples: BOS prompt answer EOS, targets on answer + EOS. Keeps
- * the last T+1 tokens of an over-long example (the answer matters more than the prompt's start). */
-static int read_sft(const char *path, const lm_tokenizer *tok, int T, lm_examples *ex, int *longest, size_t *n_cut,
-                    sd_err *err) {
-    char *buf;
-    size_t len;
-    int rc = sd_read_file(path, &buf, &len, err);
-    if (rc) return rc;
-    *longest = 0;
-    *n_cut = 0;
-    long line_no = 0;
-    for (char *line = buf, *next; line && *line; line = next) {
-        line_no++;
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        if (strspn(line, " \t\r") == strlen(line)) continue;
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *p = j ? cJSON_GetObjectItemCaseSensitive(j, "prompt") : NULL;
-        const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "answer") : NULL;
-        if (!cJSON_IsString(p) || !cJSON_IsString(a)) {
-            cJSON_Delete(j);
-            rc = sd_fail(err, SD_ERR_DATA, "%s:%ld: expected a JSON object with string fields \"prompt\" and \"answer\"",
-                         path, line_no);
-            break;
-        }
-        *n_cut += (size_t)lm_examples_add_sft(ex, tok, p->valuestring, a->valuestring, (size_t)T + 1);
-        cJSON_Delete(j);
-        const size_t *off = ex->off.data;
-        size_t n = lm_examples_count(ex), len = off[n] - off[n - 1];
-        if ((int)len > *longest) *longest = (int)len;
-    }
-    free(buf);
-    if (!rc && lm_examples_count(ex) == 0) rc = sd_fail(err, SD_ERR_DATA, "%s: no examples", path);
-    return rc;
-}
-
 int cmd_lm_sft(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *out = NULL, *name = NULL;
     int lora = 0, merge = 0, json = 0, seq_len = 0, epochs = 1;
@@ -292,7 +257,7 @@ int cmd_lm_sft(int argc, char **argv) {
     if ((rc = lm_gguf_load(model, &m, &tok, &err))) goto done;
     int longest;
     size_t n_cut;
-    if ((rc = read_sft(data, tok, m.cfg.seq_len, &ex, &longest, &n_cut, &err))) goto done;
+    if ((rc = lm_sft_load_jsonl(tok, data, (size_t)m.cfg.seq_len + 1, &ex, NULL, &longest, &n_cut, &err))) goto done;
     if (n_cut) sd_log("warning: %zu examples longer than the context %d were cut from the left", n_cut, m.cfg.seq_len);
     int T = seq_len ? seq_len : longest - 1;
     if (T < 1) T = 1;

@@ -91,11 +91,14 @@ static int finetune(const char *dir, const lm_model *base, const lm_tokenizer *t
     lm_model m;
     model_copy(&m, base);
     lm_lora *lora = NULL;
-    size_t n = 0;
-    int rc = lm_sft_load_jsonl(tok, data, base->cfg.seq_len + 1, &ex, &n, err);
+    size_t n = 0, n_cut = 0;
+    int longest = 0;
+    int rc = lm_sft_load_jsonl(tok, data, (size_t)base->cfg.seq_len + 1, &ex, &n, &longest, &n_cut, err);
     if (rc) goto done;
+    if (n_cut) sd_log("warning: %zu %s examples longer than %d tokens were cut from the left", n_cut, role, base->cfg.seq_len + 1);
+    /* rows only as long as the longest example: padding to seq_len would waste most of the compute */
     lm_train_opts to;
-    train_opts(&to, o, steps, o->sft_lr, base->cfg.seq_len, o->seed + 17);
+    train_opts(&to, o, steps, o->sft_lr, longest - 1 < base->cfg.seq_len ? longest - 1 : base->cfg.seq_len, o->seed + 17);
     sd_log("fine-tuning the %s model on %zu examples (%d steps%s)", role, n, steps, o->lora_rank ? ", LoRA" : "");
     rc = run_training(&m, &ex, &to, tok_pad(tok), role, &lora, loss, secs, NULL, err);
     if (rc) goto done;
@@ -149,10 +152,8 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
     for (int s = 0; s < n && !rc; s += chunk) {
         int m = n - s < chunk ? n - s : chunk;
         for (int i = 0; i < m; i++) {
-            size_t len = strlen(prompts[s + i]), k = 0;
-            ids[i] = sd_realloc(ids[i], (len + 8) * sizeof **ids);
-            tok_encode(tok, prompts[s + i], len, ids[i], len + 8, &k, 1);
-            lens[i] = (int)k;
+            free(ids[i]);
+            lens[i] = lm_sft_encode_prompt(tok, prompts[s + i], &ids[i]);
         }
         rc = lm_next_logprobs(inf, (const int32_t *const *)ids, lens, m, lp, err);
         for (int i = 0; i < m && !rc; i++) {

@@ -11,6 +11,7 @@
 #include "serendip/journeys.h"
 #include "serendip/lm_infer.h"
 #include "serendip/models.h"
+#include "serendip/sft.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
 #include "serendip/tokenizer.h"
@@ -205,7 +206,6 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         }
     }
 
-    int max_prompt = 0;
     ginf = lm_infer_new(&gen, chunk * n_max < 2048 ? chunk * n_max : 2048, gen.cfg.seq_len + max_new, err);
     if (!ginf) {
         rc = err ? err->code : SD_ERR_USAGE;
@@ -245,12 +245,9 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             int32_t c[JR_K_MAX];
             jr_context_from_index(next, K, M, c);
             if (jr_context_valid(c, K, M)) {
-                int len = cp_novelty_prompt(&tax, c, K, buf, PROMPT_CAP);
-                size_t n = 0;
-                prompts[nc] = sd_realloc(prompts[nc], ((size_t)len + 8) * sizeof **prompts);
-                tok_encode(tok, buf, (size_t)len, prompts[nc], (size_t)len + 8, &n, 1);
-                plen[nc] = (int)n;
-                if ((int)n > max_prompt) max_prompt = (int)n;
+                cp_novelty_prompt(&tax, c, K, buf, PROMPT_CAP);
+                free(prompts[nc]);
+                plen[nc] = lm_sft_encode_prompt(tok, buf, &prompts[nc]);
                 ctx_idx[nc++] = next;
             }
             next++;
