@@ -67,6 +67,7 @@ int cmd_train(int argc, char **argv) {
         printf("novelty   loss %.3f  %.1fs  (%lld examples)\n", r.novelty_loss, r.novelty_s, (long long)r.corpus.novelty_examples);
         printf("align     loss %.3f  %.1fs  (%lld tuples)\n", r.align_loss, r.align_s, (long long)r.corpus.align_train);
         if (o.baseline) printf("single    loss %.3f  %.1fs\n", r.single_loss, r.single_s);
+        printf("retrieval model (item level) %.1fs: %s/retrieval.bin\n", r.retrieval_s, ws);
         print_quality(&r.quality);
         printf("report: %s\n", path);
     }

@@ -2,7 +2,8 @@
  * of the method (novelty and alignment), plus the single-model baseline the paper rejects.
  *
  * Files (ws/models/): base.gguf, novelty.gguf, align.gguf, single.gguf (with --baseline),
- * *.lora.gguf (adapters, with --lora), train.json (every figure of the run). */
+ * *.lora.gguf (adapters, with --lora), train.json (every figure of the run); and the item-level
+ * retrieval model ws/retrieval.bin (retrieve.h). */
 #ifndef SERENDIP_MODELS_H
 #define SERENDIP_MODELS_H
 
@@ -43,7 +44,7 @@ typedef struct {
     cp_stats corpus;
     int64_t n_params;
     float pretrain_loss, novelty_loss, align_loss, single_loss; /* final training losses */
-    double pretrain_s, novelty_s, align_s, single_s;            /* seconds */
+    double pretrain_s, novelty_s, align_s, single_s, retrieval_s; /* seconds */
     double tokens_per_s;                                        /* pretraining */
     md_align_quality quality;
 } md_report;

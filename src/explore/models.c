@@ -14,6 +14,7 @@
 #include "serendip/lm_infer.h"
 #include "serendip/lm_train.h"
 #include "serendip/rankstats.h"
+#include "serendip/retrieve.h"
 #include "serendip/sft.h"
 
 void md_opts_default(md_opts *o) {
@@ -269,6 +270,7 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
     cJSON_AddNumberToObject(j, "pretrain_seconds", r->pretrain_s);
     cJSON_AddNumberToObject(j, "novelty_seconds", r->novelty_s);
     cJSON_AddNumberToObject(j, "align_seconds", r->align_s);
+    cJSON_AddNumberToObject(j, "retrieval_seconds", r->retrieval_s);
     cJSON_AddNumberToObject(j, "pretrain_tokens_per_s", r->tokens_per_s);
     cJSON_AddNumberToObject(j, "novelty_examples", (double)r->corpus.novelty_examples);
     cJSON_AddNumberToObject(j, "align_train", (double)r->corpus.align_train);
@@ -330,6 +332,10 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     if (o->baseline && (rc = finetune(mdir, &base, tok, o, bas, MD_SINGLE, "single", o->novelty_steps,
                                       &r->single_loss, &r->single_s, err)))
         goto done;
+    /* the low level of the plan: the sequential item recommender restricted to a cluster */
+    double t_rt = sd_now();
+    if ((rc = rt_train(ws, NULL, err))) goto done;
+    r->retrieval_s = sd_now() - t_rt;
     if (sd_file_exists(held) && r->corpus.align_heldout > 0) {
         if ((rc = md_align_quality_of(align_path, held, &r->quality, err))) goto done;
     }
