@@ -544,6 +544,8 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
     gen_row *g = sd_malloc(sizeof(gen_row) * R);
     int *active = sd_malloc(sizeof(int) * R);
     pool_reserve(&inf->gen, &inf->c, R, max_new);
+    sd_progress prog;
+    sd_progress_start(&prog, trie ? "constrained decoding" : "generating", n_prompts);
     for (int p0 = 0; p0 < n_prompts; p0 += pc) {
         int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
         for (int s0 = 0; s0 < n_samples; s0 += ns) {
@@ -594,7 +596,9 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                 }
             }
         }
+        sd_progress_update(&prog, p0 + np, NULL);
     }
+    sd_progress_end(&prog);
     free(rows);
     free(owner);
     free(g);
