@@ -107,6 +107,56 @@ static void test_next_logprobs_match_reference(void **state) {
     }
 }
 
+/* lm_next_logprobs_after == the reference forward over prompt + continuation, for continuations
+ * of several prompts (including empty ones), with row limits that split prompts, continuations
+ * and slot use across several forwards. */
+static void test_next_logprobs_after_match_reference(void **state) {
+    (void)state;
+    lm_model m;
+    test_model(&m, 0);
+    int V = m.cfg.vocab_size, np = 3, n = 8;
+    int32_t *p[3], *c[8];
+    int len[3], cl[8], cp[8] = {0, 0, 0, 1, 1, 2, 2, 2};
+    make_prompts(np, 7, V, 5, p, len);
+    make_prompts(n, 5, V, 6, c, cl);
+    cl[4] = 0; /* an empty continuation: the prompt's own next token */
+    int rows_opts[] = {3, 5, 64};
+    for (int o = 0; o < 3; o++) {
+        sd_err err = {0};
+        lm_infer *inf = lm_infer_new(&m, rows_opts[o], 32, &err);
+        assert_non_null(inf);
+        float *out = malloc(sizeof(float) * n * V);
+        assert_int_equal(lm_next_logprobs_after(inf, (const int32_t *const *)p, len, np, (const int32_t *const *)c, cl, cp, n,
+                                                out, &err),
+                         SD_OK);
+        for (int i = 0; i < n; i++) {
+            int total = len[cp[i]] + cl[i];
+            int32_t *seq = malloc(sizeof(int32_t) * total);
+            memcpy(seq, p[cp[i]], sizeof(int32_t) * len[cp[i]]);
+            memcpy(seq + len[cp[i]], c[i], sizeof(int32_t) * cl[i]);
+            float *lg = malloc(sizeof(float) * total * V);
+            lm_forward_reference(&m, seq, total, lg);
+            for (int t = 0; t < V; t++) {
+                double ref = lm_logprob_of(lg + (size_t)(total - 1) * V, V, t);
+                if (!close_to(out[i * V + t], ref))
+                    fail_msg("continuation %d token %d: fast %.7f ref %.7f (rows %d)", i, t, out[i * V + t], ref, rows_opts[o]);
+            }
+            free(lg);
+            free(seq);
+        }
+        /* continuations must come grouped by prompt */
+        int bad[2] = {1, 0};
+        assert_int_equal(lm_next_logprobs_after(inf, (const int32_t *const *)p, len, np, (const int32_t *const *)c, cl, bad, 2,
+                                                out, &err),
+                         SD_ERR_USAGE);
+        free(out);
+        lm_infer_free(inf);
+    }
+    free_prompts(np, p);
+    free_prompts(n, c);
+    lm_model_free(&m);
+}
+
 static void test_score_continuations_match_reference(void **state) {
     (void)state;
     lm_model m;
@@ -484,6 +534,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_logprobs_match_reference),
         cmocka_unit_test(test_score_continuations_match_reference),
+        cmocka_unit_test(test_next_logprobs_after_match_reference),
         cmocka_unit_test(test_prompt_too_long_is_refused),
         cmocka_unit_test(test_greedy_generation_matches_reference),
         cmocka_unit_test(test_sampling_independent_of_batch),

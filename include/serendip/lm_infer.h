@@ -127,6 +127,14 @@ int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *pr
 int lm_next_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len,
                      int n_prompts, float *out, sd_err *err);
 
+/* out (n, V): log-softmax of the next token after prompts[cont_prompt[i]] + conts[i] (cont_len[i]
+ * tokens, may be 0). Each prompt is prefilled once and shared by all its continuations, so
+ * scoring many candidates after one context costs only the candidates' tokens. cont_prompt must
+ * be non-decreasing. (The alignment model's workload: one context, many candidate clusters.) */
+int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                           const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, float *out,
+                           sd_err *err);
+
 /* out[i] = sum over the tokens of continuation i of their log-softmax after prompt + the previous
  * tokens of continuation i. The prompt is prefilled once for all n continuations. */
 int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,

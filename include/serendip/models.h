@@ -56,6 +56,11 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err);
  * cp_align_prompt): sum over digits d of p(d) * d, p renormalised over the ten digit tokens. */
 typedef struct lm_infer lm_infer;
 int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err);
+/* The same over token ids, with shared prefixes: score i reads the tokens of prompts[cprompt[i]]
+ * followed by conts[i] (clen[i] tokens; cprompt non-decreasing). The planner passes each
+ * context's prompt once and its candidates as continuations. */
+int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
+                        const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err);
 
 /* Judges the alignment model at model_path on the held-out tuples file (align_heldout.jsonl). */
 int md_align_quality_of(const char *model_path, const char *heldout_path, md_align_quality *q, sd_err *err);

@@ -136,43 +136,57 @@ static void pretrain_examples(const lm_tokenizer *tok, const char *text, size_t 
 
 /* ---------------------------------------------------------------- alignment scores */
 
-int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
-    int32_t digit[CP_SCORE_LEVELS];
+/* The ten score tokens "0".."9" of tok. */
+static int score_tokens(const lm_tokenizer *tok, int32_t *digit, sd_err *err) {
     for (int d = 0; d < CP_SCORE_LEVELS; d++) {
         char c = (char)('0' + d);
         size_t k = 0;
         if (tok_encode(tok, &c, 1, digit + d, 1, &k, 0) || k != 1)
             return sd_fail(err, SD_ERR_DATA, "the tokenizer does not encode the digit '%c' as one token", c);
     }
+    return SD_OK;
+}
+
+int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
+                        const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err) {
+    int32_t digit[CP_SCORE_LEVELS];
+    int rc = score_tokens(tok, digit, err);
+    if (rc || n == 0) return rc;
     int V = tok_vocab_size(tok);
+    float *lp = sd_malloc((size_t)n * V * sizeof *lp);
+    rc = lm_next_logprobs_after(inf, prompts, plen, np, conts, clen, cprompt, n, lp, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const float *row = lp + (size_t)i * V;
+        double mx = -INFINITY, z = 0, ev = 0;
+        for (int d = 0; d < CP_SCORE_LEVELS; d++) mx = fmax(mx, row[digit[d]]);
+        for (int d = 0; d < CP_SCORE_LEVELS; d++) {
+            double p = exp(row[digit[d]] - mx);
+            z += p;
+            ev += p * d;
+        }
+        out[i] = (float)(ev / z);
+    }
+    free(lp);
+    return rc;
+}
+
+int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
     const int chunk = 256;
-    float *lp = sd_malloc((size_t)chunk * V * sizeof *lp);
     int32_t **ids = sd_calloc(chunk, sizeof *ids);
-    int *lens = sd_calloc(chunk, sizeof *lens);
+    int *lens = sd_calloc(chunk, sizeof *lens), *cp = sd_calloc(chunk, sizeof *cp), *zero = sd_calloc(chunk, sizeof *zero);
     int rc = SD_OK;
     for (int s = 0; s < n && !rc; s += chunk) {
         int m = n - s < chunk ? n - s : chunk;
         for (int i = 0; i < m; i++) {
             free(ids[i]);
             lens[i] = lm_sft_encode_prompt(tok, prompts[s + i], &ids[i]);
+            cp[i] = i;
         }
-        rc = lm_next_logprobs(inf, (const int32_t *const *)ids, lens, m, lp, err);
-        for (int i = 0; i < m && !rc; i++) {
-            const float *row = lp + (size_t)i * V;
-            double mx = -INFINITY, z = 0, ev = 0;
-            for (int d = 0; d < CP_SCORE_LEVELS; d++) mx = fmax(mx, row[digit[d]]);
-            for (int d = 0; d < CP_SCORE_LEVELS; d++) {
-                double p = exp(row[digit[d]] - mx);
-                z += p;
-                ev += p * d;
-            }
-            out[s + i] = (float)(ev / z);
-        }
+        rc = md_align_scores_ids(inf, tok, (const int32_t *const *)ids, lens, m, (const int32_t *const *)ids, zero, cp, m,
+                                 out + s, err);
     }
     for (int i = 0; i < chunk; i++) free(ids[i]);
-    free(ids);
-    free(lens);
-    free(lp);
+    free(ids), free(lens), free(cp), free(zero);
     return rc;
 }
 

@@ -148,6 +148,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     char *p_tax = sd_path_join(ws, TX_FILE), *p_jr = sd_path_join(ws, JR_FILE);
     desc_key *keys = NULL;
     int64_t *pop = NULL;
+    int32_t **acont = NULL;
+    int *acont_len = NULL;
     int rc;
     if (!sd_file_exists(p_tax)) {
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy (run 'serendip cluster' first)", p_tax);
@@ -189,6 +191,30 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         if ((int)n > max_desc_tok) max_desc_tok = (int)n;
     }
     qsort(keys, (size_t)M, sizeof *keys, desc_cmp);
+
+    /* the alignment prompt of (context, c) is the novelty prompt of the context followed by
+     * desc(c) "<|score|>" (corpus.h): the context is prefilled once, candidates are continuations */
+    if (!o->no_align) {
+        acont = sd_calloc((size_t)M, sizeof *acont);
+        acont_len = sd_calloc((size_t)M, sizeof *acont_len);
+        int32_t c2[JR_K_MAX] = {0};
+        for (int i = 0; i < K; i++) c2[i] = (M > 1 && i == 0) ? 1 : 0;
+        char *ap = sd_malloc(PROMPT_CAP), *npr = sd_malloc(PROMPT_CAP);
+        int nl = cp_novelty_prompt(&tax, c2, K, npr, PROMPT_CAP);
+        for (int32_t c = 0; c < M; c++) {
+            int al = cp_align_prompt(&tax, c2, K, c, ap, PROMPT_CAP);
+            if (nl < 0 || al < nl || memcmp(ap, npr, (size_t)nl)) {
+                free(ap), free(npr);
+                rc = sd_fail(err, SD_ERR_STATE, "plan: the alignment prompt does not extend the novelty prompt");
+                goto done;
+            }
+            size_t n = 0, cap = (size_t)(al - nl) + 8;
+            acont[c] = sd_malloc(cap * sizeof **acont);
+            tok_encode(atok, ap + nl, (size_t)(al - nl), acont[c], cap, &n, 1);
+            acont_len[c] = (int)n;
+        }
+        free(ap), free(npr);
+    }
     const int max_new = max_desc_tok + 4;
 
     /* fallback: popularity of clusters in the train journeys */
@@ -223,7 +249,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     sample_t *samples = sd_malloc((size_t)chunk * n_max * sizeof *samples);
     cand_t *cands = sd_malloc((size_t)chunk * n_max * sizeof *cands); /* unique novel per context */
     int *n_cands = sd_calloc((size_t)chunk, sizeof *n_cands);
-    char **aprompts = sd_calloc((size_t)chunk * n_max, sizeof *aprompts);
+    int32_t **aprefix = sd_calloc((size_t)chunk, sizeof *aprefix); /* alignment prompt prefix of each context */
+    int *aplen = sd_calloc((size_t)chunk, sizeof *aplen);
+    const int32_t **aconts = sd_calloc((size_t)chunk * n_max, sizeof *aconts); /* candidate continuations */
+    int *aclen = sd_calloc((size_t)chunk * n_max, sizeof *aclen), *acp = sd_calloc((size_t)chunk * n_max, sizeof *acp);
     float *ascore = sd_malloc((size_t)chunk * n_max * sizeof *ascore);
     char *buf = sd_malloc(PROMPT_CAP), *text = sd_malloc(PROMPT_CAP);
     cand_t *work = sd_malloc((size_t)n_max * sizeof *work);
@@ -248,6 +277,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                 cp_novelty_prompt(&tax, c, K, buf, PROMPT_CAP);
                 free(prompts[nc]);
                 plen[nc] = lm_sft_encode_prompt(tok, buf, &prompts[nc]);
+                if (!o->no_align) {
+                    free(aprefix[nc]);
+                    aplen[nc] = lm_sft_encode_prompt(atok, buf, &aprefix[nc]);
+                }
                 ctx_idx[nc++] = next;
             }
             next++;
@@ -292,14 +325,15 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                 }
                 cs[n_cands[x]++] = (cand_t){sm->cluster, 0, sm->logprob};
                 if (!o->no_align) {
-                    int len = cp_align_prompt(&tax, c, K, sm->cluster, buf, PROMPT_CAP);
-                    aprompts[na] = sd_realloc(aprompts[na], (size_t)len + 1);
-                    memcpy(aprompts[na], buf, (size_t)len + 1);
-                    na++;
+                    aconts[na] = acont[sm->cluster];
+                    aclen[na] = acont_len[sm->cluster];
+                    acp[na++] = x;
                 }
             }
         }
-        if (na && (rc = md_align_scores(ainf, atok, (const char *const *)aprompts, na, ascore, err))) break;
+        if (na && (rc = md_align_scores_ids(ainf, atok, (const int32_t *const *)aprefix, aplen, nc, aconts, aclen, acp, na,
+                                            ascore, err)))
+            break;
         rep->scored += na;
         for (int x = 0, a = 0; x < nc; x++)
             for (int d = 0; d < n_cands[x]; d++)
@@ -409,8 +443,9 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     }
     free(pdir);
     for (int i = 0; i < chunk; i++) free(prompts[i]);
-    for (int i = 0; i < chunk * n_max; i++) free(aprompts[i]);
-    free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(aprompts), free(ascore);
+    for (int i = 0; i < chunk; i++) free(aprefix[i]);
+    free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(ascore);
+    free(aprefix), free(aplen), free(aconts), free(aclen), free(acp);
     free(buf), free(text), free(work), free(ent);
 done:
     for (int s = 0; s < PL_MAX_SWEEP; s++)
@@ -421,6 +456,9 @@ done:
     lm_model_free(&al);
     tok_free(tok);
     tok_free(atok);
+    for (int32_t c = 0; acont && c < tax.n_clusters; c++) free(acont[c]);
+    free(acont);
+    free(acont_len);
     tx_free(&tax);
     jr_free(&jr);
     free(keys);

@@ -738,6 +738,75 @@ int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,
     return SD_OK;
 }
 
+int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                           const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, float *out,
+                           sd_err *err) {
+    int maxc = 0;
+    for (int i = 0; i < n; i++) {
+        if (cont_len[i] < 0) return sd_fail(err, SD_ERR_USAGE, "continuation %d has negative length", i);
+        if (cont_prompt[i] < 0 || cont_prompt[i] >= n_prompts || (i && cont_prompt[i] < cont_prompt[i - 1]))
+            return sd_fail(err, SD_ERR_USAGE, "continuation %d: prompt %d out of range or out of order", i, cont_prompt[i]);
+        if (cont_len[i] > maxc) maxc = cont_len[i];
+        for (int j = 0; j < cont_len[i]; j++)
+            if (conts[i][j] < 0 || conts[i][j] >= inf->c.vocab_size)
+                return sd_fail(err, SD_ERR_USAGE, "continuation %d token %d: id %d outside the vocabulary", i, j,
+                               conts[i][j]);
+    }
+    int rc = check_prompts(inf, prompts, prompt_len, n_prompts, maxc, err);
+    if (rc) return rc;
+    int V = inf->c.vocab_size, R = inf->max_rows;
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    int *who = sd_malloc(sizeof(int) * R); /* continuation of each row that wants logits */
+    pool_reserve(&inf->gen, &inf->c, R, maxc > 0 ? maxc : 1);
+    int ci = 0;
+    for (int p0 = 0; p0 < n_prompts; p0 += R) {
+        int np = n_prompts - p0 < R ? n_prompts - p0 : R;
+        prefill(inf, prompts + p0, prompt_len + p0, np, rows, owner);
+        /* rows: every token of every continuation of these prompts, each continuation in its own
+         * gen slot reading its prompt's cache; only a continuation's last row wants logits */
+        int nr = 0, nw = 0, slot = 0;
+#define FLUSH()                                                                                         \
+    do {                                                                                                \
+        if (nr > 0) forward_rows(inf, rows, nr);                                                        \
+        for (int u = 0; u < nw; u++) log_softmax(out + (size_t)who[u] * V, inf->logits + (size_t)u * V, V); \
+        nr = nw = 0;                                                                                    \
+    } while (0)
+        for (; ci < n && cont_prompt[ci] < p0 + np; ci++) {
+            int pl = cont_prompt[ci] - p0, len = cont_len[ci];
+            if (len == 0) {
+                log_softmax(out + (size_t)ci * V, inf->plog + (size_t)pl * V, V);
+                continue;
+            }
+            if (slot == R) {
+                FLUSH();
+                slot = 0;
+            }
+            for (int j = 0; j < len; j++) {
+                if (nr == R) FLUSH(); /* the slot keeps the keys/values already written */
+                row_desc *r = &rows[nr++];
+                r->token = conts[ci][j];
+                r->pre = &inf->prompt;
+                r->pre_slot = pl;
+                r->pre_len = prompt_len[cont_prompt[ci]];
+                r->own = &inf->gen;
+                r->own_slot = slot;
+                r->own_idx = j;
+                r->pos = r->pre_len + j;
+                r->want_logits = j == len - 1;
+                if (r->want_logits) who[nw++] = ci;
+            }
+            slot++;
+        }
+        FLUSH();
+#undef FLUSH
+    }
+    free(rows);
+    free(owner);
+    free(who);
+    return SD_OK;
+}
+
 /* ---------------------------------------------------------------- exact trie log-probabilities */
 
 int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
