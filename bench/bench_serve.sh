@@ -10,7 +10,7 @@
 #        from ../shared/data/ml-latest-small, or from the synthetic world when that is absent).
 #        A missing explore.tbl is written from the empirical transitions (bench/serve_table.c),
 #        a missing retrieval.bin is trained. Env: BUILD (build), DURATION (10 s), CONNS (50),
-#        CLIENT_THREADS (2), SERVER_THREADS (2), SERVER_MODE (epoll, poll, thread), K (5 items per
+#        CLIENT_THREADS (2), SERVER_THREADS (2), SERVER_MODE (thread, epoll, poll), K (5 items per
 #        cluster), ROUNDS (3: serendip and redis runs alternate, medians reported), CACHE_MB (256;
 #        0 computes every answer).
 # Needs: wrk, redis-server, redis-tools (redis-benchmark, redis-cli), curl, cc.
@@ -22,7 +22,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
 CT=${CLIENT_THREADS:-2}
 ST=${SERVER_THREADS:-2}
-MODE=${SERVER_MODE:-epoll}
+MODE=${SERVER_MODE:-thread}
 K=${K:-5}
 ROUNDS=${ROUNDS:-3}
 for t in wrk redis-server redis-benchmark redis-cli curl cc; do

@@ -33,7 +33,7 @@ static int eval_retrieval(const char *ws, int json) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "epoll";
+    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "thread";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
     int cache_mb = 256;
     int train = 0, eval = 0, json = 0, verbose = 0;
@@ -43,8 +43,8 @@ int cmd_serve(int argc, char **argv) {
         {"ws", FL_STR, &ws, "workspace with dataset.bin, taxonomy.bin, explore.tbl (and retrieval.bin)"},
         {"port", FL_INT, &port, "TCP port (0: any free port, printed at start)"},
         {"bind", FL_STR, &bind, "listen address (IPv4 or IPv6 literal)"},
-        {"threads", FL_INT, &threads, "server threads (epoll or poll loops)"},
-        {"mode", FL_STR, &mode, "connection handling: epoll (thread pool), poll (thread pool), thread (one per connection)"},
+        {"mode", FL_STR, &mode, "connection handling: thread (one per connection), epoll or poll (a pool of --threads loops)"},
+        {"threads", FL_INT, &threads, "loops of the epoll and poll modes"},
         {"token-file", FL_STR, &token_file, "file holding the bearer token of POST /admin/reload (absent: reload disabled)"},
         {"max-conns", FL_INT, &max_conns, "connections served at once; beyond, requests get 503"},
         {"max-body", FL_INT, &max_body, "largest request body in bytes (413 beyond)"},

@@ -23,7 +23,7 @@
 typedef struct {
     const char *bind;        /* listen address, IPv4 or IPv6 literal (default 127.0.0.1) */
     int port;                /* 0: an ephemeral port (read it with sv_server_port) */
-    int threads;             /* libmicrohttpd thread pool (default 2 = the cores here) */
+    int threads;             /* libmicrohttpd thread pool of the epoll/poll modes (default 2 = the cores here) */
     const char *token_file;  /* bearer token for POST /admin/reload; NULL: reload disabled */
     int max_conns;           /* connections served; beyond, requests get 503 (default 512) */
     size_t max_body;         /* request body bytes; beyond: 413 (default 64 KiB) */
@@ -35,14 +35,16 @@ typedef struct {
 } sv_options;
 
 enum {
-    SV_MODE_EPOLL = 0,       /* a pool of `threads` threads, each with its own epoll loop (default) */
+    SV_MODE_EPOLL = 0,       /* a pool of `threads` threads, each with its own epoll loop */
     SV_MODE_POLL = 1,        /* the same pool with poll() */
-    SV_MODE_THREAD = 2,      /* one thread per connection (`threads` ignored) */
+    SV_MODE_THREAD = 2,      /* one thread per connection, `threads` ignored (default: the best p99
+                              * on the shared 2-core machine, same throughput; docs/serving.md) */
 };
 
 #define SV_OPTIONS_DEFAULT                                                                                       \
     ((sv_options){.bind = "127.0.0.1", .port = SV_DEFAULT_PORT, .threads = 2, .max_conns = 512, .max_body = 65536, \
-                  .conn_memory = 16384, .timeout_s = 30, .rule = {4.0f, 0.7f}, .cache_bytes = (size_t)256 << 20})
+                  .conn_memory = 16384, .timeout_s = 30, .rule = {4.0f, 0.7f}, .mode = 2 /* SV_MODE_THREAD */,   \
+                  .cache_bytes = (size_t)256 << 20})
 
 /* ---------------------------------------------------------------- state and handlers */
 

@@ -1,12 +1,12 @@
 /* server.c - libmicrohttpd glue for the handlers of handlers.c: listening, limits, request
  * bodies, the connection count behind the 503 overload answer, and per-request accounting.
  *
- * Threading (sv_options.mode): by default libmicrohttpd's internal thread pool, each thread
- * running its own epoll loop over its share of the connections (MHD_USE_EPOLL_INTERNAL_THREAD +
- * MHD_OPTION_THREAD_POOL_SIZE), which needs no thread per connection; a poll() pool and
- * thread-per-connection are selectable for comparison. On the shared 2-core machine the three
- * measured within noise of each other (docs/serving.md), so the default is the one that scales
- * in connections.
+ * Threading (sv_options.mode): by default one thread per connection (libmicrohttpd's
+ * MHD_USE_THREAD_PER_CONNECTION with its internal accept thread); a pool of epoll or poll loops is
+ * selectable. On the shared 2-core machine the three gave the same throughput, and thread per
+ * connection the best p99 by far (a connection never waits behind others on a loop whose thread
+ * was descheduled); docs/serving.md has the figures. Connections are capped (max_conns, 503
+ * beyond; idle timeout), which also caps the threads.
  *
  * A request's life: the URI-log callback sees the raw request target first and allocates the
  * request context (start time, raw URL, body buffer); the access handler collects the body (up to
