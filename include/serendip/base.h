@@ -103,6 +103,14 @@ char *sd_path_join(const char *dir, const char *name);
 /* FNV-1a 64-bit, chainable through seed (pass SD_HASH_SEED to start). */
 #define SD_HASH_SEED 0xcbf29ce484222325ULL
 uint64_t sd_hash64(const void *data, size_t len, uint64_t seed);
+/* MurmurHash3's 64-bit finaliser: a cheap, well-mixed hash of one integer (hash-table keys). */
+static inline uint64_t sd_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
 /* Hash of a whole file's bytes (0 and an error if it cannot be read). */
 int sd_hash_file(const char *path, uint64_t *out, sd_err *err);
 

@@ -92,14 +92,6 @@ typedef struct {
     size_t cap, n; /* cap is a power of two */
 } idmap;
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 static void idmap_init(idmap *m, size_t cap) {
     m->cap = cap;
     m->n = 0;
@@ -116,7 +108,7 @@ static void idmap_free(idmap *m) {
 
 /* Returns the slot of key: either holding it or the empty slot where it belongs. */
 static size_t idmap_slot(const idmap *m, int64_t key) {
-    size_t i = mix64((uint64_t)key) & (m->cap - 1);
+    size_t i = sd_mix64((uint64_t)key) & (m->cap - 1);
     while (m->vals[i] >= 0 && m->keys[i] != key) i = (i + 1) & (m->cap - 1);
     return i;
 }

@@ -120,14 +120,6 @@ typedef struct {
     size_t cap, len; /* cap a power of two */
 } tuple_map;
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 static void map_init(tuple_map *m, size_t cap) {
     m->cap = cap;
     m->len = 0;
@@ -141,7 +133,7 @@ static tuple_acc *map_get(tuple_map *m, int64_t key) {
         map_init(&g, m->cap * 2);
         for (size_t i = 0; i < m->cap; i++) {
             if (m->t[i].key < 0) continue;
-            size_t h = mix64((uint64_t)m->t[i].key) & (g.cap - 1);
+            size_t h = sd_mix64((uint64_t)m->t[i].key) & (g.cap - 1);
             while (g.t[h].key >= 0) h = (h + 1) & (g.cap - 1);
             g.t[h] = m->t[i];
         }
@@ -149,7 +141,7 @@ static tuple_acc *map_get(tuple_map *m, int64_t key) {
         free(m->t);
         *m = g;
     }
-    size_t h = mix64((uint64_t)key) & (m->cap - 1);
+    size_t h = sd_mix64((uint64_t)key) & (m->cap - 1);
     while (m->t[h].key >= 0 && m->t[h].key != key) h = (h + 1) & (m->cap - 1);
     if (m->t[h].key < 0) {
         m->t[h] = (tuple_acc){.key = key, .last_user = -1};
