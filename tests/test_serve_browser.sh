@@ -1,20 +1,16 @@
 #!/usr/bin/env bash
-# test_serve_browser.sh - drives the page of `serendip serve` in headless Chromium: a user's page
+# test_serve_browser.sh - `serendip serve` from the command line (exit codes, --train-retrieval,
+# SIGHUP reload, SIGTERM stop), then its page in headless Chromium: a user's page
 # (?user=1), a typed item list (?items=...), an unknown user, and the user picker; checks what the
 # DOM shows after the page's JavaScript ran. The workspace is test_serve's fixture (see
 # tests/test_serve.c): user 1's context is (war, drama -> space, alien), and table A plans
 # "noir, crime" (score 8) then "comedy, family" (score 7).
-# SKIPs visibly when chromium is absent (Debian package `chromium`).
+# The Chromium part SKIPs visibly when chromium is absent (Debian package `chromium`).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=$BUILD/serendip
 FIX=$BUILD/tests/test_serve
-CHROME=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$CHROME" ]; then
-    echo "SKIP: test_serve_browser: chromium absent (apt-get install chromium)"
-    exit 0
-fi
 for f in "$BIN" "$FIX"; do
     [ -x "$f" ] || { echo "FAIL: $f not built (make BUILD=$BUILD test-bin)"; exit 1; }
 done
@@ -27,21 +23,55 @@ cleanup() {
 trap cleanup EXIT
 "$FIX" --write-fixture "$TMP/ws" || { echo "FAIL: cannot write the fixture"; exit 1; }
 echo "<html><body>the report</body></html>" > "$TMP/ws/report.html"
-"$BIN" serve --ws "$TMP/ws" --port 0 > "$TMP/serve.out" 2> "$TMP/serve.err" &
-SERVER=$!
-PORT=
-for _ in $(seq 100); do
-    PORT=$(sed -n 's|^serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.out")
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$PORT" ]; then
-    echo "FAIL: the server did not start"; cat "$TMP/serve.err"; exit 1
-fi
-URL=http://127.0.0.1:$PORT
-
 fail=0
+
+start_server() { # start_server ARGS...: starts serve on a free port, sets SERVER and URL
+    "$BIN" serve --ws "$TMP/ws" --port 0 "$@" > "$TMP/serve.out" 2> "$TMP/serve.err" &
+    SERVER=$!
+    PORT=
+    for _ in $(seq 100); do
+        PORT=$(sed -n 's|^serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.out")
+        [ -n "$PORT" ] && break
+        kill -0 "$SERVER" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$PORT" ]; then
+        echo "FAIL: the server did not start"; cat "$TMP/serve.err"; exit 1
+    fi
+    URL=http://127.0.0.1:$PORT
+}
+get() { # get PATH -> response (headers and body) on stdout, over bash's /dev/tcp
+    exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3 && cat <&3
+    exec 3<&-
+}
+check() { # check NAME COMMAND...
+    if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi
+}
+
+# ---- the command line (runs without chromium)
+"$BIN" serve --ws "$TMP/ws" --mode bogus >/dev/null 2>&1; check "bad --mode is a usage error (2)" test $? -eq 2
+"$BIN" serve >/dev/null 2>&1; check "missing --ws is a usage error (2)" test $? -eq 2
+"$BIN" serve --ws "$TMP/nope" >/dev/null 2>&1; check "missing workspace is a runtime error (1)" test $? -eq 1
+"$BIN" serve --ws "$TMP/ws" --train-retrieval --rt-epochs 2 > "$TMP/train.out" 2>&1
+check "--train-retrieval writes retrieval.bin" test -s "$TMP/ws/retrieval.bin"
+start_server --token-file "$TMP/ws/token"
+get /healthz > "$TMP/h1"
+check "serve answers /healthz" grep -q '"status":"ok","table_version":1' "$TMP/h1"
+cp "$TMP/ws/tableB.tbl" "$TMP/ws/explore.tbl.new" && mv "$TMP/ws/explore.tbl.new" "$TMP/ws/explore.tbl"
+kill -HUP "$SERVER"
+ok=1
+for _ in $(seq 50); do get /healthz | grep -q '"table_version":2' && { ok=0; break; }; sleep 0.1; done
+check "SIGHUP reloads the table" test $ok -eq 0
+cp "$TMP/ws/tableA.tbl" "$TMP/ws/explore.tbl"
+kill -TERM "$SERVER"; wait "$SERVER"; rc=$?; SERVER=
+check "SIGTERM stops the server with status 0" test $rc -eq 0
+
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$CHROME" ]; then
+    echo "SKIP: test_serve_browser: chromium absent (apt-get install chromium); command-line checks above ran"
+    exit $fail
+fi
+start_server
 dump() { # dump URL-PATH -> DOM on stdout
     "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
         --disable-component-update --disable-sync --disable-dev-shm-usage --user-data-dir="$TMP/profile" \
@@ -75,8 +105,7 @@ expect "short context explained" "$TMP/short.html" 'Fewer than 2 distinct cluste
 dump "/?user=424242" > "$TMP/unknown.html"
 expect "unknown user shows the API's error" "$TMP/unknown.html" 'role="alert">unknown user 424242</div>'
 
-exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /report HTTP/1.0\r\n\r\n' >&3 && cat <&3 > "$TMP/report.out"
-exec 3<&-
-grep -q "the report" "$TMP/report.out" && echo "ok: /report serves report.html" || { echo "FAIL: /report"; fail=1; }
+get /report > "$TMP/report.out"
+check "/report serves report.html" grep -q "the report" "$TMP/report.out"
 [ $fail -eq 0 ] && echo "test_serve_browser: all passed"
 exit $fail
