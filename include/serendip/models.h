@@ -36,7 +36,7 @@ void md_opts_default(md_opts *o);
 typedef struct {
     double align_spearman; /* rank correlation of the model's score with the held-out pos_rate */
     double align_spearman_label; /* ... with the held-out label (rounded percentile) */
-    double align_auc;      /* AUC of the score for pos_rate above the held-out median */
+    double align_auc;      /* AUC of the score for "label in the upper half" (percentile labels >= 5) */
     int64_t align_heldout; /* tuples judged */
 } md_align_quality;
 

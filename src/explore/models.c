@@ -229,25 +229,19 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, md_ali
         float *score = sd_malloc((size_t)n * sizeof *score);
         rc = inf ? md_align_scores(inf, tok, (const char *const *)prompts.data, n, score, err) : SD_ERR_USAGE;
         if (!rc) {
-            double *s = sd_malloc((size_t)n * sizeof *s), *sorted = sd_malloc((size_t)n * sizeof *sorted);
+            double *s = sd_malloc((size_t)n * sizeof *s);
             int *pos = sd_malloc((size_t)n * sizeof *pos);
             const double *rt = rate.data;
-            for (int i = 0; i < n; i++) s[i] = score[i], sorted[i] = rt[i];
-            /* median of the held-out rates: a tuple is "good" when above it */
-            for (int i = 1; i < n; i++)
-                for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
-                    double t = sorted[j];
-                    sorted[j] = sorted[j - 1];
-                    sorted[j - 1] = t;
-                }
-            double med = sorted[n / 2];
-            for (int i = 0; i < n; i++) pos[i] = rt[i] > med;
+            for (int i = 0; i < n; i++) s[i] = score[i];
+            /* "good" = label in the upper half of the score levels: labels are percentile ranks, so
+             * this splits the tuples near their median even when many rates tie (e.g. at 1.0) */
+            const double *lb = label.data;
+            for (int i = 0; i < n; i++) pos[i] = lb[i] >= CP_SCORE_LEVELS / 2;
             q->align_spearman = rs_spearman(s, rt, (size_t)n);
             q->align_spearman_label = rs_spearman(s, label.data, (size_t)n);
             q->align_auc = rs_auc(s, pos, (size_t)n);
             q->align_heldout = n;
             free(s);
-            free(sorted);
             free(pos);
         }
         free(score);
@@ -292,7 +286,7 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
     cJSON *q = cJSON_AddObjectToObject(j, "align_quality");
     /* NaN is not JSON: a figure that could not be computed is null */
     double v[3] = {r->quality.align_spearman, r->quality.align_spearman_label, r->quality.align_auc};
-    const char *k[3] = {"spearman_pos_rate", "spearman_label", "auc_above_median"};
+    const char *k[3] = {"spearman_pos_rate", "spearman_label", "auc_upper_half"};
     for (int i = 0; i < 3; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
     cJSON_AddNumberToObject(q, "heldout_tuples", (double)r->quality.align_heldout);
     char *s = cJSON_Print(j);
