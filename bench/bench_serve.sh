@@ -118,7 +118,7 @@ run_wrk() { # run_wrk OUT: one wrk run of DURATION seconds
 wrk -t"$CT" -c"$CONNS" -d2s -s "$TMP/rotate.lua" "$URL" >/dev/null 2>&1 # warm-up
 
 echo "== machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, $ST server threads ($MODE), ${DURATION}s per run, $ROUNDS interleaved rounds (medians)"
+echo "== $NU users rotated, K=$K items per cluster, mean body $AVG_BODY bytes; $CONNS connections, $CT client threads, server mode $MODE ($ST loops for epoll/poll), ${DURATION}s per run, $ROUNDS interleaved rounds (medians)"
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 : > "$TMP/s.txt"; : > "$TMP/r.txt"
 S_ERR=
