@@ -25,6 +25,8 @@ static void make_tax(tx_taxonomy *t, int64_t n_items, const int32_t *cluster, in
     t->desc = sd_calloc((size_t)m, sizeof(char *));
     t->members = sd_malloc((size_t)n_items * sizeof(int32_t));
     t->member_off = sd_calloc((size_t)m + 1, sizeof(int64_t));
+    t->top_desc = sd_malloc(sizeof(char *));
+    t->top_desc[0] = sd_strdup("all");
     memcpy(t->item_cluster, cluster, (size_t)n_items * sizeof(int32_t));
     int64_t k = 0;
     for (int32_t c = 0; c < m; c++) {
@@ -38,6 +40,7 @@ static void make_tax(tx_taxonomy *t, int64_t n_items, const int32_t *cluster, in
 
 static void free_tax(tx_taxonomy *t) {
     for (int c = 0; c < t->n_clusters; c++) free(t->desc[c]);
+    free(t->top_desc[0]), free(t->top_desc);
     free(t->item_cluster), free(t->parent), free(t->size), free(t->desc), free(t->members), free(t->member_off);
 }
 
@@ -364,6 +367,41 @@ static void test_invariants_random(void **state) {
     ds_free(&d);
 }
 
+/* The workspace stage: rt_train writes retrieval.bin from dataset.bin + split.json, and
+ * rt_evaluate_ws gives exactly what rt_evaluate gives on the same pieces in memory. */
+static void test_workspace_stage(void **state) {
+    (void)state;
+    char dir[] = "/tmp/sdrtwsXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    sd_err err = {0};
+    char *dp = sd_path_join(dir, DS_FILE), *sp = sd_path_join(dir, DS_SPLIT_FILE), *tp = sd_path_join(dir, TX_FILE),
+         *mp = sd_path_join(dir, RT_FILE);
+    rt_eval e;
+    assert_int_equal(rt_evaluate_ws(dir, 10, &e, &err), SD_ERR_STATE); /* nothing there yet */
+    assert_int_equal(ds_save(&g_ds, dp, &err), SD_OK);
+    /* train and valid windows end at 400: everything but user E's item 2 at ts 400 is train */
+    ds_split s = {400, 400};
+    assert_int_equal(ds_split_save(&s, sp, &err), SD_OK);
+    assert_int_equal(tx_save(&g_tax, tp, &err), SD_OK);
+    rt_options o = small_options();
+    assert_int_equal(rt_train(dir, &o, &err), SD_OK);
+    rt_model m;
+    assert_int_equal(rt_open(&m, mp, &err), SD_OK);
+    assert_int_equal(m.train_end, 400);
+    assert_int_equal(m.n_train_events, 10); /* all 11 events but E's at ts 400 */
+    ds_positive_rule rule = DS_POSITIVE_DEFAULT;
+    rt_eval want;
+    assert_int_equal(rt_evaluate(&m, &g_ds, &s, &g_tax, &rule, 10, &want, &err), SD_OK);
+    assert_int_equal(rt_evaluate_ws(dir, 10, &e, &err), SD_OK);
+    assert_int_equal(e.cases, 1); /* E: item 2 at ts 400, history item 3 */
+    assert_int_equal(e.cases, want.cases);
+    assert_true(e.hr == want.hr && e.ndcg == want.ndcg && e.pop_hr == want.pop_hr && e.pop_ndcg == want.pop_ndcg);
+    rt_close(&m);
+    unlink(dp), unlink(sp), unlink(tp), unlink(mp);
+    rmdir(dir);
+    free(dp), free(sp), free(tp), free(mp);
+}
+
 static void test_bad_options(void **state) {
     (void)state;
     ds_dataset d;
@@ -390,6 +428,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recommend_by_hand, setup_eval, teardown_eval),
         cmocka_unit_test(test_learns_sequence),
         cmocka_unit_test(test_invariants_random),
+        cmocka_unit_test_setup_teardown(test_workspace_stage, setup_eval, teardown_eval),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
