@@ -680,6 +680,47 @@ static void test_idle_timeout(void **state) {
     stop(&s);
 }
 
+/* Keep-alive: two requests on one connection get two answers and no "Connection: close" (the
+ * server once answered on the header-only first call, which made libmicrohttpd close every
+ * connection and cost 6x in throughput). */
+static void test_keep_alive(void **state) {
+    (void)state;
+    for (int mode = SV_MODE_EPOLL; mode <= SV_MODE_THREAD; mode++) {
+        server s;
+        sv_options o = test_options();
+        o.mode = mode;
+        start(&s, &o);
+        int fd = connect_to(s.port);
+        assert_true(fd >= 0);
+        const char *req = "GET /v1/explore?user=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        char buf[65536];
+        size_t len = 0;
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(send_all(fd, req, strlen(req)), 0);
+            /* read one whole answer: headers, then Content-Length bytes */
+            size_t start = len, body_at = 0, clen = 0;
+            while (!body_at || len - body_at < clen) {
+                ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+                if (n <= 0) fail_msg("mode %d: connection closed after %d answers", mode, i);
+                len += (size_t)n;
+                buf[len] = 0;
+                char *sep = strstr(buf + start, "\r\n\r\n");
+                if (sep && !body_at) {
+                    body_at = (size_t)(sep - buf) + 4;
+                    const char *cl = strcasestr(buf + start, "Content-Length:");
+                    assert_non_null(cl);
+                    clen = (size_t)strtoul(cl + 15, NULL, 10);
+                    assert_null(strcasestr(buf + start, "Connection: close"));
+                }
+            }
+            assert_int_equal(strncmp(buf + start, "HTTP/1.1 200", 12), 0);
+            assert_int_equal(len, body_at + clen);
+        }
+        close(fd);
+        stop(&s);
+    }
+}
+
 static void test_modes(void **state) {
     (void)state;
     for (int mode = SV_MODE_EPOLL; mode <= SV_MODE_THREAD; mode++) {
@@ -797,7 +838,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_errors),          cmocka_unit_test(test_health_and_metrics),
         cmocka_unit_test(test_reload_auth),     cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_overload_503),    cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_modes),           cmocka_unit_test(test_handlers_direct),
+        cmocka_unit_test(test_keep_alive),      cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_handlers_direct),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
