@@ -79,7 +79,9 @@ study-movielens: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@bash scripts/study-movielens $(ML)
 
-bench: deps
+# Benchmarks install their comparisons: FAISS, wrk + Redis, cmake/npm for llama.cpp.
+bench:
+	@SERENDIP_EXTRA_PKGS="libfaiss-dev wrk redis-server redis-tools cmake" bash scripts/install-deps
 	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN)
 	@bash bench/run-all.sh
 
@@ -90,7 +92,8 @@ fuzz:
 	@bash scripts/fuzz $(FUZZ_SECONDS)
 
 # PyTorch and llama.cpp reference checks of the language-model engine.
-conformance: deps
+conformance:
+	@SERENDIP_EXTRA_PKGS="python3-torch python3-numpy cmake" bash scripts/install-deps
 	@$(MAKE) --no-print-directory $(BIN) test-bin
 	@bash scripts/conformance
 
