@@ -9,6 +9,7 @@
 
 #include "serendip/dataset.h"
 #include "serendip/journeys.h"
+#include "serendip/retrieve.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
 
@@ -88,35 +89,83 @@ static int parse_clusters(const char *s, int32_t *out, int cap) {
     return n;
 }
 
-/* One novel cluster of the answer. The items of the cluster will be added here by the retrieval
- * stage (restricted item recommender); the JSON object gets an "items" array then. */
-static cJSON *entry_json(const tx_taxonomy *tax, const tbl_entry *e) {
+/* One novel cluster of the answer, with its top items (items NULL: not ranked). */
+static cJSON *entry_json(const tx_taxonomy *tax, const tbl_entry *e, const ds_dataset *ds, const rt_scored *items,
+                         int n_items) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "cluster", e->cluster);
     cJSON_AddStringToObject(o, "desc", tax->desc[e->cluster]);
     cJSON_AddNumberToObject(o, "align_score", e->align_score);
     cJSON_AddNumberToObject(o, "novelty_logprob", e->novelty_logprob);
+    if (items) {
+        cJSON *a = cJSON_AddArrayToObject(o, "items");
+        for (int i = 0; i < n_items; i++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "item", (double)ds->item_ids[items[i].item]);
+            cJSON_AddStringToObject(x, "title", ds_item_title(ds, items[i].item));
+            cJSON_AddNumberToObject(x, "score", items[i].score);
+            cJSON_AddItemToArray(a, x);
+        }
+    }
     return o;
+}
+
+#define ITEMS_NOTE "no " RT_FILE " in this workspace: items need `serendip train` (or `serendip serve --train-retrieval`)"
+
+/* The top `per` unseen items of each of the n novel clusters e[] from the retrieval model at path
+ * (the planned cluster's level below): out[i * per ..] holds cluster i's, cnt[i] their count. The
+ * history is dense user u's (u < 0: none, so the model's biases rank the cluster). */
+static int rank_items(const char *path, const ds_dataset *ds, const tx_taxonomy *tax, int64_t u, const tbl_entry *e,
+                      int n, int per, rt_scored *out, int *cnt, sd_err *err) {
+    rt_model m;
+    int rc = rt_open(&m, path, err);
+    if (rc) return rc;
+    if (m.n_items != ds->n_items || m.items_hash != rt_items_hash(ds) || tax->n_items != ds->n_items) {
+        rt_close(&m);
+        return sd_fail(err, SD_ERR_STATE, "%s was trained on another dataset than the workspace's (rerun `serendip train`)",
+                       path);
+    }
+    int32_t recent[RT_RECENT_MAX], *seen = NULL;
+    int nr = 0;
+    int64_t ns = 0;
+    if (u >= 0) {
+        nr = rt_user_recent(ds, u, m.recent, recent);
+        seen = sd_malloc((size_t)(ds->user_off[u + 1] - ds->user_off[u] + 1) * sizeof *seen);
+        ns = rt_user_seen(ds, u, seen);
+    }
+    rt_query q;
+    rt_query_init(&m, recent, nr, &q);
+    for (int i = 0; i < n; i++) {
+        cnt[i] = rt_rank(&m, tax, &q, e[i].cluster, seen, ns, NULL, per, out + (size_t)i * (size_t)per);
+        if (cnt[i] < 0) cnt[i] = 0;
+    }
+    free(seen);
+    rt_close(&m);
+    return SD_OK;
 }
 
 int cmd_explore(int argc, char **argv) {
     const char *ws = NULL, *clusters = NULL, *table = NULL;
     int64_t user_raw = -1;
-    int json = 0, have_user = 0;
+    int json = 0, have_user = 0, per = 5;
     char *user_str = NULL;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder"},
         {"user", FL_STR, &user_str, "raw user id: its context is its last K distinct positive clusters"},
         {"clusters", FL_STR, &clusters, "context given as cluster ids A,B (K of them, distinct)"},
         {"table", FL_STR, &table, "explore table (default DIR/explore.tbl)"},
+        {"items", FL_INT, &per, "unseen items listed per novel cluster, from DIR/retrieval.bin (0: none)"},
         {"json", FL_BOOL, &json, "print one JSON object"},
         {0},
     };
-    int rc = fl_parse("explore --ws DIR (--user RAW_ID | --clusters A,B) [--table FILE] [--json]",
+    int rc = fl_parse("explore --ws DIR (--user RAW_ID | --clusters A,B) [--items K] [--table FILE] [--json]",
                       "The novel clusters the explore table holds for a user's context or a given context, with their\n"
-                      "alignment scores and novelty log-probabilities.",
+                      "alignment scores and novelty log-probabilities, and the top K items of each cluster from the\n"
+                      "retrieval model, excluding every item the user has seen (--clusters: no history, the model's\n"
+                      "popularity bias ranks).",
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
+    if (per < 0 || per > RT_K_MAX) return cmd_usage_error(argv[0], "--items must be in 0..%d", RT_K_MAX);
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     if (!!user_str == !!clusters) return cmd_usage_error(argv[0], "give exactly one of --user and --clusters");
     if (user_str) {
@@ -128,7 +177,10 @@ int cmd_explore(int argc, char **argv) {
     }
     sd_err err = {0};
     char *ptax = sd_path_join(ws, TX_FILE), *ptbl = table ? sd_strdup(table) : sd_path_join(ws, TBL_FILE);
-    char *pds = sd_path_join(ws, DS_FILE), *pj = sd_path_join(ws, JR_FILE);
+    char *pds = sd_path_join(ws, DS_FILE), *pj = sd_path_join(ws, JR_FILE), *prt = sd_path_join(ws, RT_FILE);
+    rt_scored *items = NULL;
+    int *n_items = NULL, items_note = 0;
+    int64_t u = -1;
     tx_taxonomy tax;
     tbl_table t;
     ds_dataset ds;
@@ -161,7 +213,7 @@ int cmd_explore(int argc, char **argv) {
     if (have_user) {
         if (ds_load(&ds, pds, &err)) goto fail;
         have_ds = 1;
-        int64_t u = ds_find_user(&ds, user_raw);
+        u = ds_find_user(&ds, user_raw);
         if (u < 0) {
             sd_fail(&err, SD_ERR_DATA, "unknown user %lld (not in %s)", (long long)user_raw, pds);
             goto fail;
@@ -194,6 +246,19 @@ int cmd_explore(int argc, char **argv) {
     int n = 0;
     if (n_ctx == k) n = tbl_lookup(&t, jr_context_index(ctx, k, tax.n_clusters), &e, &flags);
     if (n < 0) n = 0;
+    if (per > 0 && n > 0) {
+        if (!sd_file_exists(prt)) {
+            items_note = 1;
+        } else {
+            if (!have_ds) {
+                if (ds_load(&ds, pds, &err)) goto fail;
+                have_ds = 1;
+            }
+            items = sd_malloc((size_t)n * (size_t)per * sizeof *items);
+            n_items = sd_calloc((size_t)n, sizeof *n_items);
+            if (rank_items(prt, &ds, &tax, u, e, n, per, items, n_items, &err)) goto fail;
+        }
+    }
 
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -208,7 +273,10 @@ int cmd_explore(int argc, char **argv) {
         cJSON_AddBoolToObject(o, "complete_context", n_ctx == k);
         cJSON_AddBoolToObject(o, "fallback", (flags & TBL_FLAG_FALLBACK) != 0);
         cJSON *a = cJSON_AddArrayToObject(o, "novel");
-        for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, entry_json(&tax, &e[i]));
+        for (int i = 0; i < n; i++)
+            cJSON_AddItemToArray(a, entry_json(&tax, &e[i], &ds, items ? items + (size_t)i * (size_t)per : NULL,
+                                               items ? n_items[i] : 0));
+        if (items_note) cJSON_AddStringToObject(o, "items_note", ITEMS_NOTE);
         char *s = cJSON_Print(o);
         printf("%s\n", s);
         free(s);
@@ -225,9 +293,17 @@ int cmd_explore(int argc, char **argv) {
         } else {
             printf("novel clusters%s:\n", flags & TBL_FLAG_FALLBACK ? " (fallback: the models gave no valid candidate)" : "");
             printf("  %4s  %5s  %-40s %7s %9s\n", "rank", "id", "description", "align", "logprob");
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
                 printf("  %4d  %5d  %-40s %7.3f %9.3f\n", i + 1, e[i].cluster, tax.desc[e[i].cluster],
                        (double)e[i].align_score, (double)e[i].novelty_logprob);
+                if (items && n_items[i] == 0) printf("               (every item of this cluster was seen)\n");
+                for (int j = 0; items && j < n_items[i]; j++) {
+                    const rt_scored *x = &items[(size_t)i * (size_t)per + (size_t)j];
+                    printf("               - item %lld  %s  (score %.3f)\n", (long long)ds.item_ids[x->item],
+                           ds_item_title(&ds, x->item), (double)x->score);
+                }
+            }
+            if (items_note) printf("items: " ITEMS_NOTE "\n");
         }
     }
     rc = 0;
@@ -236,6 +312,7 @@ fail:
     if (have_ds) ds_free(&ds);
     if (have_t) tbl_close(&t);
     if (have_tax) tx_free(&tax);
-    free(ptax); free(ptbl); free(pds); free(pj);
+    free(ptax); free(ptbl); free(pds); free(pj); free(prt);
+    free(items); free(n_items);
     return rc;
 }

@@ -76,6 +76,13 @@ uint64_t rt_items_hash(const ds_dataset *d);
  * all events, logged), trains, writes ws/retrieval.bin. o NULL = defaults. */
 int rt_train(const char *ws, const rt_options *o, sd_err *err);
 
+/* A user's history as every caller of the rankers takes it (serve, explore): rt_user_recent
+ * writes the items of dense user u's last min(limit, events) events, oldest first, into recent
+ * (room for limit <= RT_RECENT_MAX) and returns the count; rt_user_seen writes the user's distinct
+ * items sorted ascending into seen (room for the user's event count) and returns the count. */
+int rt_user_recent(const ds_dataset *d, int64_t u, int limit, int32_t *recent);
+int64_t rt_user_seen(const ds_dataset *d, int64_t u, int32_t *seen);
+
 /* Top-k items of cluster (level-2, in tax) for a user whose recent items are recent[0..n_recent)
  * (dense ids, oldest first; out-of-range ids are ignored), excluding every item of seen[0..n_seen)
  * (dense ids sorted ascending). Best first; ties by ascending item index. Writes out[0..k) and

@@ -396,6 +396,29 @@ int rt_rank_indexed(const rt_index *ix, const rt_query *q, int32_t cluster, cons
     return n;
 }
 
+int rt_user_recent(const ds_dataset *d, int64_t u, int limit, int32_t *recent) {
+    if (u < 0 || u >= d->n_users || limit <= 0) return 0;
+    if (limit > RT_RECENT_MAX) limit = RT_RECENT_MAX;
+    int64_t e = d->user_off[u + 1], n = e - d->user_off[u] < limit ? e - d->user_off[u] : limit;
+    for (int64_t i = 0; i < n; i++) recent[i] = d->events[e - n + i].item;
+    return (int)n;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int64_t rt_user_seen(const ds_dataset *d, int64_t u, int32_t *seen) {
+    if (u < 0 || u >= d->n_users) return 0;
+    int64_t a = d->user_off[u], n = d->user_off[u + 1] - a, w = 0;
+    for (int64_t i = 0; i < n; i++) seen[i] = d->events[a + i].item;
+    qsort(seen, (size_t)n, sizeof *seen, cmp_i32);
+    for (int64_t i = 0; i < n; i++)
+        if (!w || seen[w - 1] != seen[i]) seen[w++] = seen[i];
+    return w;
+}
+
 int rt_recommend(const rt_model *m, const tx_taxonomy *tax, const int32_t *recent, int n_recent, int32_t cluster,
                  const int32_t *seen, int64_t n_seen, int k, rt_scored *out) {
     rt_query q;

@@ -316,8 +316,7 @@ static void precompute_users(sv_state *s) {
     for (int64_t u = 0; u < nu; u++) {
         s->uctx_n[u] = (int8_t)jr_context_at(d, s->tax, &s->o.rule, u, INT64_MAX, s->k, s->uctx + u * s->k);
         s->seen_off[u] = w;
-        for (int64_t i = d->user_off[u]; i < d->user_off[u + 1]; i++) s->seen[w + i - d->user_off[u]] = d->events[i].item;
-        w += sort_unique(s->seen + w, d->user_off[u + 1] - d->user_off[u]);
+        w += rt_user_seen(d, u, s->seen + w);
     }
     s->seen_off[nu] = w;
 }
@@ -741,9 +740,7 @@ static void handle_explore_get(sv_state *s, const char *query, sv_response *rs) 
     if (u < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
     if (s->cache && cache_get(s, u, p.k, p.n, rs)) return;
     int32_t recent[RT_RECENT_MAX];
-    int64_t a = s->ds->user_off[u], e = s->ds->user_off[u + 1];
-    int nr = (int)(e - a < recent_limit(s) ? e - a : recent_limit(s));
-    for (int i = 0; i < nr; i++) recent[i] = s->ds->events[e - nr + i].item;
+    int nr = rt_user_recent(s->ds, u, recent_limit(s), recent);
     int64_t version = explore_answer(s, rs, &p.user, s->uctx + u * s->k, s->uctx_n[u], recent, nr, s->seen + s->seen_off[u],
                                      s->seen_off[u + 1] - s->seen_off[u], p.k, p.n, 0);
     if (s->cache) cache_put(s, u, p.k, p.n, version, rs);
