@@ -3,7 +3,9 @@
 #include "cmd.h"
 #include "serendip/eval.h"
 #include "serendip/journeys.h"
+#include "serendip/retrieve.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,27 @@ static void print_table(const ev_eval_run *r) {
         printf("\n");
     }
     printf("(± is half the 95%% bootstrap interval; exact bounds in metrics.json)\n");
+}
+
+/* The items level: HR/NDCG within the served cluster, from metrics.json's "retrieval" key. */
+static void print_retrieval(const char *json, const char *ws) {
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "retrieval");
+    if (!cJSON_IsObject(r)) {
+        printf("items within the cluster: no %s/%s (run `serendip train` or `serendip serve --train-retrieval`)\n", ws,
+               RT_FILE);
+    } else {
+        const cJSON *mo = cJSON_GetObjectItemCaseSensitive(r, "model"), *po = cJSON_GetObjectItemCaseSensitive(r, "popularity");
+#define NUM(o, k) (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k)))
+        int at = (int)NUM(r, "at");
+        printf("items within the cluster (restricted retrieval, test window, %.0f cases, %.1f candidates per case):\n",
+               NUM(r, "cases"), NUM(r, "mean_candidates"));
+        printf("  %-28s %8s%-2d %8s%-2d\n", "ranker", "HR@", at, "NDCG@", at);
+        printf("  %-28s %10.4f %10.4f\n", "sequential skip-gram", NUM(mo, "hr"), NUM(mo, "ndcg"));
+        printf("  %-28s %10.4f %10.4f\n", "popularity within cluster", NUM(po, "hr"), NUM(po, "ndcg"));
+#undef NUM
+    }
+    cJSON_Delete(root);
 }
 
 typedef struct {
@@ -91,6 +114,7 @@ int cmd_eval(int argc, char **argv) {
     if (f.json) fputs(r.json, stdout);
     else {
         print_table(&r);
+        print_retrieval(r.json, f.ws);
         char *p = sd_path_join(f.ws, EV_METRICS_FILE);
         printf("wrote %s\n", p);
         free(p);
@@ -116,6 +140,7 @@ int cmd_report(int argc, char **argv) {
         rc = run(&f, &r, &err);
         if (!rc) {
             print_table(&r);
+            print_retrieval(r.json, f.ws);
             json = r.json;
             r.json = NULL;
         }

@@ -2,7 +2,8 @@
 # test_report.sh - `serendip eval` and `serendip report` end to end on a small synthetic world:
 # exit codes (0 / 1 missing stage / 2 usage), the printed table, metrics.json contents (every
 # baseline, users counted, intervals around each value), a self-contained report.html that names
-# every arm and embeds its plots, and that --json prints the same JSON as the file.
+# every arm and embeds its plots, that --json prints the same JSON as the file, and the retrieval
+# figures ("retrieval" key, printed line, report table) only once retrieval.bin exists.
 set -euo pipefail
 BIN=${BUILD:-build}/serendip
 ws=$(mktemp -d /tmp/sdreport.XXXXXX)
@@ -21,6 +22,7 @@ set -e
 "$BIN" cluster --ws "$ws" --clusters 24 --top 4 >/dev/null 2>&1
 
 out=$("$BIN" eval --ws "$ws" --serve 2 --bootstrap 50)
+out_eval=$out
 for arm in "random novel cluster" "most popular novel cluster" "empirical transition table"; do
     grep -q "^$arm" <<<"$out" || fail "eval table lacks '$arm'"
 done
@@ -65,4 +67,29 @@ grep -q "No best-of-n table" "$html" || fail "report.html does not say that no t
 ! grep -qiE '"-?(nan|inf)|[ ,"]-?(nan|inf)[, "]' "$html" || fail "report.html has non-finite coordinates"
 ! grep -qi "<script\|https\?://[a-z]" <(sed 's#http://www.w3.org/2000/svg##g' "$html") || fail "report.html is not self-contained"
 grep -q "Findings" "$html" || fail "report.html has no findings"
+# the items level: absent without retrieval.bin (a line says so, no key, no table) ...
+grep -q "no $ws/retrieval.bin" <<<"$out_eval" || fail "eval does not say retrieval.bin is absent"
+python3 -c "import json,sys; assert 'retrieval' not in json.load(open(sys.argv[1]))" "$ws/metrics.json" || fail "metrics.json has \"retrieval\" without retrieval.bin"
+! grep -q "Items within the chosen cluster" "$html" || fail "report.html has the items table without retrieval.bin"
+# ... present once it is trained: the same figures as `serve --eval-retrieval`, printed, in the file and the page
+"$BIN" serve --ws "$ws" --train-retrieval >/dev/null 2>&1
+"$BIN" serve --ws "$ws" --eval-retrieval --json >"$ws/rt.json"
+out=$("$BIN" eval --ws "$ws" --serve 2 --bootstrap 50)
+grep -Eq "^  sequential skip-gram +0\.[0-9]{4} +0\.[0-9]{4}$" <<<"$out" || fail "eval does not print the retrieval figures: $out"
+grep -Eq "^  popularity within cluster +0\.[0-9]{4} +0\.[0-9]{4}$" <<<"$out" || fail "eval does not print the popularity figures"
+"$BIN" report --ws "$ws" >/dev/null
+python3 - "$ws/metrics.json" "$ws/rt.json" "$html" <<'PY'
+import json, sys
+m, rt, html = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), open(sys.argv[3]).read()
+r = m["retrieval"]
+assert r["at"] == 10 and r["cases"] > 100, r
+# the eval's positive rule is the default one, so the figures equal serve --eval-retrieval's exactly
+assert r == rt, (r, rt)
+for who in ("model", "popularity"):
+    assert 0 < r[who]["ndcg"] <= r[who]["hr"] <= 1, r
+assert "Items within the chosen cluster" in html
+for who in ("model", "popularity"):
+    for k in ("hr", "ndcg"):
+        assert "<td>%.4f</td>" % r[who][k] in html, (who, k)
+PY
 echo "test_report.sh: ok ($(python3 -c "import json;print(json.load(open('$ws/metrics.json'))['users']['evaluated'])") users evaluated)"

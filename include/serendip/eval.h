@@ -17,6 +17,7 @@
 #define EV_MAX_K 4          /* longest context supported (the papers use K = 2) */
 #define EV_METRICS_FILE "metrics.json"
 #define EV_REPORT_FILE "report.html"
+#define EV_RETRIEVAL_AT 10  /* cut-off of the retrieval figures in metrics.json (HR@10, NDCG@10) */
 
 /* An arm: writes up to max clusters for context ctx (k clusters, oldest first) into out, best
  * first; returns how many it wrote (0..max). Must never return a cluster twice. */
@@ -153,11 +154,12 @@ typedef struct {
     int K, M;
     const int32_t *cluster_size; /* (M) items per cluster, may be NULL */
     const char *const *cluster_desc; /* (M) descriptions, may be NULL */
+    const struct cJSON *retrieval; /* rt_eval_json of the restricted retrieval model, or NULL (key omitted) */
 } ev_meta;
 
 /* metrics.json text (caller frees): every figure with its CI, users, arms, table n, and paired
  * comparisons: every LLM arm against the empirical transition table (when present) and every
- * best-of-n arm against the smallest n. */
+ * best-of-n arm against the smallest n; "retrieval" when meta->retrieval is set. */
 char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms, const ev_result *res, int n_arms,
                       const ev_opts *o);
 
@@ -178,7 +180,8 @@ typedef struct {
 
 /* Loads <ws>/dataset.bin, split.json, taxonomy.bin (and world_truth.bin when present: the
  * simulated like-probability), evaluates the three baselines and every *.tbl table in <ws>/plans,
- * and writes <ws>/metrics.json atomically. K = 0 takes K from the tables (2 when there are none). */
+ * and, when <ws>/retrieval.bin exists, the restricted item retrieval (rt_evaluate at 10 with the
+ * same positive rule: key "retrieval"), and writes <ws>/metrics.json atomically. K = 0 takes K from the tables (2 when there are none). */
 int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
                       sd_err *err);
 void ev_eval_run_free(ev_eval_run *r);

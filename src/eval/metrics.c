@@ -7,6 +7,7 @@
  * (a dozen lines; no C statistics library in Debian does percentile bootstrap). */
 #include "serendip/eval.h"
 #include "serendip/journeys.h"
+#include "serendip/retrieve.h"
 #include "serendip/table.h"
 #include "serendip/world.h"
 
@@ -622,6 +623,7 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
         cJSON *cs = cJSON_AddArrayToObject(root, "cluster_descriptions");
         for (int32_t c = 0; c < d->M; c++) cJSON_AddItemToArray(cs, cJSON_CreateString(meta->cluster_desc[c]));
     }
+    if (meta && meta->retrieval) cJSON_AddItemToObject(root, "retrieval", cJSON_Duplicate(meta->retrieval, 1));
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     if (!s) sd_oom(0);
@@ -800,8 +802,26 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     }
     rc = ev_run(&out->d, out->arms, out->n_arms, o, out->res, err);
     if (rc) return rc;
-    ev_meta meta = {ws, K, own->tx.n_clusters, own->tx.size, (const char *const *)own->tx.desc};
+    /* the items level: the restricted retrieval model, when trained (docs/serving.md) */
+    cJSON *rj = NULL;
+    p = sd_path_join(ws, RT_FILE);
+    if (sd_file_exists(p)) {
+        rt_model m;
+        rt_eval e;
+        if (!(rc = rt_open(&m, p, err))) {
+            rc = rt_evaluate(&m, &own->ds, &split, &own->tx, rule, EV_RETRIEVAL_AT, &e, err);
+            rt_close(&m);
+        }
+        if (rc) {
+            free(p);
+            return rc;
+        }
+        rj = rt_eval_json(&e);
+    }
+    free(p);
+    ev_meta meta = {ws, K, own->tx.n_clusters, own->tx.size, (const char *const *)own->tx.desc, rj};
     out->json = ev_metrics_json(&out->d, &meta, out->arms, out->res, out->n_arms, o);
+    cJSON_Delete(rj);
     p = sd_path_join(ws, EV_METRICS_FILE);
     rc = sd_write_file_atomic(p, out->json, strlen(out->json), err);
     free(p);

@@ -205,6 +205,25 @@ static const char *css =
     "th{background:#f4f4f4}td.name{text-align:left}small{color:#666}.note{color:#555;font-size:13px}"
     ".plots{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff;border:1px solid #eee}";
 
+/* The items level, when metrics.json has "retrieval" (the restricted retrieval model was
+ * trained): HR@k and NDCG@k within the served cluster, model against popularity. */
+static void retrieval_table(svg_buf *h, const cJSON *root) {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "retrieval");
+    if (!cJSON_IsObject(r)) return;
+    const cJSON *mo = cJSON_GetObjectItemCaseSensitive(r, "model"), *po = cJSON_GetObjectItemCaseSensitive(r, "popularity");
+    double at = num_or_nan(r, "at");
+    svg_buf_printf(h,
+                   "<h2>Items within the chosen cluster</h2>\n<p class=\"note\">The level below the plan: next-item "
+                   "prediction on the test window, ranking every unseen item of the target's cluster (%g cases, %.1f "
+                   "candidates per case on average). Definitions: docs/serving.md.</p>\n<table>\n"
+                   "<tr><th>ranker</th><th>HR@%g</th><th>NDCG@%g</th></tr>\n",
+                   num_or_nan(r, "cases"), num_or_nan(r, "mean_candidates"), at, at);
+    svg_buf_printf(h, "<tr><td class=\"name\">sequential skip-gram (retrieval.bin)</td><td>%.4f</td><td>%.4f</td></tr>\n",
+                   num_or_nan(mo, "hr"), num_or_nan(mo, "ndcg"));
+    svg_buf_printf(h, "<tr><td class=\"name\">popularity within the cluster</td><td>%.4f</td><td>%.4f</td></tr>\n</table>\n",
+                   num_or_nan(po, "hr"), num_or_nan(po, "ndcg"));
+}
+
 static void plot_append(svg_buf *h, char *svg) {
     svg_buf_printf(h, "%s", svg);
     free(svg);
@@ -287,6 +306,7 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     g_root = root;
     findings(&h, arms, na);
     g_root = NULL;
+    retrieval_table(&h, root);
     /* each metric against n */
     int ns = 0;
     for (int a = 0; a < na; a++) ns += is_sweep(&arms[a]);
