@@ -19,6 +19,7 @@ int cmd_train(int argc, char **argv) {
     int seed = (int)o.seed, json = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"},
+        {"base", FL_STR, &o.base, "start from this GGUF base model (e.g. a pretrained Llama) instead of training one"},
         {"vocab", FL_INT, &o.vocab, "BPE vocabulary size"},
         {"dim", FL_INT, &o.cfg.dim, "model width"},
         {"layers", FL_INT, &o.cfg.n_layers, "transformer blocks"},

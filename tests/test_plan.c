@@ -158,12 +158,40 @@ static void test_single_model_and_usage_errors(void **state) {
     assert_int_equal(WEXITSTATUS(run("mkdir -p %s/empty && %s plan --ws %s/empty 2>/dev/null", ws, bin, ws)), 1);
 }
 
+/* --base: fine-tune from a given GGUF (here the base this workspace trained) without training a
+ * tokenizer or pretraining; the fine-tuned models keep the base's sizes and vocabulary. */
+static void test_train_from_a_given_base(void **state) {
+    (void)state;
+    char ws2[300];
+    snprintf(ws2, sizeof ws2, "%s/from-base", ws);
+    assert_int_equal(run("mkdir -p %s && cp %s/dataset.bin %s/split.json %s/taxonomy.bin %s/journeys.bin %s/ && "
+                         "cp %s/models/base.gguf %s/given.gguf", ws2, ws, ws, ws, ws, ws2, ws, ws2), 0);
+    /* --dim and --vocab are ignored with --base: the given model's shape and vocabulary are kept */
+    assert_int_equal(run("%s train --ws %s --base %s/given.gguf --dim 64 --vocab 300 --pretrain-steps 0 --novelty-steps 20 "
+                         "--align-steps 20 --batch 8 --novelty-examples 100 >/dev/null 2>&1", bin, ws2, ws2), 0);
+    assert_int_equal(run("%s lm info --model %s/given.gguf --json | sed -n '/\"config\"/,/}/p' > %s/a.txt && "
+                         "%s lm info --model %s/models/novelty.gguf --json | sed -n '/\"config\"/,/}/p' > %s/b.txt && "
+                         "grep -q dim %s/a.txt && cmp -s %s/a.txt %s/b.txt",
+                         bin, ws2, ws2, bin, ws2, ws2, ws2, ws2, ws2), 0);
+    assert_int_equal(run("%s plan --ws %s --n 2 --top 2 >/dev/null 2>&1", bin, ws2), 0);
+    tbl_table t;
+    char path[400];
+    snprintf(path, sizeof path, "from-base/%s", TBL_FILE);
+    open_table(&t, path);
+    assert_int_equal(t.s.contexts_planned, (int64_t)t.p.n_clusters * (t.p.n_clusters - 1));
+    tbl_close(&t);
+    /* a base that is not a GGUF is refused with its name */
+    assert_int_equal(WEXITSTATUS(run("%s train --ws %s --base %s/split.json 2>%s/err.txt", bin, ws2, ws2, ws2)), 1);
+    assert_int_equal(run("grep -q 'split.json' %s/err.txt", ws2), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_covers_every_context),
         cmocka_unit_test(test_sweep_is_nested),
         cmocka_unit_test(test_shards_merge_to_the_unsharded_table),
         cmocka_unit_test(test_single_model_and_usage_errors),
+        cmocka_unit_test(test_train_from_a_given_base),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,6 +29,8 @@ typedef struct {
     int lora_rank;        /* 0: full fine-tunes; r: rank-r LoRA adapters (merged into the saved model) */
     int baseline;         /* also fine-tune the single model on high-feedback tuples */
     uint64_t seed;
+    const char *base;     /* NULL: train a tokenizer and a base; else start from this GGUF (its
+                           * tokenizer and sizes; pretrain_steps > 0 continues pretraining on the corpus) */
     cp_opts corpus;
 } md_opts;
 void md_opts_default(md_opts *o);

@@ -76,6 +76,12 @@ static int run_training(lm_model *m, const lm_examples *ex, const lm_train_opts 
     return rc;
 }
 
+/* Padding token of tok; a vocabulary without one (GPT-2's) pads with EOS (padded positions carry
+ * no loss, so the choice only needs to be a valid id). */
+static int32_t pad_id(const lm_tokenizer *tok) {
+    return tok_pad(tok) >= 0 ? tok_pad(tok) : tok_eos(tok) >= 0 ? tok_eos(tok) : 0;
+}
+
 static void model_copy(lm_model *dst, const lm_model *src) {
     *dst = *src;
     dst->params = sd_malloc(src->n_params * sizeof(float));
@@ -101,7 +107,7 @@ static int finetune(const char *dir, const lm_model *base, const lm_tokenizer *t
     lm_train_opts to;
     train_opts(&to, o, steps, o->sft_lr, longest - 1 < base->cfg.seq_len ? longest - 1 : base->cfg.seq_len, o->seed + 17);
     sd_log("fine-tuning the %s model on %zu examples (%d steps%s)", role, n, steps, o->lora_rank ? ", LoRA" : "");
-    rc = run_training(&m, &ex, &to, tok_pad(tok), role, &lora, loss, secs, NULL, err);
+    rc = run_training(&m, &ex, &to, pad_id(tok), role, &lora, loss, secs, NULL, err);
     if (rc) goto done;
     char *path = sd_path_join(dir, out_name);
     if (lora) {
@@ -313,22 +319,36 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     if ((rc = sd_mkdir_p(mdir, err)) || (rc = sd_read_file(pre, &text, &len, err))) goto done;
 
     double t0 = sd_now();
-    sd_log("training a %d-token BPE vocabulary on %zu bytes", o->vocab, len);
-    if ((rc = tok_train(text, len, o->vocab, &tok, err))) goto done;
     lm_config cfg = o->cfg;
-    cfg.vocab_size = tok_vocab_size(tok);
-    if ((rc = lm_model_init(&base, &cfg, o->seed, err))) goto done;
+    if (o->base) {
+        /* a given base (e.g. a pretrained Llama-family GGUF): its tokenizer and sizes are kept;
+         * pretraining on the corpus, if any steps are asked, continues from it */
+        sd_log("starting from the base model %s", o->base);
+        if ((rc = lm_gguf_load(o->base, &base, &tok, err))) goto done;
+        if (tok_eos(tok) < 0) {
+            rc = sd_fail(err, SD_ERR_DATA, "%s: the tokenizer has no end-of-sequence token to end answers with", o->base);
+            goto done;
+        }
+        cfg = base.cfg;
+    } else {
+        sd_log("training a %d-token BPE vocabulary on %zu bytes", o->vocab, len);
+        if ((rc = tok_train(text, len, o->vocab, &tok, err))) goto done;
+        cfg.vocab_size = tok_vocab_size(tok);
+        if ((rc = lm_model_init(&base, &cfg, o->seed, err))) goto done;
+    }
     r->n_params = (int64_t)base.n_params;
-    pretrain_examples(tok, text, len, cfg.seq_len, &ex);
-    sd_log("pretraining the base model: %lld parameters, %zu windows of %d tokens, %d steps",
-           (long long)r->n_params, lm_examples_count(&ex), cfg.seq_len + 1, o->pretrain_steps);
-    lm_train_opts to;
-    md_opts full = *o;
-    full.lora_rank = 0; /* the base is always trained in full */
-    train_opts(&to, &full, o->pretrain_steps, o->lr, cfg.seq_len, o->seed);
-    if ((rc = run_training(&base, &ex, &to, tok_pad(tok), "pretrain", NULL, &r->pretrain_loss, &r->pretrain_s,
-                           &r->tokens_per_s, err)))
-        goto done;
+    if (o->pretrain_steps > 0) {
+        pretrain_examples(tok, text, len, cfg.seq_len, &ex);
+        sd_log("pretraining the base model: %lld parameters, %zu windows of %d tokens, %d steps",
+               (long long)r->n_params, lm_examples_count(&ex), cfg.seq_len + 1, o->pretrain_steps);
+        lm_train_opts to;
+        md_opts full = *o;
+        full.lora_rank = 0; /* the base is always trained in full */
+        train_opts(&to, &full, o->pretrain_steps, o->lr, cfg.seq_len, o->seed);
+        if ((rc = run_training(&base, &ex, &to, pad_id(tok), "pretrain", NULL, &r->pretrain_loss, &r->pretrain_s,
+                               &r->tokens_per_s, err)))
+            goto done;
+    }
     r->pretrain_s = sd_now() - t0;
     if ((rc = lm_gguf_save(base_path, &base, tok, "serendip-base", err))) goto done;
 
