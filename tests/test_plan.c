@@ -155,6 +155,9 @@ static void test_single_model_and_usage_errors(void **state) {
     assert_int_equal(WEXITSTATUS(run("%s plan --ws %s --n-sweep 4,2 2>/dev/null", bin, ws)), 2);
     assert_int_equal(WEXITSTATUS(run("%s plan --ws %s --shard 3/2 2>/dev/null", bin, ws)), 2);
     assert_int_equal(WEXITSTATUS(run("%s plan --ws %s --generator bogus 2>/dev/null", bin, ws)), 2);
+    /* a model shape that cannot work is refused before any corpus is built */
+    assert_int_equal(WEXITSTATUS(run("%s train --ws %s --dim 33 2>%s/train_err.txt", bin, ws, ws)), 2);
+    assert_int_equal(run("grep -q 'dim 33' %s/train_err.txt && ! grep -q corpus %s/train_err.txt", ws, ws), 0);
     assert_int_equal(WEXITSTATUS(run("mkdir -p %s/empty && %s plan --ws %s/empty 2>/dev/null", ws, bin, ws)), 1);
 }
 

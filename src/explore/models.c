@@ -304,7 +304,16 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
 
 int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     memset(r, 0, sizeof *r);
-    int rc = cp_build_all(ws, &o->corpus, &r->corpus, err);
+    /* refuse a bad model shape before minutes of corpus building and tokenizer training */
+    lm_config want = o->cfg;
+    want.vocab_size = o->vocab;
+    int rc = o->base ? SD_OK : lm_config_check(&want, err);
+    if (!rc && !o->base && (o->vocab < 256 + TOK_N_SPECIAL || o->vocab > 65536))
+        rc = sd_fail(err, SD_ERR_USAGE, "--vocab %d must be in %d..65536", o->vocab, 256 + TOK_N_SPECIAL);
+    if (!rc && (o->batch < 1 || o->pretrain_steps < 0 || o->novelty_steps < 1 || o->align_steps < 1))
+        rc = sd_fail(err, SD_ERR_USAGE, "--batch and the fine-tuning steps must be positive, --pretrain-steps >= 0");
+    if (rc) return rc;
+    rc = cp_build_all(ws, &o->corpus, &r->corpus, err);
     if (rc) return rc;
     char *cdir = sd_path_join(ws, CP_DIR), *mdir = sd_path_join(ws, MD_DIR);
     char *pre = sd_path_join(cdir, CP_PRETRAIN), *nov = sd_path_join(cdir, CP_NOVELTY),
