@@ -59,7 +59,7 @@ test-bin: $(BIN) $(TEST_BIN)
 # The tests: every cmocka binary and every tests/*.sh script; fails when any fails.
 # Chromium drives the page of `serendip serve`; xmllint checks the report's SVG.
 test:
-	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils" bash scripts/install-deps
+	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils python3=python3" bash scripts/install-deps
 	@$(MAKE) --no-print-directory test-bin
 	@BUILD=$(BUILD) bash tests/run-all.sh
 
@@ -81,7 +81,7 @@ study-movielens: deps
 
 # Benchmarks install their comparisons: FAISS, wrk + Redis, cmake/npm for llama.cpp.
 bench:
-	@SERENDIP_EXTRA_PKGS="libfaiss-dev wrk redis-server redis-tools cmake" bash scripts/install-deps
+	@SERENDIP_EXTRA_PKGS="libfaiss-dev wrk redis-server redis-tools cmake python3=python3 npm=npm git=git" bash scripts/install-deps
 	@$(MAKE) --no-print-directory $(BIN) $(BENCH_BIN)
 	@bash bench/run-all.sh
 
@@ -93,11 +93,14 @@ fuzz:
 
 # PyTorch and llama.cpp reference checks of the language-model engine.
 conformance:
-	@SERENDIP_EXTRA_PKGS="python3-torch python3-numpy cmake" bash scripts/install-deps
+	@SERENDIP_EXTRA_PKGS="python3-torch python3-numpy cmake npm=npm git=git" bash scripts/install-deps
 	@$(MAKE) --no-print-directory $(BIN) test-bin
 	@bash scripts/conformance
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# the serving page is embedded into handlers.o (.incbin)
+$(BUILD)/obj/src/serve/handlers.o: web/index.html
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(TESTUTIL_OBJ:.o=.d)

@@ -105,7 +105,7 @@ int cmd_eval(int argc, char **argv) {
                         &f, NULL, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     sd_err err = {0};
-    ev_eval_run r;
+    ev_eval_run r = {0};
     rc = run(&f, &r, &err);
     if (rc) {
         ev_eval_run_free(&r);
@@ -136,7 +136,7 @@ int cmd_report(int argc, char **argv) {
     char *json = NULL;
     size_t len;
     if (force || !sd_file_exists(mpath)) {
-        ev_eval_run r;
+        ev_eval_run r = {0};
         rc = run(&f, &r, &err);
         if (!rc) {
             print_table(&r);

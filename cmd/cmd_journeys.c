@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "serendip/corpus.h"
 #include "serendip/dataset.h"
@@ -69,6 +70,11 @@ int cmd_info(int argc, char **argv) {
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     char *p;
+    struct stat st;
+    if (stat(ws, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        sd_fail(&err, SD_ERR_IO, "%s: no such workspace folder (create one with 'serendip world' or 'serendip ingest')", ws);
+        return cmd_fail(&err);
+    }
 
     ds_dataset ds;
     int have_ds = 0;

@@ -119,6 +119,8 @@ int cmd_plan(int argc, char **argv) {
         o.n_shards = k;
     }
     if (!(o.temperature >= 0)) return cmd_usage_error(argv[0], "--temperature must be >= 0");
+    if (o.top_k < 0) return cmd_usage_error(argv[0], "--top-k %d must be >= 0 (0 = off)", o.top_k);
+    if (out && sweep) return cmd_usage_error(argv[0], "--out names one table; --n-sweep writes one per n into ws/plans/");
     o.generator = gen;
     o.out = out;
     o.seed = (uint64_t)seed;

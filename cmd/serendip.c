@@ -23,7 +23,7 @@ static const command commands[] = {
     {"plan-merge", cmd_plan_merge, "join sharded plan slices into one explore table"},
     {"explore", cmd_explore, "novel clusters (and items) for a user or a context"},
     {"eval", cmd_eval, "offline evaluation of every arm on the test window"},
-    {"report", cmd_report, "write report.html and metrics.json"},
+    {"report", cmd_report, "write report.html from metrics.json (evaluating first when needed)"},
     {"serve", cmd_serve, "HTTP API over the explore table"},
 };
 
@@ -50,6 +50,11 @@ static int dispatch(const command *cs, size_t n, const char *group, int argc, ch
         if (!cs[i].fn) {
             fprintf(stderr, "serendip: '%s%s%s' is not built into this binary\n", group, *group ? " " : "", argv[0]);
             return 1;
+        }
+        char name[64];
+        if (*group) { /* "lm generate", so that usage errors name the command as typed */
+            snprintf(name, sizeof name, "%s %s", group, argv[0]);
+            argv[0] = name;
         }
         return cs[i].fn(argc, argv);
     }

@@ -88,12 +88,38 @@ static void test_path_join_and_vec(void **state) {
     sd_vec_free(&v);
 }
 
+static void test_replace_dir_and_remove_tree(void **state) {
+    (void)state;
+    char dir[] = "/tmp/sdtreeXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *dst = sd_path_join(dir, "models"), *src = sd_path_join(dir, "models.new");
+    char *old_file = sd_path_join(dst, "old.txt"), *sub = sd_path_join(src, "sub"), *new_file = sd_path_join(sub, "new.txt");
+    sd_err err = {0};
+    assert_int_equal(sd_mkdir_p(dst, &err), SD_OK);
+    assert_int_equal(sd_write_file_atomic(old_file, "old", 3, &err), SD_OK);
+    assert_int_equal(sd_mkdir_p(sub, &err), SD_OK);
+    assert_int_equal(sd_write_file_atomic(new_file, "new", 3, &err), SD_OK);
+    assert_int_equal(sd_replace_dir(src, dst, &err), SD_OK);
+    char *moved = sd_path_join(dst, "sub/new.txt");
+    assert_true(sd_file_exists(moved));   /* the new folder took the place */
+    assert_false(sd_file_exists(old_file)); /* the old content is gone, */
+    assert_false(sd_file_exists(src));      /* and so is the source name */
+    /* a missing source leaves the destination as it was */
+    assert_int_equal(sd_replace_dir(src, dst, &err), SD_ERR_IO);
+    assert_true(sd_file_exists(moved));
+    assert_int_equal(sd_remove_tree(dir, &err), SD_OK);
+    assert_false(sd_file_exists(dir));
+    assert_int_equal(sd_remove_tree(dir, &err), SD_OK); /* missing is fine */
+    free(dst), free(src), free(old_file), free(sub), free(new_file), free(moved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_deterministic_and_in_range),
         cmocka_unit_test(test_fnv1a_known_values),
         cmocka_unit_test(test_atomic_write_keeps_old_on_abort),
         cmocka_unit_test(test_path_join_and_vec),
+        cmocka_unit_test(test_replace_dir_and_remove_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

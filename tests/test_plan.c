@@ -183,9 +183,13 @@ static void test_train_from_a_given_base(void **state) {
     open_table(&t, path);
     assert_int_equal(t.s.contexts_planned, (int64_t)t.p.n_clusters * (t.p.n_clusters - 1));
     tbl_close(&t);
-    /* a base that is not a GGUF is refused with its name */
+    /* a base that is not a GGUF is refused with its name, and the failed run leaves the models of
+     * the previous run as they were (no mix, no temporary folder) */
+    assert_int_equal(run("cp %s/models/novelty.gguf %s/before.gguf", ws2, ws2), 0);
     assert_int_equal(WEXITSTATUS(run("%s train --ws %s --base %s/split.json 2>%s/err.txt", bin, ws2, ws2, ws2)), 1);
     assert_int_equal(run("grep -q 'split.json' %s/err.txt", ws2), 0);
+    assert_int_equal(run("cmp -s %s/before.gguf %s/models/novelty.gguf && test -f %s/models/align.gguf", ws2, ws2, ws2), 0);
+    assert_int_equal(run("ls -d %s/models.new.* >/dev/null 2>&1", ws2), 512); /* ls exits 2: nothing left */
 }
 
 int main(void) {

@@ -95,6 +95,11 @@ void sd_map_close(sd_map *m);
 int sd_file_exists(const char *path);
 /* mkdir -p */
 int sd_mkdir_p(const char *dir, sd_err *err);
+/* rm -rf path (a file or a folder); missing is not an error. */
+int sd_remove_tree(const char *path, sd_err *err);
+/* Replaces folder dst by folder src (both on one file system): dst is renamed aside, src renamed
+ * to dst, the old one removed. A failure leaves dst as it was. */
+int sd_replace_dir(const char *src, const char *dst, sd_err *err);
 /* dir + "/" + name in a fresh heap string; caller frees. */
 char *sd_path_join(const char *dir, const char *name);
 

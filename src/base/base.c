@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,34 @@ int sd_mkdir_p(const char *dir, sd_err *err) {
 fail:;
     int rc = sd_fail(err, SD_ERR_IO, "%s: cannot create directory (%s)", p, strerror(errno));
     free(p);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int sd_remove_tree(const char *path, sd_err *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return SD_OK;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return sd_fail(err, SD_ERR_IO, "%s: cannot remove (%s)", path, strerror(errno));
+    return SD_OK;
+}
+
+int sd_replace_dir(const char *src, const char *dst, sd_err *err) {
+    char *old = sd_asprintf("%s.old.%ld", dst, (long)getpid());
+    int had = sd_file_exists(dst), rc = SD_OK;
+    if (had && rename(dst, old) != 0) {
+        rc = sd_fail(err, SD_ERR_IO, "%s: cannot move aside (%s)", dst, strerror(errno));
+    } else if (rename(src, dst) != 0) {
+        rc = sd_fail(err, SD_ERR_IO, "%s: cannot rename to %s (%s)", src, dst, strerror(errno));
+        if (had) rename(old, dst);
+    } else if (had) {
+        rc = sd_remove_tree(old, err);
+    }
+    free(old);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "serendip/gguf.h"
 #include "serendip/lm_infer.h"
@@ -312,10 +313,19 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         rc = sd_fail(err, SD_ERR_USAGE, "--vocab %d must be in %d..65536", o->vocab, 256 + TOK_N_SPECIAL);
     if (!rc && (o->batch < 1 || o->pretrain_steps < 0 || o->novelty_steps < 1 || o->align_steps < 1))
         rc = sd_fail(err, SD_ERR_USAGE, "--batch and the fine-tuning steps must be positive, --pretrain-steps >= 0");
+    if (!rc && (!(o->lr > 0) || !(o->sft_lr > 0) || o->lora_rank < 0))
+        rc = sd_fail(err, SD_ERR_USAGE, "--lr and --sft-lr must be positive and --lora >= 0");
+    if (!rc && !o->base && o->cfg.seq_len < 32)
+        rc = sd_fail(err, SD_ERR_USAGE, "--seq-len %d is too short for the prompts (context and candidate "
+                                        "descriptions need about 32 tokens)", o->cfg.seq_len);
+    if (!rc && o->base && !sd_file_exists(o->base)) rc = sd_fail(err, SD_ERR_IO, "%s: no such base model", o->base);
     if (rc) return rc;
     rc = cp_build_all(ws, &o->corpus, &r->corpus, err);
     if (rc) return rc;
-    char *cdir = sd_path_join(ws, CP_DIR), *mdir = sd_path_join(ws, MD_DIR);
+    /* every model is written into a fresh folder that replaces ws/models only when the whole
+     * stage succeeded: a failed run leaves the previous models untouched, never a mix */
+    char *final_dir = sd_path_join(ws, MD_DIR), *mdir = sd_asprintf("%s.new.%ld", final_dir, (long)getpid());
+    char *cdir = sd_path_join(ws, CP_DIR);
     char *pre = sd_path_join(cdir, CP_PRETRAIN), *nov = sd_path_join(cdir, CP_NOVELTY),
          *ali = sd_path_join(cdir, CP_ALIGN), *held = sd_path_join(cdir, CP_ALIGN_HELDOUT),
          *bas = sd_path_join(cdir, CP_BASELINE);
@@ -325,7 +335,8 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     lm_examples ex;
     lm_examples_init(&ex);
     size_t len = 0;
-    if ((rc = sd_mkdir_p(mdir, err)) || (rc = sd_read_file(pre, &text, &len, err))) goto done;
+    if ((rc = sd_remove_tree(mdir, err)) || (rc = sd_mkdir_p(mdir, err)) || (rc = sd_read_file(pre, &text, &len, err)))
+        goto done;
 
     double t0 = sd_now();
     lm_config cfg = o->cfg;
@@ -379,11 +390,13 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     char *rep = sd_path_join(mdir, MD_REPORT);
     rc = write_report(rep, o, r, err);
     free(rep);
+    if (!rc) rc = sd_replace_dir(mdir, final_dir, err);
 done:
+    if (rc) sd_remove_tree(mdir, NULL);
     lm_examples_free(&ex);
     lm_model_free(&base);
     tok_free(tok);
     free(text);
-    free(cdir), free(mdir), free(pre), free(nov), free(ali), free(held), free(bas), free(base_path), free(align_path);
+    free(cdir), free(mdir), free(final_dir), free(pre), free(nov), free(ali), free(held), free(bas), free(base_path), free(align_path);
     return rc;
 }

@@ -119,7 +119,9 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
 static int load_model(const char *ws, const char *name, lm_model *m, lm_tokenizer **tok, uint64_t *hash, sd_err *err) {
     char *dir = sd_path_join(ws, MD_DIR), *path = sd_path_join(dir, name);
     int rc;
-    if (!sd_file_exists(path)) rc = sd_fail(err, SD_ERR_STATE, "%s: no such model (run 'serendip train' first)", path);
+    if (!sd_file_exists(path))
+        rc = sd_fail(err, SD_ERR_STATE, "%s: no such model (run 'serendip train%s' first)", path,
+                     strcmp(name, MD_SINGLE) ? "" : " --baseline");
     else if (!(rc = lm_gguf_load(path, m, tok, err))) rc = sd_hash_file(path, hash, err);
     free(dir);
     free(path);
