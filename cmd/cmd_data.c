@@ -29,7 +29,7 @@ int cmd_ingest(int argc, char **argv) {
         {"movielens", FL_STR, &ml, "MovieLens folder: 100k, 1M, 10M, latest/20M/25M/32M (detected)"},
         {"ratings", FL_STR, &ratings, "generic log: one event per line (instead of --movielens)"},
         {"items", FL_STR, &items, "generic catalogue (optional)"},
-        {"sep", FL_STR, &sep, "separator of the generic files: one byte, \\t, or ::"},
+        {"sep", FL_STR, &sep, "separator of the generic files: one byte, \\t, or two bytes such as ::"},
         {"no-header", FL_BOOL, &no_header, "generic files have no header: columns are 1-based numbers"},
         {"user-col", FL_STR, &user_col, "user id column (integer ids)"},
         {"item-col", FL_STR, &item_col, "item id column, in both files (integer ids)"},

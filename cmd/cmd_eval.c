@@ -135,6 +135,8 @@ int cmd_report(int argc, char **argv) {
     char *mpath = sd_path_join(f.ws, EV_METRICS_FILE), *hpath = sd_path_join(f.ws, EV_REPORT_FILE);
     char *json = NULL;
     size_t len;
+    if (!force && sd_file_exists(mpath) && argc > 3)
+        sd_log("report: using the existing %s; evaluation flags apply only with --rerun", mpath);
     if (force || !sd_file_exists(mpath)) {
         ev_eval_run r = {0};
         rc = run(&f, &r, &err);
