@@ -28,6 +28,9 @@ int fl_parse(const char *usage, const char *summary, fl_spec *specs, int argc, c
 int cmd_fail(const sd_err *err);
 /* Prints a usage error and returns 2. */
 int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Checks, before any work, that the folder of output file path exists and is writable; returns 0
+ * or prints an error naming the folder and returns 1. */
+int cmd_check_out(const char *path);
 /* Checks that --ws was given; returns 0 or prints a usage error and returns 2. */
 int cmd_need_ws(const char *cmd, const char *ws);
 

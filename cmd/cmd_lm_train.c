@@ -145,6 +145,7 @@ int cmd_lm_pretrain(int argc, char **argv) {
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if (!text || !out) return cmd_usage_error(argv[0], "--text and --out are required");
+    if ((rc = cmd_check_out(out))) return rc;
     if ((rc = check_train_flags(argv[0], &f))) return rc;
     sd_err err = {0};
     lm_config c = {.dim = dim, .n_layers = layers, .n_heads = heads, .n_kv_heads = kv_heads, .hidden_dim = hidden,
@@ -243,6 +244,7 @@ int cmd_lm_sft(int argc, char **argv) {
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if (!model || !data || !out) return cmd_usage_error(argv[0], "--model, --data and --out are required");
+    if ((rc = cmd_check_out(out))) return rc;
     if ((rc = check_train_flags(argv[0], &f))) return rc;
     if (lora < 0 || epochs <= 0 || seq_len < 0) return cmd_usage_error(argv[0], "--lora, --seq-len >= 0 and --epochs > 0");
     if (merge && !lora) return cmd_usage_error(argv[0], "--merge needs --lora R");

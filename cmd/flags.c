@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void print_default(const fl_spec *s) {
     switch (s->type) {
@@ -104,4 +105,13 @@ int cmd_fail(const sd_err *err) {
 int cmd_need_ws(const char *cmd, const char *ws) {
     if (ws && *ws) return 0;
     return cmd_usage_error(cmd, "--ws DIR is required (the workspace folder)");
+}
+
+int cmd_check_out(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? sd_strndup(path, slash == path ? 1 : (size_t)(slash - path)) : sd_strdup(".");
+    int ok = access(dir, W_OK) == 0;
+    if (!ok) fprintf(stderr, "serendip: error: %s: the output folder does not exist or is not writable\n", dir);
+    free(dir);
+    return ok ? 0 : 1;
 }

@@ -20,6 +20,8 @@ check 1 $BIN info --ws /nonexistent/serendip-ws
 for i in 1 2 3; do check 2 $BIN eval --ws /nonexistent/serendip-ws --positive foo:3; done
 check 2 $BIN plan --ws /nonexistent/serendip-ws --top-k -1
 check 2 $BIN plan --ws /nonexistent/serendip-ws --n-sweep 1,2 --out x.tbl
+# an output folder that does not exist is refused before any training
+check 1 $BIN lm pretrain --text "$0" --out /nonexistent/serendip/m.gguf
 # usage errors of the lm group name the command as typed
 $BIN lm generate --no-such-flag 2>&1 | grep -q "serendip lm generate:" || { echo "FAIL: lm usage error does not say 'serendip lm generate'"; fail=1; }
 [ $fail -eq 0 ] && echo "ok: cli"
