@@ -10,6 +10,7 @@
 
 #include "serendip/gguf.h"
 #include "serendip/lm_infer.h"
+#include "serendip/sft.h"
 #include "serendip/tokenizer.h"
 
 /* Tokenizes text into a fresh array (caller frees); prepends BOS when bos >= 0. */
@@ -64,35 +65,22 @@ static char *utf8_clean(const char *s) {
     return out;
 }
 
+static int keep_object(void *ctx, const cJSON *obj, long line, sd_err *err) {
+    (void)line, (void)err;
+    *(cJSON **)sd_vec_push(ctx) = cJSON_Duplicate(obj, 1);
+    return SD_OK;
+}
+
 /* The lines of a JSONL file parsed to objects (caller frees each with cJSON_Delete and the array). */
 static int read_jsonl(const char *path, cJSON ***out, int *n, sd_err *err) {
-    char *buf;
-    size_t len;
-    int rc = sd_read_file(path, &buf, &len, err);
-    if (rc) return rc;
     sd_vec v;
     sd_vec_init(&v, sizeof(cJSON *));
-    int lineno = 0;
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t' || *p == '\r') p++;
-        if (*p) {
-            cJSON *o = cJSON_Parse(p);
-            if (!o || !cJSON_IsObject(o)) {
-                cJSON_Delete(o);
-                for (size_t i = 0; i < v.len; i++) cJSON_Delete(((cJSON **)v.data)[i]);
-                sd_vec_free(&v);
-                free(buf);
-                return sd_fail(err, SD_ERR_DATA, "%s:%d: not a JSON object", path, lineno);
-            }
-            *(cJSON **)sd_vec_push(&v) = o;
-        }
-        line = nl ? nl + 1 : NULL;
+    int rc = lm_jsonl_each(path, keep_object, &v, err);
+    if (rc) {
+        for (size_t i = 0; i < v.len; i++) cJSON_Delete(((cJSON **)v.data)[i]);
+        sd_vec_free(&v);
+        return rc;
     }
-    free(buf);
     *out = v.data;
     *n = (int)v.len;
     return SD_OK;

@@ -11,6 +11,13 @@
 #include "serendip/lm_train.h"
 #include "serendip/tokenizer.h"
 
+/* Calls fn(ctx, obj, line) for every non-blank line of the JSON-lines file path, in order (obj is
+ * freed after the call). A line that is not a JSON object fails with SD_ERR_DATA naming
+ * "<path>:<line>"; a nonzero return of fn stops the walk and is returned. */
+struct cJSON;
+typedef int (*lm_jsonl_fn)(void *ctx, const struct cJSON *obj, long line, sd_err *err);
+int lm_jsonl_each(const char *path, lm_jsonl_fn fn, void *ctx, sd_err *err);
+
 /* Appends every line of path to ex, each cut to its last max_len tokens (0: no cut). Fails with
  * SD_ERR_DATA naming "<path>:<line>" for malformed JSON or a missing / non-string field, or for a
  * file without examples. n_read, longest (tokens of the longest example) and n_cut (examples cut)

@@ -197,6 +197,23 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
     return rc;
 }
 
+typedef struct {
+    const char *path;
+    sd_vec prompts, rate, label; /* char *, double, double */
+} heldout_reader;
+
+static int add_heldout_line(void *ctx, const cJSON *o, long line, sd_err *err) {
+    heldout_reader *h = ctx;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *r = cJSON_GetObjectItemCaseSensitive(o, "pos_rate"),
+                *l = cJSON_GetObjectItemCaseSensitive(o, "label");
+    if (!cJSON_IsString(p) || !cJSON_IsNumber(r) || !cJSON_IsNumber(l))
+        return sd_fail(err, SD_ERR_DATA, "%s:%ld: expected {\"prompt\", \"pos_rate\", \"label\"}", h->path, line);
+    *(char **)sd_vec_push(&h->prompts) = sd_strdup(p->valuestring);
+    *(double *)sd_vec_push(&h->rate) = r->valuedouble;
+    *(double *)sd_vec_push(&h->label) = l->valuedouble;
+    return SD_OK;
+}
+
 int md_align_quality_of(const char *model_path, const char *heldout_path, md_align_quality *q, sd_err *err) {
     memset(q, 0, sizeof *q);
     q->align_spearman = q->align_spearman_label = q->align_auc = NAN;
@@ -204,32 +221,12 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, md_ali
     lm_tokenizer *tok = NULL;
     int rc = lm_gguf_load(model_path, &m, &tok, err);
     if (rc) return rc;
-    char *text = NULL;
-    size_t len;
-    rc = sd_read_file(heldout_path, &text, &len, err);
-    sd_vec prompts, rate, label;
-    sd_vec_init(&prompts, sizeof(char *));
-    sd_vec_init(&rate, sizeof(double));
-    sd_vec_init(&label, sizeof(double));
-    long lineno = 0;
-    for (char *line = rc ? NULL : text, *next; line && *line; line = next) {
-        lineno++;
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        if (!*line) continue;
-        cJSON *o = cJSON_Parse(line);
-        cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *r = cJSON_GetObjectItemCaseSensitive(o, "pos_rate"),
-              *l = cJSON_GetObjectItemCaseSensitive(o, "label");
-        if (!cJSON_IsString(p) || !cJSON_IsNumber(r) || !cJSON_IsNumber(l)) {
-            cJSON_Delete(o);
-            rc = sd_fail(err, SD_ERR_DATA, "%s:%ld: expected {\"prompt\", \"pos_rate\", \"label\"}", heldout_path, lineno);
-            break;
-        }
-        *(char **)sd_vec_push(&prompts) = sd_strdup(p->valuestring);
-        *(double *)sd_vec_push(&rate) = r->valuedouble;
-        *(double *)sd_vec_push(&label) = l->valuedouble;
-        cJSON_Delete(o);
-    }
+    heldout_reader hr = {.path = heldout_path};
+    sd_vec_init(&hr.prompts, sizeof(char *));
+    sd_vec_init(&hr.rate, sizeof(double));
+    sd_vec_init(&hr.label, sizeof(double));
+    rc = lm_jsonl_each(heldout_path, add_heldout_line, &hr, err);
+    sd_vec prompts = hr.prompts, rate = hr.rate, label = hr.label;
     int n = (int)prompts.len;
     if (!rc && n > 0) {
         lm_infer *inf = lm_infer_new(&m, 256, m.cfg.seq_len, err);
@@ -258,7 +255,6 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, md_ali
     sd_vec_free(&prompts);
     sd_vec_free(&rate);
     sd_vec_free(&label);
-    free(text);
     lm_model_free(&m);
     tok_free(tok);
     return rc;
