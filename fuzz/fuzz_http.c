@@ -3,7 +3,7 @@
  * (the rest); sv_handle must answer every request with a status in 100..599 and, whenever the
  * answer is JSON, with a body that parses as JSON (the hand-written JSON appender is checked too).
  * The state is a small in-memory workspace (dataset, taxonomy, explore table, retrieval model).
- * fuzz-sources: src/base/base.c src/data/dataset.c src/data/split.c src/cluster/taxonomy.c src/cluster/embed.c src/cluster/kmeans.c src/cluster/describe.c src/explore/journeys.c src/explore/table.c src/explore/retrieve.c src/serve/handlers.c
+ * fuzz-sources: src/base/base.c src/data/dataset.c src/data/split.c src/cluster/taxonomy.c src/cluster/embed.c src/cluster/kmeans.c src/cluster/describe.c src/journeys/journeys.c src/plan/table.c src/retrieve/retrieve.c src/serve/handlers.c
  * fuzz-libs: -lcjson -lopenblas -llapacke */
 #include <cjson/cJSON.h>
 #include <stdint.h>

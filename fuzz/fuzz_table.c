@@ -1,6 +1,6 @@
 /* fuzz_table.c - libFuzzer target: tbl_open_mem on arbitrary bytes, then every lookup of the
  * range it accepted (a lookup must never read outside the buffer).
- * fuzz-sources: src/base/base.c src/explore/table.c */
+ * fuzz-sources: src/base/base.c src/plan/table.c */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
