@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     g_cnt = glob;
     qsort(gorder, (size_t)m, sizeof *gorder, by_count);
     tbl_params p = {.k = k, .n_clusters = m, .n_contexts = nctx, .top = top, .n_samples = 0, .temperature = 0,
-                    .seed = seed, .tax_hash = tx_hash(&tax), .begin = 0, .end = nctx};
+                    .seed = seed, .tax_hash = tx_hash(&tax), .begin = 0, .end = nctx, .kind = TBL_KIND_LLM};
     tbl_builder *b = tbl_builder_new(&p, &err);
     if (!b) {
         fprintf(stderr, "serve_table: %s\n", err.msg);

@@ -45,7 +45,7 @@ static void init_state(void) {
     for (int c = 0; c < 4; c++) g_tax.size[c] = 3, g_tax.desc[c] = sd_asprintf("desc \"%d\"", c), g_tax.member_off[c] = 3 * c;
     g_tax.member_off[4] = 12;
     tbl_params p = {.k = 2, .n_clusters = 4, .n_contexts = 16, .top = 2, .n_samples = 1, .temperature = 1, .seed = 1,
-                    .tax_hash = tx_hash(&g_tax), .begin = 0, .end = 16};
+                    .tax_hash = tx_hash(&g_tax), .begin = 0, .end = 16, .kind = TBL_KIND_LLM};
     tbl_builder *tb = tbl_builder_new(&p, &err);
     for (int a = 0; a < 4; a++)
         for (int c = 0; c < 4; c++) {

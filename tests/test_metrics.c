@@ -373,7 +373,7 @@ static void test_arm_names(void **state) {
 /* Writes a table for every context of M = 4, K = 2: the first `top` clusters of pref not in it. */
 static void write_table(const char *dir, const char *name, const int32_t *pref, int npref, uint64_t tax_hash) {
     sd_err err = {0};
-    tbl_params p = {2, 4, 16, 2, 1, 1.0f, 1, tax_hash, 0, 0, 0, 16};
+    tbl_params p = {2, 4, 16, 2, 1, 1.0f, 1, tax_hash, 0, 0, 0, 16, TBL_KIND_LLM};
     tbl_builder *b = tbl_builder_new(&p, &err);
     assert_non_null(b);
     for (int64_t i = 0; i < 16; i++) {

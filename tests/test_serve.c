@@ -60,7 +60,7 @@ static void fixture_tax(const ds_dataset *d, tx_taxonomy *t) {
 /* Table A (b = 0) or B (b = 1) for taxonomy hash th, written to path. */
 static int write_table(const char *path, uint64_t th, int which, sd_err *err) {
     tbl_params p = {.k = 2, .n_clusters = M, .n_contexts = M * M, .top = 3, .n_samples = 4, .temperature = 1,
-                    .seed = 1, .tax_hash = th, .begin = 0, .end = M * M};
+                    .seed = 1, .tax_hash = th, .begin = 0, .end = M * M, .kind = TBL_KIND_LLM};
     tbl_builder *b = tbl_builder_new(&p, err);
     if (!b) return err->code;
     for (int a = 0; a < M; a++)

@@ -19,7 +19,7 @@ static char *tmp_path(const char *name) { return sd_path_join(g_dir, name); }
 static tbl_params params(int64_t begin, int64_t end) {
     /* K = 2, M = 7: 49 contexts, top 3 */
     tbl_params p = {.k = 2, .n_clusters = 7, .n_contexts = 49, .top = 3, .n_samples = 16, .temperature = 0.8f,
-                    .seed = 99, .tax_hash = 0x1111, .novelty_hash = 0x2222, .align_hash = 0x3333};
+                    .seed = 99, .tax_hash = 0x1111, .novelty_hash = 0x2222, .align_hash = 0x3333, .kind = TBL_KIND_LLM};
     p.begin = begin;
     p.end = end;
     return p;
@@ -195,9 +195,9 @@ static void test_refuses_bad_files(void **state) {
     assert_non_null(strstr(err.msg, "not an explore table"));
     /* wrong version */
     memcpy(copy, buf, n);
-    copy[8] = 2;
+    copy[8] = 1; /* version 1 had no kind: refused as stale */
     assert_int_equal(tbl_open_mem(&t, copy, n, &err), SD_ERR_FORMAT);
-    assert_non_null(strstr(err.msg, "version 2"));
+    assert_non_null(strstr(err.msg, "version 1"));
     /* header bit flip: checksum */
     memcpy(copy, buf, n);
     copy[60] ^= 1;
@@ -239,7 +239,7 @@ static int write_fixture(const char *ws) {
     free(pt);
     const int32_t m = tax.n_clusters;
     tbl_params full = {.k = 2, .n_clusters = m, .n_contexts = (int64_t)m * m, .top = 3, .n_samples = 4,
-                       .temperature = 1.0f, .seed = 7, .tax_hash = tx_hash(&tax), .novelty_hash = 1, .align_hash = 2};
+                       .temperature = 1.0f, .seed = 7, .tax_hash = tx_hash(&tax), .novelty_hash = 1, .align_hash = 2, .kind = TBL_KIND_LLM};
     int64_t cut = full.n_contexts / 3;
     int64_t ranges[3][2] = {{0, full.n_contexts}, {0, cut}, {cut, full.n_contexts}};
     const char *names[3] = {TBL_FILE, "shard0.tbl", "shard1.tbl"};

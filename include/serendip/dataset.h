@@ -62,16 +62,29 @@ int64_t ds_find_user(const ds_dataset *d, int64_t raw_id);
 int64_t ds_find_item(const ds_dataset *d, int64_t raw_id);
 
 /* ---------------------------------------------------------------- temporal split (split.json)
- * A global temporal split: events with ts < train_end are train, ts < valid_end are valid, the
- * rest test. */
+ * Either a GLOBAL temporal split (events with ts < train_end are train, ts < valid_end are
+ * valid, the rest test), or a PER-USER split (user u's own boundaries user_train_end[u] and
+ * user_valid_end[u], the same rule applied per user; see docs/evaluation.md). Every reader asks
+ * through ds_split_of / ds_split_train_end, so both kinds work everywhere. */
 #define DS_SPLIT_FILE "split.json"
 typedef struct {
-    int64_t train_end, valid_end; /* unix seconds */
+    int64_t train_end, valid_end; /* unix seconds; for a per-user split: the largest user boundary */
+    int64_t n_users;              /* per-user split: users covered (== dataset users); 0 = global */
+    int64_t *user_train_end;      /* (n_users) per-user boundaries, unix s; NULL = global (owned) */
+    int64_t *user_valid_end;      /* (n_users) */
 } ds_split;
 enum { DS_TRAIN = 0, DS_VALID = 1, DS_TEST = 2 };
-static inline int ds_split_of(const ds_split *s, int64_t ts) {
-    return ts < s->train_end ? DS_TRAIN : ts < s->valid_end ? DS_VALID : DS_TEST;
+/* End of the train window of dense user index u (exclusive). */
+static inline int64_t ds_split_train_end(const ds_split *s, int64_t u) {
+    return s->user_train_end ? s->user_train_end[u] : s->train_end;
 }
+/* Window of an event of dense user index u at time ts. */
+static inline int ds_split_of(const ds_split *s, int64_t u, int64_t ts) {
+    int64_t te = s->user_train_end ? s->user_train_end[u] : s->train_end;
+    int64_t ve = s->user_valid_end ? s->user_valid_end[u] : s->valid_end;
+    return ts < te ? DS_TRAIN : ts < ve ? DS_VALID : DS_TEST;
+}
+void ds_split_free(ds_split *s); /* frees the per-user arrays (a global split owns nothing) */
 int ds_split_save(const ds_split *s, const char *path, sd_err *err);
 int ds_split_load(ds_split *s, const char *path, sd_err *err);
 

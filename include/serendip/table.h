@@ -13,10 +13,23 @@
 
 #define TBL_FILE "explore.tbl"
 #define TBL_MAGIC "SDTBL\0\0" /* 8 bytes with the NULs */
-#define TBL_VERSION 1
+#define TBL_VERSION 2 /* 2: the table kind in the header */
 #define TBL_HEADER_SIZE 256
 #define TBL_TOP_MAX 64
 #define TBL_FLAG_FALLBACK 1u /* the slot's entries come from the fallback, not the models */
+
+/* What produced a table: evaluation names its arm kind after it ("llm", "single", ...), never
+ * after the file name. */
+typedef enum {
+    TBL_KIND_LLM = 1,          /* best-of-n: novelty model proposes, alignment model scores */
+    TBL_KIND_SINGLE = 2,       /* the single model fine-tuned on feedback (the rejected baseline) */
+    TBL_KIND_LLM_FEEDBACK = 3, /* best-of-n with the alignment score shrunk toward observed feedback */
+    TBL_KIND_RL = 4,           /* novelty model fine-tuned by RL against the alignment reward */
+    TBL_KIND_LLM_PAIRWISE = 5, /* best-of-n scored by a pairwise-trained alignment model */
+    TBL_KIND_MAX = 5
+} tbl_kind;
+/* "llm", "single", "llm_feedback", "rl", "llm_pairwise"; "unknown" outside the range. */
+const char *tbl_kind_name(int32_t kind);
 
 typedef struct {
     int32_t cluster;         /* level-2 cluster */
@@ -36,6 +49,7 @@ typedef struct {
     uint64_t novelty_hash;   /* sd_hash_file of novelty.gguf */
     uint64_t align_hash;     /* sd_hash_file of align.gguf */
     int64_t begin, end;      /* slots covered: [begin, end); a full table has 0, n_contexts */
+    int32_t kind;            /* tbl_kind (1..TBL_KIND_MAX) */
 } tbl_params;
 
 /* Run statistics; every field is a count so that shards merge by addition. */

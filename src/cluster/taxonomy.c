@@ -227,7 +227,7 @@ int tx_build(const ds_dataset *d, const ds_split *s, const tx_config *cfg, tx_ta
     for (int64_t u = 0; u < d->n_users; u++) {
         seq_off[u] = n;
         for (int64_t e = d->user_off[u]; e < d->user_off[u + 1]; e++)
-            if (ds_split_of(s, d->events[e].ts) == DS_TRAIN) seq[n++] = d->events[e].item, pop[d->events[e].item]++;
+            if (ds_split_of(s, u, d->events[e].ts) == DS_TRAIN) seq[n++] = d->events[e].item, pop[d->events[e].item]++;
     }
     seq_off[d->n_users] = n;
     st.n_train_events = n;

@@ -13,6 +13,7 @@ int ds_split_by_fraction(const ds_dataset *d, double train_frac, double valid_fr
         return sd_fail(err, SD_ERR_USAGE, "split fractions: train %g and valid %g must be in (0,1] and [0,1] with a sum of at most 1",
                        train_frac, valid_frac);
     if (d->n_events == 0) return sd_fail(err, SD_ERR_DATA, "split: the dataset has no events");
+    memset(out, 0, sizeof *out);
     /* The window [ts_min, ts_max] holds span seconds; a fraction of 1 puts every event before the cut. */
     double span = (double)(d->ts_max - d->ts_min) + 1;
     out->train_end = d->ts_min + (int64_t)floor(train_frac * span);
@@ -21,12 +22,19 @@ int ds_split_by_fraction(const ds_dataset *d, double train_frac, double valid_fr
     return SD_OK;
 }
 
+void ds_split_free(ds_split *s) {
+    free(s->user_train_end);
+    free(s->user_valid_end);
+    s->user_train_end = s->user_valid_end = NULL;
+    s->n_users = 0;
+}
+
 void ds_split_count(const ds_dataset *d, const ds_split *s, ds_split_counts *c) {
     memset(c, 0, sizeof *c);
     for (int64_t u = 0; u < d->n_users; u++) {
         int seen[3] = {0, 0, 0};
         for (int64_t k = d->user_off[u]; k < d->user_off[u + 1]; k++) {
-            int w = ds_split_of(s, d->events[k].ts);
+            int w = ds_split_of(s, u, d->events[k].ts);
             c->events[w]++;
             seen[w] = 1;
         }
@@ -79,7 +87,7 @@ int ds_split_load(ds_split *s, const char *path, sd_err *err) {
         return sd_fail(err, SD_ERR_FORMAT, "%s: not a JSON object", path);
     }
     int64_t version = 0;
-    ds_split t;
+    ds_split t = {0};
     if (!json_i64(j, "version", &version) || version != 1) rc = sd_fail(err, SD_ERR_FORMAT, "%s: missing or unsupported \"version\" (expected 1)", path);
     else if (!json_i64(j, "train_end", &t.train_end)) rc = sd_fail(err, SD_ERR_FORMAT, "%s: \"train_end\" missing or not an integer", path);
     else if (!json_i64(j, "valid_end", &t.valid_end)) rc = sd_fail(err, SD_ERR_FORMAT, "%s: \"valid_end\" missing or not an integer", path);

@@ -173,7 +173,7 @@ int ev_data_build(ev_data *d, const ds_dataset *ds, const ds_split *split, const
             const ds_event *ev = &ds->events[e];
             int32_t c = tx->item_cluster[ev->item];
             if (c < 0) continue;
-            int w = ds_split_of(split, ev->ts), pos = ds_is_positive(rule, ev);
+            int w = ds_split_of(split, u, ev->ts), pos = ds_is_positive(rule, ev);
             if (w == DS_TRAIN) {
                 d->pop[c]++;
                 if (pos) {

@@ -188,7 +188,7 @@ int jr_build(const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tax
         int32_t last = -1; /* last journey step */
         for (int64_t i = ds->user_off[u]; i < ds->user_off[u + 1]; i++) {
             const ds_event *e = &ds->events[i];
-            if (e->ts >= train_end) break; /* events are sorted by time within a user */
+            if (e->ts >= (split ? ds_split_train_end(split, u) : INT64_MAX)) break; /* sorted by time within a user */
             if (e->item < 0 || e->item >= tax->n_items) continue;
             int32_t c = tax->item_cluster[e->item];
             if (c < 0 || c >= m) continue;

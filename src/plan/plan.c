@@ -23,7 +23,7 @@ void pl_opts_default(pl_opts *o) {
     o->n_sweep[0] = 16;
     o->n_count = 1;
     o->temperature = 1.0f;
-    o->top = 8;
+    o->top = 32; /* deep enough that the per-user novelty filter rarely runs out (docs/evaluation.md) */
     o->seed = 1;
     o->generator = "novelty";
     o->n_shards = 1;
@@ -227,7 +227,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int s = 0; s < o->n_count; s++) {
         tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top, .n_samples = o->n_sweep[s],
                         .temperature = o->temperature, .seed = o->seed, .tax_hash = tx_hash(&tax),
-                        .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin, .end = end};
+                        .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin, .end = end,
+                        .kind = single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
         if (!(tb[s] = tbl_builder_new(&p, err))) {
             rc = err ? err->code : SD_ERR_USAGE;
             goto done;

@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *tbl_kind_name(int32_t kind) {
+    static const char *const names[] = {"unknown", "llm", "single", "llm_feedback", "rl", "llm_pairwise"};
+    return kind >= 1 && kind <= TBL_KIND_MAX ? names[kind] : names[0];
+}
+
 /* ---------------------------------------------------------------- header layout (little-endian) */
 
 enum {
@@ -29,6 +34,7 @@ enum {
     H_BEGIN = 80,      /* i64 */
     H_END = 88,        /* i64 */
     H_STATS = 96,      /* 6 x i64 */
+    H_KIND = 144,      /* i32 tbl_kind (version 2) */
     H_CHECKSUM = 248,  /* u64 FNV-1a of bytes [0, 248) */
 };
 #define SLOT_HEAD 8 /* u32 count, u32 flags */
@@ -67,6 +73,8 @@ static int check_params(const tbl_params *p, const char *what, sd_err *err) {
     if (p->begin < 0 || p->end > p->n_contexts || p->begin > p->end)
         return sd_fail(err, SD_ERR_FORMAT, "%s: range [%lld, %lld) is not within [0, %lld)", what, (long long)p->begin,
                        (long long)p->end, (long long)p->n_contexts);
+    if (p->kind < 1 || p->kind > TBL_KIND_MAX)
+        return sd_fail(err, SD_ERR_FORMAT, "%s: table kind %d is not in 1..%d", what, p->kind, TBL_KIND_MAX);
     return SD_OK;
 }
 
@@ -134,6 +142,7 @@ static void encode_header(uint8_t h[TBL_HEADER_SIZE], const tbl_params *p, const
     put64(h, H_ALIGN, p->align_hash);
     put64(h, H_BEGIN, (uint64_t)p->begin);
     put64(h, H_END, (uint64_t)p->end);
+    put32(h, H_KIND, (uint32_t)p->kind);
     const int64_t st[6] = {s->contexts_planned, s->samples, s->samples_compliant, s->samples_novel, s->contexts_fallback,
                            s->fallback_kind};
     for (int i = 0; i < 6; i++) put64(h, H_STATS + 8 * i, (uint64_t)st[i]);
@@ -188,6 +197,7 @@ int tbl_open_mem(tbl_table *t, const void *data, size_t size, sd_err *err) {
     p->align_hash = get64(h, H_ALIGN);
     p->begin = (int64_t)get64(h, H_BEGIN);
     p->end = (int64_t)get64(h, H_END);
+    p->kind = (int32_t)get32(h, H_KIND);
     int64_t st[6];
     for (int i = 0; i < 6; i++) st[i] = (int64_t)get64(h, H_STATS + 8 * i);
     t->s = (tbl_stats){st[0], st[1], st[2], st[3], st[4], st[5]};

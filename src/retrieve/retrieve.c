@@ -71,7 +71,7 @@ int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, r
     for (int64_t u = 0; u < d->n_users; u++) {
         seq_off[u] = len;
         for (int64_t i = d->user_off[u]; i < d->user_off[u + 1]; i++) {
-            if (d->events[i].ts >= train_end) break;
+            if (d->events[i].ts >= (s ? ds_split_train_end(s, u) : INT64_MAX)) break;
             seq[len++] = d->events[i].item;
             pop[d->events[i].item]++;
         }
