@@ -16,14 +16,15 @@
  * holds every integer up to 2^53 exactly (unix seconds reach it in 285 million years). */
 #define SPLIT_MAX_ABS 9007199254740992.0
 
-/* t + 1 without overflow: the boundary just after an event at t (INT64_MAX stays INT64_MAX). */
+/* t + 1 without overflow: the boundary just after an event at t. INT64_MAX stays INT64_MAX, so an
+ * event at exactly INT64_MAX always falls after the boundary (the one place the clamp shows). */
 static int64_t after(int64_t t) { return t < INT64_MAX ? t + 1 : INT64_MAX; }
 
 /* ts_min + floor(frac * span) with span = ts_max - ts_min + 1, clamped to [ts_min, ts_max + 1]
- * (saturated) without signed overflow: the range and the product are taken in double, the sum
- * in unsigned arithmetic (timestamps near INT64_MAX or a range wider than INT64_MAX). */
+ * (saturated) without signed overflow (issue 11: timestamps near INT64_MAX, or a range wider
+ * than INT64_MAX): the range is exact in unsigned arithmetic, the product is taken in double. */
 static int64_t cut_at(const ds_dataset *d, double frac) {
-    double span = (double)d->ts_max - (double)d->ts_min + 1;
+    double span = (double)((uint64_t)d->ts_max - (uint64_t)d->ts_min) + 1;
     double off = floor(frac * span);
     int64_t hi = after(d->ts_max);
     uint64_t room = (uint64_t)hi - (uint64_t)d->ts_min; /* hi - ts_min, exact in uint64 */
