@@ -297,14 +297,13 @@ int ds_split_load(ds_split *s, const char *path, sd_err *err) {
     int64_t version = 0;
     ds_split t = {0};
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind"), *hash = cJSON_GetObjectItemCaseSensitive(j, "dataset_hash");
-    char *end = NULL;
     if (!json_i64(j, "version", &version) || (version != 1 && version != 2))
         rc = sd_fail(err, SD_ERR_FORMAT, "%s: missing or unsupported \"version\" (expected 1 or 2)", path);
     else if (version == 2 && (!cJSON_IsString(kind) || (strcmp(kind->valuestring, "global") && strcmp(kind->valuestring, "per-user"))))
         rc = sd_fail(err, SD_ERR_FORMAT, "%s: \"kind\" missing or not \"global\" or \"per-user\"", path);
     else if (version == 2 && hash &&
-             (!cJSON_IsString(hash) || strlen(hash->valuestring) != 16 ||
-              (t.dataset_hash = strtoull(hash->valuestring, &end, 16), *end) || !t.dataset_hash))
+             (!cJSON_IsString(hash) || strlen(hash->valuestring) != 16 || strspn(hash->valuestring, "0123456789abcdef") != 16 ||
+              !(t.dataset_hash = strtoull(hash->valuestring, NULL, 16))))
         rc = sd_fail(err, SD_ERR_FORMAT, "%s: \"dataset_hash\" is not 16 hex digits", path);
     else if (version == 2 && !strcmp(kind->valuestring, "per-user"))
         rc = load_per_user(j, &t, path, err);
