@@ -2,7 +2,9 @@
  * two-event users, ties in time), split.json round trip, refusal of a split computed from another
  * dataset and of malformed per-user arrays, and the clamp of the global cut-offs near INT64_MAX.
  * Every expected boundary below is computed by hand from the rule in dataset.h: cut indices by
- * count, boundary = timestamp of the last event before the cut + 1. */
+ * count, boundary = timestamp of the last event before the cut + 1. The last test checks that the
+ * consumers (journeys, the retrieval model and its evaluation, clustering) use each user's own
+ * windows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,9 @@
 #include <unistd.h>
 
 #include "serendip/dataset.h"
+#include "serendip/journeys.h"
+#include "serendip/retrieve.h"
+#include "serendip/taxonomy.h"
 
 static char *tmp_dir(void) {
     char *d = sd_strdup("/tmp/sd_test_splitXXXXXX");
@@ -350,6 +355,71 @@ static void test_overflow_clamped(void **state) {
     free(p), free(dir);
 }
 
+
+/* Consumers under a per-user split. 3 clusters, items 0..5 (raw 10+i) in cluster i/2, all ratings
+ * positive; --per-user last:1:
+ *   user A: 10 i0 (c0) | 20 i2 (c1) | 30 i4 (c2) || 40 i1 (c0)        boundary 31
+ *   user B: 50 i5 (c2, rating 1) | 100 i0 | 200 i2 | 300 i4 | 400 i1 || 500 i3 (c1)   boundary 401
+ * Train journeys A: 0 1 2, B: 0 1 2 0 (the negative makes no step) -> transitions (0,1)->2 twice
+ * and (1,2)->0 once = 3; one global cut at the largest boundary (401) would also take A's event
+ * at 40: 4 transitions. Train events 3 + 5 = 8 (global cut at 401: 9). Retrieval test cases: A's
+ * i1 at 40 and B's i3 at 500 (both positive, unseen, with history) = 2; the old global test
+ * (ts >= 401) found 1. */
+static void test_consumers_use_each_users_windows(void **state) {
+    (void)state;
+    sd_err err = {0};
+    ds_builder *b = ds_builder_new();
+    int64_t ev[][3] = {{1, 10, 10}, {1, 12, 20}, {1, 14, 30}, {1, 11, 40},
+                       {2, 10, 100}, {2, 12, 200}, {2, 14, 300}, {2, 11, 400}, {2, 13, 500}};
+    for (size_t i = 0; i < sizeof ev / sizeof *ev; i++) ds_builder_add_event(b, ev[i][0], ev[i][1], ev[i][2], 5.0f, DS_NO_VALUE);
+    ds_builder_add_event(b, 2, 15, 50, 1.0f, DS_NO_VALUE); /* item 5 exists (a negative, B's train) */
+    ds_dataset d;
+    assert_int_equal(ds_builder_finish(b, &d, &err), SD_OK);
+    ds_split s;
+    assert_int_equal(ds_split_per_user(&d, (ds_user_window){.last = 1}, (ds_user_window){0}, &s, &err), SD_OK);
+    assert_int_equal(s.user_train_end[ds_find_user(&d, 1)], 31);
+    assert_int_equal(s.user_train_end[ds_find_user(&d, 2)], 401);
+
+    tx_taxonomy tax = {.n_top = 1, .n_clusters = 3, .n_items = d.n_items};
+    int32_t item_cluster[6], parent[3] = {0, 0, 0}, size[3] = {2, 2, 2}, members[6];
+    int64_t member_off[4] = {0, 2, 4, 6};
+    char *desc[3] = {"war, drama", "space, alien", "comedy, family"}, *top[1] = {"all"};
+    assert_int_equal(d.n_items, 6);
+    for (int i = 0; i < 6; i++) {
+        int32_t it = (int32_t)ds_find_item(&d, 10 + i);
+        item_cluster[it] = i / 2;
+        members[i] = it;
+    }
+    tax.item_cluster = item_cluster, tax.parent = parent, tax.size = size, tax.members = members;
+    tax.member_off = member_off, tax.desc = desc, tax.top_desc = top;
+
+    jr_journeys j;
+    ds_positive_rule rule = DS_POSITIVE_DEFAULT;
+    assert_int_equal(jr_build(&d, &s, &tax, &rule, 2, &j, &err), SD_OK);
+    assert_int_equal(j.n_transitions, 3);
+    assert_int_equal(j.train_end, 401); /* the largest user boundary */
+    jr_free(&j);
+
+    rt_options o = RT_OPTIONS_DEFAULT;
+    o.dim = 4, o.epochs = 1;
+    rt_model m;
+    assert_int_equal(rt_train_data(&d, &s, &o, &m, &err), SD_OK);
+    assert_int_equal(m.n_train_events, 8);
+    rt_eval e;
+    assert_int_equal(rt_evaluate(&m, &d, &s, &tax, &rule, 10, &e, &err), SD_OK);
+    assert_int_equal(e.cases, 2);
+    rt_close(&m);
+
+    tx_config cfg = {.n_top = 1, .n_clusters = 2, .dim = 2, .window = 0, .iters = 5, .seed = 1};
+    tx_taxonomy built;
+    tx_stats st;
+    assert_int_equal(tx_build(&d, &s, &cfg, &built, &st, &err), SD_OK);
+    assert_int_equal(st.n_train_events, 8);
+    tx_free(&built);
+    ds_split_free(&s);
+    ds_free(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_last_n_boundaries),
@@ -358,6 +428,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_and_stale),
         cmocka_unit_test(test_malformed_refused),
         cmocka_unit_test(test_overflow_clamped),
+        cmocka_unit_test(test_consumers_use_each_users_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
