@@ -42,7 +42,7 @@ int cmd_cluster(int argc, char **argv) {
     char *dpath = sd_path_join(ws, DS_FILE), *spath = sd_path_join(ws, DS_SPLIT_FILE);
     char *tpath = sd_path_join(ws, TX_FILE), *cpath = sd_path_join(ws, TX_TSV);
     ds_dataset d;
-    ds_split split;
+    ds_split split = {0};
     tx_taxonomy t;
     tx_stats st;
     int have_d = 0, have_t = 0;
@@ -52,6 +52,7 @@ int cmd_cluster(int argc, char **argv) {
     if (!rc && !(rc = ds_load(&d, dpath, &err))) have_d = 1;
     if (!rc) rc = ds_split_load(&split, spath, &err);
     if (!rc && !(rc = tx_build(&d, &split, &cfg, &t, &st, &err))) have_t = 1;
+    ds_split_free(&split);
     if (!rc) rc = tx_save(&t, tpath, &err);
     if (!rc) rc = tx_write_tsv(&t, &d, cpath, 5, &err);
     if (rc) {

@@ -72,7 +72,7 @@ static void fixture_build(fixture *f) {
     f->tx.n_items = f->ds.n_items;
     f->tx.item_cluster = sd_malloc(sizeof(int32_t) * (size_t)f->ds.n_items);
     for (int64_t i = 0; i < f->ds.n_items; i++) f->tx.item_cluster[i] = (int32_t)((f->ds.item_ids[i] - 1) / 2);
-    f->split = (ds_split){100, 200};
+    f->split = (ds_split){.train_end = 100, .valid_end = 200};
     ds_positive_rule rule = DS_POSITIVE_DEFAULT;
     assert_int_equal(ev_data_build(&f->d, &f->ds, &f->split, &f->tx, 2, &rule, &err), SD_OK);
 }
@@ -294,7 +294,7 @@ static void coin_fixture(fixture *f, int n, uint64_t seed) {
     f->tx.n_items = f->ds.n_items;
     f->tx.item_cluster = sd_malloc(sizeof(int32_t) * (size_t)f->ds.n_items);
     for (int64_t i = 0; i < f->ds.n_items; i++) f->tx.item_cluster[i] = (int32_t)((f->ds.item_ids[i] - 1) / 2);
-    f->split = (ds_split){100, 200};
+    f->split = (ds_split){.train_end = 100, .valid_end = 200};
     ds_positive_rule rule = DS_POSITIVE_DEFAULT;
     assert_int_equal(ev_data_build(&f->d, &f->ds, &f->split, &f->tx, 2, &rule, &err), SD_OK);
 }

@@ -2,7 +2,8 @@
  * human-readable twin `feedback.tsv`; format in docs/formats-journeys.md).
  *
  * Window: journeys, transitions and feedback are computed on the TRAIN window only
- * (events with ts < split.train_end), so that evaluation on the later windows never sees them.
+ * (each user's events with ts < ds_split_train_end(split, user): one cut in time for a global
+ * split, the user's own for a per-user split), so that evaluation on the later windows never sees them.
  *
  * A user's journey is the time-ordered list of level-2 clusters of their positive events, with
  * consecutive repeats collapsed (A A B A C -> A B A C). Items with cluster -1 are skipped.
@@ -50,7 +51,8 @@ typedef struct {
     int32_t k;               /* context length K (1..JR_K_MAX) */
     int32_t n_clusters;      /* M of the taxonomy */
     int64_t n_users;
-    int64_t train_end;       /* window used: events with ts < train_end (INT64_MAX: all) */
+    int64_t train_end;       /* window used: events with ts < train_end (INT64_MAX: all); for a per-user
+                              * split the largest user boundary (each user's own window was used) */
     uint64_t tax_hash;       /* tx_hash of the taxonomy used */
     ds_positive_rule rule;
     int64_t n_steps;

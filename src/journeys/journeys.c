@@ -497,7 +497,7 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
          *pj = sd_path_join(ws, JR_FILE), *pf = sd_path_join(ws, JR_FEEDBACK_TSV);
     ds_dataset ds;
     tx_taxonomy tax;
-    ds_split split;
+    ds_split split, *sp = NULL;
     jr_journeys j;
     int rc, have_ds = 0, have_tax = 0, have_j = 0;
     if (!sd_file_exists(pd)) {
@@ -512,7 +512,6 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
     }
     if ((rc = tx_load(&tax, pt, err))) goto done;
     have_tax = 1;
-    const ds_split *sp = NULL;
     if (sd_file_exists(ps)) {
         if ((rc = ds_split_load(&split, ps, err))) goto done;
         sp = &split;
@@ -528,6 +527,7 @@ done:
         if (rc == SD_OK && out) *out = j;
         else jr_free(&j);
     }
+    if (sp) ds_split_free(&split);
     if (have_tax) tx_free(&tax);
     if (have_ds) ds_free(&ds);
     free(pd); free(ps); free(pt); free(pj); free(pf);
