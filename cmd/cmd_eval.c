@@ -2,6 +2,7 @@
  * (report.html with inline SVG plots). Flag parsing and printing only; the work is in src/eval/. */
 #include "cmd.h"
 #include "serendip/eval.h"
+#include "serendip/table.h"
 #include "serendip/journeys.h"
 #include "serendip/retrieve.h"
 
@@ -83,6 +84,7 @@ static int eval_parse(const char *usage, const char *summary, eval_flags *f, int
     if (rc) return rc;
     if (cmd_need_ws(argv[0], f->ws)) return 2;
     if (f->serve < 1) return cmd_usage_error(argv[0], "--serve must be at least 1");
+    if (f->serve > TBL_TOP_MAX) return cmd_usage_error(argv[0], "--serve must be at most %d (a table slot's clusters)", TBL_TOP_MAX);
     if (f->bootstrap < 0) return cmd_usage_error(argv[0], "--bootstrap must be >= 0");
     if (f->k < 0 || f->k > EV_MAX_K) return cmd_usage_error(argv[0], "--k must be in 0..%d", EV_MAX_K);
     return 0;

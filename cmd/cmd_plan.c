@@ -58,6 +58,7 @@ int cmd_train(int argc, char **argv) {
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    if (!o.base && (rc = cmd_check_memory(argv[0], cmd_train_bytes(&o.cfg, o.vocab, o.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch"))) return rc;
     o.seed = (uint64_t)seed;
     o.corpus.seed = (uint64_t)seed;
     md_report r;
