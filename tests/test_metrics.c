@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +525,9 @@ static void test_workspace_eval_and_report(void **state) {
     write_table_kind(plans, "a.tbl", (int32_t[]){2, 3}, 2, h, TBL_KIND_LLM, 4); /* = the fixed arm */
     write_table_kind(plans, "b.tbl", (int32_t[]){3, 2}, 2, h, TBL_KIND_LLM, 1);
     write_table_kind(plans, "explore_n8.tbl", (int32_t[]){0, 1, 2, 3}, 4, h, TBL_KIND_SINGLE, 1);
+    jr_journeys jr; /* the train feedback, saved later (the feedback arm) */
+    ds_positive_rule jrule = DS_POSITIVE_DEFAULT;
+    assert_int_equal(jr_build(&f.ds, &f.split, t, &jrule, 2, &jr, &err), SD_OK);
     t->parent = NULL, t->size = NULL, t->desc = NULL, t->top_desc = NULL, t->members = NULL, t->member_off = NULL;
 
     ev_opts o = EV_OPTS_DEFAULT;
@@ -582,6 +586,47 @@ static void test_workspace_eval_and_report(void **state) {
     free(html);
     free(json);
     ev_eval_run_free(&r);
+    /* with journeys.bin the feedback-rate arm joins; metrics.json: every arm's name, kind and n,
+     * the LLM arms compared with backoff and feedback, by_support with every arm in each bucket */
+    p = sd_path_join(dir, JR_FILE);
+    assert_int_equal(jr_save(&jr, p, &err), SD_OK);
+    free(p);
+    jr_free(&jr);
+    assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
+    assert_int_equal(r.n_arms, 8);
+    assert_int_equal(r.arms[4].kind, EV_KIND_FEEDBACK);
+    cJSON *root = cJSON_Parse(r.json);
+    assert_non_null(root);
+    static const char *const jkinds[8] = {"random", "popular", "transition", "backoff", "feedback", "llm", "llm", "single"};
+    static const int jn[8] = {0, 0, 0, 0, 0, 1, 4, 1};
+    const cJSON *arms = cJSON_GetObjectItem(root, "arms");
+    assert_int_equal(cJSON_GetArraySize(arms), 8);
+    for (int a = 0; a < 8; a++) {
+        const cJSON *x = cJSON_GetArrayItem(arms, a);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "kind")), jkinds[a]);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")), r.arms[a].name);
+        assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "n")), jn[a]);
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(x, "fallback_share")) == 0);
+    }
+    /* comparisons: 3 LLM arms x {backoff, feedback}, and best-of-4 against best-of-1 */
+    const cJSON *cmp = cJSON_GetObjectItem(root, "comparisons"), *c;
+    int n_fb = 0, n_bo = 0, n_small = 0;
+    cJSON_ArrayForEach(c, cmp) {
+        const char *k = cJSON_GetStringValue(cJSON_GetObjectItem(c, "against_kind"));
+        n_fb += !strcmp(k, "feedback"), n_bo += !strcmp(k, "backoff"), n_small += !strcmp(k, "llm");
+        assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "metrics"), "pos_rate"), "diff"));
+    }
+    assert_int_equal(n_fb, 3), assert_int_equal(n_bo, 3), assert_int_equal(n_small, 1);
+    assert_int_equal(cJSON_GetArraySize(cmp), 7);
+    const cJSON *bs = cJSON_GetObjectItem(root, "by_support");
+    assert_int_equal(cJSON_GetArraySize(bs), 3);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 2), "name")), "10+");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 2), "hi")));
+    assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "users")), 3);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "arms")), 8);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "comparisons")), 6);
+    cJSON_Delete(root);
+    ev_eval_run_free(&r);
     /* a table built for another taxonomy is refused */
     write_table(plans, "explore_n8.tbl", (int32_t[]){2, 3}, 2, h ^ 1);
     assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_ERR_DATA);
@@ -591,10 +636,10 @@ static void test_workspace_eval_and_report(void **state) {
     rm_rf(plans);
     write_table(dir, TBL_FILE, (int32_t[]){3, 2}, 2, h);
     assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
-    assert_int_equal(r.n_arms, 5);
-    assert_string_equal(r.arms[4].name, "best-of-1 (novelty alone)");
-    assert_string_equal(r.arms[4].file, TBL_FILE);
-    assert_true(fabs(r.res[4].value[EV_POS_POOLED] - 0.5) < TOL);
+    assert_int_equal(r.n_arms, 6);
+    assert_string_equal(r.arms[5].name, "best-of-1 (novelty alone)");
+    assert_string_equal(r.arms[5].file, TBL_FILE);
+    assert_true(fabs(r.res[5].value[EV_POS_POOLED] - 0.5) < TOL);
     ev_eval_run_free(&r);
     free(plans);
     rm_rf(dir);
