@@ -1,12 +1,15 @@
 /* eval.h - offline evaluation of exploration arms on the test window, baselines, and the report.
  *
- * An ARM is any function context -> ranked clusters (ev_serve_fn): the baselines and the LLM
- * explore tables are judged by exactly the same code. ev_data_build turns a workspace's dataset,
- * split and taxonomy into everything the metrics need (per-user contexts from the train window,
- * clusters engaged before the test window, test-window engagement, train popularity and
- * transitions, test-window collective feedback); ev_run serves every evaluated user from every arm
- * and computes each metric with a bootstrap confidence interval over users.
- * Metric definitions, with a worked example: docs/evaluation.md. */
+ * An ARM is any function (user, context) -> ranked clusters (ev_serve_fn) with a kind (ev_kind):
+ * the baselines, the oracles and the LLM explore tables are judged by exactly the same code.
+ * ev_data_build turns a workspace's dataset, split and taxonomy into everything the metrics need
+ * (per-user contexts from the train window, clusters seen before the test window, test-window
+ * engagement, train popularity, transitions and context support, test-window collective
+ * feedback); ev_run serves every evaluated user from every arm through the same per-user filter
+ * (the first clusters of the arm's ranking the user never interacted with, then the most popular
+ * unseen ones) and computes each metric with a bootstrap confidence interval over users;
+ * ev_run_by_support repeats it within buckets of context support.
+ * Definitions, with worked examples: docs/evaluation.md. */
 #ifndef SERENDIP_EVAL_H
 #define SERENDIP_EVAL_H
 

@@ -397,7 +397,8 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         svg_buf_escape(&h, arms[a].name);
         svg_buf_printf(&h, "</td><td>");
         svg_buf_escape(&h, arms[a].kind);
-        svg_buf_printf(&h, "</td><td>%.4f</td>", arms[a].fallback_share);
+        if (isfinite(arms[a].fallback_share)) svg_buf_printf(&h, "</td><td>%.4f</td>", arms[a].fallback_share);
+        else svg_buf_printf(&h, "</td><td>&ndash;</td>");
         if (has_frac) {
             if (!isfinite(arms[a].frac)) svg_buf_printf(&h, "<td>&ndash;</td>");
             else if (isfinite(arms[a].frac_lo))
