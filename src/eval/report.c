@@ -230,16 +230,19 @@ static void support_section(svg_buf *h, const cJSON *root, int metric) {
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(b0arms, a), "name");
         ser[a] = (svg_series){cJSON_IsString(nm) ? nm->valuestring : "?", x, v + a * nb, lo + a * nb, hi + a * nb, nb};
     }
-    char xl[160] = "support bucket:";
+    char(*gl)[64] = sd_calloc((size_t)nb + 1, sizeof *gl);
+    const char **groups = sd_calloc((size_t)nb + 1, sizeof *groups);
     for (int b = 0; b < nb; b++) {
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, b), "name");
-        size_t len = strlen(xl);
-        snprintf(xl + len, sizeof xl - len, " %d = %s%s", b + 1, cJSON_IsString(nm) ? nm->valuestring : "?",
-                 b + 1 < nb ? "," : "");
+        const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name");
+        snprintf(gl[b], sizeof gl[b], "support %s (%g users)", cJSON_IsString(nm) ? nm->valuestring : "?",
+                 num_or_nan(bk, "users"));
+        groups[b] = gl[b];
     }
-    svg_frame f = svg_frame_make(900, 380, "by context support", xl, key);
+    svg_frame f = svg_frame_make(960, 400, "by context support", "support of the user's context (train transitions from it)", key);
     svg_buf_printf(h, "<div class=\"plots\">\n");
-    plot_append(h, svg_line_plot(&f, ser, na, NULL, 0));
+    plot_append(h, svg_group_plot(&f, groups, nb, ser, na));
+    free(gl);
+    free(groups);
     svg_buf_printf(h, "</div>\n<table>\n<tr><th>arm</th>");
     for (int b = 0; b < nb; b++) {
         const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name");
