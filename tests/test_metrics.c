@@ -699,6 +699,26 @@ static void test_report_findings_follow_numbers(void **state) {
                     "\"novelty\":{\"diff\":0,\"lo\":-0.01,\"hi\":0.01}}}]");
     assert_non_null(strstr(h, "(pooled) <b>rose</b> from n = 1 (0.600) to n = 16 (0.620)"));
     free(h);
+    /* by_support: the bucket table and the verdict per bucket follow the paired differences */
+    h = report_of_x(ARM("backoff transition", "backoff", 0, "", 1, 1, 1, 0.6, 0.55, 0.65) ","
+                    ARM("best-of-16", "llm", 16, "x.tbl", 1, 1, 1, 0.62, 0.57, 0.67),
+                    ",\"by_support\":[{\"name\":\"0\",\"users\":40,\"arms\":["
+                    ARM("backoff transition", "backoff", 0, "", 1, 1, 1, 0.3, 0.2, 0.4) ","
+                    ARM("best-of-16", "llm", 16, "x.tbl", 1, 1, 1, 0.5, 0.4, 0.6) "],\"comparisons\":[{\"arm\":"
+                    "\"best-of-16\",\"against\":\"backoff transition\",\"against_kind\":\"backoff\",\"metric\":"
+                    "\"pos_rate\",\"diff\":0.2,\"lo\":0.05,\"hi\":0.35}]},{\"name\":\"10+\",\"users\":60,"
+                    "\"arms\":[" ARM("backoff transition", "backoff", 0, "", 1, 1, 1, 0.8, 0.7, 0.9) ","
+                    ARM("best-of-16", "llm", 16, "x.tbl", 1, 1, 1, 0.7, 0.6, 0.8) "],\"comparisons\":[{\"arm\":"
+                    "\"best-of-16\",\"against\":\"backoff transition\",\"against_kind\":\"backoff\",\"metric\":"
+                    "\"pos_rate\",\"diff\":-0.1,\"lo\":-0.15,\"hi\":-0.05}]}]");
+    assert_non_null(strstr(h, "<h2>By context support</h2>"));
+    assert_non_null(strstr(h, "<th>support 10+<br><small>60 users</small></th>"));
+    assert_non_null(strstr(h, "<td>0.500 <small>[0.400, 0.600]</small></td>"));
+    assert_non_null(strstr(h, "Support 0 (40 users): of 1 LLM arms, 1 <b>beat</b> backoff transition"));
+    assert_non_null(strstr(h, "Support 10+ (60 users): of 1 LLM arms, 0 <b>beat</b> backoff transition on the "
+                              "positive rate in served clusters (pooled), 1 <b>lost</b> to it"));
+    assert_non_null(strstr(h, "<b>+0.200</b> <small>[+0.050, +0.350]</small>"));
+    free(h);
     /* a single LLM table: no trend is claimed */
     h = report_of(ARM("best-of-16", "llm", 16, "explore_n16.tbl", 0.5, 0.45, 0.55, 0.62, 0.58, 0.66));
     assert_non_null(strstr(h, "fewer than two best-of-n tables"));

@@ -56,6 +56,15 @@ static cJSON *arm_json(const ev_data *d, const ev_arm *arm, const ev_result *r, 
     return x;
 }
 
+/* The array of every arm's object, like_frac against the random and oracle arms of the same r. */
+static cJSON *arms_json(const ev_data *d, const ev_arm *arms, int n_arms, const ev_result *r) {
+    int rnd = arm_of_kind(arms, n_arms, EV_KIND_RANDOM), orc = arm_of_kind(arms, n_arms, EV_KIND_ORACLE);
+    cJSON *as = cJSON_CreateArray();
+    for (int a = 0; a < n_arms; a++)
+        cJSON_AddItemToArray(as, arm_json(d, &arms[a], &r[a], rnd >= 0 ? &r[rnd] : NULL, orc >= 0 ? &r[orc] : NULL));
+    return as;
+}
+
 /* {"arm", "against", "metrics": {key: {diff, lo, hi}}} of every metric. */
 static cJSON *comparison_json(const ev_data *d, const ev_arm *a, const ev_arm *b, const ev_result *ra,
                               const ev_result *rb) {
@@ -94,7 +103,6 @@ static int rivals(const ev_arm *arms, int n_arms, int a, int *out) {
 static cJSON *by_support_json(const ev_data *d, const ev_arm *arms, int n_arms, const ev_result *bs,
                               const int64_t *n_support) {
     cJSON *arr = cJSON_CreateArray();
-    int rnd = arm_of_kind(arms, n_arms, EV_KIND_RANDOM), orc = arm_of_kind(arms, n_arms, EV_KIND_ORACLE);
     const int metric = d->like ? EV_LIKE : EV_POS_POOLED;
     for (int b = 0; b < EV_N_SUPPORT; b++) {
         const ev_result *r = bs + (size_t)b * n_arms;
@@ -104,9 +112,7 @@ static cJSON *by_support_json(const ev_data *d, const ev_arm *arms, int n_arms, 
         if (ev_support_buckets[b].hi == INT64_MAX) cJSON_AddNullToObject(x, "hi");
         else cJSON_AddNumberToObject(x, "hi", (double)ev_support_buckets[b].hi);
         cJSON_AddNumberToObject(x, "users", (double)n_support[b]);
-        cJSON *as = cJSON_AddArrayToObject(x, "arms");
-        for (int a = 0; a < n_arms; a++)
-            cJSON_AddItemToArray(as, arm_json(d, &arms[a], &r[a], rnd >= 0 ? &r[rnd] : NULL, orc >= 0 ? &r[orc] : NULL));
+        cJSON_AddItemToObject(x, "arms", arms_json(d, arms, n_arms, r));
         cJSON *cs = cJSON_AddArrayToObject(x, "comparisons");
         for (int a = 0; a < n_arms; a++) {
             int against[3], nr = rivals(arms, n_arms, a, against);
@@ -160,10 +166,7 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
         cJSON_AddBoolToObject(x, "higher_is_better", ev_metric_infos[m].higher_better);
         cJSON_AddItemToArray(ms, x);
     }
-    int rnd = arm_of_kind(arms, n_arms, EV_KIND_RANDOM), orc = arm_of_kind(arms, n_arms, EV_KIND_ORACLE);
-    cJSON *as = cJSON_AddArrayToObject(root, "arms");
-    for (int a = 0; a < n_arms; a++)
-        cJSON_AddItemToArray(as, arm_json(d, &arms[a], &res[a], rnd >= 0 ? &res[rnd] : NULL, orc >= 0 ? &res[orc] : NULL));
+    cJSON_AddItemToObject(root, "arms", arms_json(d, arms, n_arms, res));
     cJSON *cmp = cJSON_AddArrayToObject(root, "comparisons");
     for (int a = 0; a < n_arms; a++) {
         int against[3], nr = rivals(arms, n_arms, a, against);

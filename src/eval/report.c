@@ -294,6 +294,31 @@ static void support_section(svg_buf *h, const cJSON *root, int metric) {
         }
         svg_buf_printf(h, "</table>\n");
     }
+    /* the verdict per bucket, from the paired differences */
+    svg_buf_printf(h, "<ul>\n");
+    for (int b = 0; b < nb; b++) {
+        const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name"), *c;
+        static const char *const rk[2] = {"backoff", "feedback"};
+        for (int k = 0; k < 2; k++) {
+            int beat = 0, lost = 0, tie = 0;
+            const char *against = NULL;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(bk, "comparisons")) {
+                const cJSON *ak = cJSON_GetObjectItemCaseSensitive(c, "against_kind");
+                if (!cJSON_IsString(ak) || strcmp(ak->valuestring, rk[k])) continue;
+                const cJSON *ag = cJSON_GetObjectItemCaseSensitive(c, "against");
+                against = cJSON_IsString(ag) ? ag->valuestring : rk[k];
+                double l = num_or_nan(c, "lo"), u = num_or_nan(c, "hi");
+                beat += l > 0, lost += u < 0, tie += !(l > 0) && !(u < 0);
+            }
+            if (!against) continue;
+            svg_buf_printf(h, "<li>Support %s (%g users): of %d LLM arms, %d <b>beat</b> ",
+                           cJSON_IsString(nm) ? nm->valuestring : "?", num_or_nan(bk, "users"), beat + lost + tie, beat);
+            svg_buf_escape(h, against);
+            svg_buf_printf(h, " on the %s, %d <b>lost</b> to it, %d <b>indistinguishable</b>.</li>\n",
+                           ev_metric_infos[metric].name, lost, tie);
+        }
+    }
+    svg_buf_printf(h, "</ul>\n");
     free(x), free(v), free(lo), free(hi), free(ser);
 }
 
