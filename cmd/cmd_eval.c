@@ -10,34 +10,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The table of arms x metrics: value and half the 95% interval width. */
+/* Prints "value±half-width" (or the value, or "-") right-aligned in 14 columns. */
+static void print_cell(double v, double lo, double hi) {
+    char s[32];
+    if (!isfinite(v)) snprintf(s, sizeof s, "-");
+    else if (isfinite(lo) && isfinite(hi)) snprintf(s, sizeof s, "%.3f±%.3f", v, (hi - lo) / 2);
+    else snprintf(s, sizeof s, "%.3f", v);
+    printf(" %*s", 14 + (int)(strstr(s, "±") ? 1 : 0), s); /* ± is two bytes */
+}
+
+static int arm_of_kind(const ev_eval_run *r, int kind) {
+    for (int a = 0; a < r->n_arms; a++)
+        if (r->arms[a].kind == kind) return a;
+    return -1;
+}
+
+/* The table of arms x metrics: value and half the 95% interval width; the fallback share; and on
+ * the world like_frac (random 0, user oracle 1). */
 static void print_table(const ev_eval_run *r) {
     const ev_data *d = &r->d;
     printf("users: %d evaluated of %lld (%lld with fewer than K=%d distinct positive train clusters, %lld with no "
            "test-window event)\n",
            d->n_users, (long long)d->n_users_total, (long long)d->n_skip_context, d->K, (long long)d->n_skip_test);
+    int rnd = arm_of_kind(r, EV_KIND_RANDOM), orc = arm_of_kind(r, EV_KIND_ORACLE), frac = d->like && rnd >= 0 && orc >= 0;
     printf("%-28s %8s", "arm", "fallback");
     static const char *const short_names[EV_N_METRICS] = {"novelty", "coverage", "entropy", "gini",       "hit",
                                                           "pos_rate", "pos_user", "collect", "expansion", "like_p"};
     for (int m = 0; m < EV_N_METRICS; m++)
         if (m != EV_LIKE || d->like) printf(" %14s", short_names[m]);
+    if (frac) printf(" %14s", "like_frac");
     printf("\n");
     for (int a = 0; a < r->n_arms; a++) {
-        printf("%-28.28s %8.4f", r->arms[a].name,
-               r->res[a].users ? (double)r->res[a].fallback_users / (double)r->res[a].users : NAN);
-        for (int m = 0; m < EV_N_METRICS; m++) {
-            if (m == EV_LIKE && !d->like) continue;
-            double v = r->res[a].value[m], lo = r->res[a].lo[m], hi = r->res[a].hi[m];
-            char s[32];
-            if (!isfinite(v)) snprintf(s, sizeof s, "-");
-            else if (isfinite(lo)) snprintf(s, sizeof s, "%.3f±%.3f", v, (hi - lo) / 2);
-            else snprintf(s, sizeof s, "%.3f", v);
-            printf(" %*s", 14 + (int)(strstr(s, "±") ? 1 : 0), s); /* ± is two bytes */
+        const ev_result *x = &r->res[a];
+        printf("%-28.28s %8.4f", r->arms[a].name, x->users ? (double)x->fallback_users / (double)x->users : NAN);
+        for (int m = 0; m < EV_N_METRICS; m++)
+            if (m != EV_LIKE || d->like) print_cell(x->value[m], x->lo[m], x->hi[m]);
+        if (frac) {
+            double v, lo, hi;
+            ev_like_frac(x, &r->res[rnd], &r->res[orc], &v, &lo, &hi);
+            print_cell(v, lo, hi);
         }
         printf("\n");
     }
     printf("(± is half the 95%% bootstrap interval; exact bounds in metrics.json; fallback: share of users served "
-           "the most popular unseen cluster because the arm's ranking ran out)\n");
+           "the most popular unseen cluster because the arm's ranking ran out%s)\n",
+           frac ? "; like_frac = (arm - random) / (oracle - random) of like_p" : "");
 }
 
 /* Per support bucket: users, and each arm's like-probability (pos_rate without the world's truth). */
@@ -57,11 +74,7 @@ static void print_support(const ev_eval_run *r) {
         printf("%-28.28s", r->arms[a].name);
         for (int b = 0; b < EV_N_SUPPORT; b++) {
             const ev_result *x = &r->by_support[(size_t)b * r->n_arms + a];
-            char s[32];
-            if (!isfinite(x->value[m])) snprintf(s, sizeof s, "-");
-            else if (isfinite(x->lo[m])) snprintf(s, sizeof s, "%.3f±%.3f", x->value[m], (x->hi[m] - x->lo[m]) / 2);
-            else snprintf(s, sizeof s, "%.3f", x->value[m]);
-            printf(" %*s", 14 + (int)(strstr(s, "±") ? 1 : 0), s);
+            print_cell(x->value[m], x->lo[m], x->hi[m]);
         }
         printf("\n");
     }
