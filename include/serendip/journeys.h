@@ -95,6 +95,12 @@ int jr_context_at(const ds_dataset *ds, const tx_taxonomy *tax, const ds_positiv
  * a positive engagement; unknown items (out of range or cluster -1) are skipped. */
 int jr_context_of_items(const tx_taxonomy *tax, const int32_t *items, int n, int k, int32_t *ctx);
 
+/* The last-K-distinct update: moves c to the most-recent end of ctx[0..*n) (oldest first),
+ * dropping the oldest cluster when k are already held and c is not among them; *n stays <= k.
+ * Equal to "the last k distinct clusters" because whatever falls off is older than what stays.
+ * (A, B) + A -> (B, A); (A, B) + C with k = 2 -> (B, C); () + A -> (A). */
+void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c);
+
 /* Dense index of a context in [0, M^K): ctx[0]*M^(K-1) + ... + ctx[K-1] (c1*M+c2 for K = 2).
  * Returns -1 when a cluster is out of [0, M). Contexts with repeated clusters get an index too but
  * are invalid (jr_context_valid); the planner skips them. */

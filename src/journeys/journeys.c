@@ -54,9 +54,7 @@ static int ctx_has(const int32_t *ctx, int n, int32_t c) {
     return 0;
 }
 
-/* Moves c to the most-recent end of the MRU list ctx[0..*n) (oldest first), keeping at most k.
- * Equal to "the last k distinct clusters" because whatever falls off is older than what stays. */
-static void ctx_push(int32_t *ctx, int *n, int k, int32_t c) {
+void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c) {
     int at = -1;
     for (int i = 0; i < *n; i++)
         if (ctx[i] == c) at = i;
@@ -215,7 +213,7 @@ int jr_build(const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tax
                 n_novel += t->novel;
             }
             seen[c] = (int32_t)u;
-            ctx_push(ctx, &nctx_u, k, c);
+            jr_ctx_push(ctx, &nctx_u, k, c);
         }
         journey_off[u + 1] = (int64_t)journey.len;
         sd_progress_update(&prog, u + 1, NULL);
