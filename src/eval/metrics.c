@@ -343,6 +343,7 @@ static int filter_user(const ev_data *d, int64_t i, const int32_t *list, int n, 
 int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, ev_result *res, sd_err *err) {
     memset(res, 0, sizeof *res * (size_t)(n_arms > 0 ? n_arms : 0));
     if (o->serve < 1) return sd_fail(err, SD_ERR_USAGE, "--serve must be at least 1 (got %d)", o->serve);
+    if (o->serve > d->M) return sd_fail(err, SD_ERR_USAGE, "--serve %d is more than the %d clusters there are", o->serve, d->M);
     if (o->bootstrap < 0) return sd_fail(err, SD_ERR_USAGE, "--bootstrap must be >= 0 (got %d)", o->bootstrap);
     if (o->depth < 0) return sd_fail(err, SD_ERR_USAGE, "--depth must be >= 0 (got %d)", o->depth);
     const int S = o->serve, K = d->K, L = o->depth > 0 ? o->depth : (d->M > 0 ? d->M : 1);

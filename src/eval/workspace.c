@@ -43,6 +43,7 @@ static int table_serve(void *state, int32_t user, const int32_t *ctx, int k, int
 
 typedef struct {
     ds_dataset ds;
+    ds_split split; /* per-user boundaries owned (ds_split_free) */
     tx_taxonomy tx;
     jr_journeys jr;
     int has_jr;
@@ -127,7 +128,7 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     int rc = ds_load(&own->ds, p, err);
     free(p);
     if (rc) return rc;
-    ds_split split;
+    ds_split split = {0};
     p = sd_path_join(ws, DS_SPLIT_FILE);
     if (!sd_file_exists(p)) {
         rc = sd_fail(err, SD_ERR_STATE, "%s: no temporal split (run 'serendip split'); evaluation needs a test window", p);
@@ -137,6 +138,7 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     rc = ds_split_load(&split, p, err);
     free(p);
     if (rc) return rc;
+    own->split = split;
     p = sd_path_join(ws, TX_FILE);
     rc = tx_load(&own->tx, p, err);
     free(p);
@@ -245,6 +247,7 @@ void ev_eval_run_free(ev_eval_run *r) {
         for (int t = 0; t < own->n_tables; t++) tbl_close(&own->tables[t].t);
         free(own->tables);
         tx_free(&own->tx);
+        ds_split_free(&own->split);
         ds_free(&own->ds);
         free(own);
     }
