@@ -111,6 +111,7 @@ typedef struct {
 /* Flags added with the per-user filter and the feedback-rate arm. */
 typedef struct {
     int depth, min_users;
+    float shrink;
 } eval_more;
 
 static int eval_parse(const char *usage, const char *summary, eval_flags *f, eval_more *x, int *force, int argc,
@@ -125,12 +126,13 @@ static int eval_parse(const char *usage, const char *summary, eval_flags *f, eva
         {"k", FL_INT, &f->k, "context length K (0: from the tables, else 2)"},
         {"depth", FL_INT, &x->depth, "clusters asked of each arm before the per-user filter (0: all M)"},
         {"min-users", FL_INT, &x->min_users, "feedback-rate arm: tuples backed by fewer users are ignored"},
+        {"shrink", FL_FLOAT, &x->shrink, "shrunk-feedback arm: prior strength in pseudo-exposures (as plan --feedback-shrink)"},
         {"positive", FL_STR, &f->positive, "positive engagement rule (rating:R,watch:W)"},
         {force ? "rerun" : "json", FL_BOOL, force ? (void *)force : (void *)&f->json,
          force ? "recompute metrics.json even when it exists" : "print metrics.json to stdout instead of the table"},
         {0},
     };
-    *x = (eval_more){def.depth, def.min_users};
+    *x = (eval_more){def.depth, def.min_users, (float)def.shrink};
     int rc = fl_parse(usage, summary, specs, argc, argv);
     if (rc) return rc;
     if (cmd_need_ws(argv[0], f->ws)) return 2;
@@ -140,6 +142,7 @@ static int eval_parse(const char *usage, const char *summary, eval_flags *f, eva
     if (f->k < 0 || f->k > EV_MAX_K) return cmd_usage_error(argv[0], "--k must be in 0..%d", EV_MAX_K);
     if (x->depth < 0) return cmd_usage_error(argv[0], "--depth must be >= 0");
     if (x->min_users < 1) return cmd_usage_error(argv[0], "--min-users must be at least 1");
+    if (!(x->shrink >= 0 && x->shrink <= 1e6)) return cmd_usage_error(argv[0], "--shrink must be in 0..1e6");
     return 0;
 }
 
@@ -147,7 +150,7 @@ static int run(const eval_flags *f, const eval_more *x, ev_eval_run *r, sd_err *
     ds_positive_rule rule = DS_POSITIVE_DEFAULT;
     int rc = jr_parse_positive(f->positive, &rule, err);
     if (rc) return rc;
-    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users};
+    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users, x->shrink};
     return ev_eval_workspace(f->ws, &o, f->k, &rule, r, err);
 }
 

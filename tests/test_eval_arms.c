@@ -87,6 +87,42 @@ static void test_feedback_rate_arm(void **state) {
     ev_data_free(&d);
 }
 
+/* The shrunk-feedback arm on the same tuples, strength m = 10, global rate mu = 13 / 34. Each
+ * candidate: prior = mu shrunk toward its last-cluster level without this context's own tuple,
+ * then toward the context's tuple: (pos + m * prior) / (exp + m).
+ *   (0,1): c2: last level only its own tuple -> prior mu -> (5 + 10 mu) / 20 = 0.4412
+ *          c3: likewise -> (3 + 10 mu) / 14 = 0.4874
+ *          c4: last level (2,1)->4: 2/8 -> (2 + 10 mu) / 18 = 0.3235 -> (2 + 10 * 0.3235) / 12 = 0.4363
+ *          -> [c3, c2, c4]
+ *   (2,1): c0: (1 + 10 mu) / 20 = 0.2412
+ *          c3: last level (0,1)->3: 3/4 -> (3 + 10 mu) / 14 = 0.4874, no context tuple
+ *          c4: last level (0,1)->4: 2/2 -> (2 + 10 mu) / 12 = 0.4853 -> (2 + 10 * 0.4853) / 18 = 0.3807
+ *          -> [c3, c4, c0]  (the feedback-rate arm gives [c0, c3, c4]: its context level wins outright)
+ *   (3,4): nothing ends in c4 -> every candidate at mu, ties by popularity -> [c0, c1, c2] */
+static void test_feedback_shrunk_arm(void **state) {
+    (void)state;
+    ev_data d;
+    small_data(&d, 1, (int32_t[]){0, 1});
+    jr_journeys j = {0};
+    j.k = 2, j.n_clusters = 5, j.n_feedback = 5, j.feedback = fb_tuples;
+    ev_baseline b;
+    sd_err err = {0};
+    assert_int_equal(ev_baseline_init(&b, EV_KIND_FEEDBACK_SHRUNK, &d, 0, &j, 3, &err), SD_OK);
+    assert_float_equal(b.mu, 13.0 / 34.0, TOL);
+    int32_t out[5];
+    expect_list(out, ev_baseline_serve(&b, 0, (int32_t[]){0, 1}, 2, out, 5), (int32_t[]){3, 2, 4}, 3);
+    expect_list(out, ev_baseline_serve(&b, 0, (int32_t[]){2, 1}, 2, out, 5), (int32_t[]){3, 4, 0}, 3);
+    expect_list(out, ev_baseline_serve(&b, 0, (int32_t[]){3, 4}, 2, out, 5), (int32_t[]){0, 1, 2}, 3);
+    /* m = 0: no shrinkage, the context's own rate where it exists: (2,1): c3 has no context tuple,
+     * so its last-level 0.75 stands; c4 2/8 = 0.25, c0 0.1 -> [c3, c4, c0] still; (0,1): c4's own
+     * 2/2 = 1.0 now wins -> [c4, c3, c2] */
+    b.shrink = 0;
+    expect_list(out, ev_baseline_serve(&b, 0, (int32_t[]){0, 1}, 2, out, 5), (int32_t[]){4, 3, 2}, 3);
+    expect_list(out, ev_baseline_serve(&b, 0, (int32_t[]){2, 1}, 2, out, 5), (int32_t[]){3, 4, 0}, 3);
+    ev_baseline_free(&b);
+    ev_data_free(&d);
+}
+
 /* Three users: u0 and u1 share context (0,1), u2 has (2,3). True like-probabilities:
  *   u0: .9 .8 .1 .5 .3     u1: .9 .8 .7 .1 .2     u2: .1 .2 .3 .4 NaN
  * User oracle: u0 [c3 .5, c4 .3, c2 .1]; u1 [c2, c4, c3]; u2 [c1 .2, c0 .1, c4 unknown last].
@@ -250,7 +286,7 @@ static void test_ctx_push(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_feedback_rate_arm), cmocka_unit_test(test_oracles),  cmocka_unit_test(test_like_frac),
+        cmocka_unit_test(test_feedback_rate_arm), cmocka_unit_test(test_feedback_shrunk_arm), cmocka_unit_test(test_oracles),  cmocka_unit_test(test_like_frac),
         cmocka_unit_test(test_support_buckets),   cmocka_unit_test(test_ctx_push),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,7 @@ set -e
 
 out=$("$BIN" eval --ws "$ws" --serve 2 --bootstrap 50)
 out_eval=$out
-ARMS=("random" "most popular" "transition counts" "backoff transition" "feedback rate" "oracle (user)" "oracle (context)")
+ARMS=("random" "most popular" "transition counts" "backoff transition" "feedback rate" "feedback shrunk" "oracle (user)" "oracle (context)")
 for arm in "${ARMS[@]}"; do
     grep -q "^$arm " <<<"$out" || fail "eval table lacks '$arm'"
 done
@@ -44,7 +44,7 @@ u = m["users"]
 assert u["evaluated"] + u["skipped_short_context"] + u["skipped_no_test_event"] == u["total"], u
 assert u["evaluated"] > 50, u
 kinds = [a["kind"] for a in m["arms"]]
-assert kinds == ["random", "popular", "transition", "backoff", "feedback", "oracle", "context_oracle"], kinds
+assert kinds == ["random", "popular", "transition", "backoff", "feedback", "feedback_shrunk", "oracle", "context_oracle"], kinds
 for a in m["arms"]:
     assert a["n"] == 0 and 0 <= a["fallback_share"] <= 1, a
     assert a["metrics"]["novelty"]["value"] == 1.0, a  # the per-user filter

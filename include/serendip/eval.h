@@ -31,6 +31,7 @@ typedef enum {
     EV_KIND_TRANSITION,     /* argmax count(next | K-context), then popularity */
     EV_KIND_BACKOFF,        /* K-context counts, then last-cluster counts, then popularity */
     EV_KIND_FEEDBACK,       /* empirical pooled positive rate of train feedback, backed off likewise */
+    EV_KIND_FEEDBACK_SHRUNK, /* the same feedback, shrunk level by level from the global rate (no LM) */
     EV_KIND_ORACLE,         /* the user's true like-probability (world only) */
     EV_KIND_CONTEXT_ORACLE, /* mean true like-probability over the evaluated users of the context */
     EV_KIND_LLM,            /* explore tables, by their header's tbl_kind */
@@ -130,8 +131,10 @@ typedef struct {
     uint64_t seed;      /* bootstrap seed (and the random arm's) */
     int depth;          /* clusters asked of each arm before the per-user filter; 0 = M */
     int min_users;      /* feedback arm: tuples backed by fewer users are ignored (default 3, as corpus.c) */
+    double shrink;      /* feedback_shrunk arm: prior strength in pseudo-exposures (default 10, as the
+                         * demo's `plan --feedback-shrink`) */
 } ev_opts;
-#define EV_OPTS_DEFAULT ((ev_opts){1, 200, 20250407, 0, 3})
+#define EV_OPTS_DEFAULT ((ev_opts){1, 200, 20250407, 0, 3, 10})
 
 typedef struct {
     double value[EV_N_METRICS]; /* point estimate on all users; NAN when undefined */
@@ -209,6 +212,8 @@ typedef struct {
     int64_t *fb1;            /* feedback: (M, M, 3) last-level pooled (users, exposures, positives) */
     const jr_journeys *jr;   /* feedback: train-window collective feedback (borrowed) */
     int min_users;           /* feedback */
+    double shrink;           /* feedback_shrunk: prior strength in pseudo-exposures */
+    double mu;               /* feedback_shrunk: pooled positive rate of every train feedback tuple */
     int32_t *group;          /* context oracle: (n_users) context group of each evaluated user */
     float *group_like;       /* context oracle: (n_groups, M) mean like-probability, NAN when unknown */
     int32_t *cand;           /* (M) scratch */
@@ -228,7 +233,10 @@ void ev_baseline_free(ev_baseline *b);
  * count(last -> c) > 0 by that count, then popularity. Feedback: candidates whose train feedback
  * tuple (context, c) is backed by >= min_users users, by pooled positive rate; then by the rate
  * pooled over every tuple with the same last context cluster and candidate (users summed,
- * >= min_users); then popularity. Oracle: by the user's like-probability. Context oracle: by the
+ * >= min_users); then popularity. Feedback shrunk: every candidate by the posterior rate of
+ * select.h's sl_shrink applied level by level, the global pooled rate shrunk toward the
+ * last-cluster level (without this context's own tuple), then toward the context's tuple, with
+ * strength `shrink` (the llm_feedback table's rule with a flat prior instead of the model). Oracle: by the user's like-probability. Context oracle: by the
  * mean like-probability over the evaluated users sharing the user's context. Unknown
  * like-probabilities rank last, by popularity. */
 int ev_baseline_serve(void *state, int32_t user, const int32_t *ctx, int k, int32_t *out, int max);

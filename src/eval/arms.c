@@ -5,6 +5,7 @@
  * not in the context; ev_run applies the same per-user novelty filter to every arm.
  * Exact definitions: docs/evaluation.md. */
 #include "serendip/eval.h"
+#include "serendip/select.h"
 #include "serendip/table.h"
 
 #include <math.h>
@@ -12,7 +13,7 @@
 #include <string.h>
 
 static const char *const kind_names[EV_N_KINDS] = {
-    "random", "popular", "transition", "backoff", "feedback", "oracle", "context_oracle",
+    "random", "popular", "transition", "backoff", "feedback", "feedback_shrunk", "oracle", "context_oracle",
     "llm",    "single",  "llm_feedback", "rl",    "llm_pairwise",
 };
 
@@ -38,6 +39,7 @@ const char *ev_baseline_name(int kind) {
     case EV_KIND_TRANSITION: return "transition counts";
     case EV_KIND_BACKOFF: return "backoff transition";
     case EV_KIND_FEEDBACK: return "feedback rate";
+    case EV_KIND_FEEDBACK_SHRUNK: return "feedback shrunk";
     case EV_KIND_ORACLE: return "oracle (user)";
     case EV_KIND_CONTEXT_ORACLE: return "oracle (context)";
     default: return "unknown";
@@ -153,7 +155,7 @@ int ev_baseline_init(ev_baseline *b, int kind, const ev_data *d, uint64_t seed, 
         return sd_fail(err, SD_ERR_USAGE, "arm kind '%s' is not a baseline", ev_kind_name(kind));
     if ((kind == EV_KIND_ORACLE || kind == EV_KIND_CONTEXT_ORACLE) && !d->like)
         return sd_fail(err, SD_ERR_USAGE, "the %s arm needs the world's truth (world_truth.bin)", ev_kind_name(kind));
-    if (kind == EV_KIND_FEEDBACK) {
+    if (kind == EV_KIND_FEEDBACK || kind == EV_KIND_FEEDBACK_SHRUNK) {
         if (!jr) return sd_fail(err, SD_ERR_USAGE, "the feedback arm needs journeys.bin (run 'serendip journeys')");
         if (jr->k != d->K || jr->n_clusters != d->M)
             return sd_fail(err, SD_ERR_DATA,
@@ -173,7 +175,13 @@ int ev_baseline_init(ev_baseline *b, int kind, const ev_data *d, uint64_t seed, 
     b->tier = sd_malloc((size_t)M + 1);
     b->score = sd_malloc(sizeof(double) * (size_t)(M + 1));
     if (kind == EV_KIND_CONTEXT_ORACLE) context_oracle_init(b);
-    if (kind == EV_KIND_FEEDBACK) feedback_init(b);
+    b->shrink = 10;
+    if (kind == EV_KIND_FEEDBACK || kind == EV_KIND_FEEDBACK_SHRUNK) feedback_init(b);
+    if (kind == EV_KIND_FEEDBACK_SHRUNK) {
+        int64_t e = 0, p = 0;
+        for (int64_t i = 0; i < jr->n_feedback; i++) e += jr->feedback[i].exposures, p += jr->feedback[i].positives;
+        b->mu = e ? (double)p / (double)e : 0.5;
+    }
     return SD_OK;
 }
 
@@ -228,6 +236,16 @@ int ev_baseline_serve(void *state, int32_t user, const int32_t *ctx, int k, int3
                 b->tier[c] = 0, b->score[c] = (double)f->positives / (double)f->exposures;
             else if (x[0] >= b->min_users && x[1] > 0)
                 b->tier[c] = 1, b->score[c] = (double)x[2] / (double)x[1];
+        }
+        break;
+    case EV_KIND_FEEDBACK_SHRUNK:
+        for (int32_t c = 0; c < M && k == d->K; c++) {
+            if (contains(ctx, k, c)) continue;
+            const jr_feedback *f = jr_feedback_find(b->jr, ctx, c);
+            const int64_t *x = b->fb1 + ((size_t)ctx[k - 1] * M + c) * 3;
+            int64_t fe = f ? f->exposures : 0, fp = f ? f->positives : 0;
+            double prior = sl_shrink(b->mu, x[2] - fp, x[1] - fe, b->shrink);
+            b->tier[c] = 0, b->score[c] = sl_shrink(prior, fp, fe, b->shrink);
         }
         break;
     case EV_KIND_ORACLE:

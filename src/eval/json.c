@@ -89,11 +89,13 @@ static cJSON *comparison_json(const ev_data *d, const ev_arm *a, const ev_arm *b
 static int rivals(const ev_arm *arms, int n_arms, int a, int *out) {
     int n = 0;
     if (!ev_kind_is_llm(arms[a].kind)) return 0;
-    int bo = arm_of_kind(arms, n_arms, EV_KIND_BACKOFF), fb = arm_of_kind(arms, n_arms, EV_KIND_FEEDBACK), small = -1;
+    int bo = arm_of_kind(arms, n_arms, EV_KIND_BACKOFF), fb = arm_of_kind(arms, n_arms, EV_KIND_FEEDBACK),
+        fs = arm_of_kind(arms, n_arms, EV_KIND_FEEDBACK_SHRUNK), small = -1;
     for (int i = 0; i < n_arms; i++)
         if (arms[i].kind == EV_KIND_LLM && arms[i].n > 0 && (small < 0 || arms[i].n < arms[small].n)) small = i;
     if (bo >= 0) out[n++] = bo;
     if (fb >= 0) out[n++] = fb;
+    if (fs >= 0) out[n++] = fs;
     if (arms[a].kind == EV_KIND_LLM && small >= 0 && small != a) out[n++] = small;
     return n;
 }
@@ -115,7 +117,7 @@ static cJSON *by_support_json(const ev_data *d, const ev_arm *arms, int n_arms, 
         cJSON_AddItemToObject(x, "arms", arms_json(d, arms, n_arms, r));
         cJSON *cs = cJSON_AddArrayToObject(x, "comparisons");
         for (int a = 0; a < n_arms; a++) {
-            int against[3], nr = rivals(arms, n_arms, a, against);
+            int against[4], nr = rivals(arms, n_arms, a, against);
             for (int j = 0; j < nr; j++) {
                 if (arms[against[j]].kind == EV_KIND_LLM) continue; /* only backoff and feedback here */
                 double df, lo, hi;
@@ -169,7 +171,7 @@ char *ev_metrics_json(const ev_data *d, const ev_meta *meta, const ev_arm *arms,
     cJSON_AddItemToObject(root, "arms", arms_json(d, arms, n_arms, res));
     cJSON *cmp = cJSON_AddArrayToObject(root, "comparisons");
     for (int a = 0; a < n_arms; a++) {
-        int against[3], nr = rivals(arms, n_arms, a, against);
+        int against[4], nr = rivals(arms, n_arms, a, against);
         for (int j = 0; j < nr; j++)
             cJSON_AddItemToArray(cmp, comparison_json(d, &arms[a], &arms[against[j]], &res[a], &res[against[j]]));
     }

@@ -94,8 +94,9 @@ static int headline(const rep_arm *arms, int na) {
 
 static void findings(svg_buf *h, rep_arm *arms, int na) {
     static const int relevance[] = {EV_LIKE, EV_POS_POOLED, EV_COLLECTIVE, EV_HIT};
-    static const char *const rival_kinds[] = {"backoff", "feedback"};
-    static const char *const rival_names[] = {"back-off transition counts", "feedback-rate table"};
+    static const char *const rival_kinds[] = {"backoff", "feedback", "feedback_shrunk"};
+    static const char *const rival_names[] = {"back-off transition counts", "feedback-rate table",
+                                              "shrunk feedback without a model"};
     svg_buf_printf(h, "<h2>Findings</h2>\n<p class=\"note\">Computed from the figures above. Two arms differ when "
                       "the 95%% interval of their paired difference (the same bootstrap resamples of users) excludes "
                       "0; where metrics.json has no paired comparison, when their own intervals do not overlap.</p>\n");
@@ -119,7 +120,7 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
     int n_llm = 0;
     for (int i = 0; i < na; i++) n_llm += is_llm(&arms[i]) && isfinite(arms[i].v[R]);
     int said = 0;
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         const rep_arm *tr = arm_of_kind(arms, na, rival_kinds[k]);
         if (!tr || !n_llm || !isfinite(tr->v[R])) continue;
         int beat = 0;
@@ -161,7 +162,7 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
     /* LLM arms against the back-off and feedback-rate arms */
     n_llm = 0;
     for (int i = 0; i < na; i++) n_llm += is_llm(&arms[i]);
-    for (size_t k = 0; k < 2; k++) {
+    for (size_t k = 0; k < 3; k++) {
         const rep_arm *tr = arm_of_kind(arms, na, rival_kinds[k]);
         if (!tr || !n_llm) {
             svg_buf_printf(h, "<li>LLM arms against the %s: %s.</li>\n", rival_names[k],
@@ -298,8 +299,8 @@ static void support_section(svg_buf *h, const cJSON *root, int metric) {
     svg_buf_printf(h, "<ul>\n");
     for (int b = 0; b < nb; b++) {
         const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name"), *c;
-        static const char *const rk[2] = {"backoff", "feedback"};
-        for (int k = 0; k < 2; k++) {
+        static const char *const rk[3] = {"backoff", "feedback", "feedback_shrunk"};
+        for (int k = 0; k < 3; k++) {
             int beat = 0, lost = 0, tie = 0;
             const char *against = NULL;
             cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(bk, "comparisons")) {

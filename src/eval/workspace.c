@@ -197,11 +197,12 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     out->arms = sd_calloc((size_t)(N_BASE + own->n_tables), sizeof(ev_arm));
     out->res = sd_calloc((size_t)(N_BASE + own->n_tables), sizeof(ev_result));
     for (int kind = 0; kind < N_BASE; kind++) {
-        if (kind == EV_KIND_FEEDBACK && !own->has_jr) continue;
+        if ((kind == EV_KIND_FEEDBACK || kind == EV_KIND_FEEDBACK_SHRUNK) && !own->has_jr) continue;
         if ((kind == EV_KIND_ORACLE || kind == EV_KIND_CONTEXT_ORACLE) && !out->d.like) continue;
         ev_baseline *b = &own->base[own->n_base];
         rc = ev_baseline_init(b, kind, &out->d, o->seed, own->has_jr ? &own->jr : NULL, o->min_users, err);
         if (rc) return rc;
+        b->shrink = o->shrink;
         own->n_base++;
         out->arms[out->n_arms++] = (ev_arm){ev_baseline_name(kind), kind, 0, NULL, ev_baseline_serve, b};
     }

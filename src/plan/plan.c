@@ -245,16 +245,27 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
      * joins its candidates and shrinks the prior toward its own rate (sl_shrink) */
     const int with_fb = o->feedback_m > 0 && !o->no_align && !single_gen;
     double *fb_rates = NULL;
+    int64_t *fb_last = NULL; /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int64_t n_rates = 0;
     if (with_fb) {
         fb_rates = sd_malloc(((size_t)jr.n_feedback + 1) * sizeof *fb_rates);
         for (int64_t i = 0; i < jr.n_feedback; i++)
             if (jr.feedback[i].users >= o->min_users) fb_rates[n_rates++] = jr.feedback[i].pos_rate;
         qsort(fb_rates, (size_t)n_rates, sizeof *fb_rates, cmp_double);
+        /* the last-cluster level: exposures and positives of (last context cluster, candidate)
+         * pooled over every context, the evidence one level up when a context is rare */
+        fb_last = sd_calloc(2 * (size_t)M * (size_t)M, sizeof *fb_last);
+        for (int64_t i = 0; i < jr.n_feedback; i++) {
+            const jr_feedback *f = &jr.feedback[i];
+            int64_t *a = fb_last + 2 * ((size_t)f->ctx[K - 1] * (size_t)M + (size_t)f->cand);
+            a[0] += f->exposures;
+            a[1] += f->positives;
+        }
         if (!n_rates) {
             rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
                          o->min_users);
             free(fb_rates);
+            free(fb_last);
             goto done;
         }
     }
@@ -270,6 +281,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         if (!(tb[s] = tbl_builder_new(&p, err))) {
             rc = err ? err->code : SD_ERR_USAGE;
             free(fb_rates);
+            free(fb_last);
             goto done;
         }
     }
@@ -278,11 +290,13 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     if (!ginf) {
         rc = err ? err->code : SD_ERR_USAGE;
         free(fb_rates);
+        free(fb_last);
         goto done;
     }
     if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
         rc = err ? err->code : SD_ERR_USAGE;
         free(fb_rates);
+        free(fb_last);
         goto done;
     }
 
@@ -415,8 +429,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                     int nw = 0, observed = 0;
                     for (int d = 0; d < n_cands[x]; d++) {
                         const jr_feedback *f = jr_feedback_find(&jr, c, cs[d].cluster);
+                        const int64_t *l = fb_last + 2 * ((size_t)c[K - 1] * (size_t)M + (size_t)cs[d].cluster);
+                        int64_t fe = f ? f->exposures : 0, fp = f ? f->positives : 0;
+                        /* model prior -> last-cluster evidence (without this context's own) -> context */
                         double prior = sl_prior_rate(cs[d].score, fb_rates, n_rates);
-                        double post = f ? sl_shrink(prior, f->positives, f->exposures, o->feedback_m) : prior;
+                        prior = sl_shrink(prior, l[1] - fp, l[0] - fe, o->feedback_m);
+                        double post = sl_shrink(prior, fp, fe, o->feedback_m);
                         observed += f && f->exposures > 0;
                         float lp = NAN;
                         for (int s = 0; s < n; s++)
@@ -510,7 +528,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int i = 0; i < chunk; i++) free(aprefix[i]);
     free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(ascore);
     free(aprefix), free(aplen), free(aconts), free(aclen), free(acp), free(aslot);
-    free(buf), free(text), free(work), free(ent), free(fb_rates);
+    free(buf), free(text), free(work), free(ent), free(fb_rates), free(fb_last);
 done:
     for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);
