@@ -492,6 +492,45 @@ bad:
     return sd_fail(err, SD_ERR_USAGE, "--positive: '%s' is not of the form rating:X, watch:X or rating:X,watch:Y", s);
 }
 
+int jr_workspace_rule(const char *ws, ds_positive_rule *rule, int *from_file, sd_err *err) {
+    *rule = DS_POSITIVE_DEFAULT;
+    if (from_file) *from_file = 0;
+    char *path = sd_path_join(ws, JR_FILE);
+    if (!sd_file_exists(path)) {
+        free(path);
+        return SD_OK;
+    }
+    sd_map m;
+    int rc = sd_map_open(&m, path, err);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    jr_header h;
+    if (m.size < sizeof h || memcmp(m.data, JR_MAGIC, 8) != 0) {
+        rc = sd_fail(err, SD_ERR_FORMAT, "%s: not a journeys file (rerun 'serendip journeys')", path);
+    } else {
+        memcpy(&h, m.data, sizeof h);
+        if (h.version != JR_VERSION || h.header_size != JR_HEADER_SIZE)
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: journeys version %u, this build reads %d (rerun 'serendip journeys')", path,
+                         h.version, JR_VERSION);
+        else if (!(h.min_rating == h.min_rating) || !(h.min_watch >= 0 && h.min_watch <= 1))
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: invalid positive rule in the header (rating %g, watch %g)", path,
+                         (double)h.min_rating, (double)h.min_watch);
+        else {
+            *rule = (ds_positive_rule){h.min_rating, h.min_watch};
+            if (from_file) *from_file = 1;
+        }
+    }
+    sd_map_close(&m);
+    free(path);
+    return rc;
+}
+
+void jr_format_positive(const ds_positive_rule *rule, char *buf, size_t cap) {
+    snprintf(buf, cap, "rating:%g,watch:%g", (double)rule->min_rating, (double)rule->min_watch);
+}
+
 int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out, sd_err *err) {
     char *pd = sd_path_join(ws, DS_FILE), *ps = sd_path_join(ws, DS_SPLIT_FILE), *pt = sd_path_join(ws, TX_FILE),
          *pj = sd_path_join(ws, JR_FILE), *pf = sd_path_join(ws, JR_FEEDBACK_TSV);

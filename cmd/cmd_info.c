@@ -1,0 +1,159 @@
+/* cmd_info.c - `serendip info`: a summary of whatever stages a workspace holds. */
+#include "cmd.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "serendip/corpus.h"
+#include "serendip/dataset.h"
+#include "serendip/journeys.h"
+#include "serendip/table.h"
+#include "serendip/taxonomy.h"
+
+static cJSON *num_or_null(int have, double v) { return have ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+int cmd_info(int argc, char **argv) {
+    const char *ws = NULL;
+    int json = 0;
+    fl_spec specs[] = {
+        {"ws", FL_STR, &ws, "workspace folder"},
+        {"json", FL_BOOL, &json, "print one JSON object (keys of stages not run yet are null)"},
+        {0},
+    };
+    int rc = fl_parse("info --ws DIR [--json]", "Summary of the stages present in a workspace.", specs, argc, argv);
+    if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    sd_err err = {0};
+    char *p;
+    struct stat st;
+    if (stat(ws, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        sd_fail(&err, SD_ERR_IO, "%s: no such workspace folder (create one with 'serendip world' or 'serendip ingest')", ws);
+        return cmd_fail(&err);
+    }
+
+    ds_dataset ds;
+    int have_ds = 0;
+    p = sd_path_join(ws, DS_FILE);
+    if (sd_file_exists(p)) {
+        if (ds_load(&ds, p, &err)) { free(p); return cmd_fail(&err); }
+        have_ds = 1;
+    }
+    free(p);
+
+    ds_split split;
+    int have_split = 0;
+    p = sd_path_join(ws, DS_SPLIT_FILE);
+    if (sd_file_exists(p)) {
+        if (ds_split_load(&split, p, &err)) { free(p); rc = cmd_fail(&err); goto out_ds; }
+        have_split = 1;
+    }
+    free(p);
+
+    tx_taxonomy tax;
+    int have_tax = 0;
+    p = sd_path_join(ws, TX_FILE);
+    if (sd_file_exists(p)) {
+        if (tx_load(&tax, p, &err)) { free(p); rc = cmd_fail(&err); goto out_ds; }
+        have_tax = 1;
+    }
+    free(p);
+
+    jr_journeys j;
+    int have_j = 0;
+    p = sd_path_join(ws, JR_FILE);
+    if (sd_file_exists(p)) {
+        if (jr_load(&j, p, &err)) { free(p); rc = cmd_fail(&err); goto out_tax; }
+        have_j = 1;
+    }
+    free(p);
+
+    tbl_table t;
+    int have_t = 0;
+    p = sd_path_join(ws, TBL_FILE);
+    if (sd_file_exists(p)) {
+        if (tbl_open(&t, p, &err)) { free(p); rc = cmd_fail(&err); goto out_j; }
+        have_t = 1;
+    }
+    free(p);
+
+    char *corpus_dir = sd_path_join(ws, CP_DIR), *corpus_stats = sd_path_join(corpus_dir, CP_STATS);
+    cJSON *cp = NULL;
+    char *text;
+    if (sd_file_exists(corpus_stats) && sd_read_file(corpus_stats, &text, NULL, &err) == SD_OK) {
+        cp = cJSON_Parse(text);
+        free(text);
+    }
+    free(corpus_dir);
+    free(corpus_stats);
+
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "users", num_or_null(have_ds, have_ds ? (double)ds.n_users : 0));
+    cJSON_AddItemToObject(o, "items", num_or_null(have_ds, have_ds ? (double)ds.n_items : 0));
+    cJSON_AddItemToObject(o, "interactions", num_or_null(have_ds, have_ds ? (double)ds.n_events : 0));
+    cJSON_AddItemToObject(o, "unknown_items", num_or_null(have_ds, have_ds ? (double)ds.n_unknown_items : 0));
+    cJSON_AddItemToObject(o, "train_end", num_or_null(have_split, have_split ? (double)split.train_end : 0));
+    cJSON_AddItemToObject(o, "valid_end", num_or_null(have_split, have_split ? (double)split.valid_end : 0));
+    cJSON_AddItemToObject(o, "clusters_top", num_or_null(have_tax, have_tax ? tax.n_top : 0));
+    cJSON_AddItemToObject(o, "clusters", num_or_null(have_tax, have_tax ? tax.n_clusters : 0));
+    cJSON_AddItemToObject(o, "k", num_or_null(have_j, have_j ? j.k : 0));
+    cJSON_AddItemToObject(o, "transitions", num_or_null(have_j, have_j ? (double)j.n_transitions : 0));
+    cJSON_AddItemToObject(o, "novel_transitions", num_or_null(have_j, have_j ? (double)j.n_novel : 0));
+    cJSON_AddItemToObject(o, "feedback_tuples", num_or_null(have_j, have_j ? (double)j.n_feedback : 0));
+    cJSON_AddItemToObject(o, "corpus", cp ? cp : cJSON_CreateNull());
+    if (have_t) {
+        cJSON *tb = cJSON_AddObjectToObject(o, "table");
+        cJSON_AddNumberToObject(tb, "contexts", (double)t.p.n_contexts);
+        cJSON_AddNumberToObject(tb, "top", t.p.top);
+        cJSON_AddNumberToObject(tb, "n", t.p.n_samples);
+        cJSON_AddNumberToObject(tb, "contexts_planned", (double)t.s.contexts_planned);
+        cJSON_AddNumberToObject(tb, "format_compliance",
+                                t.s.samples ? (double)t.s.samples_compliant / (double)t.s.samples : 0.0);
+        cJSON_AddNumberToObject(tb, "fallback_share",
+                                t.s.contexts_planned ? (double)t.s.contexts_fallback / (double)t.s.contexts_planned : 0.0);
+    } else {
+        cJSON_AddNullToObject(o, "table");
+    }
+
+    if (json) {
+        char *s = cJSON_Print(o);
+        printf("%s\n", s);
+        free(s);
+    } else {
+        printf("workspace %s\n", ws);
+        if (have_ds)
+            printf("  dataset     %lld users, %lld items (%lld unknown), %lld interactions\n", (long long)ds.n_users,
+                   (long long)ds.n_items, (long long)ds.n_unknown_items, (long long)ds.n_events);
+        else printf("  dataset     (none: run 'serendip world' or 'serendip ingest')\n");
+        if (have_split) printf("  split       train < %lld <= valid < %lld <= test\n", (long long)split.train_end, (long long)split.valid_end);
+        else printf("  split       (none)\n");
+        if (have_tax) printf("  taxonomy    %d top clusters, %d clusters\n", tax.n_top, tax.n_clusters);
+        else printf("  taxonomy    (none)\n");
+        if (have_j)
+            printf("  journeys    K = %d, %lld transitions (%lld novel), %lld feedback tuples\n", j.k,
+                   (long long)j.n_transitions, (long long)j.n_novel, (long long)j.n_feedback);
+        else printf("  journeys    (none)\n");
+        if (cp) {
+            cJSON *nv = cJSON_GetObjectItem(cp, "novelty_examples"), *al = cJSON_GetObjectItem(cp, "align_train");
+            printf("  corpus      %.0f novelty examples, %.0f alignment examples\n", cJSON_IsNumber(nv) ? nv->valuedouble : 0,
+                   cJSON_IsNumber(al) ? al->valuedouble : 0);
+        } else printf("  corpus      (none)\n");
+        if (have_t)
+            printf("  table       %lld contexts, top %d, n = %d, compliance %.1f%%, fallbacks %lld\n",
+                   (long long)t.p.n_contexts, t.p.top, t.p.n_samples,
+                   t.s.samples ? 100.0 * (double)t.s.samples_compliant / (double)t.s.samples : 0.0,
+                   (long long)t.s.contexts_fallback);
+        else printf("  table       (none)\n");
+    }
+    cJSON_Delete(o);
+    rc = 0;
+    if (have_t) tbl_close(&t);
+out_j:
+    if (have_j) jr_free(&j);
+out_tax:
+    if (have_tax) tx_free(&tax);
+out_ds:
+    if (have_ds) ds_free(&ds);
+    return rc;
+}
