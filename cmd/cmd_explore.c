@@ -124,19 +124,8 @@ int cmd_explore(int argc, char **argv) {
         for (int i = 0; i < q.n; i++) ctx[i] = (int32_t)list[i];
     }
     sd_err err = {0};
-    ds_positive_rule rule, ws_rule;
-    int from_file;
-    if (jr_workspace_rule(ws, &ws_rule, &from_file, &err)) return cmd_fail(&err);
-    rule = ws_rule;
-    if (positive) {
-        if (jr_parse_positive(positive, &rule, &err)) return cmd_fail(&err);
-        if (rule.min_rating != ws_rule.min_rating || rule.min_watch != ws_rule.min_watch) {
-            char a[64], b[64];
-            jr_format_positive(&rule, a, sizeof a), jr_format_positive(&ws_rule, b, sizeof b);
-            sd_log("note: --positive %s differs from the workspace's rule %s%s", a, b,
-                   from_file ? " (journeys.bin)" : " (the default: no journeys.bin)");
-        }
-    }
+    ds_positive_rule rule;
+    if (jr_resolve_rule(ws, positive, &rule, &err)) return cmd_fail(&err);
     an_options o = {.table = table, .rule = &rule};
     an_workspace *w;
     if (an_open(&w, ws, &o, &err)) return cmd_fail(&err);

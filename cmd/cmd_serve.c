@@ -33,7 +33,7 @@ static int eval_retrieval(const char *ws, int json) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "thread";
+    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = NULL, *mode = "thread";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
     int cache_mb = 256;
     int train = 0, eval = 0, json = 0, verbose = 0;
@@ -51,7 +51,7 @@ int cmd_serve(int argc, char **argv) {
         {"header-mem", FL_INT, &header_mem, "per-connection memory for the request line and headers"},
         {"timeout", FL_INT, &timeout, "idle connection timeout in seconds"},
         {"cache-mb", FL_INT, &cache_mb, "budget of the per-user answer cache in MiB (0: compute every answer)"},
-        {"positive", FL_STR, &positive, "positive-engagement rule for users' contexts"},
+        {"positive", FL_STR, &positive, "positive rule for users' contexts (default: the workspace's, from journeys.bin)"},
         {"train-retrieval", FL_BOOL, &train, "train the retrieval model (ws/retrieval.bin) and exit"},
         {"eval-retrieval", FL_BOOL, &eval, "print HR@10 / NDCG@10 of the retrieval model and exit"},
         {"rt-dim", FL_INT, &rt_dim, "retrieval embedding dimension (with --train-retrieval)"},
@@ -88,7 +88,7 @@ int cmd_serve(int argc, char **argv) {
     else if (!strcmp(mode, "poll")) o.mode = SV_MODE_POLL;
     else if (!strcmp(mode, "thread")) o.mode = SV_MODE_THREAD;
     else return cmd_usage_error("serve", "--mode must be epoll, poll or thread, not '%s'", mode);
-    if (jr_parse_positive(positive, &o.rule, &err)) return cmd_fail(&err);
+    if (jr_resolve_rule(ws, positive, &o.rule, &err)) return cmd_fail(&err);
 
     /* signals are taken synchronously by this thread; server threads inherit the mask */
     sigset_t set;

@@ -29,7 +29,7 @@ typedef struct {
     size_t max_body;         /* request body bytes; beyond: 413 (default 64 KiB) */
     size_t conn_memory;      /* per-connection buffer for the request line and headers (default 16 KiB) */
     int timeout_s;           /* idle connection timeout (default 30) */
-    ds_positive_rule rule;   /* what makes an event count for a user's context */
+    ds_positive_rule rule;   /* what makes an event count for a user's context: the workspace's (jr_resolve_rule) */
     int mode;                /* SV_MODE_*: how libmicrohttpd runs connections */
     size_t cache_bytes;      /* budget of the per-user answer cache (0: off; default 256 MiB) */
 } sv_options;

@@ -527,6 +527,22 @@ int jr_workspace_rule(const char *ws, ds_positive_rule *rule, int *from_file, sd
     return rc;
 }
 
+int jr_resolve_rule(const char *ws, const char *positive, ds_positive_rule *rule, sd_err *err) {
+    ds_positive_rule own;
+    int from_file, rc = jr_workspace_rule(ws, &own, &from_file, err);
+    if (rc) return rc;
+    *rule = own;
+    if (!positive) return SD_OK;
+    if ((rc = jr_parse_positive(positive, rule, err))) return rc;
+    if (rule->min_rating != own.min_rating || rule->min_watch != own.min_watch) {
+        char a[64], b[64];
+        jr_format_positive(rule, a, sizeof a), jr_format_positive(&own, b, sizeof b);
+        sd_log("note: --positive %s differs from the workspace's rule %s%s", a, b,
+               from_file ? " (recorded in journeys.bin)" : " (the default: no journeys.bin)");
+    }
+    return SD_OK;
+}
+
 void jr_format_positive(const ds_positive_rule *rule, char *buf, size_t cap) {
     snprintf(buf, cap, "rating:%g,watch:%g", (double)rule->min_rating, (double)rule->min_watch);
 }
