@@ -239,10 +239,17 @@ static void put_items(jw_buf *b, const an_workspace *w, int32_t c, const rt_quer
     int n = 0;
     if (w->rt && mask) n = rt_rank_indexed(&w->ix, q, c, mask, k, top);
     else if (w->rt) n = rt_rank(w->rt, w->tax, q, c, seen, ns, NULL, k, top);
-    else /* the taxonomy lists members by descending popularity */
-        for (int64_t i = w->tax->member_off[c]; i < w->tax->member_off[c + 1] && n < k; i++) {
+    else /* popularity within the cluster: the k unseen members with the most events, ties by index */
+        for (int64_t i = w->tax->member_off[c]; i < w->tax->member_off[c + 1]; i++) {
             int32_t it = w->tax->members[i];
-            if (!is_seen(seen, ns, it)) top[n].item = it, top[n++].score = (float)w->item_events[it];
+            if (is_seen(seen, ns, it)) continue;
+            rt_scored x = {.item = it, .score = (float)w->item_events[it]};
+            int at = n < k ? n++ : k;
+            while (at > 0 && (top[at - 1].score < x.score || (top[at - 1].score == x.score && top[at - 1].item > it))) {
+                if (at < k) top[at] = top[at - 1];
+                at--;
+            }
+            if (at < k) top[at] = x;
         }
     if (n < 0) n = 0;
     jw_str(b, ",\"items\":[");
