@@ -1,18 +1,60 @@
-/* cmd_info.c - `serendip info`: a summary of whatever stages a workspace holds. */
+/* cmd_info.c - `serendip info`: a summary of whatever stages a workspace holds, and the freshness
+ * of each file present (manifest.h). */
 #include "cmd.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "serendip/corpus.h"
 #include "serendip/dataset.h"
 #include "serendip/journeys.h"
+#include "serendip/manifest.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
 
 static cJSON *num_or_null(int have, double v) { return have ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+/* The files a workspace can hold, in pipeline order (plans/ is listed from the folder). */
+static const char *const WS_FILES[] = {
+    DS_FILE, DS_SPLIT_FILE, "world_truth.bin", TX_FILE, TX_TSV, JR_FILE, JR_FEEDBACK_TSV,
+    "models/base.gguf", "models/novelty.gguf", "models/align.gguf", "models/single.gguf", "models/train.json",
+    "retrieval.bin", TBL_FILE, "metrics.json", "report.html",
+};
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Every present file of the workspace with its freshness (manifest.h), as a JSON array. */
+static cJSON *files_json(const char *ws, sd_err *err) {
+    char *names[256];
+    int n = 0;
+    for (size_t i = 0; i < sizeof WS_FILES / sizeof *WS_FILES; i++) names[n++] = sd_strdup(WS_FILES[i]);
+    char *pd = sd_path_join(ws, "plans");
+    DIR *d = opendir(pd);
+    struct dirent *e;
+    int first = n;
+    while (d && (e = readdir(d)) && n < 256)
+        if (strlen(e->d_name) > 4 && !strcmp(e->d_name + strlen(e->d_name) - 4, ".tbl")) names[n++] = sd_asprintf("plans/%s", e->d_name);
+    if (d) closedir(d);
+    free(pd);
+    qsort(names + first, (size_t)(n - first), sizeof *names, cmp_str);
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        mf_status st;
+        if (mf_status_of(ws, names[i], &st, err) == SD_OK && st.state != MF_MISSING) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "file", names[i]);
+            cJSON_AddStringToObject(o, "state", mf_state_name(st.state));
+            if (st.stage[0]) cJSON_AddStringToObject(o, "stage", st.stage);
+            if (st.state == MF_STALE) cJSON_AddStringToObject(o, "why", st.why), cJSON_AddStringToObject(o, "rerun", st.rerun);
+            cJSON_AddItemToArray(a, o);
+        }
+        free(names[i]);
+    }
+    return a;
+}
 
 int cmd_info(int argc, char **argv) {
     const char *ws = NULL;
@@ -116,6 +158,8 @@ int cmd_info(int argc, char **argv) {
         cJSON_AddNullToObject(o, "table");
     }
 
+    cJSON *files = files_json(ws, &err);
+    cJSON_AddItemToObject(o, "files", files);
     if (json) {
         char *s = cJSON_Print(o);
         printf("%s\n", s);
@@ -145,6 +189,16 @@ int cmd_info(int argc, char **argv) {
                    t.s.samples ? 100.0 * (double)t.s.samples_compliant / (double)t.s.samples : 0.0,
                    (long long)t.s.contexts_fallback);
         else printf("  table       (none)\n");
+        printf("files (fresh: its inputs are as when it was built; unrecorded: its stage keeps no record):\n");
+        const cJSON *f;
+        cJSON_ArrayForEach(f, files) {
+            const char *state = cJSON_GetObjectItem(f, "state")->valuestring, *stage = cJSON_GetStringValue(cJSON_GetObjectItem(f, "stage"));
+            printf("  %-22s %s", cJSON_GetObjectItem(f, "file")->valuestring, state);
+            if (stage) printf(" (from `serendip %s`)", stage);
+            if (!strcmp(state, "stale"))
+                printf(": %s; rerun `serendip %s`", cJSON_GetObjectItem(f, "why")->valuestring, cJSON_GetObjectItem(f, "rerun")->valuestring);
+            printf("\n");
+        }
     }
     cJSON_Delete(o);
     rc = 0;

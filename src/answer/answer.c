@@ -11,6 +11,7 @@
 
 #include "serendip/journeys.h"
 #include "serendip/jsonw.h"
+#include "serendip/manifest.h"
 
 #define MASK_WORDS_MAX 4096 /* seen bitmap on the stack up to 262144 items; beyond, binary search */
 #define MARK_STACK_MAX 4096 /* interacted-cluster marks on the stack up to this many clusters */
@@ -141,6 +142,8 @@ int an_open(an_workspace **out, const char *ws, const an_options *o, sd_err *err
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy in this workspace (run `serendip cluster`)", tp);
         goto fail;
     }
+    const char *reads[] = {TX_FILE, JR_FILE, RT_FILE, TBL_FILE};
+    if ((rc = mf_check(ws, reads, o->table ? 3 : 4, err))) goto fail; /* built from an older dataset */
     if ((rc = ds_load(&ds, dp, err))) goto fail;
     have_ds = 1;
     if ((rc = tx_load(&tax, tp, err))) goto fail;

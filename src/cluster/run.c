@@ -2,6 +2,7 @@
  * clusters.tsv out. The command line only parses flags and prints the summary. */
 #include <stdlib.h>
 
+#include "serendip/manifest.h"
 #include "serendip/taxonomy.h"
 
 int tx_run(const char *ws, const tx_config *cfg, tx_taxonomy *out, tx_stats *stats, double *secs_total, sd_err *err) {
@@ -22,6 +23,9 @@ int tx_run(const char *ws, const tx_config *cfg, tx_taxonomy *out, tx_stats *sta
     if (!rc && !(rc = tx_build(&d, &split, cfg, &t, &st, err))) have_t = 1;
     if (!rc) rc = tx_save(&t, tpath, err);
     if (!rc) rc = tx_write_tsv(&t, &d, cpath, 5, err);
+    const char *inputs[] = {DS_FILE, DS_SPLIT_FILE};
+    if (!rc) rc = mf_record(ws, TX_FILE, "cluster", inputs, 2, err);
+    if (!rc) rc = mf_record(ws, TX_TSV, "cluster", inputs, 2, err);
     if (!rc && out) *out = t, have_t = 0;
     if (!rc && stats) *stats = st;
     if (!rc && secs_total) *secs_total = sd_now() - t0;

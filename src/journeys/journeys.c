@@ -7,6 +7,7 @@
  * library map (glib's GHashTable) would add a dependency for twenty lines. The file reader and
  * writer are hand-written because the format is ours. */
 #include "serendip/journeys.h"
+#include "serendip/manifest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -565,6 +566,8 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy in this workspace (run 'serendip cluster')", pt);
         goto done;
     }
+    const char *tx_in[] = {TX_FILE};
+    if ((rc = mf_check(ws, tx_in, 1, err))) goto done; /* a taxonomy of an older dataset */
     if ((rc = tx_load(&tax, pt, err))) goto done;
     have_tax = 1;
     const ds_split *sp = NULL;
@@ -578,6 +581,9 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
     have_j = 1;
     if ((rc = jr_save(&j, pj, err))) goto done;
     if ((rc = jr_write_feedback_tsv(&j, &tax, pf, err))) goto done;
+    const char *inputs[] = {DS_FILE, DS_SPLIT_FILE, TX_FILE};
+    if ((rc = mf_record(ws, JR_FILE, "journeys", inputs, 3, err))) goto done;
+    if ((rc = mf_record(ws, JR_FEEDBACK_TSV, "journeys", inputs, 3, err))) goto done;
 done:
     if (have_j) {
         if (rc == SD_OK && out) *out = j;
