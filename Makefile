@@ -29,7 +29,7 @@ BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libserendip.a
 BIN      := $(BUILD)/serendip
 
-.PHONY: all deps test test-bin asan demo study-movielens bench fuzz conformance clean
+.PHONY: all deps test test-bin asan demo study-movielens study-paper-scale bench fuzz conformance clean
 all: $(BIN)
 
 deps:
@@ -78,6 +78,11 @@ demo: deps
 study-movielens: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@bash scripts/study-movielens $(ML)
+
+# The paper's regime (about 761 clusters, 578,360 contexts); up to an hour on 2 cores.
+study-paper-scale: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@bash scripts/study-paper-scale
 
 # Benchmarks install their comparisons: FAISS, wrk + Redis, cmake/npm for llama.cpp.
 bench:

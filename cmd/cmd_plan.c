@@ -7,12 +7,14 @@
 #include "cmd.h"
 #include "serendip/models.h"
 #include "serendip/plan.h"
+#include "serendip/table.h"
 
 int cmd_plan(int argc, char **argv) {
     const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;
     pl_opts o;
     pl_opts_default(&o);
     int n = 16, seed = 1, json = 0;
+    float fb_m = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (needs taxonomy, journeys, models)"},
         {"n", FL_INT, &n, "candidates sampled per context (best-of-n)"},
@@ -24,6 +26,9 @@ int cmd_plan(int argc, char **argv) {
         {"generator", FL_STR, &gen, "proposing model: novelty, or single (the baseline)"},
         {"no-align", FL_BOOL, &o.no_align, "rank by the generator's log-probability, without the alignment model"},
         {"out", FL_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
+        {"feedback-shrink", FL_FLOAT, &fb_m, "also write plans/explore_feedback_n<N>.tbl: the alignment score shrunk toward observed\n"
+                                            "feedback with this strength in pseudo-exposures (e.g. 10; 0 = off)"},
+        {"min-users", FL_INT, &o.min_users, "feedback tuples backed by fewer users do not enter the score-to-rate map"},
         {"seed", FL_INT, &seed, "sampling seed"},
         {"json", FL_BOOL, &json, "print the run report as JSON"},
         {0},
@@ -53,6 +58,11 @@ int cmd_plan(int argc, char **argv) {
     if (!(o.temperature >= 0)) return cmd_usage_error(argv[0], "--temperature must be >= 0");
     if (o.top_k < 0) return cmd_usage_error(argv[0], "--top-k %d must be >= 0 (0 = off)", o.top_k);
     if (out && sweep) return cmd_usage_error(argv[0], "--out names one table; --n-sweep writes one per n into ws/plans/");
+    if (!(fb_m >= 0 && fb_m <= 1e6)) return cmd_usage_error(argv[0], "--feedback-shrink must be in 0..1e6");
+    if (fb_m > 0 && (o.no_align || !strcmp(gen, "single")))
+        return cmd_usage_error(argv[0], "--feedback-shrink needs the alignment model and the novelty generator");
+    if (o.min_users < 1 || o.min_users > 1000000) return cmd_usage_error(argv[0], "--min-users must be in 1..1000000");
+    o.feedback_m = fb_m;
     o.generator = gen;
     o.out = out;
     o.seed = (uint64_t)seed;
@@ -73,10 +83,10 @@ int cmd_plan(int argc, char **argv) {
     printf("planned %lld contexts in %.1fs (%.0f contexts/s, %d threads): sampling %.1fs, alignment scoring %.1fs (%lld pairs)\n",
            (long long)rep.r[0].contexts, rep.total_s, rep.contexts_per_s, sd_num_threads(), rep.sample_s, rep.score_s,
            (long long)rep.scored);
-    printf("%6s %12s %18s %12s  %s\n", "n", "compliance", "novel cand/ctx", "fallback", "table");
+    printf("%6s %-13s %12s %18s %12s  %s\n", "n", "kind", "compliance", "novel cand/ctx", "fallback", "table");
     for (int i = 0; i < rep.count; i++) {
         const pl_result *r = &rep.r[i];
-        printf("%6d %11.1f%% %18.2f %11.2f%%  %s\n", r->n, 100 * r->compliance,
+        printf("%6d %-13s %11.1f%% %18.2f %11.2f%%  %s\n", r->n, tbl_kind_name(r->kind), 100 * r->compliance,
                r->contexts ? (double)r->novel_unique / (double)r->contexts : 0, 100 * r->fallback_share, r->path);
     }
     return 0;

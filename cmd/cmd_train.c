@@ -11,6 +11,11 @@
 static void print_quality(const md_align_quality *q) {
     printf("alignment model on %lld held-out tuples: Spearman %.3f (vs pos_rate), %.3f (vs label), AUC %.3f\n",
            (long long)q->align_heldout, q->align_spearman, q->align_spearman_label, q->align_auc);
+    printf("  vs pos_rate's noise ceiling %.3f (split-half Spearman %.3f on %lld tuples)\n", q->noise_ceiling,
+           q->split_half, (long long)q->split_tuples);
+    if (q->truth_tuples > 0)
+        printf("  vs the truth (mean true like-probability of the tuple's users): Spearman %.3f; the pooled rate itself: %.3f (%lld tuples)\n",
+               q->spearman_truth, q->rate_spearman_truth, (long long)q->truth_tuples);
 }
 
 int cmd_train(int argc, char **argv) {

@@ -43,7 +43,7 @@ static int setup(void **state) {
             "--sft-lr 5e-3 --pretrain-steps 100 --novelty-steps 150 --align-steps 60 --batch 16 --novelty-examples 400 "
             ">/dev/null 2>&1",
             bin, ws) ||
-        run("%s plan --ws %s --n-sweep 1,4 --top 4 >/dev/null 2>&1", bin, ws))
+        run("%s plan --ws %s --n-sweep 1,4 --top 4 --feedback-shrink 10 >/dev/null 2>&1", bin, ws))
         return -1;
     return 0;
 }
@@ -132,6 +132,50 @@ static void test_sweep_is_nested(void **state) {
     tbl_close(&t4);
 }
 
+/* The confidence-aware table (kind llm_feedback) for the largest n: every entry is novel for the
+ * context, scores are posterior rates in [0, 1], best first; it holds every candidate that best-of-4
+ * proposed (up to top) or an observed candidate that outranks it; a slot is flagged no-feedback
+ * exactly when none of its entries has observed feedback in journeys.bin. */
+static void test_feedback_table(void **state) {
+    (void)state;
+    tbl_table t, t4;
+    open_table(&t, "plans/explore_feedback_n4.tbl");
+    open_table(&t4, "plans/explore_n4.tbl");
+    assert_int_equal(t.p.kind, TBL_KIND_LLM_FEEDBACK);
+    assert_int_equal(t4.p.kind, TBL_KIND_LLM);
+    assert_int_equal(t.p.n_samples, 4);
+    char path[512];
+    snprintf(path, sizeof path, "%s/journeys.bin", ws);
+    jr_journeys j;
+    sd_err err = {0};
+    assert_int_equal(jr_load(&j, path, &err), SD_OK);
+    int64_t with_fb = 0, without = 0;
+    for (int64_t i = 0; i < t.p.n_contexts; i++) {
+        int32_t c[JR_K_MAX];
+        jr_context_from_index(i, t.p.k, t.p.n_clusters, c);
+        const tbl_entry *e;
+        uint32_t f;
+        int n = tbl_lookup(&t, i, &e, &f);
+        if (n == 0 || (f & TBL_FLAG_FALLBACK)) continue;
+        int observed = 0;
+        for (int a = 0; a < n; a++) {
+            assert_false(e[a].cluster == c[0] || e[a].cluster == c[1]);
+            assert_true(e[a].align_score >= 0 && e[a].align_score <= 1);
+            if (a) assert_true(e[a].align_score <= e[a - 1].align_score);
+            const jr_feedback *fb = jr_feedback_find(&j, c, e[a].cluster);
+            observed |= fb && fb->exposures > 0;
+        }
+        assert_int_equal(!!(f & TBL_FLAG_NO_FEEDBACK), !observed);
+        with_fb += observed;
+        without += !observed;
+    }
+    assert_true(with_fb > 0); /* the tiny world has feedback for some contexts */
+    jr_free(&j);
+    tbl_close(&t);
+    tbl_close(&t4);
+    (void)without;
+}
+
 static void test_shards_merge_to_the_unsharded_table(void **state) {
     (void)state;
     assert_int_equal(run("%s plan --ws %s --n 4 --top 4 --out %s/full.tbl >/dev/null 2>&1", bin, ws, ws), 0);
@@ -196,6 +240,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_covers_every_context),
         cmocka_unit_test(test_sweep_is_nested),
+        cmocka_unit_test(test_feedback_table),
         cmocka_unit_test(test_shards_merge_to_the_unsharded_table),
         cmocka_unit_test(test_single_model_and_usage_errors),
         cmocka_unit_test(test_train_from_a_given_base),

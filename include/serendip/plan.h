@@ -9,7 +9,13 @@
  *
  * An n-sweep draws max(n) samples once per context and builds the table for every n of the sweep
  * from the first n samples — each prefix is itself an i.i.d. draw of size n, so every table is a
- * true best-of-n, and the sweep costs one run at max(n). */
+ * true best-of-n, and the sweep costs one run at max(n).
+ *
+ * Confidence-aware selection (--feedback-shrink M): for the largest n, a further table (kind
+ * llm_feedback) ranks the context's sampled candidates AND every candidate with observed train
+ * feedback in that context by the posterior rate (select.h): the alignment score mapped to a prior
+ * rate, shrunk toward the observed positives/exposures with strength M. Slots whose candidates
+ * have no observed feedback are flagged TBL_FLAG_NO_FEEDBACK (the model alone decided). */
 #ifndef SERENDIP_PLAN_H
 #define SERENDIP_PLAN_H
 
@@ -31,11 +37,17 @@ typedef struct {
     int shard, n_shards;       /* plan only slice shard of n_shards (0-based; 1 shard = all) */
     const char *out;           /* table path for a single-n run (default ws/explore.tbl) */
     int chunk;                 /* contexts per batched generation call (default 64) */
+    double feedback_m;         /* > 0: also write the confidence-aware table (kind llm_feedback) for the
+                                * largest n, the alignment prior shrunk toward observed feedback with this
+                                * strength in pseudo-exposures (docs/planning.md); 0 = off (default) */
+    int min_users;             /* tuples backed by fewer users do not enter the score->rate map (default 3,
+                                * the alignment corpus's threshold) */
 } pl_opts;
 void pl_opts_default(pl_opts *o);
 
 typedef struct {
     int n;
+    int32_t kind;         /* tbl_kind of the table written */
     int64_t contexts, samples, compliant, novel_unique, fallback;
     double compliance;    /* compliant / samples */
     double fallback_share;/* fallback / contexts */
@@ -43,7 +55,7 @@ typedef struct {
 } pl_result;
 
 typedef struct {
-    pl_result r[PL_MAX_SWEEP];
+    pl_result r[PL_MAX_SWEEP + 1]; /* the sweep, then the feedback table when asked */
     int count;
     double sample_s, score_s, total_s; /* generation, alignment scoring, whole run */
     double contexts_per_s;

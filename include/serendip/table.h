@@ -16,7 +16,9 @@
 #define TBL_VERSION 2 /* 2: the table kind in the header */
 #define TBL_HEADER_SIZE 256
 #define TBL_TOP_MAX 64
-#define TBL_FLAG_FALLBACK 1u /* the slot's entries come from the fallback, not the models */
+#define TBL_FLAG_FALLBACK 1u    /* the slot's entries come from the fallback, not the models */
+#define TBL_FLAG_NO_FEEDBACK 2u /* llm_feedback tables: no candidate had observed feedback (model alone) */
+#define TBL_FLAGS_KNOWN (TBL_FLAG_FALLBACK | TBL_FLAG_NO_FEEDBACK)
 
 /* What produced a table: evaluation names its arm kind after it ("llm", "single", ...), never
  * after the file name. */

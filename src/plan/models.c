@@ -199,24 +199,72 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
 
 typedef struct {
     const char *path;
-    sd_vec prompts, rate, label; /* char *, double, double */
+    int k;                               /* context length (from the first line) */
+    sd_vec prompts, rate, label, ctx, cand; /* char *, double, double, int32_t[JR_K_MAX], int32_t */
 } heldout_reader;
 
 static int add_heldout_line(void *ctx, const cJSON *o, long line, sd_err *err) {
     heldout_reader *h = ctx;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *r = cJSON_GetObjectItemCaseSensitive(o, "pos_rate"),
-                *l = cJSON_GetObjectItemCaseSensitive(o, "label");
+                *l = cJSON_GetObjectItemCaseSensitive(o, "label"), *c = cJSON_GetObjectItemCaseSensitive(o, "ctx"),
+                *d = cJSON_GetObjectItemCaseSensitive(o, "cand");
     if (!cJSON_IsString(p) || !cJSON_IsNumber(r) || !cJSON_IsNumber(l))
         return sd_fail(err, SD_ERR_DATA, "%s:%ld: expected {\"prompt\", \"pos_rate\", \"label\"}", h->path, line);
+    int32_t tuple[JR_K_MAX] = {-1, -1, -1, -1}, cand = -1;
+    int k = cJSON_IsArray(c) ? cJSON_GetArraySize(c) : 0;
+    if (k >= 1 && k <= JR_K_MAX && cJSON_IsNumber(d) && (h->k == 0 || h->k == k)) { /* optional: the references need it */
+        h->k = k;
+        for (int i = 0; i < k; i++) tuple[i] = (int32_t)cJSON_GetArrayItem(c, i)->valueint;
+        cand = (int32_t)d->valueint;
+    }
     *(char **)sd_vec_push(&h->prompts) = sd_strdup(p->valuestring);
     *(double *)sd_vec_push(&h->rate) = r->valuedouble;
     *(double *)sd_vec_push(&h->label) = l->valuedouble;
+    memcpy(sd_vec_push(&h->ctx), tuple, sizeof tuple);
+    *(int32_t *)sd_vec_push(&h->cand) = cand;
     return SD_OK;
 }
 
-int md_align_quality_of(const char *model_path, const char *heldout_path, md_align_quality *q, sd_err *err) {
+/* Spearman over the pairs where both x[i] and y[i] are finite; *m receives their number. */
+static double spearman_finite(const double *x, const double *y, int n, int64_t *m) {
+    double *a = sd_malloc(((size_t)n + 1) * sizeof *a), *b = sd_malloc(((size_t)n + 1) * sizeof *b);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i])) a[k] = x[i], b[k++] = y[i];
+    double r = k >= 3 ? rs_spearman(a, b, (size_t)k) : NAN;
+    free(a), free(b);
+    if (m) *m = k;
+    return r;
+}
+
+/* The figures against md_tuple_refs: truth and split-half reliability (see models.h). */
+static int judge_against_refs(const char *ws, const heldout_reader *h, const double *score, md_align_quality *q,
+                              sd_err *err) {
+    int n = (int)h->prompts.len, k = h->k;
+    if (k < 1) return SD_OK; /* an old held-out file without ctx/cand */
+    int32_t *ctx = sd_malloc(((size_t)n * k + 1) * sizeof *ctx);
+    for (int i = 0; i < n; i++) memcpy(ctx + (size_t)i * k, (const int32_t *)h->ctx.data + (size_t)i * JR_K_MAX, sizeof(int32_t) * k);
+    double *truth = sd_malloc(((size_t)n + 1) * sizeof *truth), *ha = sd_malloc(((size_t)n + 1) * sizeof *ha),
+           *hb = sd_malloc(((size_t)n + 1) * sizeof *hb);
+    int rc = md_tuple_refs(ws, k, ctx, h->cand.data, n, truth, ha, hb, err);
+    if (!rc) {
+        q->spearman_truth = spearman_finite(score, truth, n, &q->truth_tuples);
+        q->rate_spearman_truth = spearman_finite(h->rate.data, truth, n, NULL);
+        q->split_half = spearman_finite(ha, hb, n, &q->split_tuples);
+        /* Spearman-Brown: the reliability of the full label from that of its halves; a model
+         * cannot correlate with a label better than the square root of the label's reliability */
+        double r = q->split_half, sb = isfinite(r) && r > 0 ? 2 * r / (1 + r) : NAN;
+        q->noise_ceiling = isfinite(sb) ? sqrt(sb) : NAN;
+    }
+    free(ctx), free(truth), free(ha), free(hb);
+    return rc;
+}
+
+int md_align_quality_of(const char *model_path, const char *heldout_path, const char *ws, md_align_quality *q,
+                        sd_err *err) {
     memset(q, 0, sizeof *q);
     q->align_spearman = q->align_spearman_label = q->align_auc = NAN;
+    q->spearman_truth = q->rate_spearman_truth = q->split_half = q->noise_ceiling = NAN;
     lm_model m;
     lm_tokenizer *tok = NULL;
     int rc = lm_gguf_load(model_path, &m, &tok, err);
@@ -225,36 +273,40 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, md_ali
     sd_vec_init(&hr.prompts, sizeof(char *));
     sd_vec_init(&hr.rate, sizeof(double));
     sd_vec_init(&hr.label, sizeof(double));
+    sd_vec_init(&hr.ctx, sizeof(int32_t) * JR_K_MAX);
+    sd_vec_init(&hr.cand, sizeof(int32_t));
     rc = lm_jsonl_each(heldout_path, add_heldout_line, &hr, err);
-    sd_vec prompts = hr.prompts, rate = hr.rate, label = hr.label;
-    int n = (int)prompts.len;
+    int n = (int)hr.prompts.len;
     if (!rc && n > 0) {
         lm_infer *inf = lm_infer_new(&m, 256, m.cfg.seq_len, err);
         float *score = sd_malloc((size_t)n * sizeof *score);
-        rc = inf ? md_align_scores(inf, tok, (const char *const *)prompts.data, n, score, err) : SD_ERR_USAGE;
+        rc = inf ? md_align_scores(inf, tok, (const char *const *)hr.prompts.data, n, score, err) : SD_ERR_USAGE;
         if (!rc) {
             double *s = sd_malloc((size_t)n * sizeof *s);
             int *pos = sd_malloc((size_t)n * sizeof *pos);
-            const double *rt = rate.data;
+            const double *rt = hr.rate.data;
             for (int i = 0; i < n; i++) s[i] = score[i];
             /* "good" = label in the upper half of the score levels: labels are percentile ranks, so
              * this splits the tuples near their median even when many rates tie (e.g. at 1.0) */
-            const double *lb = label.data;
+            const double *lb = hr.label.data;
             for (int i = 0; i < n; i++) pos[i] = lb[i] >= CP_SCORE_LEVELS / 2;
             q->align_spearman = rs_spearman(s, rt, (size_t)n);
-            q->align_spearman_label = rs_spearman(s, label.data, (size_t)n);
+            q->align_spearman_label = rs_spearman(s, hr.label.data, (size_t)n);
             q->align_auc = rs_auc(s, pos, (size_t)n);
             q->align_heldout = n;
+            if (ws) rc = judge_against_refs(ws, &hr, s, q, err);
             free(s);
             free(pos);
         }
         free(score);
         lm_infer_free(inf);
     }
-    for (int i = 0; i < n; i++) free(((char **)prompts.data)[i]);
-    sd_vec_free(&prompts);
-    sd_vec_free(&rate);
-    sd_vec_free(&label);
+    for (int i = 0; i < n; i++) free(((char **)hr.prompts.data)[i]);
+    sd_vec_free(&hr.prompts);
+    sd_vec_free(&hr.rate);
+    sd_vec_free(&hr.label);
+    sd_vec_free(&hr.ctx);
+    sd_vec_free(&hr.cand);
     lm_model_free(&m);
     tok_free(tok);
     return rc;
@@ -288,10 +340,15 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
     cJSON_AddNumberToObject(j, "align_heldout", (double)r->corpus.align_heldout);
     cJSON *q = cJSON_AddObjectToObject(j, "align_quality");
     /* NaN is not JSON: a figure that could not be computed is null */
-    double v[3] = {r->quality.align_spearman, r->quality.align_spearman_label, r->quality.align_auc};
-    const char *k[3] = {"spearman_pos_rate", "spearman_label", "auc_upper_half"};
-    for (int i = 0; i < 3; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
+    const md_align_quality *aq = &r->quality;
+    double v[7] = {aq->align_spearman, aq->align_spearman_label, aq->align_auc, aq->spearman_truth,
+                   aq->rate_spearman_truth, aq->split_half, aq->noise_ceiling};
+    const char *k[7] = {"spearman_pos_rate", "spearman_label", "auc_upper_half", "spearman_truth",
+                        "pos_rate_spearman_truth", "split_half_spearman", "noise_ceiling"};
+    for (int i = 0; i < 7; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
     cJSON_AddNumberToObject(q, "heldout_tuples", (double)r->quality.align_heldout);
+    cJSON_AddNumberToObject(q, "truth_tuples", (double)aq->truth_tuples);
+    cJSON_AddNumberToObject(q, "split_half_tuples", (double)aq->split_tuples);
     char *s = cJSON_Print(j);
     int rc = sd_write_file_atomic(path, s, strlen(s), err);
     free(s);
@@ -381,7 +438,7 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     if ((rc = rt_train(ws, NULL, err))) goto done;
     r->retrieval_s = sd_now() - t_rt;
     if (sd_file_exists(held) && r->corpus.align_heldout > 0) {
-        if ((rc = md_align_quality_of(align_path, held, &r->quality, err))) goto done;
+        if ((rc = md_align_quality_of(align_path, held, ws, &r->quality, err))) goto done;
     }
     char *rep = sd_path_join(mdir, MD_REPORT);
     rc = write_report(rep, o, r, err);

@@ -11,6 +11,7 @@
 #include "serendip/journeys.h"
 #include "serendip/lm_infer.h"
 #include "serendip/models.h"
+#include "serendip/select.h"
 #include "serendip/sft.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
@@ -28,6 +29,8 @@ void pl_opts_default(pl_opts *o) {
     o->generator = "novelty";
     o->n_shards = 1;
     o->chunk = 64;
+    o->feedback_m = 0;
+    o->min_users = 3;
 }
 
 int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err) {
@@ -57,29 +60,40 @@ typedef struct {
 
 static int desc_cmp(const void *a, const void *b) { return strcmp(((const desc_key *)a)->s, ((const desc_key *)b)->s); }
 
-/* ---------------------------------------------------------------- per-context state */
-
-typedef struct {
-    int32_t cluster;  /* -1 when the sample is not exactly a description */
-    float logprob;    /* novelty log-probability of the sample */
-} sample_t;
-
-typedef struct {
-    int32_t cluster;
-    float score, logprob;
-} cand_t;
-
-static int cand_cmp(const void *a, const void *b) {
-    const cand_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    if (x->logprob != y->logprob) return x->logprob > y->logprob ? -1 : 1;
-    return x->cluster - y->cluster;
-}
-
 static int in_ctx(const int32_t *ctx, int k, int32_t c) {
     for (int i = 0; i < k; i++)
         if (ctx[i] == c) return 1;
     return 0;
+}
+
+/* Index of the first feedback tuple of context index ci in j->feedback (sorted by context index,
+ * then candidate); *n receives the number of tuples of that context. */
+static int64_t feedback_range(const jr_journeys *j, int64_t ci, int64_t *n) {
+    int64_t lo = 0, hi = j->n_feedback;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (jr_context_index(j->feedback[mid].ctx, j->k, j->n_clusters) < ci) lo = mid + 1;
+        else hi = mid;
+    }
+    int64_t e = lo;
+    while (e < j->n_feedback && jr_context_index(j->feedback[e].ctx, j->k, j->n_clusters) == ci) e++;
+    *n = e - lo;
+    return lo;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Best first by shrunk rate, then sampled before unsampled (logprob NAN), then logprob, then id. */
+static int shrunk_cmp(const void *a, const void *b) {
+    const sl_cand *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    int nx = isnan(x->logprob), ny = isnan(y->logprob);
+    if (nx != ny) return nx - ny;
+    if (!nx && x->logprob != y->logprob) return x->logprob > y->logprob ? -1 : 1;
+    return (x->cluster > y->cluster) - (x->cluster < y->cluster);
 }
 
 static int write_plan_json(const char *path, const pl_opts *o, const pl_report *rep, sd_err *err) {
@@ -88,6 +102,8 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddBoolToObject(j, "aligned", !o->no_align);
     cJSON_AddNumberToObject(j, "temperature", o->temperature);
     cJSON_AddNumberToObject(j, "top", o->top);
+    cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
+    cJSON_AddNumberToObject(j, "min_users", o->min_users);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
     cJSON_AddNumberToObject(j, "sample_seconds", rep->sample_s);
     cJSON_AddNumberToObject(j, "score_seconds", rep->score_s);
@@ -99,6 +115,7 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
         const pl_result *r = &rep->r[i];
         cJSON *x = cJSON_CreateObject();
         cJSON_AddNumberToObject(x, "n", r->n);
+        cJSON_AddStringToObject(x, "kind", tbl_kind_name(r->kind));
         cJSON_AddNumberToObject(x, "contexts", (double)r->contexts);
         cJSON_AddNumberToObject(x, "samples", (double)r->samples);
         cJSON_AddNumberToObject(x, "format_compliance", r->compliance);
@@ -145,7 +162,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     lm_model gen = {0}, al = {0};
     lm_tokenizer *tok = NULL, *atok = NULL;
     lm_infer *ginf = NULL, *ainf = NULL;
-    tbl_builder *tb[PL_MAX_SWEEP] = {0};
+    tbl_builder *tb[PL_MAX_SWEEP + 1] = {0}; /* the sweep, then the feedback table */
     uint64_t gen_hash = 0, al_hash = 0;
     char *p_tax = sd_path_join(ws, TX_FILE), *p_jr = sd_path_join(ws, JR_FILE);
     desc_key *keys = NULL;
@@ -223,14 +240,36 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     pop = sd_calloc((size_t)M, sizeof *pop);
     for (int64_t i = 0; i < jr.n_steps; i++) pop[jr.journey[i]]++;
 
-    /* builders */
-    for (int s = 0; s < o->n_count; s++) {
-        tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top, .n_samples = o->n_sweep[s],
-                        .temperature = o->temperature, .seed = o->seed, .tax_hash = tx_hash(&tax),
-                        .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin, .end = end,
-                        .kind = single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
+    /* confidence-aware selection (docs/planning.md): the kept tuples' pooled rates map an
+     * alignment score back to a prior rate (sl_prior_rate); every observed tuple of a context
+     * joins its candidates and shrinks the prior toward its own rate (sl_shrink) */
+    const int with_fb = o->feedback_m > 0 && !o->no_align && !single_gen;
+    double *fb_rates = NULL;
+    int64_t n_rates = 0;
+    if (with_fb) {
+        fb_rates = sd_malloc(((size_t)jr.n_feedback + 1) * sizeof *fb_rates);
+        for (int64_t i = 0; i < jr.n_feedback; i++)
+            if (jr.feedback[i].users >= o->min_users) fb_rates[n_rates++] = jr.feedback[i].pos_rate;
+        qsort(fb_rates, (size_t)n_rates, sizeof *fb_rates, cmp_double);
+        if (!n_rates) {
+            rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
+                         o->min_users);
+            free(fb_rates);
+            goto done;
+        }
+    }
+
+    /* builders: one per n of the sweep, and the feedback-shrunk table for the largest n */
+    const int n_tb = o->n_count + with_fb;
+    for (int s = 0; s < n_tb; s++) {
+        int fb = s == o->n_count;
+        tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top,
+                        .n_samples = o->n_sweep[fb ? o->n_count - 1 : s], .temperature = o->temperature, .seed = o->seed,
+                        .tax_hash = tx_hash(&tax), .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin,
+                        .end = end, .kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
         if (!(tb[s] = tbl_builder_new(&p, err))) {
             rc = err ? err->code : SD_ERR_USAGE;
+            free(fb_rates);
             goto done;
         }
     }
@@ -238,27 +277,31 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     ginf = lm_infer_new(&gen, chunk * n_max < 2048 ? chunk * n_max : 2048, gen.cfg.seq_len + max_new, err);
     if (!ginf) {
         rc = err ? err->code : SD_ERR_USAGE;
+        free(fb_rates);
         goto done;
     }
     if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
         rc = err ? err->code : SD_ERR_USAGE;
+        free(fb_rates);
         goto done;
     }
 
     lm_sampler smp = {.temperature = o->temperature, .top_k = o->top_k, .top_p = 1.0f, .seed = o->seed};
+    const int per_ctx = n_max + (with_fb ? M : 0); /* distinct candidates a context can have */
     int64_t *ctx_idx = sd_malloc((size_t)chunk * sizeof *ctx_idx);
     int32_t **prompts = sd_calloc((size_t)chunk, sizeof *prompts);
     int *plen = sd_calloc((size_t)chunk, sizeof *plen);
-    sample_t *samples = sd_malloc((size_t)chunk * n_max * sizeof *samples);
-    cand_t *cands = sd_malloc((size_t)chunk * n_max * sizeof *cands); /* unique novel per context */
+    sl_sample *samples = sd_malloc((size_t)chunk * n_max * sizeof *samples);
+    sl_cand *cands = sd_malloc((size_t)chunk * per_ctx * sizeof *cands); /* distinct candidates per context */
     int *n_cands = sd_calloc((size_t)chunk, sizeof *n_cands);
     int32_t **aprefix = sd_calloc((size_t)chunk, sizeof *aprefix); /* alignment prompt prefix of each context */
     int *aplen = sd_calloc((size_t)chunk, sizeof *aplen);
-    const int32_t **aconts = sd_calloc((size_t)chunk * n_max, sizeof *aconts); /* candidate continuations */
-    int *aclen = sd_calloc((size_t)chunk * n_max, sizeof *aclen), *acp = sd_calloc((size_t)chunk * n_max, sizeof *acp);
-    float *ascore = sd_malloc((size_t)chunk * n_max * sizeof *ascore);
+    const int32_t **aconts = sd_calloc((size_t)chunk * per_ctx, sizeof *aconts); /* candidate continuations */
+    int *aclen = sd_calloc((size_t)chunk * per_ctx, sizeof *aclen), *acp = sd_calloc((size_t)chunk * per_ctx, sizeof *acp);
+    float *ascore = sd_malloc((size_t)chunk * per_ctx * sizeof *ascore);
+    size_t *aslot = sd_malloc((size_t)chunk * per_ctx * sizeof *aslot); /* the candidate each scored pair belongs to */
     char *buf = sd_malloc(PROMPT_CAP), *text = sd_malloc(PROMPT_CAP);
-    cand_t *work = sd_malloc((size_t)n_max * sizeof *work);
+    sl_cand *work = sd_malloc((size_t)per_ctx * sizeof *work);
     tbl_entry *ent = sd_malloc((size_t)o->top * sizeof *ent);
     int64_t planned_total = 0, valid_in_range = 0;
     for (int64_t i = begin; i < end; i++) {
@@ -297,7 +340,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             break;
         for (int q = 0; q < nc * n_max; q++) {
             size_t tl = 0;
-            sample_t *sm = &samples[q];
+            sl_sample *sm = &samples[q];
             sm->cluster = -1;
             sm->logprob = g.logprob[q];
             if (!g.stopped[q] || tok_decode(tok, g.tokens + (size_t)q * g.max_new, (size_t)g.len[q], text, PROMPT_CAP - 1, &tl))
@@ -309,86 +352,101 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         lm_gen_out_free(&g);
         rep->sample_s += sd_now() - t0;
 
-        /* 2. unique novel candidates over all n_max samples, scored once by the alignment model */
+        /* 2. distinct novel candidates over all n_max samples, each scored once by the alignment
+         * model; then, with feedback, the context's observed candidates that were not sampled, scored
+         * in a second batch (so that the sampled candidates' batch, and with it every bit of their
+         * scores, is the same with and without --feedback-shrink) */
         t0 = sd_now();
         int na = 0;
-        for (int x = 0; x < nc; x++) {
-            int32_t c[JR_K_MAX];
-            jr_context_from_index(ctx_idx[x], K, M, c);
-            n_cands[x] = 0;
-            for (int s = 0; s < n_max; s++) {
-                const sample_t *sm = &samples[x * n_max + s];
-                if (sm->cluster < 0 || in_ctx(c, K, sm->cluster)) continue;
-                cand_t *cs = &cands[x * n_max];
-                int d = 0;
-                while (d < n_cands[x] && cs[d].cluster != sm->cluster) d++;
-                if (d < n_cands[x]) {
-                    if (sm->logprob > cs[d].logprob) cs[d].logprob = sm->logprob;
-                    continue;
+        for (int pass = 0; pass < 1 + with_fb && !rc; pass++) {
+            int first = na;
+            for (int x = 0; x < nc; x++) {
+                int32_t c[JR_K_MAX];
+                jr_context_from_index(ctx_idx[x], K, M, c);
+                sl_cand *cs = &cands[(size_t)x * per_ctx];
+                int from = pass ? n_cands[x] : 0;
+                if (!pass) {
+                    n_cands[x] = 0;
+                    for (int s = 0; s < n_max; s++) {
+                        const sl_sample *sm = &samples[x * n_max + s];
+                        if (sm->cluster < 0 || in_ctx(c, K, sm->cluster)) continue;
+                        int d = 0;
+                        while (d < n_cands[x] && cs[d].cluster != sm->cluster) d++;
+                        if (d == n_cands[x]) cs[n_cands[x]++] = (sl_cand){sm->cluster, 0, NAN};
+                    }
+                } else {
+                    int64_t nf, f0 = feedback_range(&jr, ctx_idx[x], &nf);
+                    for (int64_t f = f0; f < f0 + nf; f++) {
+                        int32_t cl = jr.feedback[f].cand;
+                        int d = 0;
+                        while (d < n_cands[x] && cs[d].cluster != cl) d++;
+                        if (d == n_cands[x] && !in_ctx(c, K, cl)) cs[n_cands[x]++] = (sl_cand){cl, 0, NAN};
+                    }
                 }
-                cs[n_cands[x]++] = (cand_t){sm->cluster, 0, sm->logprob};
-                if (!o->no_align) {
-                    aconts[na] = acont[sm->cluster];
-                    aclen[na] = acont_len[sm->cluster];
-                    acp[na++] = x;
-                }
+                if (!o->no_align)
+                    for (int d = from; d < n_cands[x]; d++) {
+                        aconts[na] = acont[cs[d].cluster];
+                        aclen[na] = acont_len[cs[d].cluster];
+                        aslot[na] = (size_t)x * per_ctx + d;
+                        acp[na++] = x;
+                    }
             }
+            if (na > first)
+                rc = md_align_scores_ids(ainf, atok, (const int32_t *const *)aprefix, aplen, nc, aconts + first, aclen + first,
+                                         acp + first, na - first, ascore + first, err);
         }
-        if (na && (rc = md_align_scores_ids(ainf, atok, (const int32_t *const *)aprefix, aplen, nc, aconts, aclen, acp, na,
-                                            ascore, err)))
-            break;
+        if (rc) break;
         rep->scored += na;
-        for (int x = 0, a = 0; x < nc; x++)
-            for (int d = 0; d < n_cands[x]; d++)
-                cands[x * n_max + d].score = o->no_align ? cands[x * n_max + d].logprob : ascore[a++];
+        for (int a = 0; a < na; a++) cands[aslot[a]].score = ascore[a];
         rep->score_s += sd_now() - t0;
 
-        /* 3. every n of the sweep from the first n samples */
-        for (int si = 0; si < o->n_count && !rc; si++) {
-            int n = o->n_sweep[si];
+        /* 3. every n of the sweep from the first n samples (best-of-n), then the feedback table */
+        for (int si = 0; si < n_tb && !rc; si++) {
+            const int fb = si == o->n_count, n = o->n_sweep[fb ? o->n_count - 1 : si];
             tbl_stats st = {.fallback_kind = PL_FALLBACK_POPULAR};
             for (int x = 0; x < nc; x++) {
                 int32_t c[JR_K_MAX];
                 jr_context_from_index(ctx_idx[x], K, M, c);
-                int nw = 0;
-                for (int s = 0; s < n; s++) {
-                    const sample_t *sm = &samples[x * n_max + s];
-                    st.samples++;
-                    if (sm->cluster < 0) continue;
-                    st.samples_compliant++;
-                    if (in_ctx(c, K, sm->cluster)) continue;
-                    int d = 0;
-                    while (d < nw && work[d].cluster != sm->cluster) d++;
-                    if (d < nw) {
-                        if (sm->logprob > work[d].logprob) work[d].logprob = sm->logprob;
-                        continue;
-                    }
-                    const cand_t *cs = &cands[x * n_max];
-                    int e = 0;
-                    while (cs[e].cluster != sm->cluster) e++;
-                    work[nw++] = (cand_t){sm->cluster, cs[e].score, sm->logprob};
-                }
-                st.samples_novel += nw;
-                st.contexts_planned++;
+                const sl_cand *cs = &cands[(size_t)x * per_ctx];
+                sl_counts cnt;
+                int ne = sl_best_of_n(&samples[x * n_max], n, c, K, cs, n_cands[x], o->no_align, work, ent, o->top, &cnt);
                 uint32_t flags = 0;
-                int ne = 0;
-                if (nw == 0) {
+                if (fb) { /* every candidate of the context, its prior shrunk toward its observed rate */
+                    int nw = 0, observed = 0;
+                    for (int d = 0; d < n_cands[x]; d++) {
+                        const jr_feedback *f = jr_feedback_find(&jr, c, cs[d].cluster);
+                        double prior = sl_prior_rate(cs[d].score, fb_rates, n_rates);
+                        double post = f ? sl_shrink(prior, f->positives, f->exposures, o->feedback_m) : prior;
+                        observed += f && f->exposures > 0;
+                        float lp = NAN;
+                        for (int s = 0; s < n; s++)
+                            if (samples[x * n_max + s].cluster == cs[d].cluster &&
+                                (isnan(lp) || samples[x * n_max + s].logprob > lp))
+                                lp = samples[x * n_max + s].logprob;
+                        work[nw++] = (sl_cand){cs[d].cluster, (float)post, lp};
+                    }
+                    qsort(work, (size_t)nw, sizeof *work, shrunk_cmp);
+                    for (ne = 0; ne < nw && ne < o->top; ne++) ent[ne] = (tbl_entry){work[ne].cluster, work[ne].score, work[ne].logprob};
+                    if (!observed) flags |= TBL_FLAG_NO_FEEDBACK;
+                }
+                st.samples += cnt.samples;
+                st.samples_compliant += cnt.compliant;
+                st.samples_novel += cnt.novel;
+                st.contexts_planned++;
+                if (ne == 0) {
                     int32_t best = -1;
                     for (int32_t cl = 0; cl < M; cl++)
                         if (!in_ctx(c, K, cl) && (best < 0 || pop[cl] > pop[best])) best = cl;
                     ent[ne++] = (tbl_entry){best, NAN, NAN};
                     flags = TBL_FLAG_FALLBACK;
                     st.contexts_fallback++;
-                } else {
-                    qsort(work, (size_t)nw, sizeof *work, cand_cmp);
-                    for (; ne < nw && ne < o->top; ne++)
-                        ent[ne] = (tbl_entry){work[ne].cluster, o->no_align ? NAN : work[ne].score, work[ne].logprob};
                 }
                 if ((rc = tbl_builder_set(tb[si], ctx_idx[x], ent, ne, flags, err))) break;
             }
             tbl_builder_add_stats(tb[si], &st);
             pl_result *r = &rep->r[si];
             r->n = n;
+            r->kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM;
             r->contexts += st.contexts_planned;
             r->samples += st.samples;
             r->compliant += st.samples_compliant;
@@ -406,19 +464,22 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     const char *prefix = single_gen ? "single" : "explore";
     char *pdir = sd_path_join(ws, PL_DIR);
     if (!rc && o->n_count > 1) rc = sd_mkdir_p(pdir, err);
-    for (int si = 0; si < o->n_count && !rc; si++) {
+    for (int si = 0; si < n_tb && !rc; si++) {
         pl_result *r = &rep->r[si];
         r->compliance = r->samples ? (double)r->compliant / (double)r->samples : 0;
         r->fallback_share = r->contexts ? (double)r->fallback / (double)r->contexts : 0;
-        char *path;
-        if (o->n_count > 1) {
-            char name[64];
+        char *path, name[96];
+        if (si == o->n_count) { /* the feedback table: plans/explore_feedback_n<N>.tbl[.I-of-S] */
+            if (o->n_shards > 1) snprintf(name, sizeof name, "explore_feedback_n%d.tbl.%d-of-%d", r->n, o->shard + 1, o->n_shards);
+            else snprintf(name, sizeof name, "explore_feedback_n%d.tbl", r->n);
+            if (!(rc = sd_mkdir_p(pdir, err))) path = sd_path_join(pdir, name);
+            else break;
+        } else if (o->n_count > 1) {
             snprintf(name, sizeof name, "%s_n%d.tbl", prefix, r->n);
             path = sd_path_join(pdir, name);
         } else if (o->out) {
             path = sd_strdup(o->out);
         } else if (o->n_shards > 1) {
-            char name[64];
             snprintf(name, sizeof name, "%s.%d-of-%d", TBL_FILE, o->shard + 1, o->n_shards);
             path = sd_path_join(ws, name);
         } else {
@@ -433,7 +494,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             free(main_path);
         }
     }
-    rep->count = o->n_count;
+    rep->count = n_tb;
     rep->total_s = sd_now() - t_start;
     rep->contexts_per_s = rep->total_s > 0 ? (double)planned_total / rep->total_s : 0;
     if (!rc) {
@@ -448,10 +509,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int i = 0; i < chunk; i++) free(prompts[i]);
     for (int i = 0; i < chunk; i++) free(aprefix[i]);
     free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(ascore);
-    free(aprefix), free(aplen), free(aconts), free(aclen), free(acp);
-    free(buf), free(text), free(work), free(ent);
+    free(aprefix), free(aplen), free(aconts), free(aclen), free(acp), free(aslot);
+    free(buf), free(text), free(work), free(ent), free(fb_rates);
 done:
-    for (int s = 0; s < PL_MAX_SWEEP; s++)
+    for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);
     lm_infer_free(ginf);
     lm_infer_free(ainf);

@@ -97,7 +97,7 @@ int tbl_builder_set(tbl_builder *b, int64_t ctx_index, const tbl_entry *e, int n
         return sd_fail(err, SD_ERR_USAGE, "table: context %lld is outside the shard [%lld, %lld)", (long long)ctx_index,
                        (long long)b->p.begin, (long long)b->p.end);
     if (n < 0 || n > b->p.top) return sd_fail(err, SD_ERR_USAGE, "table: %d entries exceed top = %d", n, b->p.top);
-    if (flags & ~TBL_FLAG_FALLBACK) return sd_fail(err, SD_ERR_USAGE, "table: unknown slot flags 0x%x", flags);
+    if (flags & ~TBL_FLAGS_KNOWN) return sd_fail(err, SD_ERR_USAGE, "table: unknown slot flags 0x%x", flags);
     for (int i = 0; i < n; i++)
         if (e[i].cluster < 0 || e[i].cluster >= b->p.n_clusters)
             return sd_fail(err, SD_ERR_USAGE, "table: entry cluster %d is not in [0, %d)", e[i].cluster, b->p.n_clusters);
@@ -219,7 +219,7 @@ int tbl_open_mem(tbl_table *t, const void *data, size_t size, sd_err *err) {
     for (uint64_t i = 0; i < nslots; i++) {
         const uint8_t *s = t->slots + i * t->slot_size;
         uint32_t cnt = get32(s, 0), flags = get32(s, 4);
-        if (cnt > (uint32_t)p->top || (flags & ~TBL_FLAG_FALLBACK))
+        if (cnt > (uint32_t)p->top || (flags & ~TBL_FLAGS_KNOWN))
             return sd_fail(err, SD_ERR_FORMAT, "explore table slot %llu is corrupted (count %u, flags 0x%x)",
                            (unsigned long long)(p->begin + (int64_t)i), cnt, flags);
         for (uint32_t j = 0; j < cnt; j++) {
