@@ -351,8 +351,7 @@ static void handle_metrics(sv_state *s, sv_response *rs) {
                "serendip_explore_cache_bytes %zu\n",
            (unsigned long long)atomic_load(&s->cache_hits), (unsigned long long)atomic_load(&s->cache_misses),
            (size_t)atomic_load(&s->cache_used));
-    jb_fmt(&b, "# HELP serendip_explore_clusters_total Clusters served in explore answers, by source: the plan, or the\n"
-               "# fallback (most popular clusters the user never interacted with) when the plan ran out.\n"
+    jb_fmt(&b, "# HELP serendip_explore_clusters_total Clusters served in explore answers: planned, or popular fallbacks.\n"
                "# TYPE serendip_explore_clusters_total counter\nserendip_explore_clusters_total{source=\"plan\"} %llu\n"
                "serendip_explore_clusters_total{source=\"fallback\"} %llu\n"
                "# HELP serendip_explore_fallback_answers_total Explore answers with at least one fallback cluster.\n"
