@@ -66,6 +66,17 @@ assert all(c["fallback"] and c["score"] is None and c["id"] not in (19, 0, 1, 2,
     expect_rc 2 $BIN explore --ws $W/w --clusters 3           # K = 2 needed
     expect_rc 2 $BIN explore --ws $W/w                        # neither --user nor --clusters
     expect_rc 2 $BIN explore --ws $W/w --user 1 --clusters 1,2
+    expect_rc 2 $BIN explore --ws $W/w --user 1 --history 1,2
+    # a stateless history of one unknown item: counted, no context, only flagged fallbacks
+    $BIN explore --ws $W/w --history 999999999 --n 2 --json > $W/h.json || bad "explore --history"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+assert d["user"] is None and d["unknown_items"] == 1 and not d["context_complete"] and d["context"] == [], d
+assert len(d["novel"]) == 2 and all(c["fallback"] and c["score"] is None for c in d["novel"]), d' $W/h.json \
+        || bad "explore --history of an unknown item: $(cat $W/h.json)"
+    # --positive overrides the workspace's rule (rating:4 recorded by journeys) with a note
+    $BIN explore --ws $W/w --user 1 --positive rating:5 2>&1 >/dev/null | grep -q "differs from the workspace's rule rating:4" \
+        || bad "explore --positive: no note"
+    $BIN explore --ws $W/w --user 1 --positive rating:4 2>&1 >/dev/null | grep -q "differs" && bad "explore --positive same rule: a note"
     $BIN plan-merge --ws $W/w --out $W/merged.tbl $W/w/shard1.tbl $W/w/shard0.tbl >/dev/null || bad "plan-merge"
     cmp -s $W/merged.tbl $W/w/explore.tbl || bad "plan-merge output differs from the unsharded table"
     expect_rc 1 $BIN plan-merge --ws $W/w --out $W/m2.tbl $W/w/shard1.tbl   # a gap
