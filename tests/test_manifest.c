@@ -2,7 +2,8 @@
  * fresh until an input's bytes change (a touch is not a change), staleness propagates down the
  * chain and names the first stage to rerun, a gone input is stale, a file changed after its record
  * or without one is "unrecorded", a malformed record is an error naming it; world_truth.bin is
- * refused when dataset.bin was replaced. Files are written by the test. */
+ * refused when dataset.bin was replaced; leftovers of killed runs are removed by the next run.
+ * Files are written by the test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,11 +144,56 @@ static void test_world_truth_tied(void **state) {
     free(tp), free(dp);
 }
 
+/* A pid that was a process and is gone: a child that exited and was reaped. */
+static long dead_pid(void) {
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    assert_true(p > 0);
+    waitpid(p, NULL, 0);
+    return (long)p;
+}
+
+static int exists(const char *name) {
+    char *p = sd_path_join(g_ws, name);
+    int e = sd_file_exists(p);
+    free(p);
+    return e;
+}
+
+/* The next atomic write of a file removes the temporaries killed runs left beside it (and only
+ * those: a live process's stays); the next folder replacement removes killed runs' new/old folders. */
+static void test_leftovers_removed(void **state) {
+    (void)state;
+    sd_err err = {0};
+    long dead = dead_pid();
+    char n1[64], n2[64], n3[64], n4[64];
+    snprintf(n1, sizeof n1, "out.bin.tmp.%ld", dead);
+    snprintf(n2, sizeof n2, "out.bin.tmp.%ld", (long)getppid()); /* alive */
+    snprintf(n3, sizeof n3, "other.bin.tmp.%ld", dead);           /* another file's */
+    snprintf(n4, sizeof n4, "models.new.%ld/base.gguf", dead);
+    put(n1, "half"), put(n2, "in progress"), put(n3, "half");
+    char *d4 = sd_asprintf("%s/models.new.%ld", g_ws, dead);
+    assert_int_equal(sd_mkdir_p(d4, &err), SD_OK);
+    put(n4, "half a model");
+    put("out.bin", "whole"); /* sd_write_file_atomic -> sd_afile_open */
+    assert_false(exists(n1));
+    assert_true(exists(n2));
+    assert_true(exists(n3));
+    assert_true(exists("out.bin"));
+    char *src = sd_path_join(g_ws, "models.mine"), *dst = sd_path_join(g_ws, "models");
+    assert_int_equal(sd_mkdir_p(src, &err), SD_OK);
+    assert_int_equal(sd_replace_dir(src, dst, &err), SD_OK);
+    assert_false(sd_file_exists(d4));
+    assert_true(sd_file_exists(dst));
+    free(d4), free(src), free(dst);
+}
+
 int main(void) {
     sd_verbosity = 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fresh_stale_chain),
         cmocka_unit_test(test_world_truth_tied),
+        cmocka_unit_test(test_leftovers_removed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
