@@ -20,8 +20,9 @@ void jw_init(jw_buf *b, size_t cap);
 void jw_raw(jw_buf *b, const char *s, size_t n);
 void jw_str(jw_buf *b, const char *s);
 void jw_fmt(jw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal (quotes included, control characters escaped; bytes >= 0x80
- * pass through, so s must be UTF-8). */
+/* Appends s as a JSON string literal (quotes included, control characters escaped; well-formed
+ * UTF-8 passes through, each byte of an ill-formed sequence becomes U+FFFD: the output always
+ * parses, whatever the titles hold). */
 void jw_quoted(jw_buf *b, const char *s);
 /* Appends a decimal integer. */
 void jw_i64(jw_buf *b, int64_t x);

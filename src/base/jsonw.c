@@ -44,7 +44,27 @@ void jw_fmt(jw_buf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-/* A JSON string literal of s (quotes included); bytes >= 0x80 pass through (titles are UTF-8). */
+/* Length of the well-formed UTF-8 sequence at p (1..4; Unicode's table 3-7: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0 when p does not start one. */
+static int utf8_len(const unsigned char *p) {
+    unsigned c = p[0];
+#define CONT(x) ((x) >= 0x80 && (x) <= 0xBF)
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return CONT(p[1]) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return p[1] >= lo && p[1] <= hi && CONT(p[2]) ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return p[1] >= lo && p[1] <= hi && CONT(p[2]) && CONT(p[3]) ? 4 : 0;
+    }
+    return 0;
+#undef CONT
+}
+
+/* A JSON string literal of s (quotes included). Well-formed UTF-8 passes through; each byte of an
+ * ill-formed sequence becomes U+FFFD, so the output always parses. */
 void jw_quoted(jw_buf *b, const char *s) {
     static const char hex[] = "0123456789abcdef";
     jw_reserve(b, strlen(s) * 6 + 2);
@@ -57,7 +77,13 @@ void jw_quoted(jw_buf *b, const char *s) {
         else if (c == '\t') *o++ = '\\', *o++ = 't';
         else if (c == '\r') *o++ = '\\', *o++ = 'r';
         else if (c < 0x20 || c == 0x7f) *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-        else *o++ = (char)c;
+        else if (c < 0x80) *o++ = (char)c;
+        else {
+            int n = utf8_len(p);
+            if (n == 0) *o++ = (char)0xEF, *o++ = (char)0xBF, *o++ = (char)0xBD; /* U+FFFD */
+            for (int i = 0; i < n; i++) *o++ = (char)p[i];
+            if (n > 1) p += n - 1;
+        }
     }
     *o++ = '"';
     b->len = (size_t)(o - b->p);
