@@ -229,6 +229,14 @@ static void test_novel_for_the_user(void **state) {
     assert_int_equal(an_answer(g_w, NULL, 1, &q, &r, &err), SD_OK);
     assert_int_equal(r.n_planned, 0);
     assert_int_equal(r.n_fallback, 2);
+    /* the structured form says the same: clusters 3 then 2, fallbacks without scores, context (0, 1) */
+    assert_int_equal(r.n_picks, 2);
+    assert_int_equal(r.picks[0].cluster, 3);
+    assert_int_equal(r.picks[1].cluster, 2);
+    assert_true(r.picks[0].fallback && r.picks[1].fallback && isnan(r.picks[0].score));
+    assert_int_equal(r.n_context, 2);
+    assert_int_equal(r.context[0], 0);
+    assert_int_equal(r.context[1], 1);
     j = cJSON_ParseWithLength(r.json, r.len);
     an_result_free(&r);
     novel_string(j, s, sizeof s);

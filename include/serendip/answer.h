@@ -92,11 +92,24 @@ typedef struct {
 } an_query;
 
 typedef struct {
+    int32_t cluster;
+    float score;            /* alignment score (NAN for a popularity fallback) */
+    float logprob;          /* novelty log-probability (NAN for a popularity fallback) */
+    int fallback;           /* 1: not a planned cluster for this context */
+} an_pick;
+
+typedef struct {
     char *json;             /* one JSON object and a newline (heap; an_result_free) */
     size_t len;
     int n_planned;          /* clusters served from the plan */
     int n_fallback;         /* clusters flagged "fallback" */
     int context_complete;
+    /* the same answer without its items, for callers that do not want to parse JSON (the A/B
+     * simulator): the clusters served, best first, and the context */
+    an_pick picks[AN_CLUSTERS_MAX];
+    int n_picks;
+    int32_t context[4];     /* (JR_K_MAX) most recent last */
+    int n_context;
 } an_result;
 
 /* Answers q over table t (NULL: the workspace's own) whose version is reported as
@@ -108,13 +121,6 @@ int an_answer(const an_workspace *w, const tbl_table *t, int64_t table_version, 
 void an_result_free(an_result *r);
 
 /* ---------------------------------------------------------------- the per-user filter */
-
-typedef struct {
-    int32_t cluster;
-    float score;            /* alignment score (NAN for a popularity fallback) */
-    float logprob;          /* novelty log-probability (NAN for a popularity fallback) */
-    int fallback;           /* 1: not a planned cluster for this context */
-} an_pick;
 
 /* Marks in interacted[0..m) every cluster with an event of dense user u (interacted zeroed first). */
 void an_user_clusters(const an_workspace *w, int64_t u, uint8_t *interacted);

@@ -14,6 +14,7 @@
 #include "serendip/manifest.h"
 
 #define MASK_WORDS_MAX 4096 /* seen bitmap on the stack up to 262144 items; beyond, binary search */
+_Static_assert(JR_K_MAX == 4, "an_result.context holds JR_K_MAX clusters");
 #define MARK_STACK_MAX 4096 /* interacted-cluster marks on the stack up to this many clusters */
 
 /* ---------------------------------------------------------------- construction */
@@ -398,6 +399,8 @@ int an_answer(const an_workspace *w, const tbl_table *t, int64_t table_version, 
     jw_str(&b, "]}\n");
     free(own_seen);
     out->json = b.p, out->len = b.len, out->context_complete = nctx == k;
+    memcpy(out->picks, picks, (size_t)np * sizeof *picks), out->n_picks = np;
+    memcpy(out->context, ctx, (size_t)nctx * sizeof *ctx), out->n_context = nctx;
     return SD_OK;
 }
 
