@@ -216,6 +216,7 @@ int main(int argc, char **argv) {
         {CASE_SMALL, "ml-latest-small", NULL, "ratings.csv", "movies.csv"},
     };
     double base = 0;
+    int failed = 0; /* a case that failed makes the benchmark fail (bench/run-all.sh reports it) */
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char dir[512];
         if (cases[i].c == CASE_SMALL) snprintf(dir, sizeof dir, "../shared/data/ml-latest-small");
@@ -238,6 +239,7 @@ int main(int argc, char **argv) {
         }
         if (!ok) {
             printf("%-18s FAILED\n", cases[i].name);
+            failed = 1;
             continue;
         }
         qsort(t, (size_t)nr, sizeof *t, cmp_double);
@@ -253,5 +255,5 @@ int main(int argc, char **argv) {
     char *cmd = sd_asprintf("rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "bench: could not remove %s\n", g_dir);
     free(cmd);
-    return 0;
+    return failed;
 }

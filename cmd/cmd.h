@@ -6,6 +6,7 @@
 #define SERENDIP_CMD_H
 
 #include "serendip/base.h"
+#include "serendip/lm.h"
 
 typedef enum { FL_STR, FL_INT, FL_I64, FL_FLOAT, FL_BOOL } fl_type;
 
@@ -34,9 +35,21 @@ int cmd_check_out(const char *path);
 /* Checks that --ws was given; returns 0 or prints a usage error and returns 2. */
 int cmd_need_ws(const char *cmd, const char *ws);
 
-/* Commands. Declared weak so that the command links while a module is being written; every
- * command listed here must exist in a release (tests/test_cli.sh checks `--help` of each). */
-#define SD_CMD(name) int name(int argc, char **argv) __attribute__((weak))
+/* Checks, before any work, that `bytes` (a lower bound of what the command is about to allocate)
+ * fits in this machine's physical memory; returns 0, or prints a usage error naming `flags` (the
+ * flags that size it) and returns 2. A flag that sizes memory is refused here, not by an
+ * out-of-memory abort after earlier stages rewrote their files. */
+int cmd_check_memory(const char *cmd, double bytes, const char *flags);
+/* Lower bound in bytes of training a model of config c with vocabulary `vocab` (0: c's) on
+ * micro-batches of `batch` rows of c->seq_len tokens: weights, gradients and two Adam moments
+ * (16 bytes a parameter) plus one micro-batch's logits. Computed in double: no overflow. */
+double cmd_train_bytes(const lm_config *c, int vocab, int batch);
+/* Lower bound in bytes of batched inference with `rows` rows of up to `seq` positions: the
+ * weights, the KV cache (rows x seq x layers x kv_dim x 2) and the logits (rows x vocab). */
+double cmd_infer_bytes(const lm_config *c, int rows, int seq);
+
+/* Commands (tests/test_cli.sh checks `--help` of each). */
+#define SD_CMD(name) int name(int argc, char **argv)
 SD_CMD(cmd_world);
 SD_CMD(cmd_ingest);
 SD_CMD(cmd_split);

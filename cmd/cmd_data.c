@@ -1,5 +1,5 @@
 /* cmd_data.c - `serendip ingest` (MovieLens or a generic CSV log -> ws/dataset.bin) and
- * `serendip split` (global temporal split -> ws/split.json). */
+ * `serendip split` (global or per-user temporal split -> ws/split.json). */
 #include "cmd.h"
 
 #include <cjson/cJSON.h>
@@ -109,37 +109,56 @@ static const char *utc(int64_t t, char *buf, size_t n) {
 }
 
 int cmd_split(int argc, char **argv) {
-    const char *ws = NULL, *train_end = NULL, *valid_end = NULL;
+    const char *ws = NULL, *train_end = NULL, *valid_end = NULL, *per_user = NULL, *per_user_valid = NULL;
     float train_frac = 0.8f, valid_frac = 0.1f;
     int json = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder with dataset.bin; writes split.json"},
-        {"train-end", FL_STR, &train_end, "end of the train window (exclusive): YYYY-MM-DD[ HH:MM[:SS]] UTC or unix seconds"},
-        {"valid-end", FL_STR, &valid_end, "end of the valid window (exclusive); the rest is test"},
-        {"train-frac", FL_FLOAT, &train_frac, "train window as a fraction of the time range (without --train-end)"},
-        {"valid-frac", FL_FLOAT, &valid_frac, "valid window as a fraction of the time range"},
+        {"train-end", FL_STR, &train_end, "global: end of the train window (exclusive): YYYY-MM-DD[ HH:MM[:SS]] UTC or unix seconds"},
+        {"valid-end", FL_STR, &valid_end, "global: end of the valid window (exclusive); the rest is test"},
+        {"train-frac", FL_FLOAT, &train_frac, "global: train window as a fraction of the time range (without --train-end)"},
+        {"valid-frac", FL_FLOAT, &valid_frac, "global: valid window as a fraction of the time range"},
+        {"per-user", FL_STR, &per_user,
+         "per-user split instead: each user's own last:N events or last frac:F of their events (rounded up) are test; "
+         "events tied in time with the last earlier event stay before the cut (the window can hold fewer), "
+         "and every user keeps at least one train event (a one-event user is all train)"},
+        {"per-user-valid", FL_STR, &per_user_valid, "with --per-user: the last:M or frac:G events just before the test window are valid"},
         {"json", FL_BOOL, &json, "print the windows as JSON"},
         {0},
     };
-    int rc = fl_parse("split --ws DIR [--train-end DATE --valid-end DATE | --train-frac X --valid-frac X]",
-                      "Global temporal split of the events into train / valid / test windows (split.json).", specs, argc, argv);
+    int rc = fl_parse("split --ws DIR [--train-end DATE --valid-end DATE | --train-frac X --valid-frac X | --per-user last:N|frac:F "
+                      "[--per-user-valid last:M|frac:G]]",
+                      "Temporal split of the events into train / valid / test windows (split.json): global (one cut in time, the "
+                      "default) or per user (each user's own last events). See docs/evaluation.md, \"Splits\".",
+                      specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     if (!train_end != !valid_end) return cmd_usage_error(argv[0], "give both --train-end and --valid-end, or neither");
-    ds_split s;
+    if (per_user_valid && !per_user) return cmd_usage_error(argv[0], "--per-user-valid goes with --per-user");
+    if (per_user && (train_end || train_frac != 0.8f || valid_frac != 0.1f))
+        return cmd_usage_error(argv[0], "--per-user replaces the global flags --train-end / --valid-end / --train-frac / --valid-frac");
+    sd_err err = {0};
+    ds_user_window wt = {0}, wv = {0};
+    if (per_user && ds_user_window_parse(per_user, &wt, &err)) return cmd_usage_error(argv[0], "--per-user: %s", err.msg);
+    if (per_user_valid && ds_user_window_parse(per_user_valid, &wv, &err)) return cmd_usage_error(argv[0], "--per-user-valid: %s", err.msg);
+    ds_split s = {0};
     if (train_end) {
         if (csv_parse_time(train_end, &s.train_end)) return cmd_usage_error(argv[0], "--train-end '%s' is not a date or unix time", train_end);
         if (csv_parse_time(valid_end, &s.valid_end)) return cmd_usage_error(argv[0], "--valid-end '%s' is not a date or unix time", valid_end);
         if (s.valid_end < s.train_end) return cmd_usage_error(argv[0], "--valid-end is before --train-end");
     }
-    sd_err err = {0};
-    ds_dataset d;
+    ds_dataset d = {0};
     char *dpath = sd_path_join(ws, DS_FILE), *spath = sd_path_join(ws, DS_SPLIT_FILE);
+    uint64_t hash = 0;
     rc = ds_load(&d, dpath, &err);
-    if (!rc && !train_end) rc = ds_split_by_fraction(&d, train_frac, valid_frac, &s, &err);
+    if (!rc) rc = sd_hash_file(dpath, &hash, &err);
+    if (!rc && per_user) rc = ds_split_per_user(&d, wt, wv, &s, &err);
+    else if (!rc && !train_end) rc = ds_split_by_fraction(&d, train_frac, valid_frac, &s, &err);
+    s.dataset_hash = hash;
     if (!rc) rc = ds_split_save(&s, spath, &err);
     if (rc) {
         if (d.events || d.n_users) ds_free(&d);
+        ds_split_free(&s);
         free(dpath);
         free(spath);
         return cmd_fail(&err);
@@ -147,12 +166,20 @@ int cmd_split(int argc, char **argv) {
     ds_split_counts c;
     ds_split_count(&d, &s, &c);
     const char *names[3] = {"train", "valid", "test"};
-    int64_t from[3] = {d.ts_min, s.train_end, s.valid_end}, to[3] = {s.train_end, s.valid_end, d.ts_max + 1};
-    char a[32], b[32];
+    char desc[256], a[32], b[32];
+    ds_split_describe(&s, desc, sizeof desc);
     if (json) {
         cJSON *j = cJSON_CreateObject();
-        cJSON_AddNumberToObject(j, "train_end", (double)s.train_end);
-        cJSON_AddNumberToObject(j, "valid_end", (double)s.valid_end);
+        cJSON_AddStringToObject(j, "kind", per_user ? "per-user" : "global");
+        if (per_user) {
+            ds_user_window_format(wt, a, sizeof a);
+            ds_user_window_format(wv, b, sizeof b);
+            cJSON_AddStringToObject(j, "test", a);
+            cJSON_AddStringToObject(j, "valid", b);
+        } else {
+            cJSON_AddNumberToObject(j, "train_end", (double)s.train_end);
+            cJSON_AddNumberToObject(j, "valid_end", (double)s.valid_end);
+        }
         for (int w = 0; w < 3; w++) {
             cJSON *o = cJSON_AddObjectToObject(j, names[w]);
             cJSON_AddNumberToObject(o, "events", (double)c.events[w]);
@@ -160,7 +187,13 @@ int cmd_split(int argc, char **argv) {
         }
         cJSON_AddStringToObject(j, "split", spath);
         print_json(j);
+    } else if (per_user) {
+        printf("%s\n", desc);
+        printf("%-6s %10s %8s\n", "window", "events", "users");
+        for (int w = 0; w < 3; w++) printf("%-6s %10lld %8lld\n", names[w], (long long)c.events[w], (long long)c.users[w]);
+        printf("wrote %s\n", spath);
     } else {
+        int64_t from[3] = {d.ts_min, s.train_end, s.valid_end}, to[3] = {s.train_end, s.valid_end, d.ts_max < INT64_MAX ? d.ts_max + 1 : INT64_MAX};
         printf("%-6s %-16s   %-16s %10s %8s\n", "window", "from (UTC)", "to (exclusive)", "events", "users");
         for (int w = 0; w < 3; w++) {
             printf("%-6s %-16s", names[w], utc(from[w], a, sizeof a));
@@ -168,6 +201,7 @@ int cmd_split(int argc, char **argv) {
         }
         printf("wrote %s\n", spath);
     }
+    ds_split_free(&s);
     ds_free(&d);
     free(dpath);
     free(spath);

@@ -84,13 +84,11 @@ int cmd_info(int argc, char **argv) {
     }
     free(p);
 
-    ds_split split;
+    ds_split split = {0};
     int have_split = 0;
+    sd_err split_err = {0}; /* a stale or broken split.json is reported, not fatal */
     p = sd_path_join(ws, DS_SPLIT_FILE);
-    if (sd_file_exists(p)) {
-        if (ds_split_load(&split, p, &err)) { free(p); rc = cmd_fail(&err); goto out_ds; }
-        have_split = 1;
-    }
+    if (sd_file_exists(p)) have_split = ds_split_load(&split, p, &split_err) == SD_OK;
     free(p);
 
     tx_taxonomy tax;
@@ -135,6 +133,8 @@ int cmd_info(int argc, char **argv) {
     cJSON_AddItemToObject(o, "items", num_or_null(have_ds, have_ds ? (double)ds.n_items : 0));
     cJSON_AddItemToObject(o, "interactions", num_or_null(have_ds, have_ds ? (double)ds.n_events : 0));
     cJSON_AddItemToObject(o, "unknown_items", num_or_null(have_ds, have_ds ? (double)ds.n_unknown_items : 0));
+    if (have_split) cJSON_AddStringToObject(o, "split_kind", split.user_train_end ? "per-user" : "global");
+    else cJSON_AddNullToObject(o, "split_kind");
     cJSON_AddItemToObject(o, "train_end", num_or_null(have_split, have_split ? (double)split.train_end : 0));
     cJSON_AddItemToObject(o, "valid_end", num_or_null(have_split, have_split ? (double)split.valid_end : 0));
     cJSON_AddItemToObject(o, "clusters_top", num_or_null(have_tax, have_tax ? tax.n_top : 0));
@@ -170,7 +170,10 @@ int cmd_info(int argc, char **argv) {
             printf("  dataset     %lld users, %lld items (%lld unknown), %lld interactions\n", (long long)ds.n_users,
                    (long long)ds.n_items, (long long)ds.n_unknown_items, (long long)ds.n_events);
         else printf("  dataset     (none: run 'serendip world' or 'serendip ingest')\n");
-        if (have_split) printf("  split       train < %lld <= valid < %lld <= test\n", (long long)split.train_end, (long long)split.valid_end);
+        char desc[256];
+        if (have_split) ds_split_describe(&split, desc, sizeof desc);
+        if (have_split) printf("  split       %s\n", desc);
+        else if (split_err.code) printf("  split       (unusable: %s)\n", split_err.msg);
         else printf("  split       (none)\n");
         if (have_tax) printf("  taxonomy    %d top clusters, %d clusters\n", tax.n_top, tax.n_clusters);
         else printf("  taxonomy    (none)\n");
@@ -208,6 +211,7 @@ out_j:
 out_tax:
     if (have_tax) tx_free(&tax);
 out_ds:
+    ds_split_free(&split);
     if (have_ds) ds_free(&ds);
     return rc;
 }

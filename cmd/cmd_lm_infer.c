@@ -13,6 +13,10 @@
 #include "serendip/sft.h"
 #include "serendip/tokenizer.h"
 
+/* Upper bound of --n, --max-new and --rows, checked before any work: far above any use here, low
+ * enough that their products stay in int; the memory they size is checked once the model is known. */
+#define LM_FLAG_MAX (1 << 20)
+
 /* Tokenizes text into a fresh array (caller frees); prepends BOS when bos >= 0. */
 static int32_t *encode(const lm_tokenizer *t, const char *text, int specials, int32_t bos, int *n, sd_err *err) {
     size_t len = strlen(text), cap = len + 2, got = 0;
@@ -126,7 +130,8 @@ int cmd_lm_generate(int argc, char **argv) {
     if (rc) return rc == FL_HELP ? 0 : rc;
     if (!model) return cmd_usage_error(argv[0], "--model is required");
     if (!prompt == !prompts_file) return cmd_usage_error(argv[0], "give exactly one of --prompt and --prompts");
-    if (n < 1 || max_new < 1 || rows < 1) return cmd_usage_error(argv[0], "--n, --max-new and --rows must be positive");
+    if (n < 1 || max_new < 1 || rows < 1 || n > LM_FLAG_MAX || max_new > LM_FLAG_MAX || rows > LM_FLAG_MAX)
+        return cmd_usage_error(argv[0], "--n, --max-new and --rows must be in 1..%d", LM_FLAG_MAX);
     if (temperature < 0 || top_k < 0 || !(top_p > 0))
         return cmd_usage_error(argv[0], "--temperature and --top-k must be >= 0 and --top-p > 0");
 
@@ -193,6 +198,8 @@ int cmd_lm_generate(int argc, char **argv) {
         }
     }
     int extra = trie ? lm_trie_max_depth(trie) : max_new;
+    double need = cmd_infer_bytes(&m.cfg, rows, maxlen + extra) + 4.0 * np * n * (trie ? 1 : max_new); /* + the samples */
+    if ((rc = cmd_check_memory(argv[0], need, "--n, --rows and --max-new (with these prompts)"))) goto done;
     lm_infer *inf = lm_infer_new(&m, rows, maxlen + extra, &err);
     if (!inf) goto fail3;
     double t0 = sd_now();
@@ -307,7 +314,7 @@ int cmd_lm_score(int argc, char **argv) {
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if (!model || !data) return cmd_usage_error(argv[0], "--model and --data are required");
-    if (rows < 1) return cmd_usage_error(argv[0], "--rows must be positive");
+    if (rows < 1 || rows > LM_FLAG_MAX) return cmd_usage_error(argv[0], "--rows must be in 1..%d", LM_FLAG_MAX);
     sd_err err = {0};
     lm_model m;
     lm_tokenizer *tok = NULL;
@@ -335,6 +342,8 @@ int cmd_lm_score(int argc, char **argv) {
         else if (pl[i] + cl[i] > maxlen)
             maxlen = pl[i] + cl[i];
     }
+    int usage = !rc && cmd_check_memory(argv[0], cmd_infer_bytes(&m.cfg, rows, maxlen), "--rows (with the longest line)");
+    if (usage) rc = SD_ERR_USAGE;
     lm_infer *inf = rc ? NULL : lm_infer_new(&m, rows, maxlen, &err);
     if (!rc && !inf) rc = err.code;
     double t0 = sd_now();
@@ -376,5 +385,5 @@ int cmd_lm_score(int argc, char **argv) {
     free_objs(objs, n);
     tok_free(tok);
     lm_model_free(&m);
-    return rc ? cmd_fail(&err) : 0;
+    return usage ? 2 : rc ? cmd_fail(&err) : 0;
 }

@@ -151,6 +151,8 @@ int cmd_lm_pretrain(int argc, char **argv) {
     lm_config c = {.dim = dim, .n_layers = layers, .n_heads = heads, .n_kv_heads = kv_heads, .hidden_dim = hidden,
                    .vocab_size = vocab, .seq_len = seq_len, .tied = !untied, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     if ((rc = lm_config_check(&c, &err))) return cmd_fail(&err);
+    if ((rc = cmd_check_memory(argv[0], cmd_train_bytes(&c, vocab, f.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch")))
+        return rc;
     char *buf;
     size_t len;
     if ((rc = sd_read_file(text, &buf, &len, &err))) return cmd_fail(&err);
@@ -264,6 +266,13 @@ int cmd_lm_sft(int argc, char **argv) {
     int T = seq_len ? seq_len : longest - 1;
     if (T < 1) T = 1;
     if (T > m.cfg.seq_len) T = m.cfg.seq_len;
+    lm_config need = m.cfg; /* the logits of a micro-batch of T-token windows; Adam state only for full fine-tuning */
+    need.seq_len = T;
+    if (cmd_check_memory(argv[0], cmd_train_bytes(&need, 0, f.batch) - (lora ? 12.0 * (double)lm_param_count(&m.cfg) : 0),
+                         "--batch and --seq-len (or --lora 0: full fine-tuning) with this model")) {
+        rc = -2; /* printed */
+        goto done;
+    }
     size_t n_ex = lm_examples_count(&ex);
     if (f.steps == 0)
         f.steps = (int)(((size_t)epochs * n_ex + (size_t)f.batch * f.accum - 1) / ((size_t)f.batch * f.accum));
@@ -305,5 +314,5 @@ done:
     lm_examples_free(&ex);
     lm_model_free(&m);
     tok_free(tok);
-    return rc ? cmd_fail(&err) : 0;
+    return rc == -2 ? 2 : rc ? cmd_fail(&err) : 0;
 }

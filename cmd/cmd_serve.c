@@ -35,6 +35,7 @@ static int eval_retrieval(const char *ws, int json) {
 int cmd_serve(int argc, char **argv) {
     const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = NULL, *mode = "thread";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
+    int head_timeout = 10;
     int cache_mb = 256;
     int train = 0, eval = 0, json = 0, verbose = 0;
     rt_options ro = RT_OPTIONS_DEFAULT;
@@ -50,6 +51,7 @@ int cmd_serve(int argc, char **argv) {
         {"max-body", FL_INT, &max_body, "largest request body in bytes (413 beyond)"},
         {"header-mem", FL_INT, &header_mem, "per-connection memory for the request line and headers"},
         {"timeout", FL_INT, &timeout, "idle connection timeout in seconds"},
+        {"head-timeout", FL_INT, &head_timeout, "seconds a client has to send a whole request head (408 beyond; 0: no limit)"},
         {"cache-mb", FL_INT, &cache_mb, "budget of the per-user answer cache in MiB (0: compute every answer)"},
         {"positive", FL_STR, &positive, "positive rule for users' contexts (default: the workspace's, from journeys.bin)"},
         {"train-retrieval", FL_BOOL, &train, "train the retrieval model (ws/retrieval.bin) and exit"},
@@ -79,9 +81,11 @@ int cmd_serve(int argc, char **argv) {
 
     sv_options o = SV_OPTIONS_DEFAULT;
     o.bind = bind, o.port = port, o.threads = threads, o.token_file = token_file, o.max_conns = max_conns;
-    o.timeout_s = timeout;
-    if (max_body < 1 || header_mem < 1024 || timeout < 1 || cache_mb < 0)
-        return cmd_usage_error("serve", "--max-body must be >= 1, --header-mem >= 1024, --timeout >= 1, --cache-mb >= 0");
+    o.timeout_s = timeout, o.head_timeout_s = head_timeout;
+    if (max_body < 1 || max_body > (1 << 30) || header_mem < 1024 || header_mem > (1 << 24) || timeout < 1 ||
+        head_timeout < 0 || cache_mb < 0 || cache_mb > (1 << 20) || max_conns < 1 || max_conns > 100000)
+        return cmd_usage_error("serve", "--max-body must be in 1..2^30, --header-mem in 1024..2^24, --timeout >= 1, "
+                                        "--head-timeout >= 0, --cache-mb in 0..2^20, --max-conns in 1..100000");
     o.cache_bytes = (size_t)cache_mb << 20;
     o.max_body = (size_t)max_body, o.conn_memory = (size_t)header_mem;
     if (!strcmp(mode, "epoll")) o.mode = SV_MODE_EPOLL;
@@ -113,7 +117,7 @@ int cmd_serve(int argc, char **argv) {
         int sig = 0;
         if (sigwait(&set, &sig)) continue;
         if (sig != SIGHUP) break;
-        if (sv_reload(st, &err)) sd_log("serve: reload refused: %s", err.msg);
+        sv_reload(st, NULL); /* a refusal is logged by sv_reload */
     }
     sd_log("serve: stopping");
     sv_server_stop(srv);

@@ -16,6 +16,9 @@ static void print_quality(const md_align_quality *q) {
     if (q->truth_tuples > 0)
         printf("  vs the truth (mean true like-probability of the tuple's users): Spearman %.3f; the pooled rate itself: %.3f (%lld tuples)\n",
                q->spearman_truth, q->rate_spearman_truth, (long long)q->truth_tuples);
+    if (q->sparse_tuples > 0)
+        printf("  on %lld sparse held-out tuples (too few users to label) vs the truth: model %.3f, their pooled rate %.3f\n",
+               (long long)q->sparse_tuples, q->spearman_truth_sparse, q->rate_spearman_truth_sparse);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -55,6 +58,7 @@ int cmd_train(int argc, char **argv) {
                       specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
+    if (!o.base && (rc = cmd_check_memory(argv[0], cmd_train_bytes(&o.cfg, o.vocab, o.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch"))) return rc;
     o.seed = (uint64_t)seed;
     o.corpus.seed = (uint64_t)seed;
     md_report r;

@@ -115,3 +115,28 @@ int cmd_check_out(const char *path) {
     free(dir);
     return ok ? 0 : 1;
 }
+
+/* ---------------------------------------------------------------- memory bounds */
+
+int cmd_check_memory(const char *cmd, double bytes, const char *flags) {
+    double have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+    if (have <= 0 || bytes <= have) return 0;
+    return cmd_usage_error(cmd, "%s need at least %.1f GiB, more than this machine's %.1f GiB of memory", flags,
+                           bytes / 1073741824.0, have / 1073741824.0);
+}
+
+/* lm_param_count in double (no overflow for absurd flags). */
+static double params_of(const lm_config *c, double V) {
+    double D = c->dim, L = c->n_layers, H = c->hidden_dim, KvD = c->n_heads > 0 ? D / c->n_heads * c->n_kv_heads : D;
+    return V * D * (c->tied ? 1 : 2) + L * (2 * D + 2 * D * D + 2 * KvD * D + 3 * H * D) + D;
+}
+
+double cmd_train_bytes(const lm_config *c, int vocab, int batch) {
+    double V = vocab > 0 ? vocab : c->vocab_size;
+    return 16.0 * params_of(c, V) + 4.0 * batch * c->seq_len * V;
+}
+
+double cmd_infer_bytes(const lm_config *c, int rows, int seq) {
+    double KvD = c->n_heads > 0 ? (double)c->dim / c->n_heads * c->n_kv_heads : c->dim;
+    return 4.0 * (params_of(c, c->vocab_size) + 2.0 * rows * seq * c->n_layers * KvD + (double)rows * c->vocab_size);
+}

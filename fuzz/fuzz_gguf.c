@@ -1,5 +1,6 @@
 /* fuzz_gguf.c - libFuzzer target for the GGUF reader and the model/tokenizer loaders on top of it.
  * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/model.c
+ * fuzz-max-len: 131072   (the seed models of fuzz/seeds.c are up to 65 KB)
  *
  * Build and run by hand (scripts/fuzz does this for every target):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iinclude \

@@ -24,5 +24,20 @@ check 2 $BIN plan --ws /nonexistent/serendip-ws --n-sweep 1,2 --out x.tbl
 check 1 $BIN lm pretrain --text "$0" --out /nonexistent/serendip/m.gguf
 # usage errors of the lm group name the command as typed
 $BIN lm generate --no-such-flag 2>&1 | grep -q "serendip lm generate:" || { echo "FAIL: lm usage error does not say 'serendip lm generate'"; fail=1; }
+# flags that size memory are usage errors before any work (the workspace below does not exist:
+# without the bounds these ran into it and exited 1; with them they never reach it)
+check 2 $BIN train --ws /nonexistent/serendip-ws --dim 65536 --layers 512 --heads 512 --kv-heads 512
+check 2 $BIN train --ws /nonexistent/serendip-ws --seq-len 100000000 --batch 4096
+check 2 $BIN eval --ws /nonexistent/serendip-ws --serve 100000
+T=$(mktemp -d)
+check 2 $BIN lm pretrain --text "$0" --out "$T/m.gguf" --dim 65536 --layers 512 --heads 512 --kv-heads 512
+[ -e "$T/m.gguf" ] && { echo "FAIL: lm pretrain wrote a model past the memory bound"; fail=1; }
+# a missing --movielens folder and an empty one are the same usage error
+mkdir -p "$T/empty"
+check 2 $BIN ingest --ws "$T/ws" --movielens "$T/empty"
+check 2 $BIN ingest --ws "$T/ws" --movielens "$T/no-such-folder"
+# reading a directory as a file says so
+$BIN lm pretrain --text "$T" --out "$T/m.gguf" 2>&1 | grep -q "is a directory" || { echo "FAIL: reading a directory does not say it is one"; fail=1; }
+rm -rf "$T"
 [ $fail -eq 0 ] && echo "ok: cli"
 exit $fail

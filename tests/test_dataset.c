@@ -200,7 +200,7 @@ static void test_split_fraction_counts_and_file(void **state) {
     assert_int_equal(ds_split_by_fraction(&d, 0.0, 0.2, &s, &err), SD_ERR_USAGE);
 
     char *dir = tmp_dir(), *p = sd_path_join(dir, DS_SPLIT_FILE);
-    ds_split w = {1260759144, 1400000000}, r = {0, 0};
+    ds_split w = {.train_end = 1260759144, .valid_end = 1400000000}, r = {0};
     assert_int_equal(ds_split_save(&w, p, &err), SD_OK);
     assert_int_equal(ds_split_load(&r, p, &err), SD_OK);
     assert_int_equal(r.train_end, w.train_end);

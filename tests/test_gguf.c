@@ -470,6 +470,33 @@ static size_t find_bytes(const char *hay, size_t n, const char *needle) {
     return 0;
 }
 
+/* Values no header check covers: a NaN or infinite weight is refused at load, naming the file, the
+ * tensor and the element (F32 keeps a NaN as is; 1e6 overflows half precision to infinity). */
+static void test_model_non_finite_refused(void **state) {
+    (void)state;
+    sd_err err = {0};
+    lm_config c = tiny_config(0);
+    lm_model m, back;
+    assert_int_equal(lm_model_init(&m, &c, 7, &err), SD_OK);
+    char *path = tmp_path("nan.gguf");
+    size_t at = 5; /* element 5 of blk.1.ffn_down.weight */
+    m.w.w2[(size_t)c.dim * (size_t)c.hidden_dim + at] = NAN;
+    assert_int_equal(lm_gguf_save(path, &m, NULL, "tiny", &err), SD_OK);
+    assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_ERR_FORMAT);
+    if (!strstr(err.msg, "nan.gguf") || !strstr(err.msg, "blk.1.ffn_down.weight element 5 is NaN"))
+        fail_msg("message: %s", err.msg);
+    m.w.w2[(size_t)c.dim * (size_t)c.hidden_dim + at] = 1e6f;
+    assert_int_equal(lm_gguf_save_as(path, &m, NULL, "tiny", GGUF_TENSOR_F16, &err), SD_OK);
+    assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_ERR_FORMAT);
+    if (!strstr(err.msg, "blk.1.ffn_down.weight element 5 is infinite")) fail_msg("message: %s", err.msg);
+    m.w.w2[(size_t)c.dim * (size_t)c.hidden_dim + at] = 0.5f; /* finite again: loads */
+    assert_int_equal(lm_gguf_save_as(path, &m, NULL, "tiny", GGUF_TENSOR_F16, &err), SD_OK);
+    assert_int_equal(lm_gguf_load(path, &back, NULL, &err), SD_OK);
+    lm_model_free(&back);
+    lm_model_free(&m);
+    free(path);
+}
+
 static void test_corrupt_files_refused(void **state) {
     (void)state;
     sd_err err = {0};
@@ -572,6 +599,7 @@ int main(void) {
         cmocka_unit_test(test_model_q8_0_round_trip),
         cmocka_unit_test(test_model_load_names_what_is_wrong),
         cmocka_unit_test(test_corrupt_files_refused),
+        cmocka_unit_test(test_model_non_finite_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[64];

@@ -102,7 +102,7 @@ static int teardown(void **state) {
 }
 
 static void build(int k, jr_journeys *j) {
-    ds_split split = {1000, 1500};
+    ds_split split = {.train_end = 1000, .valid_end = 1500};
     ds_positive_rule rule = DS_POSITIVE_DEFAULT;
     sd_err err = {0};
     assert_int_equal(jr_build(&g_ds, &split, &g_tax, &rule, k, j, &err), SD_OK);
@@ -308,7 +308,7 @@ static void test_parse_positive(void **state) {
     /* a stricter rule changes the transitions: with rating >= 5 only 5-star events count */
     r = (ds_positive_rule){5.0f, 0.7f};
     jr_journeys j;
-    ds_split split = {1000, 1500};
+    ds_split split = {.train_end = 1000, .valid_end = 1500};
     assert_int_equal(jr_build(&g_ds, &split, &g_tax, &r, 2, &j, &err), SD_OK);
     /* A: c0@10 c3@40 c3@70 -> journey 0 3 ; B: c0 c0 c2 -> 0 2 ; C: watch .9 c2, .8 c3 -> 2 3 */
     assert_int_equal(j.n_steps, 6);

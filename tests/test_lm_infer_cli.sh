@@ -22,8 +22,9 @@ cc -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I/usr/include/x86_64-linux-gnu/openblas
 printf 'drama\nspace opera\nwar\nromantic comedy\nfilm noir\n' >"$T/allowed.txt"
 "$BIN" lm generate --model "$T/m.gguf" --prompt "The quick<|sep|>" --n 20 --allowed "$T/allowed.txt" --seed 5 --json \
     >"$T/c1.json" || bad "constrained generate exited $?"
-PY=/usr/bin/python3
-[ -x $PY ] || { echo "SKIP: JSON checks of lm generate (/usr/bin/python3 absent)"; PY=true; }
+# the JSON checks need python3: install it (make test does) or fail, never skip them
+command -v python3 >/dev/null || SERENDIP_EXTRA_PKGS="python3=python3" bash scripts/install-deps >&2
+PY=$(command -v python3) || { echo "FAIL: python3 is needed for the JSON checks and could not be installed"; exit 1; }
 $PY - "$T/c1.json" "$T/allowed.txt" <<'EOF' || fail=1
 import json, sys
 out = json.load(open(sys.argv[1]))
@@ -63,6 +64,16 @@ echo '{"prompt": 3}' >"$T/bad.jsonl"
 printf 'war\nwar\n' >"$T/dup.txt"
 "$BIN" lm generate --model "$T/m.gguf" --prompt x --allowed "$T/dup.txt" >/dev/null 2>&1
 [ $? -eq 1 ] || bad "duplicate allowed strings should exit 1"
+
+# flags that size memory are refused before any work (exit 2), not by an out-of-memory abort:
+# a bound on --max-new / --rows / --n before the model is read, and the memory the KV cache, the
+# logits and the samples need once it is known (1M rows x 1M positions: petabytes)
+"$BIN" lm generate --model "$T/none.gguf" --prompt x --max-new 2000000 >/dev/null 2>"$T/err"
+[ $? -eq 2 ] && grep -q -- "--max-new" "$T/err" || bad "--max-new 2000000 should be a usage error before the model is read"
+"$BIN" lm generate --model "$T/m.gguf" --prompt x --rows 1000000 --max-new 1000000 >/dev/null 2>"$T/err"
+[ $? -eq 2 ] && grep -q "GiB" "$T/err" || bad "--rows/--max-new beyond memory should exit 2: $(cat "$T/err")"
+"$BIN" lm score --model "$T/m.gguf" --data "$T/s1.jsonl" --rows 2000000 >/dev/null 2>&1
+[ $? -eq 2 ] || bad "score --rows 2000000 should exit 2"
 
 [ $fail -eq 0 ] && echo "ok: lm generate / lm score"
 exit $fail

@@ -40,7 +40,8 @@ s=$($BIN info --ws $ws --json | state)
 echo "$s" | grep -q "taxonomy.bin=stale clusters.tsv=stale journeys.bin=stale feedback.tsv=stale" || bad "info after world: $s"
 $BIN info --ws $ws | grep -q 'journeys.bin .*stale.*rerun `serendip cluster`' || bad "info text names the stage to rerun"
 
-# rerunning the stages makes it fresh again
+# rerunning the stages makes it fresh again (split.json refuses a new dataset by itself)
+$BIN split --ws $ws >/dev/null 2>&1 || bad "split rerun"
 $BIN cluster --ws $ws --top 3 --clusters 12 >/dev/null 2>&1 || bad "cluster rerun"
 s=$($BIN info --ws $ws --json | state)
 echo "$s" | grep -q "taxonomy.bin=fresh clusters.tsv=fresh journeys.bin=stale" || bad "info after cluster: $s"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_report.sh - `serendip eval` and `serendip report` end to end on a small synthetic world:
-# exit codes (0 / 1 missing stage / 2 usage), the printed table, metrics.json contents (every
-# baseline, users counted, intervals around each value), a self-contained report.html that names
-# every arm and embeds its plots, that --json prints the same JSON as the file, and the retrieval
+# exit codes (0 / 1 missing stage / 2 usage), the printed tables (arms, by context support),
+# metrics.json contents (every baseline and oracle with its kind, users counted, intervals around
+# each value, fallback shares, like_frac, by_support buckets that add up to the evaluated users),
+# a self-contained report.html that names every arm and embeds its plots and the by-support
+# section, that --json prints the same JSON as the file, and the retrieval
 # figures ("retrieval" key, printed line, report table) only once retrieval.bin exists.
 set -euo pipefail
 BIN=${BUILD:-build}/serendip
@@ -20,15 +22,20 @@ set -e
 "$BIN" world --ws "$ws" --users 600 --items 600 --seed 3 >/dev/null 2>&1
 "$BIN" split --ws "$ws" >/dev/null 2>&1
 "$BIN" cluster --ws "$ws" --clusters 24 --top 4 >/dev/null 2>&1
+"$BIN" journeys --ws "$ws" >/dev/null 2>&1
 
 out=$("$BIN" eval --ws "$ws" --serve 2 --bootstrap 50)
 out_eval=$out
-for arm in "random novel cluster" "most popular novel cluster" "empirical transition table"; do
-    grep -q "^$arm" <<<"$out" || fail "eval table lacks '$arm'"
+ARMS=("random" "most popular" "transition counts" "backoff transition" "feedback rate" "oracle (user)" "oracle (context)")
+for arm in "${ARMS[@]}"; do
+    grep -q "^$arm " <<<"$out" || fail "eval table lacks '$arm'"
 done
+grep -q "^by context support" <<<"$out" || fail "eval does not print the by-support table"
+grep -Eq "^arm +0 \([0-9]+\) +1-9 \([0-9]+\) +10\+ \([0-9]+\)$" <<<"$out" || fail "by-support header missing: $out"
 [ -s "$ws/metrics.json" ] || fail "metrics.json not written"
 
-# metrics.json: 3 arms, users add up, every interval holds its value, like_prob present (world)
+# metrics.json: 7 arms with kinds, users add up, every interval holds its value, like_prob present
+# (world), fallback shares, like_frac (random 0, user oracle 1), by_support adds up
 python3 - "$ws/metrics.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
@@ -36,8 +43,24 @@ assert m["serve"] == 2 and m["bootstrap"] == 50, m
 u = m["users"]
 assert u["evaluated"] + u["skipped_short_context"] + u["skipped_no_test_event"] == u["total"], u
 assert u["evaluated"] > 50, u
-names = [a["name"] for a in m["arms"]]
-assert names == ["random novel cluster", "most popular novel cluster", "empirical transition table"], names
+kinds = [a["kind"] for a in m["arms"]]
+assert kinds == ["random", "popular", "transition", "backoff", "feedback", "oracle", "context_oracle"], kinds
+for a in m["arms"]:
+    assert a["n"] == 0 and 0 <= a["fallback_share"] <= 1, a
+    assert a["metrics"]["novelty"]["value"] == 1.0, a  # the per-user filter
+fr = {a["kind"]: a["like_frac"]["value"] for a in m["arms"]}
+assert abs(fr["random"]) < 1e-9 and abs(fr["oracle"] - 1) < 1e-9, fr
+bs = m["by_support"]
+assert [b["name"] for b in bs] == ["0", "1-9", "10+"], bs
+assert sum(b["users"] for b in bs) == u["evaluated"], [b["users"] for b in bs]
+assert bs[0]["lo"] == 0 and bs[0]["hi"] == 0 and bs[1]["lo"] == 1 and bs[1]["hi"] == 9 and bs[2]["hi"] is None
+for b in bs:
+    assert [a["kind"] for a in b["arms"]] == kinds
+    for a in b["arms"]:
+        assert a["users"] == b["users"], (b["name"], a)
+        v = a["metrics"]["like_prob"]
+        if v["value"] is not None and v["lo"] is not None:
+            assert v["lo"] - 1e-9 <= v["value"] <= v["hi"] + 1e-9, (b["name"], a["name"], v)
 keys = [x["key"] for x in m["metrics"]]
 assert "like_prob" in keys and "novelty" in keys, keys
 for a in m["arms"]:
@@ -57,12 +80,14 @@ cmp -s "$ws/stdout.json" "$ws/metrics.json" || fail "--json output differs from 
 out=$("$BIN" report --ws "$ws")
 grep -q "wrote $ws/report.html" <<<"$out" || fail "report did not print its path"
 html="$ws/report.html"
-for arm in "random novel cluster" "most popular novel cluster" "empirical transition table"; do
-    grep -q "$arm" "$html" || fail "report.html lacks '$arm'"
+for arm in "${ARMS[@]}"; do
+    grep -qF "$arm" "$html" || fail "report.html lacks '$arm'"
 done
 n_svg=$(grep -o "<svg " "$html" | wc -l)
-# no tables: the two scatters and the cluster sizes, no plots against n (and it says so)
-[ "$n_svg" -eq 3 ] || fail "report.html has $n_svg plots, expected 3"
+# no tables: the two scatters, by support and the cluster sizes, no plots against n (and it says so)
+[ "$n_svg" -eq 4 ] || fail "report.html has $n_svg plots, expected 4"
+grep -q "<h2>By context support</h2>" "$html" || fail "report.html has no by-support section"
+grep -q "<th>support 10+<br>" "$html" || fail "report.html has no by-support table"
 grep -q "No best-of-n table" "$html" || fail "report.html does not say that no table was found"
 ! grep -qiE '"-?(nan|inf)|[ ,"]-?(nan|inf)[, "]' "$html" || fail "report.html has non-finite coordinates"
 ! grep -qi "<script\|https\?://[a-z]" <(sed 's#http://www.w3.org/2000/svg##g' "$html") || fail "report.html is not self-contained"

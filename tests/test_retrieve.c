@@ -115,7 +115,7 @@ static void test_evaluate_by_hand(void **state) {
     rt_model m;
     uint8_t *body;
     hand_model(&m, &body);
-    ds_split s = {100, 200};
+    ds_split s = {.train_end = 100, .valid_end = 200};
     ds_positive_rule rule = DS_POSITIVE_DEFAULT;
     rt_eval e;
     sd_err err = {0};
@@ -380,7 +380,7 @@ static void test_workspace_stage(void **state) {
     assert_int_equal(rt_evaluate_ws(dir, 10, &e, &err), SD_ERR_STATE); /* nothing there yet */
     assert_int_equal(ds_save(&g_ds, dp, &err), SD_OK);
     /* train and valid windows end at 400: everything but user E's item 2 at ts 400 is train */
-    ds_split s = {400, 400};
+    ds_split s = {.train_end = 400, .valid_end = 400};
     assert_int_equal(ds_split_save(&s, sp, &err), SD_OK);
     assert_int_equal(tx_save(&g_tax, tp, &err), SD_OK);
     rt_options o = small_options();
@@ -415,7 +415,7 @@ static void test_bad_options(void **state) {
     assert_int_equal(rt_train_data(&d, NULL, &o, &m, &err), SD_ERR_USAGE);
     /* a split before every event leaves no sequence */
     o = RT_OPTIONS_DEFAULT;
-    ds_split s = {0, 0};
+    ds_split s = {0};
     assert_int_equal(rt_train_data(&d, &s, &o, &m, &err), SD_ERR_DATA);
     ds_free(&d);
     /* the workspace stage without a dataset is a missing-stage error */

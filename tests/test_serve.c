@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <errno.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -845,6 +846,279 @@ static void test_handlers_direct(void **state) {
     free(bad), free(tp);
 }
 
+/* ---------------------------------------------------------------- a harder server (issue 11) */
+
+/* Sends a raw request on a fresh connection and returns everything the server sent until it
+ * closed (heap), or NULL when nothing came. */
+static char *raw_exchange(int port, const char *req) {
+    int fd = connect_to(port);
+    if (fd < 0) return NULL;
+    send_all(fd, req, strlen(req));
+    size_t cap = 8192, len = 0;
+    char *buf = sd_malloc(cap);
+    for (;;) {
+        if (len + 4096 > cap) buf = sd_realloc(buf, cap *= 2);
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    if (!len) free(buf), buf = NULL;
+    return buf;
+}
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+    return n;
+}
+
+/* A raw request must get exactly one response, with `status` and a JSON error body. */
+static void expect_raw_error(int port, const char *req, int status, const char *want) {
+    char *got = raw_exchange(port, req);
+    if (!got) fail_msg("no answer to %s", req);
+    int st = 0;
+    sscanf(got, "HTTP/1.%*d %d", &st);
+    if (st != status || count_of(got, "HTTP/1.") != 1) fail_msg("want one %d answer to [%s], got [%s]", status, req, got);
+    const char *body = strstr(got, "\r\n\r\n");
+    cJSON *j = body ? cJSON_Parse(body + 4) : NULL;
+    if (!j || !cJSON_IsString(cJSON_GetObjectItem(j, "error"))) fail_msg("not a JSON error: [%s]", got);
+    if (want && !strstr(cJSON_GetObjectItem(j, "error")->valuestring, want)) fail_msg("error lacks '%s': [%s]", want, got);
+    cJSON_Delete(j);
+    free(got);
+}
+
+/* Runs f with stderr captured into a temporary file; returns the captured text (heap). */
+static char *stderr_begin(int *saved) {
+    char path[] = "/tmp/sdsv-errXXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    fflush(stderr);
+    *saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+    return NULL;
+}
+
+static char *stderr_end(int saved) {
+    fflush(stderr);
+    off_t end = lseek(2, 0, SEEK_END);
+    char *buf = sd_calloc((size_t)end + 1, 1);
+    if (end > 0 && pread(2, buf, (size_t)end, 0) != end) buf[0] = 0;
+    dup2(saved, 2);
+    close(saved);
+    return buf;
+}
+
+/* SIGBUS: the served table is a private copy, so truncating the file in place (same inode, as
+ * `truncate` or a careless `cp` over it does) cannot take pages away from under a lookup; the
+ * reload of the truncated file is refused, counted and logged, and the old table stays. With a
+ * mapping of the file, lookups after the truncation read zeros within the file's last page (this
+ * fixture: empty answers) and died of SIGBUS beyond it. */
+static void test_truncate_in_place(void **state) {
+    (void)state;
+    copy_file("tableA.tbl", TBL_FILE);
+    server s;
+    sv_options o = test_options();
+    char *tok = sd_path_join(g_ws, "token"), *tp = sd_path_join(g_ws, TBL_FILE);
+    o.token_file = tok;
+    o.cache_bytes = 0; /* every answer reads the table */
+    start(&s, &o);
+    http_resp r;
+    assert_int_equal(http(s.port, "GET", "/v1/explore?user=1", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    assert_int_equal(truncate(tp, 300), 0); /* header and a few bytes of slot 0 */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(http(s.port, "GET", "/v1/explore?user=1", NULL, NULL, 0, &r), 0);
+        assert_int_equal(r.status, 200);
+        cJSON *j = json_of(&r);
+        char nov[128];
+        novel_string(j, nov, sizeof nov);
+        assert_string_equal(nov, "3:8 2:7"); /* still table A: context (0, 1), descending, 5 + c */
+        cJSON_Delete(j), free(r.body);
+    }
+    const char *body = "{\"items\":[106,109]}"; /* context (2, 3): slot 11, far past the truncation */
+    assert_int_equal(http(s.port, "POST", "/v1/explore", NULL, body, strlen(body), &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"novel\":[{\"id\":1,"));
+    free(r.body);
+    int saved, prev = sd_verbosity;
+    sd_verbosity = 1;
+    stderr_begin(&saved);
+    assert_int_equal(http(s.port, "POST", "/admin/reload", "Authorization: Bearer s3cret-token\r\n", "", 0, &r), 0);
+    char *log = stderr_end(saved);
+    sd_verbosity = prev;
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body, "truncated"));
+    free(r.body);
+    if (!strstr(log, "reload refused") || !strstr(log, "truncated")) fail_msg("the refused reload was not logged: [%s]", log);
+    free(log);
+    assert_int_equal(http(s.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_non_null(strstr(r.body, "serendip_table_reloads_total{result=\"failed\"} 1\n"));
+    assert_non_null(strstr(r.body, "serendip_table_version 1\n"));
+    free(r.body);
+    stop(&s);
+    copy_file("tableA.tbl", TBL_FILE);
+    free(tok), free(tp);
+}
+
+/* One client trickling a header line every 200 ms (for at most 5 s) against a server with a 1 s
+ * head deadline: it must get a JSON 408 and a closed connection after about 1 s, while another
+ * client is served meanwhile. */
+static void expect_trickler_cut(int port, int mode) {
+    int fd = connect_to(port);
+    assert_true(fd >= 0);
+    send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n", 32);
+    double t0 = sd_now(), closed_at = 0;
+    char buf[1024];
+    size_t len = 0;
+    for (int i = 0; i < 25 && !closed_at; i++) {
+        usleep(200000);
+        send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
+        for (;;) {
+            ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, MSG_DONTWAIT);
+            if (n > 0) len += (size_t)n;
+            else {
+                if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) closed_at = sd_now();
+                break;
+            }
+        }
+        if (i == 2) { /* meanwhile, a normal client is served */
+            http_resp r;
+            assert_int_equal(http(port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+            assert_int_equal(r.status, 200);
+            free(r.body);
+        }
+    }
+    close(fd);
+    buf[len] = 0;
+    if (!closed_at) fail_msg("mode %d: the slow client still held its connection after %.1f s", mode, sd_now() - t0);
+    if (closed_at - t0 < 0.9 || closed_at - t0 > 2.5) fail_msg("mode %d: closed after %.2f s", mode, closed_at - t0);
+    if (strncmp(buf, "HTTP/1.1 408", 12)) fail_msg("mode %d: got [%s]", mode, buf);
+    cJSON *j = cJSON_Parse(strstr(buf, "\r\n\r\n") + 4);
+    assert_non_null(j);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "error")));
+    cJSON_Delete(j);
+}
+
+/* The head deadline: libmicrohttpd's timeout is an idle timeout, which each trickled line reset,
+ * so a slow client held its connection (and thread) forever; now it is cut after head_timeout_s
+ * in every connection mode, counted in /metrics. */
+static void test_head_deadline(void **state) {
+    (void)state;
+    for (int mode = SV_MODE_EPOLL; mode <= SV_MODE_THREAD; mode++) {
+        server s;
+        sv_options o = test_options();
+        o.head_timeout_s = 1, o.mode = mode;
+        start(&s, &o);
+        expect_trickler_cut(s.port, mode);
+        http_resp r;
+        assert_int_equal(http(s.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+        assert_non_null(strstr(r.body, "serendip_http_head_timeouts_total 1\n"));
+        free(r.body);
+        stop(&s);
+    }
+    /* a kept-alive connection's second head is held to the deadline too, from the first answer */
+    server s;
+    sv_options o = test_options();
+    o.head_timeout_s = 1;
+    start(&s, &o);
+    char buf[1024];
+    int fd = connect_to(s.port);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    usleep(100000);
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 0 && !strncmp(buf, "HTTP/1.1 200", 12));
+    double t0 = sd_now();
+    send_all(fd, "GET /healthz", 12); /* and nothing more */
+    n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 0);
+    buf[n] = 0;
+    assert_int_equal(strncmp(buf, "HTTP/1.1 408", 12), 0);
+    assert_true(sd_now() - t0 < 2.5);
+    close(fd);
+    stop(&s);
+}
+
+/* Strict HTTP: ambiguous framing (two Content-Lengths: libmicrohttpd used the first and read the
+ * rest as the next request; Content-Length beside chunked) and a body with trailing junk (cJSON
+ * stopped at the value and the junk was ignored) are 400s with one status line and a JSON body. */
+static void test_strict_http(void **state) {
+    (void)state;
+    server s;
+    sv_options o = test_options();
+    start(&s, &o);
+    expect_error(s.port, "POST", "/v1/explore", "{\"items\": [100]} junk", 400, "malformed JSON");
+    expect_error(s.port, "POST", "/v1/explore", "{\"items\": [100]}{}", 400, "malformed JSON");
+    http_resp r; /* whitespace after the value is fine */
+    const char *ok = "{\"items\": [100]}\r\n  ";
+    assert_int_equal(http(s.port, "POST", "/v1/explore", NULL, ok, strlen(ok), &r), 0);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    const char *H = "POST /v1/explore HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    char req[512];
+    /* (a negative or 20-digit Content-Length is answered by libmicrohttpd 0.9.75 itself, in HTML
+     * and with its status line twice; docs/serving.md) */
+    snprintf(req, sizeof req, "%sContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}", H);
+    expect_raw_error(s.port, req, 400, "more than one Content-Length");
+    snprintf(req, sizeof req, "%sContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", H);
+    expect_raw_error(s.port, req, 400, "more than one Content-Length");
+    snprintf(req, sizeof req, "%sContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", H);
+    expect_raw_error(s.port, req, 400, "Transfer-Encoding");
+    stop(&s);
+}
+
+/* The bearer scheme is case-insensitive; the token file is one trimmed line or refused at start. */
+static void test_token_rules(void **state) {
+    (void)state;
+    server s;
+    sv_options o = test_options();
+    char *tok = sd_path_join(g_ws, "token");
+    o.token_file = tok;
+    start(&s, &o);
+    http_resp r;
+    const char *auths[] = {"Authorization: bearer s3cret-token\r\n", "Authorization: BEARER   s3cret-token\r\n"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(http(s.port, "POST", "/admin/reload", auths[i], "", 0, &r), 0);
+        if (r.status != 200) fail_msg("%s: %d %s", auths[i], r.status, r.body);
+        free(r.body);
+    }
+    assert_int_equal(http(s.port, "POST", "/admin/reload", "Authorization: Basic s3cret-token\r\n", "", 0, &r), 0);
+    assert_int_equal(r.status, 401);
+    free(r.body);
+    stop(&s);
+    const struct { const char *text; const char *want; } cases[] = {
+        {"  s3cret-token \r\n", "s3cret-token"}, {"s3cret-token", "s3cret-token"},
+        {"s3cret-token\nsecond-line\n", NULL}, {"s3cret token\n", NULL}, {"short\n", NULL},
+        {"s3cret-\x01token\n", NULL}, {"\n\n", NULL},
+    };
+    char *p = sd_path_join(g_ws, "token2");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sd_err err = {0};
+        char *got = NULL;
+        assert_int_equal(sd_write_file_atomic(p, cases[i].text, strlen(cases[i].text), &err), SD_OK);
+        int rc = sv_token_read(p, &got, &err);
+        if (cases[i].want) {
+            assert_int_equal(rc, SD_OK);
+            assert_string_equal(got, cases[i].want);
+        } else {
+            assert_int_equal(rc, SD_ERR_USAGE);
+            assert_non_null(strstr(err.msg, "token2")); /* names the file */
+            assert_null(got);
+        }
+        free(got);
+    }
+    /* a server does not start on a bad token file */
+    sd_err err = {0};
+    o.token_file = p;
+    sv_state *st;
+    assert_int_equal(sv_state_open(&st, g_ws, &o, &err), SD_ERR_USAGE);
+    free(p), free(tok);
+}
+
 int main(int argc, char **argv) {
     sd_verbosity = 0; /* reloads log a line each */
     if (argc == 3 && !strcmp(argv[1], "--write-fixture")) {
@@ -861,7 +1135,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_reload_auth),     cmocka_unit_test(test_reload_under_load),
         cmocka_unit_test(test_overload_503),    cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_keep_alive),      cmocka_unit_test(test_modes),
-        cmocka_unit_test(test_handlers_direct),
+        cmocka_unit_test(test_handlers_direct), cmocka_unit_test(test_truncate_in_place),
+        cmocka_unit_test(test_head_deadline),   cmocka_unit_test(test_strict_http),
+        cmocka_unit_test(test_token_rules),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -281,6 +282,69 @@ static int write_fixture(const char *ws) {
     return 0;
 }
 
+/* Values no header check covers (docs/formats-table.md): no infinity anywhere; NaN only where
+ * there is no value: a fallback slot's entries, and the alignment score of a table planned without
+ * the alignment model (align_hash 0). A one-slot-filled K = 2, M = 7 table is written with a
+ * finite entry, then the entry's bytes are patched (the header checksum does not cover slots). */
+static void test_refuses_nan_and_inf(void **state) {
+    (void)state;
+    const float NaN = NAN, Inf = INFINITY;
+    const struct {
+        uint64_t align_hash;
+        uint32_t flags;
+        float score, logprob;
+        int ok;
+        const char *why;
+    } cases[] = {
+        {0x3333, 0, 7.5f, -1.0f, 1, NULL},
+        {0x3333, 0, NaN, -1.0f, 0, "NaN alignment score"},
+        {0x3333, 0, 7.5f, NaN, 0, "NaN log-probability"},
+        {0x3333, 0, Inf, -1.0f, 0, "infinite"},
+        {0x3333, 0, 7.5f, -Inf, 0, "infinite"},
+        {0x3333, TBL_FLAG_FALLBACK, NaN, NaN, 1, NULL},   /* the planner's fallback entries */
+        {0x3333, TBL_FLAG_FALLBACK, 7.5f, Inf, 0, "infinite"},
+        {0, 0, NaN, -1.0f, 1, NULL},                      /* plan --no-align */
+        {0, 0, NaN, NaN, 0, "NaN log-probability"},
+    };
+    char *path = tmp_path("values.tbl");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tbl_params p = params(0, 49);
+        p.align_hash = cases[i].align_hash;
+        sd_err err = {0};
+        tbl_builder *b = tbl_builder_new(&p, &err);
+        assert_non_null(b);
+        tbl_entry e = {3, 7.5f, -1.0f};
+        assert_int_equal(tbl_builder_set(b, 1, &e, 1, cases[i].flags, &err), SD_OK);
+        assert_int_equal(tbl_write(b, path, &err), SD_OK);
+        /* the builder applies the same rule */
+        e = (tbl_entry){3, cases[i].score, cases[i].logprob};
+        assert_int_equal(tbl_builder_set(b, 1, &e, 1, cases[i].flags, &err) == SD_OK, cases[i].ok);
+        tbl_builder_free(b);
+        char *buf;
+        size_t len;
+        assert_int_equal(sd_read_file(path, &buf, &len, &err), SD_OK);
+        size_t off = TBL_HEADER_SIZE + 1 * (8 + 3 * sizeof(tbl_entry)) + 8; /* slot 1, entry 0 */
+        memcpy(buf + off + 4, &cases[i].score, 4);
+        memcpy(buf + off + 8, &cases[i].logprob, 4);
+        assert_int_equal(sd_write_file_atomic(path, buf, len, &err), SD_OK);
+        free(buf);
+        tbl_table t;
+        int rc = tbl_open(&t, path, &err);
+        if (cases[i].ok) {
+            if (rc) fail_msg("case %zu refused: %s", i, err.msg);
+            const tbl_entry *got;
+            assert_int_equal(tbl_lookup(&t, 1, &got, NULL), 1);
+            assert_memory_equal(&got->align_score, &cases[i].score, 4);
+            tbl_close(&t);
+        } else {
+            if (rc != SD_ERR_FORMAT) fail_msg("case %zu accepted", i);
+            if (!strstr(err.msg, cases[i].why) || !strstr(err.msg, "slot 1 entry 0") || !strstr(err.msg, "values.tbl"))
+                fail_msg("case %zu: message '%s' lacks '%s', the slot or the file", i, err.msg, cases[i].why);
+        }
+    }
+    free(path);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--fixture")) return write_fixture(argv[2]);
     strcpy(g_dir, "/tmp/sdtblXXXXXX");
@@ -290,6 +354,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_builder_refuses_bad_input),
         cmocka_unit_test(test_shard_merge_is_byte_identical),
         cmocka_unit_test(test_refuses_bad_files),
+        cmocka_unit_test(test_refuses_nan_and_inf),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char *cmd = sd_asprintf("rm -rf %s", g_dir);

@@ -26,6 +26,7 @@
 #define CP_ALIGN "align.jsonl"
 #define CP_ALIGN_HELDOUT "align_heldout.jsonl"
 #define CP_ALIGN_PAIRWISE "align_pairwise.jsonl"
+#define CP_ALIGN_PROBE "align_probe.jsonl" /* held-out tuples below --min-users: judged against the truth only */
 #define CP_BASELINE "baseline.jsonl"
 #define CP_STATS "corpus.json"
 
@@ -64,6 +65,7 @@ typedef struct {
     int32_t targets_before, targets_after; /* distinct target clusters */
     int64_t feedback_tuples, align_kept;  /* all tuples / with users >= min_users */
     int64_t align_train, align_heldout;
+    int64_t align_probe;                 /* held-out tuples below min_users (align_probe.jsonl) */
     int64_t label_hist[CP_SCORE_LEVELS];  /* labels of the kept tuples */
     int64_t pairwise_examples;
     int64_t baseline_examples;

@@ -64,14 +64,22 @@ int64_t ds_find_item(const ds_dataset *d, int64_t raw_id);
 /* ---------------------------------------------------------------- temporal split (split.json)
  * Either a GLOBAL temporal split (events with ts < train_end are train, ts < valid_end are
  * valid, the rest test), or a PER-USER split (user u's own boundaries user_train_end[u] and
- * user_valid_end[u], the same rule applied per user; see docs/evaluation.md). Every reader asks
- * through ds_split_of / ds_split_train_end, so both kinds work everywhere. */
+ * user_valid_end[u], the same rule applied per user; see docs/evaluation.md, "Splits"). Every
+ * reader asks through ds_split_of / ds_split_train_end, so both kinds work everywhere. */
 #define DS_SPLIT_FILE "split.json"
+/* A per-user window: each user's own last `last` events, or the last fraction `frac` of them
+ * (rounded up). At most one of the two is > 0; both 0 = no window. */
+typedef struct {
+    int64_t last;
+    double frac;
+} ds_user_window;
 typedef struct {
     int64_t train_end, valid_end; /* unix seconds; for a per-user split: the largest user boundary */
     int64_t n_users;              /* per-user split: users covered (== dataset users); 0 = global */
     int64_t *user_train_end;      /* (n_users) per-user boundaries, unix s; NULL = global (owned) */
     int64_t *user_valid_end;      /* (n_users) */
+    ds_user_window user_test, user_valid; /* per-user split: the windows it was computed with */
+    uint64_t dataset_hash; /* sd_hash_file of the dataset.bin it was computed from; 0 = unrecorded */
 } ds_split;
 enum { DS_TRAIN = 0, DS_VALID = 1, DS_TEST = 2 };
 /* End of the train window of dense user index u (exclusive). */
@@ -85,7 +93,13 @@ static inline int ds_split_of(const ds_split *s, int64_t u, int64_t ts) {
     return ts < te ? DS_TRAIN : ts < ve ? DS_VALID : DS_TEST;
 }
 void ds_split_free(ds_split *s); /* frees the per-user arrays (a global split owns nothing) */
+/* Writes split.json atomically (format: docs/formats-dataset.md). SD_ERR_USAGE when a boundary is
+ * beyond +-2^53 s (a JSON number would not hold it exactly) or a valid end precedes its train end. */
 int ds_split_save(const ds_split *s, const char *path, sd_err *err);
+/* Reads split.json into s (caller frees with ds_split_free). When the file records a dataset hash,
+ * the dataset.bin in the same folder must still have it: otherwise SD_ERR_STATE ("rerun 'serendip
+ * split'"). SD_ERR_FORMAT, naming the field, on a malformed file or per-user arrays of the wrong
+ * length; SD_ERR_STATE when the file is missing. */
 int ds_split_load(ds_split *s, const char *path, sd_err *err);
 
 /* Positive engagement rule shared by every stage: rating >= min_rating when a rating is present,
@@ -107,11 +121,27 @@ static inline int ds_is_positive(const ds_positive_rule *r, const ds_event *e) {
 /* Cut-offs at fractions of the event time range [ts_min, ts_max] (train_frac in (0,1], valid_frac
  * in [0,1], sum <= 1). SD_ERR_USAGE on bad fractions, SD_ERR_DATA on a dataset with no events. */
 int ds_split_by_fraction(const ds_dataset *d, double train_frac, double valid_frac, ds_split *out, sd_err *err);
+/* "last:N" (N >= 1) or "frac:F" (0 < F < 1) into w; SD_ERR_USAGE naming the text otherwise. */
+int ds_user_window_parse(const char *text, ds_user_window *w, sd_err *err);
+/* "last:N", "frac:F" or "none" into buf. */
+void ds_user_window_format(ds_user_window w, char *buf, size_t n);
+/* Per-user split: each user's own last events by `test` form the test window, the events just
+ * before them by `valid` (no window when both fields are 0) the valid window, the rest train.
+ * Counts are taken in event order; a boundary is then the timestamp just after the last event
+ * before the cut, so events tied in time never straddle a boundary: ties go to the EARLIER window
+ * and a later window can hold fewer events than asked. A user keeps at least one train event: a
+ * one-event user is all train. out owns two arrays of d->n_users (ds_split_free). SD_ERR_USAGE on
+ * an empty or malformed test window, SD_ERR_DATA on a dataset with no events. */
+int ds_split_per_user(const ds_dataset *d, ds_user_window test, ds_user_window valid, ds_split *out, sd_err *err);
 typedef struct {
     int64_t events[3]; /* per window (DS_TRAIN, DS_VALID, DS_TEST) */
     int64_t users[3];  /* users with at least one event in the window */
 } ds_split_counts;
+/* Events and users per window (a user counts in every window holding one of their events). */
 void ds_split_count(const ds_dataset *d, const ds_split *s, ds_split_counts *c);
+/* One line for people: "global: train < 2012-06-09 11:55:25 UTC <= valid < ... <= test" or
+ * "per-user: test = each user's last:5, valid = none". */
+void ds_split_describe(const ds_split *s, char *buf, size_t n);
 
 
 /* Binds d to an image of dataset.bin already in memory (borrowed, 8-byte aligned, must outlive d),

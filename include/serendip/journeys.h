@@ -2,7 +2,8 @@
  * human-readable twin `feedback.tsv`; format in docs/formats-journeys.md).
  *
  * Window: journeys, transitions and feedback are computed on the TRAIN window only
- * (events with ts < split.train_end), so that evaluation on the later windows never sees them.
+ * (each user's events with ts < ds_split_train_end(split, user): one cut in time for a global
+ * split, the user's own for a per-user split), so that evaluation on the later windows never sees them.
  *
  * A user's journey is the time-ordered list of level-2 clusters of their positive events, with
  * consecutive repeats collapsed (A A B A C -> A B A C). Items with cluster -1 are skipped.
@@ -50,7 +51,8 @@ typedef struct {
     int32_t k;               /* context length K (1..JR_K_MAX) */
     int32_t n_clusters;      /* M of the taxonomy */
     int64_t n_users;
-    int64_t train_end;       /* window used: events with ts < train_end (INT64_MAX: all) */
+    int64_t train_end;       /* window used: events with ts < train_end (INT64_MAX: all); for a per-user
+                              * split the largest user boundary (each user's own window was used) */
     uint64_t tax_hash;       /* tx_hash of the taxonomy used */
     ds_positive_rule rule;
     int64_t n_steps;
@@ -103,6 +105,12 @@ int jr_context_at(const ds_dataset *ds, const tx_taxonomy *tax, const ds_positiv
 /* Same for a stateless request: items[0..n) in chronological order (oldest first), each treated as
  * a positive engagement; unknown items (out of range or cluster -1) are skipped. */
 int jr_context_of_items(const tx_taxonomy *tax, const int32_t *items, int n, int k, int32_t *ctx);
+
+/* The last-K-distinct update: moves c to the most-recent end of ctx[0..*n) (oldest first),
+ * dropping the oldest cluster when k are already held and c is not among them; *n stays <= k.
+ * Equal to "the last k distinct clusters" because whatever falls off is older than what stays.
+ * (A, B) + A -> (B, A); (A, B) + C with k = 2 -> (B, C); () + A -> (A). */
+void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c);
 
 /* Dense index of a context in [0, M^K): ctx[0]*M^(K-1) + ... + ctx[K-1] (c1*M+c2 for K = 2).
  * Returns -1 when a cluster is out of [0, M). Contexts with repeated clusters get an index too but

@@ -41,13 +41,18 @@ typedef struct {
     double align_auc;      /* AUC of the score for "label in the upper half" (percentile labels >= 5) */
     int64_t align_heldout; /* tuples judged */
     /* against what the label stands for (md_tuple_refs; NaN when not computable): */
-    double spearman_truth;      /* model score vs the tuple's true mean like-probability (world only) */
+    double spearman_truth;      /* model score vs the true mean like-probability of the candidate over the
+                                 * users who had the context (world only) */
     double rate_spearman_truth; /* the pooled rate itself vs the truth: how good counting is on these tuples */
     int64_t truth_tuples;       /* tuples with a truth value */
     double split_half;          /* Spearman between the pooled rates of the two halves of each tuple's users */
     double noise_ceiling;       /* sqrt(Spearman-Brown(split_half)): about the best Spearman any model can reach
                                  * against the pooled rate on these tuples */
     int64_t split_tuples;       /* tuples with exposures in both halves */
+    /* on the probe (held-out tuples backed by fewer than min_users users, align_probe.jsonl): */
+    double spearman_truth_sparse;      /* model score vs the truth */
+    double rate_spearman_truth_sparse; /* the pooled rate of those few users vs the truth */
+    int64_t sparse_tuples;
 } md_align_quality;
 
 typedef struct {
@@ -73,13 +78,14 @@ int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *c
                         const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err);
 
 /* Judges the alignment model at model_path on the held-out tuples file (align_heldout.jsonl).
- * ws non-NULL: also against the workspace's references (md_tuple_refs). */
+ * ws non-NULL: also against the workspace's references (md_tuple_refs), and on the probe file
+ * ws/corpus/align_probe.jsonl when it exists. */
 int md_align_quality_of(const char *model_path, const char *heldout_path, const char *ws, md_align_quality *q,
                         sd_err *err);
 
 /* Reference values of tuples (ctx[i*k..], cand[i]), i < n, from the workspace's train-window
  * exposures (src/plan/align_refs.c): truth[i] = mean true like-probability of cand over the users
- * exposed to it in that context (world_truth.bin; NaN without it or without users), half_a/half_b
+ * who had that context in the train window (world_truth.bin; NaN without it or without users), half_a/half_b
  * = pooled positive rate of the users whose hashed id is even / odd (NaN when a half saw none). */
 int md_tuple_refs(const char *ws, int k, const int32_t *ctx, const int32_t *cand, int64_t n, double *truth,
                   double *half_a, double *half_b, sd_err *err);

@@ -45,7 +45,8 @@ typedef struct {
     float lr, decay;
     uint64_t seed;
     int64_t n_items;
-    int64_t train_end;       /* events with ts < train_end were used (INT64_MAX: all) */
+    int64_t train_end;       /* events with ts < train_end were used (INT64_MAX: all; a per-user
+                              * split: its largest user boundary, each user's own window was used) */
     int64_t n_train_events;
     uint64_t items_hash;     /* sd_hash64 of the dataset's raw item ids: the model fits one catalogue */
     const float *U;          /* (n_items, dim) input ("history") vectors */
@@ -61,7 +62,7 @@ typedef struct {
     float score;
 } rt_scored;
 
-/* Trains on the events of d with ts < s->train_end (s NULL: all events), deterministic for a seed.
+/* Trains on each user's train-window events (ds_split_train_end; s NULL: all events), deterministic for a seed.
  * out owns its memory (rt_close). SD_ERR_USAGE on bad options, SD_ERR_DATA when no sequence has
  * two events. */
 int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, rt_model *out, sd_err *err);
@@ -120,7 +121,7 @@ int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t clus
 
 /* ---------------------------------------------------------------- evaluation
  * Next-item prediction on the test window, restricted to the served cluster: every positive
- * test-window event (ts >= s->valid_end) on a clustered item the user had not seen before is a
+ * test-window event (ds_split_of(s, u, ts) == DS_TEST) on a clustered item the user had not seen before is a
  * case; the served cluster is the target's cluster (the plan's choice, taken as given), the
  * history is every earlier event of the user (recent = its last m->recent items, seen = all its
  * items). Both rankers rank ALL unseen items of the cluster (no sampled negatives); ties go to the

@@ -29,6 +29,8 @@ typedef struct {
     size_t max_body;         /* request body bytes; beyond: 413 (default 64 KiB) */
     size_t conn_memory;      /* per-connection buffer for the request line and headers (default 16 KiB) */
     int timeout_s;           /* idle connection timeout (default 30) */
+    int head_timeout_s;      /* deadline for a whole request head, from the connection's start or the
+                              * previous response; beyond: 408 and close (default 10; 0: none) */
     ds_positive_rule rule;   /* what makes an event count for a user's context: the workspace's (jr_resolve_rule) */
     int mode;                /* SV_MODE_*: how libmicrohttpd runs connections */
     size_t cache_bytes;      /* budget of the per-user answer cache (0: off; default 256 MiB) */
@@ -43,7 +45,7 @@ enum {
 
 #define SV_OPTIONS_DEFAULT                                                                                       \
     ((sv_options){.bind = "127.0.0.1", .port = SV_DEFAULT_PORT, .threads = 2, .max_conns = 512, .max_body = 65536, \
-                  .conn_memory = 16384, .timeout_s = 30, .rule = {4.0f, 0.7f}, .mode = 2 /* SV_MODE_THREAD */,   \
+                  .conn_memory = 16384, .timeout_s = 30, .head_timeout_s = 10, .rule = {4.0f, 0.7f}, .mode = 2 /* SV_MODE_THREAD */,   \
                   .cache_bytes = (size_t)256 << 20})
 
 /* ---------------------------------------------------------------- state and handlers */
@@ -61,9 +63,11 @@ int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, c
                  sd_err *err);
 void sv_state_free(sv_state *s);
 
-/* Reopens the table file and swaps it in atomically: requests already holding the old table
- * finish with it, new ones see the new one; a table that cannot be opened or does not fit the
- * taxonomy is refused and the old one stays. */
+/* Reads the table file again and swaps it in atomically: requests already holding the old table
+ * finish with it, new ones see the new one; a table that cannot be read or does not fit the
+ * taxonomy is refused, the refusal logged (sd_log) and counted, and the old one stays. The table
+ * is served from a private copy in memory, so truncating or rewriting the file in place never
+ * touches what is served. err may be NULL. */
 int sv_reload(sv_state *s, sd_err *err);
 int64_t sv_table_version(const sv_state *s); /* 1 at start, +1 per successful reload */
 
@@ -86,6 +90,11 @@ typedef struct {
     int auth_challenge;       /* 401: send WWW-Authenticate: Bearer */
 } sv_response;
 
+/* Reads a bearer-token file: one line of at least 8 visible ASCII bytes, surrounding spaces and
+ * the final newline trimmed; anything else (two lines, inner spaces, control bytes) is refused
+ * naming the file. *out is heap (caller frees). */
+int sv_token_read(const char *path, char **out, sd_err *err);
+
 /* Answers one request. Never fails: every problem becomes a JSON error response
  * {"error": "..."} with its status. Thread-safe. */
 void sv_handle(sv_state *s, const sv_request *rq, sv_response *rs);
@@ -100,6 +109,7 @@ void sv_cache_stats(const sv_state *s, uint64_t *hits, uint64_t *misses);
 void sv_metrics_record(sv_state *s, int status, double seconds);
 void sv_metrics_connections(sv_state *s, int delta);
 void sv_metrics_overload(sv_state *s);
+void sv_metrics_head_timeout(sv_state *s); /* a connection closed for a late request head */
 
 /* ---------------------------------------------------------------- server */
 

@@ -1,5 +1,6 @@
 /* svg.h - a small SVG plotting module for the evaluation report: line plots with error bands and
- * horizontal reference lines, labelled scatter plots with error bars, bar charts; axes with "nice"
+ * horizontal reference lines, labelled scatter plots with error bars, bar charts, grouped
+ * dot-and-interval plots; axes with "nice"
  * ticks; a legend. Output is one self-contained <svg> element (a heap string) to inline in HTML.
  *
  * Layout: the plot area is the frame minus fixed margins (SVG_MARGIN_*) and, when there is a
@@ -70,5 +71,9 @@ char *svg_line_plot(const svg_frame *f, const svg_series *s, int ns, const svg_h
 char *svg_scatter(const svg_frame *f, const svg_point *p, int n);
 /* Vertical bars values[n] at x = 1..n; labels may be NULL (then bars are not labelled). */
 char *svg_bar_chart(const svg_frame *f, const double *values, const char *const *labels, int n);
+/* Grouped dot-and-interval plot: ng groups side by side along x (labelled groups[g]), in each
+ * group one dot per series (series i at offset i of ns, its interval lo..hi as a vertical bar),
+ * s[i].y/lo/hi indexed by group (x unused); series keyed by colour in the legend. */
+char *svg_group_plot(const svg_frame *f, const char *const *groups, int ng, const svg_series *s, int ns);
 
 #endif

@@ -259,7 +259,13 @@ int sd_write_file_atomic(const char *path, const void *data, size_t len, sd_err 
 int sd_read_file(const char *path, char **out, size_t *len, sd_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return sd_fail(err, SD_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
+    struct stat st = {0};
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return sd_fail(err, SD_ERR_IO, "%s: is a directory, not a file", path);
+    }
+    /* one read of the announced size; the loop still copes with files that grow or are pipes */
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 2 : (size_t)1 << 16, n = 0;
     char *buf = sd_malloc(cap);
     for (;;) {
         if (n + 1 >= cap) buf = sd_realloc(buf, cap *= 2);
@@ -267,11 +273,11 @@ int sd_read_file(const char *path, char **out, size_t *len, sd_err *err) {
         n += got;
         if (got == 0) break;
     }
-    int bad = ferror(f);
+    int bad = ferror(f), eno = errno;
     fclose(f);
     if (bad) {
         free(buf);
-        return sd_fail(err, SD_ERR_IO, "%s: read failed", path);
+        return sd_fail(err, SD_ERR_IO, "%s: read failed (%s)", path, strerror(eno));
     }
     buf[n] = 0;
     *out = buf;

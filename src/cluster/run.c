@@ -9,7 +9,7 @@ int tx_run(const char *ws, const tx_config *cfg, tx_taxonomy *out, tx_stats *sta
     char *dpath = sd_path_join(ws, DS_FILE), *spath = sd_path_join(ws, DS_SPLIT_FILE);
     char *tpath = sd_path_join(ws, TX_FILE), *cpath = sd_path_join(ws, TX_TSV);
     ds_dataset d;
-    ds_split split;
+    ds_split split = {0};
     tx_taxonomy t;
     tx_stats st;
     int have_d = 0, have_s = 0, have_t = 0, rc = SD_OK;

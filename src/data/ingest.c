@@ -262,6 +262,7 @@ static int read_tags(const table_spec *s, tag_set *ts, ingest_report *rep, sd_er
 
 static void tag_set_free(tag_set *ts) {
     for (size_t i = 0; i < ts->n; i++) free(ts->by_item[i].tags);
+    for (size_t i = 0; i < ts->rows.len; i++) free(((tag_row *)ts->rows.data)[i].tag); /* a read that failed half-way */
     free(ts->by_item);
     sd_vec_free(&ts->rows);
     memset(ts, 0, sizeof *ts);
@@ -452,15 +453,17 @@ int ingest_movielens(const char *dir, ds_dataset *out, ingest_report *rep_out, s
         rs.col[COL_USER] = "userId", rs.col[COL_ITEM] = "movieId", rs.col[COL_RATING] = "rating", rs.col[COL_TS] = "timestamp";
         if (!file_in(dir, "movies.csv", &items)) goto missing_items;
         is.header = 1;
+        is.opts.enc = CSV_AUTO; /* a title or tag that is not valid UTF-8 is read as Latin-1: JSON output always parses */
         is.col[COL_ITEM] = "movieId", is.col[COL_TITLE] = "title", is.col[COL_TAGS] = "genres";
         is.required[COL_TITLE] = is.required[COL_TAGS] = 1;
         if (file_in(dir, "tags.csv", &tags)) {
             tsp.header = 1;
+            tsp.opts.enc = CSV_AUTO;
             tsp.col[COL_USER] = "userId", tsp.col[COL_ITEM] = "movieId", tsp.col[COL_TAG] = "tag", tsp.col[COL_TS] = "timestamp";
         }
     } else {
-        return sd_fail(err, sd_file_exists(dir) ? SD_ERR_USAGE : SD_ERR_IO,
-                         "%s: %s (expected u.data for 100k, ratings.dat for 1M/10M, or ratings.csv for latest/20M/25M/32M)", dir,
+        /* the same code for a missing and an empty folder: both are a wrong --movielens */
+        return sd_fail(err, SD_ERR_USAGE, "%s: %s (expected u.data for 100k, ratings.dat for 1M/10M, or ratings.csv for latest/20M/25M/32M)", dir,
                          sd_file_exists(dir) ? "no MovieLens files found" : "no such folder");
     }
     rs.path = ratings, is.path = items, tsp.path = tags;

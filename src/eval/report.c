@@ -1,9 +1,10 @@
 /* report.c - report.html from metrics.json: a self-contained page (inline SVG and CSS, no
  * JavaScript, opens from the file system) with each metric against n for the best-of-n arms
  * (baselines as horizontal lines, CIs as bands), novelty-vs-relevance scatters for every arm, the
- * taxonomy's cluster sizes, the table of arms x metrics, and findings computed from the numbers
- * (never written in advance): did relevance rise with n while novelty held, and did the LLM arms
- * beat the empirical transition table. HTML is written by hand: it is a few tags of text. */
+ * results by context support (plot and tables), the taxonomy's cluster sizes, the table of arms x
+ * metrics, and findings computed from the numbers (never written in advance): did relevance rise
+ * with n while novelty held, and did the LLM arms beat the backoff and feedback-rate arms. Arms
+ * are found by their "kind", never by name. HTML is written by hand: it is a few tags of text. */
 #include "serendip/eval.h"
 #include "serendip/svg.h"
 
@@ -13,34 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ev_arm_name_of_table(const char *file, char *name, size_t cap, int *n) {
-    const char *base = strrchr(file, '/');
-    base = base ? base + 1 : file;
-    size_t len = strlen(base);
-    if (len > 4 && !strcmp(base + len - 4, ".tbl")) len -= 4;
-    *n = 0;
-    /* "<prefix>_n<digits>" */
-    const char *us = NULL;
-    for (size_t i = 0; i + 1 < len; i++)
-        if (base[i] == '_' && base[i + 1] == 'n') us = base + i;
-    if (us) {
-        const char *d = us + 2;
-        size_t nd = 0;
-        while (d + nd < base + len && isdigit((unsigned char)d[nd])) nd++;
-        if (nd && d + nd == base + len && nd < 9) *n = atoi(d);
-    }
-    size_t plen = *n ? (size_t)(us - base) : len;
-    if (*n && plen == 7 && !strncmp(base, "explore", 7)) {
-        if (*n == 1) snprintf(name, cap, "best-of-1 (novelty alone)");
-        else snprintf(name, cap, "best-of-%d", *n);
-    } else if (*n && plen == 6 && !strncmp(base, "single", 6)) {
-        if (*n == 1) snprintf(name, cap, "single model");
-        else snprintf(name, cap, "single model (best-of-%d)", *n);
-    } else {
-        snprintf(name, cap, "%.*s", (int)len, base);
-    }
-}
-
 /* ================================================================ reading metrics.json */
 
 typedef struct {
@@ -48,6 +21,8 @@ typedef struct {
     int n;
     double v[EV_N_METRICS], lo[EV_N_METRICS], hi[EV_N_METRICS];
     int has[EV_N_METRICS];
+    double fallback_share;
+    double frac, frac_lo, frac_hi; /* like_frac, NAN when absent */
 } rep_arm;
 
 static double num_or_nan(const cJSON *o, const char *k) {
@@ -61,10 +36,21 @@ static int metric_of_key(const char *key) {
     return -1;
 }
 
-/* A best-of-n arm of the n sweep: an LLM table from explore_n*.tbl (or the planner's explore.tbl). */
-static int is_sweep(const rep_arm *a) {
-    return !strcmp(a->kind, "llm") && a->n > 0 && a->table &&
-           (!strncmp(a->table, "explore_n", 9) || !strcmp(a->table, "explore.tbl"));
+/* A best-of-n arm of the n sweep: kind "llm" with its n. */
+static int is_sweep(const rep_arm *a) { return !strcmp(a->kind, "llm") && a->n > 0; }
+
+/* An arm planned by language models. */
+static int is_llm(const rep_arm *a) {
+    static const char *const kinds[] = {"llm", "single", "llm_feedback", "rl", "llm_pairwise"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(a->kind, kinds[i])) return 1;
+    return 0;
+}
+
+static const rep_arm *arm_of_kind(const rep_arm *arms, int na, const char *kind) {
+    for (int i = 0; i < na; i++)
+        if (!strcmp(arms[i].kind, kind)) return &arms[i];
+    return NULL;
 }
 
 static void fmt_ci(char *s, size_t cap, const rep_arm *a, int m) {
@@ -98,41 +84,56 @@ static int ci_compare(const rep_arm *a, const rep_arm *b, int m) {
     return 0;
 }
 
+/* The headline relevance metric: the simulated like-probability on the world, else the pooled
+ * positive rate. */
+static int headline(const rep_arm *arms, int na) {
+    for (int i = 0; i < na; i++)
+        if (arms[i].has[EV_LIKE]) return EV_LIKE;
+    return EV_POS_POOLED;
+}
+
 static void findings(svg_buf *h, rep_arm *arms, int na) {
-    static const int relevance[] = {EV_POS_POOLED, EV_COLLECTIVE, EV_HIT};
+    static const int relevance[] = {EV_LIKE, EV_POS_POOLED, EV_COLLECTIVE, EV_HIT};
+    static const char *const rival_kinds[] = {"backoff", "feedback"};
+    static const char *const rival_names[] = {"back-off transition counts", "feedback-rate table"};
     svg_buf_printf(h, "<h2>Findings</h2>\n<p class=\"note\">Computed from the figures above. Two arms differ when "
                       "the 95%% interval of their paired difference (the same bootstrap resamples of users) excludes "
                       "0; where metrics.json has no paired comparison, when their own intervals do not overlap.</p>\n");
-    const rep_arm *lo_n = NULL, *hi_n = NULL, *tr = NULL;
+    const rep_arm *lo_n = NULL, *hi_n = NULL;
     for (int i = 0; i < na; i++) {
-        if (!strcmp(arms[i].name, ev_baseline_names[EV_BASE_TRANSITION])) tr = &arms[i];
         if (!is_sweep(&arms[i])) continue;
         if (!lo_n || arms[i].n < lo_n->n) lo_n = &arms[i];
         if (!hi_n || arms[i].n > hi_n->n) hi_n = &arms[i];
     }
-    /* the short answer, on the headline relevance metric (pooled positive rate) */
-    const int R = EV_POS_POOLED;
+    const int R = headline(arms, na);
+    const char *rname = R == EV_LIKE ? "simulated like-probability" : "relevance (pooled positive rate)";
     svg_buf_printf(h, "<p class=\"summary\"><b>In short:</b> ");
     if (lo_n && hi_n != lo_n && isfinite(lo_n->v[R]) && isfinite(hi_n->v[R])) {
         int c = ci_compare(hi_n, lo_n, R), nv = ci_compare(hi_n, lo_n, EV_NOVELTY);
-        svg_buf_printf(h, "relevance (pooled positive rate) %s from n = %d to n = %d, and novelty %s. ",
+        svg_buf_printf(h, "%s %s from n = %d to n = %d, and novelty %s. ", rname,
                        c > 0 ? "<b>rose</b>" : c < 0 ? "<b>fell</b>" : "<b>did not change beyond noise</b>", lo_n->n,
                        hi_n->n, nv < 0 ? "<b>did not hold</b>" : "<b>held</b>");
     } else {
         svg_buf_printf(h, "no trend with n can be judged (fewer than two best-of-n tables). ");
     }
-    int beat = 0, n_llm = 0;
-    for (int i = 0; i < na; i++) {
-        if (strcmp(arms[i].kind, "llm") || !isfinite(arms[i].v[R])) continue;
-        n_llm++;
-        beat += tr && isfinite(tr->v[R]) && ci_compare(&arms[i], tr, R) > 0;
+    int n_llm = 0;
+    for (int i = 0; i < na; i++) n_llm += is_llm(&arms[i]) && isfinite(arms[i].v[R]);
+    int said = 0;
+    for (size_t k = 0; k < 2; k++) {
+        const rep_arm *tr = arm_of_kind(arms, na, rival_kinds[k]);
+        if (!tr || !n_llm || !isfinite(tr->v[R])) continue;
+        int beat = 0;
+        for (int i = 0; i < na; i++)
+            beat += is_llm(&arms[i]) && isfinite(arms[i].v[R]) && ci_compare(&arms[i], tr, R) > 0;
+        svg_buf_printf(h, "%s LLM arm%s beat the %s on it (%d of %d). ", beat == n_llm ? "Every" : beat ? "Some" : "No",
+                       beat == n_llm && n_llm == 1 ? "" : "s", rival_names[k], beat, n_llm);
+        said = 1;
     }
-    if (tr && n_llm)
-        svg_buf_printf(h, "%s LLM arm%s beat the empirical transition table on it (%d of %d).</p>\n",
-                       beat == n_llm ? "Every" : beat ? "Some" : "No", beat == n_llm && n_llm == 1 ? "" : "s", beat, n_llm);
-    else
-        svg_buf_printf(h, "There is no LLM arm and transition table to compare.</p>\n");
-    svg_buf_printf(h, "<ul>\n");
+    if (!said) svg_buf_printf(h, "There is no LLM arm and back-off or feedback-rate arm to compare.");
+    const rep_arm *orc = arm_of_kind(arms, na, "oracle");
+    if (orc && isfinite(orc->v[EV_LIKE]))
+        svg_buf_printf(h, " The user oracle (the upper bound) reaches %.3f.", orc->v[EV_LIKE]);
+    svg_buf_printf(h, "</p>\n<ul>\n");
     if (!lo_n || lo_n == hi_n) {
         svg_buf_printf(h, "<li>Relevance against n: fewer than two best-of-n tables were found, so no trend can be "
                           "judged.</li>\n");
@@ -157,44 +158,168 @@ static void findings(svg_buf *h, rep_arm *arms, int na) {
                            lo_n->v[EV_NOVELTY], lo_n->n, hi_n->v[EV_NOVELTY], hi_n->n);
         }
     }
-    /* LLM arms against the empirical transition table */
+    /* LLM arms against the back-off and feedback-rate arms */
     n_llm = 0;
-    for (int i = 0; i < na; i++) n_llm += !strcmp(arms[i].kind, "llm");
-    if (!tr || !n_llm) {
-        svg_buf_printf(h, "<li>LLM arms against the empirical transition table: %s.</li>\n",
-                       !n_llm ? "no LLM table was evaluated" : "the transition-table baseline is missing");
-    } else {
+    for (int i = 0; i < na; i++) n_llm += is_llm(&arms[i]);
+    for (size_t k = 0; k < 2; k++) {
+        const rep_arm *tr = arm_of_kind(arms, na, rival_kinds[k]);
+        if (!tr || !n_llm) {
+            svg_buf_printf(h, "<li>LLM arms against the %s: %s.</li>\n", rival_names[k],
+                           !n_llm ? "no LLM table was evaluated" : "that arm is missing");
+            continue;
+        }
         for (size_t r = 0; r < sizeof relevance / sizeof relevance[0]; r++) {
             int m = relevance[r];
             if (!tr->has[m] || !isfinite(tr->v[m])) continue;
             int beat = 0, lost = 0, tie = 0;
             svg_buf sub = {0};
             for (int i = 0; i < na; i++) {
-                if (strcmp(arms[i].kind, "llm") || !arms[i].has[m] || !isfinite(arms[i].v[m])) continue;
+                if (!is_llm(&arms[i]) || !arms[i].has[m] || !isfinite(arms[i].v[m])) continue;
                 int c = ci_compare(&arms[i], tr, m);
                 beat += c > 0, lost += c < 0, tie += c == 0;
                 svg_buf_printf(&sub, "%s%s %.3f", sub.len ? "; " : "", arms[i].name, arms[i].v[m]);
             }
             svg_buf_printf(h,
-                           "<li>%s: of %d LLM arms, %d <b>beat</b> the empirical transition table (%.3f), %d "
-                           "<b>lost</b> to it, %d <b>indistinguishable</b> from it (",
-                           ev_metric_infos[m].name, beat + lost + tie, beat, tr->v[m], lost, tie);
+                           "<li>%s: of %d LLM arms, %d <b>beat</b> the %s (%.3f), %d <b>lost</b> to it, %d "
+                           "<b>indistinguishable</b> from it (",
+                           ev_metric_infos[m].name, beat + lost + tie, beat, rival_names[k], tr->v[m], lost, tie);
             svg_buf_escape(h, sub.s ? sub.s : "");
             svg_buf_printf(h, ").</li>\n");
             free(sub.s);
         }
-        if (tr->has[EV_NOVELTY]) {
-            svg_buf_printf(h, "<li>Novelty of the empirical transition table: %.3f; of the LLM arms:", tr->v[EV_NOVELTY]);
-            for (int i = 0; i < na; i++)
-                if (!strcmp(arms[i].kind, "llm") && arms[i].has[EV_NOVELTY]) {
-                    svg_buf_printf(h, " ");
-                    svg_buf_escape(h, arms[i].name);
-                    svg_buf_printf(h, " %.3f;", arms[i].v[EV_NOVELTY]);
-                }
-            svg_buf_printf(h, "</li>\n");
+    }
+    svg_buf_printf(h, "</ul>\n");
+}
+
+/* ================================================================ by context support */
+
+static void plot_append(svg_buf *h, char *svg) {
+    svg_buf_printf(h, "%s", svg);
+    free(svg);
+}
+
+/* The "by_support" section: every arm's headline metric per support bucket (plot and table) and
+ * the paired differences of the LLM arms against backoff and feedback within each bucket. */
+static void support_section(svg_buf *h, const cJSON *root, int metric) {
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(root, "by_support");
+    if (!cJSON_IsArray(bs) || !cJSON_GetArraySize(bs)) return;
+    const char *key = ev_metric_infos[metric].key;
+    int nb = cJSON_GetArraySize(bs);
+    const cJSON *b0arms = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, 0), "arms");
+    int na = cJSON_GetArraySize(b0arms);
+    svg_buf_printf(h, "<h2>By context support</h2>\n<p class=\"note\">Support of a user's context: train transitions "
+                      "observed from that exact K-context. Each bucket's figures and 95%% intervals come from a "
+                      "bootstrap over the bucket's users. Where counting has nothing to go on (support 0), does the "
+                      "language model still choose well? Metric: %s.</p>\n", ev_metric_infos[metric].name);
+    /* plot: one series per arm over the buckets */
+    double *x = sd_calloc((size_t)nb + 1, sizeof(double)), *v = sd_calloc((size_t)(na * nb) + 1, sizeof(double));
+    double *lo = sd_calloc((size_t)(na * nb) + 1, sizeof(double)), *hi = sd_calloc((size_t)(na * nb) + 1, sizeof(double));
+    svg_series *ser = sd_calloc((size_t)na + 1, sizeof(svg_series));
+    for (int b = 0; b < nb; b++) {
+        x[b] = b + 1;
+        const cJSON *arms = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, b), "arms");
+        for (int a = 0; a < na; a++) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arms, a), "metrics"), key);
+            v[a * nb + b] = num_or_nan(m, "value");
+            lo[a * nb + b] = num_or_nan(m, "lo");
+            hi[a * nb + b] = num_or_nan(m, "hi");
+        }
+    }
+    for (int a = 0; a < na; a++) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(b0arms, a), "name");
+        ser[a] = (svg_series){cJSON_IsString(nm) ? nm->valuestring : "?", x, v + a * nb, lo + a * nb, hi + a * nb, nb};
+    }
+    char(*gl)[64] = sd_calloc((size_t)nb + 1, sizeof *gl);
+    const char **groups = sd_calloc((size_t)nb + 1, sizeof *groups);
+    for (int b = 0; b < nb; b++) {
+        const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name");
+        snprintf(gl[b], sizeof gl[b], "support %s (%g users)", cJSON_IsString(nm) ? nm->valuestring : "?",
+                 num_or_nan(bk, "users"));
+        groups[b] = gl[b];
+    }
+    svg_frame f = svg_frame_make(960, 400, "by context support", "support of the user's context (train transitions from it)", key);
+    svg_buf_printf(h, "<div class=\"plots\">\n");
+    plot_append(h, svg_group_plot(&f, groups, nb, ser, na));
+    free(gl);
+    free(groups);
+    svg_buf_printf(h, "</div>\n<table>\n<tr><th>arm</th>");
+    for (int b = 0; b < nb; b++) {
+        const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name");
+        svg_buf_printf(h, "<th>support %s<br><small>%g users</small></th>", cJSON_IsString(nm) ? nm->valuestring : "?",
+                       num_or_nan(bk, "users"));
+    }
+    svg_buf_printf(h, "</tr>\n");
+    for (int a = 0; a < na; a++) {
+        svg_buf_printf(h, "<tr><td class=\"name\">");
+        svg_buf_escape(h, ser[a].label);
+        svg_buf_printf(h, "</td>");
+        for (int b = 0; b < nb; b++) {
+            double y = v[a * nb + b], l = lo[a * nb + b], u = hi[a * nb + b];
+            if (!isfinite(y)) svg_buf_printf(h, "<td>&ndash;</td>");
+            else if (isfinite(l)) svg_buf_printf(h, "<td>%.3f <small>[%.3f, %.3f]</small></td>", y, l, u);
+            else svg_buf_printf(h, "<td>%.3f</td>", y);
+        }
+        svg_buf_printf(h, "</tr>\n");
+    }
+    svg_buf_printf(h, "</table>\n");
+    /* paired differences within buckets */
+    const cJSON *c0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, 0), "comparisons");
+    if (cJSON_GetArraySize(c0) > 0) {
+        svg_buf_printf(h, "<p class=\"note\">Paired differences (LLM arm minus rival) of the %s within each bucket, "
+                          "with 95%% intervals; <b>bold</b> when the interval excludes 0.</p>\n<table>\n<tr><th>arm "
+                          "&minus; rival</th>", ev_metric_infos[metric].name);
+        for (int b = 0; b < nb; b++) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, b), "name");
+            svg_buf_printf(h, "<th>support %s</th>", cJSON_IsString(nm) ? nm->valuestring : "?");
+        }
+        svg_buf_printf(h, "</tr>\n");
+        for (int c = 0; c < cJSON_GetArraySize(c0); c++) {
+            const cJSON *cc = cJSON_GetArrayItem(c0, c);
+            const cJSON *an = cJSON_GetObjectItemCaseSensitive(cc, "arm"), *ag = cJSON_GetObjectItemCaseSensitive(cc, "against");
+            svg_buf_printf(h, "<tr><td class=\"name\">");
+            svg_buf_escape(h, cJSON_IsString(an) ? an->valuestring : "?");
+            svg_buf_printf(h, " &minus; ");
+            svg_buf_escape(h, cJSON_IsString(ag) ? ag->valuestring : "?");
+            svg_buf_printf(h, "</td>");
+            for (int b = 0; b < nb; b++) {
+                const cJSON *cb = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(bs, b), "comparisons"), c);
+                double d = num_or_nan(cb, "diff"), l = num_or_nan(cb, "lo"), u = num_or_nan(cb, "hi");
+                int sig = isfinite(l) && isfinite(u) && (l > 0 || u < 0);
+                if (!isfinite(d)) svg_buf_printf(h, "<td>&ndash;</td>");
+                else svg_buf_printf(h, "<td>%s%+.3f%s <small>[%+.3f, %+.3f]</small></td>", sig ? "<b>" : "", d,
+                                    sig ? "</b>" : "", l, u);
+            }
+            svg_buf_printf(h, "</tr>\n");
+        }
+        svg_buf_printf(h, "</table>\n");
+    }
+    /* the verdict per bucket, from the paired differences */
+    svg_buf_printf(h, "<ul>\n");
+    for (int b = 0; b < nb; b++) {
+        const cJSON *bk = cJSON_GetArrayItem(bs, b), *nm = cJSON_GetObjectItemCaseSensitive(bk, "name"), *c;
+        static const char *const rk[2] = {"backoff", "feedback"};
+        for (int k = 0; k < 2; k++) {
+            int beat = 0, lost = 0, tie = 0;
+            const char *against = NULL;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(bk, "comparisons")) {
+                const cJSON *ak = cJSON_GetObjectItemCaseSensitive(c, "against_kind");
+                if (!cJSON_IsString(ak) || strcmp(ak->valuestring, rk[k])) continue;
+                const cJSON *ag = cJSON_GetObjectItemCaseSensitive(c, "against");
+                against = cJSON_IsString(ag) ? ag->valuestring : rk[k];
+                double l = num_or_nan(c, "lo"), u = num_or_nan(c, "hi");
+                beat += l > 0, lost += u < 0, tie += !(l > 0) && !(u < 0);
+            }
+            if (!against) continue;
+            svg_buf_printf(h, "<li>Support %s (%g users): of %d LLM arms, %d <b>beat</b> ",
+                           cJSON_IsString(nm) ? nm->valuestring : "?", num_or_nan(bk, "users"), beat + lost + tie, beat);
+            svg_buf_escape(h, against);
+            svg_buf_printf(h, " on the %s, %d <b>lost</b> to it, %d <b>indistinguishable</b>.</li>\n",
+                           ev_metric_infos[metric].name, lost, tie);
         }
     }
     svg_buf_printf(h, "</ul>\n");
+    free(x), free(v), free(lo), free(hi), free(ser);
 }
 
 /* ================================================================ the page */
@@ -224,11 +349,6 @@ static void retrieval_table(svg_buf *h, const cJSON *root) {
                    num_or_nan(po, "hr"), num_or_nan(po, "ndcg"));
 }
 
-static void plot_append(svg_buf *h, char *svg) {
-    svg_buf_printf(h, "%s", svg);
-    free(svg);
-}
-
 int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err) {
     cJSON *root = cJSON_Parse(metrics_json);
     if (!root) return sd_fail(err, SD_ERR_DATA, "metrics.json: not valid JSON (near \"%.20s\")", cJSON_GetErrorPtr() ? cJSON_GetErrorPtr() : "");
@@ -254,10 +374,13 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(ja, "name");
         a->name = cJSON_IsString(x) ? x->valuestring : "?";
         x = cJSON_GetObjectItemCaseSensitive(ja, "kind");
-        a->kind = cJSON_IsString(x) ? x->valuestring : "baseline";
+        a->kind = cJSON_IsString(x) ? x->valuestring : "unknown";
         x = cJSON_GetObjectItemCaseSensitive(ja, "table");
         a->table = cJSON_IsString(x) ? x->valuestring : NULL;
         a->n = (int)num_or_nan(ja, "n");
+        a->fallback_share = num_or_nan(ja, "fallback_share");
+        x = cJSON_GetObjectItemCaseSensitive(ja, "like_frac");
+        a->frac = num_or_nan(x, "value"), a->frac_lo = num_or_nan(x, "lo"), a->frac_hi = num_or_nan(x, "hi");
         const cJSON *mv = cJSON_GetObjectItemCaseSensitive(ja, "metrics");
         for (int m = 0; m < EV_N_METRICS; m++) {
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(mv, ev_metric_infos[m].key);
@@ -282,7 +405,14 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
                    num_or_nan(users, "evaluated"), num_or_nan(users, "total"), num_or_nan(users, "skipped_short_context"),
                    num_or_nan(users, "skipped_no_test_event"), num_or_nan(root, "bootstrap"));
     /* the table */
-    svg_buf_printf(&h, "<h2>Arms</h2>\n<table>\n<tr><th>arm</th>");
+    int has_frac = 0;
+    for (int a = 0; a < na; a++) has_frac |= isfinite(arms[a].frac);
+    svg_buf_printf(&h, "<h2>Arms</h2>\n<p class=\"note\">Every arm goes through the same per-user filter: the "
+                       "user is served the first clusters of the arm's ranking they never interacted with; when the "
+                       "ranking runs out, the most popular unseen cluster (the fallback share is the share of users "
+                       "served one).%s</p>\n<table>\n<tr><th>arm</th><th>kind</th><th>fallback share</th>",
+                   has_frac ? " like_frac = (arm &minus; random) / (oracle &minus; random) of the like-probability." : "");
+    if (has_frac) svg_buf_printf(&h, "<th>like_frac</th>");
     for (int m = 0; m < EV_N_METRICS; m++)
         if (has_metric[m]) {
             svg_buf_printf(&h, "<th>");
@@ -293,7 +423,16 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     for (int a = 0; a < na; a++) {
         svg_buf_printf(&h, "<tr><td class=\"name\">");
         svg_buf_escape(&h, arms[a].name);
-        svg_buf_printf(&h, "</td>");
+        svg_buf_printf(&h, "</td><td>");
+        svg_buf_escape(&h, arms[a].kind);
+        if (isfinite(arms[a].fallback_share)) svg_buf_printf(&h, "</td><td>%.4f</td>", arms[a].fallback_share);
+        else svg_buf_printf(&h, "</td><td>&ndash;</td>");
+        if (has_frac) {
+            if (!isfinite(arms[a].frac)) svg_buf_printf(&h, "<td>&ndash;</td>");
+            else if (isfinite(arms[a].frac_lo))
+                svg_buf_printf(&h, "<td>%.3f <small>[%.3f, %.3f]</small></td>", arms[a].frac, arms[a].frac_lo, arms[a].frac_hi);
+            else svg_buf_printf(&h, "<td>%.3f</td>", arms[a].frac);
+        }
         for (int m = 0; m < EV_N_METRICS; m++) {
             if (!has_metric[m]) continue;
             char s[128];
@@ -306,6 +445,7 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     g_root = root;
     findings(&h, arms, na);
     g_root = NULL;
+    support_section(&h, root, has_metric[EV_LIKE] ? EV_LIKE : EV_POS_POOLED);
     retrieval_table(&h, root);
     /* each metric against n */
     int ns = 0;

@@ -16,7 +16,8 @@
 
 /* Tableau 10, readable on white and distinct for colour-blind readers in its first few entries. */
 static const char *const palette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                      "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+                                      "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+                                      "#a0cbe8", "#ffbe7d", "#8cd17d", "#499894"};
 #define N_PALETTE (int)(sizeof palette / sizeof palette[0])
 
 /* ================================================================ strings */
@@ -367,6 +368,51 @@ char *svg_bar_chart(const svg_frame *f, const double *values, const char *const 
             svg_buf_escape(&b, labels[i]);
             svg_buf_printf(&b, "</text>\n");
         }
+    }
+    svg_buf_printf(&b, "</svg>\n");
+    return buf_take(&b);
+}
+
+char *svg_group_plot(const svg_frame *f, const char *const *groups, int ng, const svg_series *s, int ns) {
+    double ylo = INFINITY, yhi = -INFINITY;
+    for (int i = 0; i < ns; i++)
+        for (int g = 0; g < ng && g < s[i].n; g++) {
+            if (!isfinite(s[i].y[g])) continue;
+            upd(s[i].y[g], &ylo, &yhi);
+            if (s[i].lo) upd(s[i].lo[g], &ylo, &yhi);
+            if (s[i].hi) upd(s[i].hi[g], &ylo, &yhi);
+        }
+    axes ax;
+    axes_make(&ax, f, 1, 0, ng > 0 ? ng : 1, ylo, yhi);
+    ax.nxt = 0; /* the x axis is categorical: group labels instead of ticks */
+    svg_buf b = {0};
+    svg_open(&b, f);
+    axes_draw(&b, &ax, f);
+    double gw = ng > 0 ? (ax.px1 - ax.px0) / ng : 0;
+    for (int g = 0; g < ng; g++) {
+        if (g > 0)
+            svg_buf_printf(&b, "<line class=\"sep\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#ccc\" "
+                               "stroke-dasharray=\"3,3\"/>\n", ax.px0 + g * gw, ax.py0, ax.px0 + g * gw, ax.py1);
+        svg_buf_printf(&b, "<text class=\"group\" x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">", ax.px0 + (g + 0.5) * gw,
+                       ax.py1 + 16);
+        svg_buf_escape(&b, groups[g]);
+        svg_buf_printf(&b, "</text>\n");
+    }
+    for (int i = 0; i < ns; i++) {
+        const char *col = palette[i % N_PALETTE];
+        for (int g = 0; g < ng && g < s[i].n; g++) {
+            if (!isfinite(s[i].y[g])) continue;
+            double x = ax.px0 + g * gw + gw * (0.1 + 0.8 * (i + 0.5) / ns), y = svg_map(&ax.y, s[i].y[g]);
+            if (s[i].lo && s[i].hi && isfinite(s[i].lo[g]) && isfinite(s[i].hi[g]))
+                svg_buf_printf(&b, "<line class=\"bar\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+                                   "stroke-width=\"1.5\"/>", x, svg_map(&ax.y, s[i].lo[g]), x, svg_map(&ax.y, s[i].hi[g]), col);
+            svg_buf_printf(&b, "<circle class=\"pt\" cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\" fill=\"%s\"><title>", x, y, col);
+            svg_buf_escape(&b, s[i].label);
+            svg_buf_printf(&b, " (");
+            svg_buf_escape(&b, groups[g]);
+            svg_buf_printf(&b, "): %.4g</title></circle>\n", s[i].y[g]);
+        }
+        legend_item(&b, &ax, i, col, 0, s[i].label);
     }
     svg_buf_printf(&b, "</svg>\n");
     return buf_take(&b);

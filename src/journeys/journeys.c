@@ -55,9 +55,7 @@ static int ctx_has(const int32_t *ctx, int n, int32_t c) {
     return 0;
 }
 
-/* Moves c to the most-recent end of the MRU list ctx[0..*n) (oldest first), keeping at most k.
- * Equal to "the last k distinct clusters" because whatever falls off is older than what stays. */
-static void ctx_push(int32_t *ctx, int *n, int k, int32_t c) {
+void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c) {
     int at = -1;
     for (int i = 0; i < *n; i++)
         if (ctx[i] == c) at = i;
@@ -216,7 +214,7 @@ int jr_build(const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tax
                 n_novel += t->novel;
             }
             seen[c] = (int32_t)u;
-            ctx_push(ctx, &nctx_u, k, c);
+            jr_ctx_push(ctx, &nctx_u, k, c);
         }
         journey_off[u + 1] = (int64_t)journey.len;
         sd_progress_update(&prog, u + 1, NULL);
@@ -553,7 +551,7 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
          *pj = sd_path_join(ws, JR_FILE), *pf = sd_path_join(ws, JR_FEEDBACK_TSV);
     ds_dataset ds;
     tx_taxonomy tax;
-    ds_split split;
+    ds_split split, *sp = NULL;
     jr_journeys j;
     int rc, have_ds = 0, have_tax = 0, have_j = 0;
     if (!sd_file_exists(pd)) {
@@ -570,7 +568,6 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
     if ((rc = mf_check(ws, tx_in, 1, err))) goto done; /* a taxonomy of an older dataset */
     if ((rc = tx_load(&tax, pt, err))) goto done;
     have_tax = 1;
-    const ds_split *sp = NULL;
     if (sd_file_exists(ps)) {
         if ((rc = ds_split_load(&split, ps, err))) goto done;
         sp = &split;
@@ -589,6 +586,7 @@ done:
         if (rc == SD_OK && out) *out = j;
         else jr_free(&j);
     }
+    if (sp) ds_split_free(&split);
     if (have_tax) tx_free(&tax);
     if (have_ds) ds_free(&ds);
     free(pd); free(ps); free(pt); free(pj); free(pf);

@@ -526,14 +526,14 @@ int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_
     size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     const uint8_t *p = t->data;
     switch (t->type) {
-    case GGUF_TENSOR_F32: memcpy(out, p, n * 4); return SD_OK;
+    case GGUF_TENSOR_F32: memcpy(out, p, n * 4); break;
     case GGUF_TENSOR_F16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
             out[i] = f16_to_f32(h);
         }
-        return SD_OK;
+        break;
     case GGUF_TENSOR_Q8_0: /* blocks of 32: f16 scale d, then 32 int8 q; x = d * q */
         for (size_t b = 0; b < n / 32; b++) {
             uint16_t h;
@@ -542,11 +542,12 @@ int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_
             const int8_t *q = (const int8_t *)(p + 34 * b + 2);
             for (int i = 0; i < 32; i++) out[32 * b + i] = d * (float)q[i];
         }
-        return SD_OK;
+        break;
     default:
         return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has type %s; serendip converts only F32, F16 and Q8_0",
                        g->name, t->name, gguf_tensor_type_name(t->type));
     }
+    return SD_OK;
 }
 
 /* ---------------------------------------------------------------- writer */
@@ -1049,7 +1050,17 @@ int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err 
     lm_weights_point(&mm.w, &c, mm.params);
     lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c.n_layers) * sizeof *refs);
     int n = lm_tensor_refs(&c, &mm.w, refs);
-    for (int i = 0; i < n && !rc; i++) rc = gguf_tensor_to_f32(g, gguf_find_tensor(g, refs[i].name), refs[i].data, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
+        if ((rc = gguf_tensor_to_f32(g, gt, refs[i].data, err))) break;
+        /* no header check covers the values: a diverged training run or a corrupted file shows
+         * here, not as NaN logits (and a table of NaN scores) much later */
+        size_t ne = (size_t)(gt->ne[0] * gt->ne[1] * gt->ne[2] * gt->ne[3]);
+        for (size_t j = 0; j < ne && !rc; j++)
+            if (!isfinite(refs[i].data[j]))
+                rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s element %zu is %s (a diverged model or a corrupted file)",
+                             gguf_name(g), refs[i].name, j, isnan(refs[i].data[j]) ? "NaN" : "infinite");
+    }
     free(refs);
     if (!rc && t) rc = lm_gguf_load_tokenizer(g, t, err);
     if (!rc && t && tok_vocab_size(*t) != c.vocab_size)

@@ -1,7 +1,8 @@
 /* align_refs.c - what the alignment model's held-out scores are compared with, beyond the pooled
  * rate it was trained on (see md_tuple_refs in models.h):
  *  - the TRUTH, on the synthetic world: for a (context, candidate) tuple, the mean true
- *    like-probability of the candidate over the users who were exposed to it in that context;
+ *    like-probability of the candidate over every user who had that context in the train window
+ *    (whether or not they met the candidate): what a per-context table should maximise;
  *  - the two HALVES of the pooled rate: the tuple's users split in two by a hash of the user, each
  *    half's pooled rate. Their rank correlation is the split-half reliability of the label, from
  *    which the noise ceiling of any model's correlation with the pooled rate follows.
@@ -104,11 +105,24 @@ int md_tuple_refs(const char *ws, int k, const int32_t *ctx, const int32_t *cand
     }
     qsort(keys, (size_t)nk, sizeof *keys, cmp_key);
     int64_t *exp = sd_calloc(2 * ((size_t)n + 1), sizeof *exp), *pos = sd_calloc(2 * ((size_t)n + 1), sizeof *pos);
-    int64_t *last_user = sd_malloc(((size_t)n + 1) * sizeof *last_user), *users = sd_calloc((size_t)n + 1, sizeof *users);
+    int64_t *users = sd_calloc((size_t)n + 1, sizeof *users); /* users averaged into truth[i] */
     double *like_sum = sd_calloc((size_t)n + 1, sizeof *like_sum);
     int32_t *sub = sd_malloc(((size_t)M + 1) * sizeof *sub);
-    for (int64_t i = 0; i < n; i++) last_user[i] = -1;
     if (have_truth) cluster_subtopics(&wt, &ds, &tx, sub);
+    /* the distinct contexts of the tuples, and the users who had each (CSR built after the walk) */
+    tuple_key *ckeys = sd_malloc(((size_t)nk + 1) * sizeof *ckeys);
+    int64_t nck = 0;
+    for (int64_t a = 0; a < nk; a++) {
+        int64_t ci = keys[a].key / M;
+        if (!nck || ckeys[nck - 1].key != ci) {
+            ckeys[nck] = (tuple_key){ci, nck};
+            nck++;
+        }
+    }
+    int64_t *ctx_last = sd_malloc(((size_t)nck + 1) * sizeof *ctx_last);
+    for (int64_t a = 0; a < nck; a++) ctx_last[a] = -1;
+    sd_vec had; /* (context slot, user) pairs */
+    sd_vec_init(&had, 2 * sizeof(int64_t));
     for (int64_t u = 0; u < ds.n_users; u++) {
         int32_t c_ctx[JR_K_MAX];
         int len = 0;
@@ -129,23 +143,50 @@ int md_tuple_refs(const char *ws, int k, const int32_t *ctx, const int32_t *cand
                     int64_t i = hit->i;
                     exp[2 * i + half]++;
                     pos[2 * i + half] += is_pos;
-                    if (last_user[i] != u) {
-                        last_user[i] = u;
-                        users[i]++;
-                        double lp = have_truth && sub[c] >= 0 ? world_like_prob(&wt, ds.user_ids[u], sub[c]) : -1;
-                        like_sum[i] += lp >= 0 ? lp : NAN;
-                    }
                 }
             }
-            if (is_pos) ctx_update(c_ctx, &len, k, c);
+            if (!is_pos) continue;
+            ctx_update(c_ctx, &len, k, c);
+            if (len == k) { /* u has this context now */
+                tuple_key want = {jr_context_index(c_ctx, k, M), 0};
+                const tuple_key *hit = bsearch(&want, ckeys, (size_t)nck, sizeof *ckeys, cmp_key);
+                if (hit && ctx_last[hit->i] != u) {
+                    ctx_last[hit->i] = u;
+                    int64_t *pr = sd_vec_push(&had);
+                    pr[0] = hit->i;
+                    pr[1] = u;
+                }
+            }
         }
+    }
+    /* truth: each tuple's candidate averaged over the users who had its context (had is in walk
+     * order: sort it by context slot into a CSR) */
+    if (have_truth) {
+        qsort(had.data, had.len, 2 * sizeof(int64_t), cmp_key); /* the first int64 of a pair is the slot */
+        int64_t *off = sd_calloc((size_t)nck + 1, sizeof *off);
+        const int64_t *pr = had.data;
+        for (size_t h = 0; h < had.len; h++) off[pr[2 * h] + 1]++;
+        for (int64_t a = 0; a < nck; a++) off[a + 1] += off[a];
+        for (int64_t a = 0; a < nk; a++) {
+            int64_t i = keys[a].i;
+            int32_t cd = (int32_t)(keys[a].key % M);
+            tuple_key want = {keys[a].key / M, 0};
+            const tuple_key *hit = bsearch(&want, ckeys, (size_t)nck, sizeof *ckeys, cmp_key);
+            if (!hit || sub[cd] < 0) continue;
+            for (int64_t h = off[hit->i]; h < off[hit->i + 1]; h++) {
+                double lp = world_like_prob(&wt, ds.user_ids[pr[2 * h + 1]], sub[cd]);
+                if (lp >= 0) like_sum[i] += lp, users[i]++;
+            }
+        }
+        free(off);
     }
     for (int64_t i = 0; i < n; i++) {
         if (have_truth && users[i] > 0) truth[i] = like_sum[i] / (double)users[i];
         if (exp[2 * i]) half_a[i] = (double)pos[2 * i] / (double)exp[2 * i];
         if (exp[2 * i + 1]) half_b[i] = (double)pos[2 * i + 1] / (double)exp[2 * i + 1];
     }
-    free(keys), free(exp), free(pos), free(last_user), free(users), free(like_sum), free(sub);
+    free(keys), free(exp), free(pos), free(users), free(like_sum), free(sub), free(ckeys), free(ctx_last);
+    sd_vec_free(&had);
 done:
     if (have_truth) world_truth_free(&wt);
     if (have_split) ds_split_free(&split);

@@ -372,9 +372,10 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
     double q = nk ? rates[(int64_t)floor(o->baseline_quantile * (double)(nk - 1))] : 0;
 
     char *p_train = sd_path_join(dir, CP_ALIGN), *p_held = sd_path_join(dir, CP_ALIGN_HELDOUT),
-         *p_base = sd_path_join(dir, CP_BASELINE), *p_pair = sd_path_join(dir, CP_ALIGN_PAIRWISE);
+         *p_base = sd_path_join(dir, CP_BASELINE), *p_pair = sd_path_join(dir, CP_ALIGN_PAIRWISE),
+         *p_probe = sd_path_join(dir, CP_ALIGN_PROBE);
     char *prompt = sd_malloc(PROMPT_CAP);
-    sd_afile at = {0}, ah = {0}, ab = {0}, ap = {0};
+    sd_afile at = {0}, ah = {0}, ab = {0}, ap = {0}, aq = {0};
     int rc;
     if ((rc = sd_afile_open(&at, p_train, err)) || (rc = sd_afile_open(&ah, p_held, err)) ||
         (rc = sd_afile_open(&ab, p_base, err)))
@@ -449,14 +450,35 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
         st->pairwise_examples = written;
         if ((rc = sd_afile_commit(&ap, err))) goto done;
     }
-    if ((rc = sd_afile_commit(&at, err)) || (rc = sd_afile_commit(&ah, err)) || (rc = sd_afile_commit(&ab, err))) goto done;
+    /* the probe: held-out tuples too sparse to label (users < min_users), for judging the model
+     * against the truth exactly where counting has least to go on (md_align_quality_of) */
+    if ((rc = sd_afile_open(&aq, p_probe, err))) goto done;
+    for (int64_t i = 0; i < j->n_feedback; i++) {
+        const jr_feedback *f = &j->feedback[i];
+        if (f->users >= o->min_users || !is_heldout(f, o->heldout_pct)) continue;
+        if (cp_align_prompt(tax, f->ctx, j->k, f->cand, prompt, PROMPT_CAP) < 0) continue;
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddStringToObject(obj, "prompt", prompt);
+        cJSON_AddItemToObject(obj, "ctx", ctx_array(f->ctx, j->k));
+        cJSON_AddNumberToObject(obj, "cand", f->cand);
+        cJSON_AddNumberToObject(obj, "users", f->users);
+        cJSON_AddNumberToObject(obj, "exposures", (double)f->exposures);
+        cJSON_AddNumberToObject(obj, "pos_rate", round((double)f->pos_rate * 1e6) / 1e6);
+        cJSON_AddNumberToObject(obj, "label", cp_score_digit(percentile(rates, nk, f->pos_rate)));
+        put_json_line(aq.f, obj);
+        st->align_probe++;
+    }
+    if ((rc = sd_afile_commit(&at, err)) || (rc = sd_afile_commit(&ah, err)) || (rc = sd_afile_commit(&ab, err)) ||
+        (rc = sd_afile_commit(&aq, err)))
+        goto done;
 done:
+    if (aq.f) sd_afile_abort(&aq);
     if (ap.f) sd_afile_abort(&ap);
     if (at.f) sd_afile_abort(&at);
     if (ah.f) sd_afile_abort(&ah);
     if (ab.f) sd_afile_abort(&ab);
     free(prompt);
-    free(p_train); free(p_held); free(p_base); free(p_pair);
+    free(p_train); free(p_held); free(p_base); free(p_pair); free(p_probe);
     free(kt);
     free(rates);
     return rc;
@@ -510,6 +532,7 @@ static int write_stats(const char *path, const cp_opts *o, const cp_stats *st, s
     cJSON_AddNumberToObject(r, "align_kept", (double)st->align_kept);
     cJSON_AddNumberToObject(r, "align_train", (double)st->align_train);
     cJSON_AddNumberToObject(r, "align_heldout", (double)st->align_heldout);
+    cJSON_AddNumberToObject(r, "align_probe", (double)st->align_probe);
     cJSON *h = cJSON_AddArrayToObject(r, "label_hist");
     for (int i = 0; i < CP_SCORE_LEVELS; i++) cJSON_AddItemToArray(h, cJSON_CreateNumber((double)st->label_hist[i]));
     cJSON_AddNumberToObject(r, "pairwise_examples", (double)st->pairwise_examples);

@@ -237,26 +237,50 @@ static double spearman_finite(const double *x, const double *y, int n, int64_t *
     return r;
 }
 
-/* The figures against md_tuple_refs: truth and split-half reliability (see models.h). */
-static int judge_against_refs(const char *ws, const heldout_reader *h, const double *score, md_align_quality *q,
-                              sd_err *err) {
+/* Reads a held-out JSONL file into h (init'd here; free with reader_free). */
+static int reader_load(heldout_reader *h, const char *path, sd_err *err) {
+    memset(h, 0, sizeof *h);
+    h->path = path;
+    sd_vec_init(&h->prompts, sizeof(char *));
+    sd_vec_init(&h->rate, sizeof(double));
+    sd_vec_init(&h->label, sizeof(double));
+    sd_vec_init(&h->ctx, sizeof(int32_t) * JR_K_MAX);
+    sd_vec_init(&h->cand, sizeof(int32_t));
+    return lm_jsonl_each(path, add_heldout_line, h, err);
+}
+
+static void reader_free(heldout_reader *h) {
+    for (size_t i = 0; i < h->prompts.len; i++) free(((char **)h->prompts.data)[i]);
+    sd_vec_free(&h->prompts);
+    sd_vec_free(&h->rate);
+    sd_vec_free(&h->label);
+    sd_vec_free(&h->ctx);
+    sd_vec_free(&h->cand);
+}
+
+/* The model's expected score of every prompt of h into s[n] (doubles). */
+static int reader_scores(lm_infer *inf, const lm_tokenizer *tok, const heldout_reader *h, double *s, sd_err *err) {
+    int n = (int)h->prompts.len;
+    float *f = sd_malloc(((size_t)n + 1) * sizeof *f);
+    int rc = md_align_scores(inf, tok, (const char *const *)h->prompts.data, n, f, err);
+    for (int i = 0; !rc && i < n; i++) s[i] = f[i];
+    free(f);
+    return rc;
+}
+
+/* md_tuple_refs of h's tuples: truth, half_a, half_b (n each, caller frees). */
+static int reader_refs(const char *ws, const heldout_reader *h, double **truth, double **ha, double **hb, sd_err *err) {
     int n = (int)h->prompts.len, k = h->k;
-    if (k < 1) return SD_OK; /* an old held-out file without ctx/cand */
+    *truth = sd_malloc(((size_t)n + 1) * sizeof **truth);
+    *ha = sd_malloc(((size_t)n + 1) * sizeof **ha);
+    *hb = sd_malloc(((size_t)n + 1) * sizeof **hb);
+    for (int i = 0; i < n; i++) (*truth)[i] = (*ha)[i] = (*hb)[i] = NAN;
+    if (k < 1) return SD_OK; /* an old file without ctx/cand */
     int32_t *ctx = sd_malloc(((size_t)n * k + 1) * sizeof *ctx);
-    for (int i = 0; i < n; i++) memcpy(ctx + (size_t)i * k, (const int32_t *)h->ctx.data + (size_t)i * JR_K_MAX, sizeof(int32_t) * k);
-    double *truth = sd_malloc(((size_t)n + 1) * sizeof *truth), *ha = sd_malloc(((size_t)n + 1) * sizeof *ha),
-           *hb = sd_malloc(((size_t)n + 1) * sizeof *hb);
-    int rc = md_tuple_refs(ws, k, ctx, h->cand.data, n, truth, ha, hb, err);
-    if (!rc) {
-        q->spearman_truth = spearman_finite(score, truth, n, &q->truth_tuples);
-        q->rate_spearman_truth = spearman_finite(h->rate.data, truth, n, NULL);
-        q->split_half = spearman_finite(ha, hb, n, &q->split_tuples);
-        /* Spearman-Brown: the reliability of the full label from that of its halves; a model
-         * cannot correlate with a label better than the square root of the label's reliability */
-        double r = q->split_half, sb = isfinite(r) && r > 0 ? 2 * r / (1 + r) : NAN;
-        q->noise_ceiling = isfinite(sb) ? sqrt(sb) : NAN;
-    }
-    free(ctx), free(truth), free(ha), free(hb);
+    for (int i = 0; i < n; i++)
+        memcpy(ctx + (size_t)i * k, (const int32_t *)h->ctx.data + (size_t)i * JR_K_MAX, sizeof(int32_t) * k);
+    int rc = md_tuple_refs(ws, k, ctx, h->cand.data, n, *truth, *ha, *hb, err);
+    free(ctx);
     return rc;
 }
 
@@ -265,48 +289,56 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, const 
     memset(q, 0, sizeof *q);
     q->align_spearman = q->align_spearman_label = q->align_auc = NAN;
     q->spearman_truth = q->rate_spearman_truth = q->split_half = q->noise_ceiling = NAN;
+    q->spearman_truth_sparse = q->rate_spearman_truth_sparse = NAN;
     lm_model m;
     lm_tokenizer *tok = NULL;
     int rc = lm_gguf_load(model_path, &m, &tok, err);
     if (rc) return rc;
-    heldout_reader hr = {.path = heldout_path};
-    sd_vec_init(&hr.prompts, sizeof(char *));
-    sd_vec_init(&hr.rate, sizeof(double));
-    sd_vec_init(&hr.label, sizeof(double));
-    sd_vec_init(&hr.ctx, sizeof(int32_t) * JR_K_MAX);
-    sd_vec_init(&hr.cand, sizeof(int32_t));
-    rc = lm_jsonl_each(heldout_path, add_heldout_line, &hr, err);
-    int n = (int)hr.prompts.len;
+    heldout_reader hr, pr;
+    char *probe = ws ? sd_asprintf("%s/%s/%s", ws, CP_DIR, CP_ALIGN_PROBE) : NULL;
+    int have_probe = probe && sd_file_exists(probe);
+    lm_infer *inf = NULL;
+    double *s = NULL, *ps = NULL, *truth = NULL, *ha = NULL, *hb = NULL, *pt = NULL, *pa = NULL, *pb = NULL;
+    memset(&pr, 0, sizeof pr);
+    rc = reader_load(&hr, heldout_path, err);
+    if (!rc && have_probe) rc = reader_load(&pr, probe, err);
+    int n = (int)hr.prompts.len, np = have_probe ? (int)pr.prompts.len : 0;
+    if (!rc && n > 0 && !(inf = lm_infer_new(&m, 256, m.cfg.seq_len, err))) rc = err ? err->code : SD_ERR_USAGE;
     if (!rc && n > 0) {
-        lm_infer *inf = lm_infer_new(&m, 256, m.cfg.seq_len, err);
-        float *score = sd_malloc((size_t)n * sizeof *score);
-        rc = inf ? md_align_scores(inf, tok, (const char *const *)hr.prompts.data, n, score, err) : SD_ERR_USAGE;
-        if (!rc) {
-            double *s = sd_malloc((size_t)n * sizeof *s);
-            int *pos = sd_malloc((size_t)n * sizeof *pos);
-            const double *rt = hr.rate.data;
-            for (int i = 0; i < n; i++) s[i] = score[i];
+        s = sd_malloc((size_t)n * sizeof *s);
+        int *pos = sd_malloc((size_t)n * sizeof *pos);
+        if (!(rc = reader_scores(inf, tok, &hr, s, err))) {
             /* "good" = label in the upper half of the score levels: labels are percentile ranks, so
              * this splits the tuples near their median even when many rates tie (e.g. at 1.0) */
             const double *lb = hr.label.data;
             for (int i = 0; i < n; i++) pos[i] = lb[i] >= CP_SCORE_LEVELS / 2;
-            q->align_spearman = rs_spearman(s, rt, (size_t)n);
+            q->align_spearman = rs_spearman(s, hr.rate.data, (size_t)n);
             q->align_spearman_label = rs_spearman(s, hr.label.data, (size_t)n);
             q->align_auc = rs_auc(s, pos, (size_t)n);
             q->align_heldout = n;
-            if (ws) rc = judge_against_refs(ws, &hr, s, q, err);
-            free(s);
-            free(pos);
         }
-        free(score);
-        lm_infer_free(inf);
+        free(pos);
     }
-    for (int i = 0; i < n; i++) free(((char **)hr.prompts.data)[i]);
-    sd_vec_free(&hr.prompts);
-    sd_vec_free(&hr.rate);
-    sd_vec_free(&hr.label);
-    sd_vec_free(&hr.ctx);
-    sd_vec_free(&hr.cand);
+    if (!rc && n > 0 && ws && !(rc = reader_refs(ws, &hr, &truth, &ha, &hb, err))) {
+        q->spearman_truth = spearman_finite(s, truth, n, &q->truth_tuples);
+        q->rate_spearman_truth = spearman_finite(hr.rate.data, truth, n, NULL);
+        q->split_half = spearman_finite(ha, hb, n, &q->split_tuples);
+        /* Spearman-Brown: the reliability of the full label from that of its halves; a model
+         * cannot correlate with a label better than the square root of the label's reliability */
+        double r = q->split_half, sb = isfinite(r) && r > 0 ? 2 * r / (1 + r) : NAN;
+        q->noise_ceiling = isfinite(sb) ? sqrt(sb) : NAN;
+    }
+    if (!rc && np > 0) {
+        ps = sd_malloc((size_t)np * sizeof *ps);
+        if (!(rc = reader_scores(inf, tok, &pr, ps, err)) && !(rc = reader_refs(ws, &pr, &pt, &pa, &pb, err))) {
+            q->spearman_truth_sparse = spearman_finite(ps, pt, np, &q->sparse_tuples);
+            q->rate_spearman_truth_sparse = spearman_finite(pr.rate.data, pt, np, NULL);
+        }
+    }
+    free(s), free(ps), free(truth), free(ha), free(hb), free(pt), free(pa), free(pb), free(probe);
+    lm_infer_free(inf);
+    reader_free(&hr);
+    if (have_probe) reader_free(&pr);
     lm_model_free(&m);
     tok_free(tok);
     return rc;
@@ -341,14 +373,17 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
     cJSON *q = cJSON_AddObjectToObject(j, "align_quality");
     /* NaN is not JSON: a figure that could not be computed is null */
     const md_align_quality *aq = &r->quality;
-    double v[7] = {aq->align_spearman, aq->align_spearman_label, aq->align_auc, aq->spearman_truth,
-                   aq->rate_spearman_truth, aq->split_half, aq->noise_ceiling};
-    const char *k[7] = {"spearman_pos_rate", "spearman_label", "auc_upper_half", "spearman_truth",
-                        "pos_rate_spearman_truth", "split_half_spearman", "noise_ceiling"};
-    for (int i = 0; i < 7; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
+    double v[9] = {aq->align_spearman, aq->align_spearman_label, aq->align_auc, aq->spearman_truth,
+                   aq->rate_spearman_truth, aq->split_half, aq->noise_ceiling, aq->spearman_truth_sparse,
+                   aq->rate_spearman_truth_sparse};
+    const char *k[9] = {"spearman_pos_rate", "spearman_label", "auc_upper_half", "spearman_truth",
+                        "pos_rate_spearman_truth", "split_half_spearman", "noise_ceiling", "sparse_spearman_truth",
+                        "sparse_pos_rate_spearman_truth"};
+    for (int i = 0; i < 9; i++) cJSON_AddItemToObject(q, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
     cJSON_AddNumberToObject(q, "heldout_tuples", (double)r->quality.align_heldout);
     cJSON_AddNumberToObject(q, "truth_tuples", (double)aq->truth_tuples);
     cJSON_AddNumberToObject(q, "split_half_tuples", (double)aq->split_tuples);
+    cJSON_AddNumberToObject(q, "sparse_tuples", (double)aq->sparse_tuples);
     char *s = cJSON_Print(j);
     int rc = sd_write_file_atomic(path, s, strlen(s), err);
     free(s);

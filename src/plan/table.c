@@ -6,6 +6,7 @@
  * file is validated completely when opened, so a lookup never reads outside the map. */
 #include "serendip/table.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,20 @@ static int check_params(const tbl_params *p, const char *what, sd_err *err) {
     return SD_OK;
 }
 
+/* Why entry e of a slot with `flags` of a table with params p carries a value no reader can
+ * use, or NULL when it is fine. The rule (docs/formats-table.md): no infinity anywhere; NaN means
+ * "no value" and is allowed only where there is none: both fields of a fallback slot's entries,
+ * and the alignment score of every entry of a table planned without the alignment model
+ * (align_hash 0). */
+static const char *entry_value_problem(const tbl_params *p, uint32_t flags, float score, float logprob) {
+    if (isinf(score) || isinf(logprob)) return "an infinite score or log-probability";
+    if (flags & TBL_FLAG_FALLBACK) return NULL;
+    if (isnan(logprob) && p->kind != TBL_KIND_LLM_FEEDBACK) /* there: an observed candidate never sampled */
+        return "a NaN log-probability outside a fallback slot";
+    if (isnan(score) && p->align_hash) return "a NaN alignment score outside a fallback slot of an aligned table";
+    return NULL;
+}
+
 /* ---------------------------------------------------------------- writer */
 
 tbl_builder *tbl_builder_new(const tbl_params *p, sd_err *err) {
@@ -98,9 +113,12 @@ int tbl_builder_set(tbl_builder *b, int64_t ctx_index, const tbl_entry *e, int n
                        (long long)b->p.begin, (long long)b->p.end);
     if (n < 0 || n > b->p.top) return sd_fail(err, SD_ERR_USAGE, "table: %d entries exceed top = %d", n, b->p.top);
     if (flags & ~TBL_FLAGS_KNOWN) return sd_fail(err, SD_ERR_USAGE, "table: unknown slot flags 0x%x", flags);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (e[i].cluster < 0 || e[i].cluster >= b->p.n_clusters)
             return sd_fail(err, SD_ERR_USAGE, "table: entry cluster %d is not in [0, %d)", e[i].cluster, b->p.n_clusters);
+        const char *why = entry_value_problem(&b->p, flags, e[i].align_score, e[i].novelty_logprob);
+        if (why) return sd_fail(err, SD_ERR_USAGE, "table: context %lld entry %d has %s", (long long)ctx_index, i, why);
+    }
     uint8_t *s = b->slots + (size_t)(ctx_index - b->p.begin) * b->slot_size;
     memset(s, 0, b->slot_size);
     uint32_t cnt = (uint32_t)n;
@@ -223,10 +241,16 @@ int tbl_open_mem(tbl_table *t, const void *data, size_t size, sd_err *err) {
             return sd_fail(err, SD_ERR_FORMAT, "explore table slot %llu is corrupted (count %u, flags 0x%x)",
                            (unsigned long long)(p->begin + (int64_t)i), cnt, flags);
         for (uint32_t j = 0; j < cnt; j++) {
-            int32_t c = (int32_t)get32(s, SLOT_HEAD + (int)(j * sizeof(tbl_entry)));
-            if (c < 0 || c >= p->n_clusters)
+            tbl_entry e;
+            memcpy(&e, s + SLOT_HEAD + j * sizeof(tbl_entry), sizeof e);
+            if (e.cluster < 0 || e.cluster >= p->n_clusters)
                 return sd_fail(err, SD_ERR_FORMAT, "explore table slot %llu entry %u: cluster %d is not in [0, %d)",
-                               (unsigned long long)(p->begin + (int64_t)i), j, c, p->n_clusters);
+                               (unsigned long long)(p->begin + (int64_t)i), j, e.cluster, p->n_clusters);
+            const char *why = entry_value_problem(p, flags, e.align_score, e.novelty_logprob);
+            if (why)
+                return sd_fail(err, SD_ERR_FORMAT, "explore table slot %llu entry %u has %s (score %g, logprob %g)",
+                               (unsigned long long)(p->begin + (int64_t)i), j, why, (double)e.align_score,
+                               (double)e.novelty_logprob);
         }
     }
     return SD_OK;

@@ -65,7 +65,8 @@ int rt_train_data(const ds_dataset *d, const ds_split *s, const rt_options *o, r
     int64_t n = d->n_items, train_end = s ? s->train_end : INT64_MAX;
     const size_t D = (size_t)o->dim;
 
-    /* the train sequences: per user, items of events with ts < train_end in time order */
+    /* the train sequences: per user, items of the user's train-window events in time order
+     * (train_end, kept in the header, is the largest per-user boundary of a per-user split) */
     int32_t *seq = sd_malloc((size_t)(d->n_events ? d->n_events : 1) * sizeof(int32_t));
     int64_t *seq_off = sd_malloc((size_t)(d->n_users + 1) * sizeof(int64_t));
     int64_t *pop = sd_calloc((size_t)(n ? n : 1), sizeof(int64_t));
@@ -253,6 +254,7 @@ int rt_train(const char *ws, const rt_options *o, sd_err *err) {
                     (long long)m.n_items, m.dim, sd_now() - t0, mpath);
     rt_close(&m);
 out_ds:
+    if (s) ds_split_free(s);
     ds_free(&d);
 out:
     free(dpath), free(spath), free(mpath);
@@ -478,7 +480,7 @@ int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const
         int64_t a = d->user_off[u], e = d->user_off[u + 1], ns = 0;
         for (int64_t i = a; i < e; seen_insert(seen, &ns, d->events[i].item), i++) {
             const ds_event *ev = &d->events[i];
-            if (ev->ts < s->valid_end || !ds_is_positive(rule, ev) || tax->item_cluster[ev->item] < 0 ||
+            if (ds_split_of(s, u, ev->ts) != DS_TEST || !ds_is_positive(rule, ev) || tax->item_cluster[ev->item] < 0 ||
                 is_seen(seen, ns, ev->item))
                 continue;
             if (i == a) {
@@ -530,13 +532,15 @@ int rt_evaluate_ws(const char *ws, int at, rt_eval *out, sd_err *err) {
     }
     if ((rc = ds_load(&d, dp, err))) goto out;
     if ((rc = ds_split_load(&s, sp, err))) goto out_d;
-    if ((rc = tx_load(&t, tp, err))) goto out_d;
+    if ((rc = tx_load(&t, tp, err))) goto out_s;
     if (!(rc = rt_open(&m, mp, err))) {
         ds_positive_rule rule = DS_POSITIVE_DEFAULT;
         rc = rt_evaluate(&m, &d, &s, &t, &rule, at, out, err);
         rt_close(&m);
     }
     tx_free(&t);
+out_s:
+    ds_split_free(&s);
 out_d:
     ds_free(&d);
 out:

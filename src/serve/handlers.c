@@ -10,9 +10,14 @@
  * The explore table sits behind a pointer to a reference-counted holder. A request takes a
  * reference (pointer load + increment, under a mutex held for those two instructions only so that
  * a reload cannot free the holder between them), answers over it and drops the reference; a
- * reload opens the new file outside any lock, swaps the pointer and drops the old holder's own
- * reference, so the old mapping is closed by whichever request finishes with it last. No request
+ * reload reads the new file outside any lock, swaps the pointer and drops the old holder's own
+ * reference, so the old copy is freed by whichever request finishes with it last. No request
  * ever fails or sees a torn table during a reload.
+ *
+ * The table is served from a private copy in memory (read once, then tbl_open_mem), not from a
+ * mapping of the file: a mapping's pages vanish when someone truncates the file in place, and the
+ * next lookup dies of SIGBUS. The copy costs the table's size in memory, which a mapping touched
+ * by every lookup (and by the hash at load) costs too.
  *
  * A known user's answer depends only on (user, k, n, table version): the first GET computes it,
  * later ones copy it from a per-user cache slot (striped mutexes, held for the copy only) until a
@@ -27,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "serendip/answer.h"
 #include "serendip/journeys.h"
@@ -57,7 +63,8 @@ typedef struct cache_entry {
 } cache_entry;
 
 typedef struct {
-    tbl_table t;
+    tbl_table t;             /* over buf */
+    char *buf;               /* (size) the file's bytes, owned */
     atomic_int refs;  /* one for being current + one per request holding it */
     int64_t version;
     uint64_t hash;    /* sd_hash64 of the file's bytes */
@@ -85,7 +92,7 @@ struct sv_state {
     /* metrics */
     atomic_ullong by_code[600];
     atomic_ullong lat_bucket[N_LAT + 1];
-    atomic_ullong lat_sum_ns, lat_count, overload, reloads_ok, reloads_failed;
+    atomic_ullong lat_sum_ns, lat_count, overload, reloads_ok, reloads_failed, head_timeouts;
     atomic_ullong clusters_planned, clusters_fallback, answers_fallback;
     atomic_llong conns;
 };
@@ -140,15 +147,19 @@ static table_ref *table_acquire(sv_state *s) {
 static void table_release(table_ref *r) {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
         tbl_close(&r->t);
+        free(r->buf);
         free(r);
     }
 }
 
-/* Opens path as a table that fits tax (and, once k is known, the same k). */
+/* Reads path into memory as a table that fits tax (and, once k is known, the same k). */
 static int table_load(sv_state *s, const char *path, table_ref **out, sd_err *err) {
     table_ref *r = sd_calloc(1, sizeof *r);
-    int rc = tbl_open(&r->t, path, err);
+    size_t size;
+    int rc = sd_read_file(path, &r->buf, &size, err); /* malloc's alignment suits tbl_open_mem */
+    if (!rc && (rc = tbl_open_mem(&r->t, r->buf, size, err))) sd_err_prefix(err, "%s", path);
     if (rc) {
+        free(r->buf);
         free(r);
         return rc;
     }
@@ -161,22 +172,26 @@ static int table_load(sv_state *s, const char *path, table_ref **out, sd_err *er
     else if (s->k && p->k != s->k) why = "its context length differs from the served table's";
     if (why) {
         tbl_close(&r->t);
+        free(r->buf);
         free(r);
         return sd_fail(err, SD_ERR_DATA, "%s: %s", path, why);
     }
-    r->hash = sd_hash64(r->t.map.data, r->t.map.size, SD_HASH_SEED);
+    r->hash = sd_hash64(r->buf, size, SD_HASH_SEED);
     atomic_init(&r->refs, 1);
     *out = r;
     return SD_OK;
 }
 
 int sv_reload(sv_state *s, sd_err *err) {
+    sd_err local = {0};
+    if (!err) err = &local;
     pthread_mutex_lock(&s->reload_lock);
     table_ref *r;
     int rc = table_load(s, s->table_path, &r, err);
     if (rc) {
         atomic_fetch_add(&s->reloads_failed, 1);
         pthread_mutex_unlock(&s->reload_lock);
+        sd_log("serve: reload refused, still serving version %lld: %s", (long long)atomic_load(&s->cur_version), err->msg);
         return rc;
     }
     table_ref *old = atomic_load(&s->cur);
@@ -256,20 +271,35 @@ int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, c
     return SD_OK;
 }
 
+int sv_token_read(const char *path, char **out, sd_err *err) {
+    *out = NULL;
+    char *buf;
+    size_t len;
+    int rc = sd_read_file(path, &buf, &len, err);
+    if (rc) return rc;
+    size_t a = 0;
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' || buf[len - 1] == '\t')) len--;
+    while (a < len && (buf[a] == ' ' || buf[a] == '\t')) a++;
+    const char *why = len - a < 8 ? "is shorter than 8 bytes" : NULL;
+    for (size_t i = a; !why && i < len; i++) /* the visible ASCII of RFC 6750's b64token, nothing else */
+        if ((unsigned char)buf[i] <= ' ' || (unsigned char)buf[i] >= 0x7f)
+            why = buf[i] == '\n' || buf[i] == '\r' ? "has more than one line" : "holds a space, a control or a non-ASCII byte";
+    if (why) {
+        free(buf);
+        return sd_fail(err, SD_ERR_USAGE, "%s: the token %s (want one line of at least 8 visible ASCII bytes)", path, why);
+    }
+    memmove(buf, buf + a, len - a);
+    buf[len - a] = 0;
+    *out = buf;
+    return SD_OK;
+}
+
 int sv_state_open(sv_state **out, const char *ws, const sv_options *o, sd_err *err) {
     *out = NULL;
     char *bp = sd_path_join(ws, TBL_FILE), *hp = sd_path_join(ws, "report.html");
     char *token = NULL;
     int rc;
-    if (o->token_file) {
-        size_t len;
-        if ((rc = sd_read_file(o->token_file, &token, &len, err))) goto fail;
-        while (len && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' ')) token[--len] = 0;
-        if (len < 8 || strlen(token) != len) {
-            rc = sd_fail(err, SD_ERR_USAGE, "%s: the token must be one line of at least 8 bytes", o->token_file);
-            goto fail;
-        }
-    }
+    if (o->token_file && (rc = sv_token_read(o->token_file, &token, err))) goto fail;
     an_workspace *aw;
     an_options ao = {.table = bp, .rule = &o->rule, .no_table = 1};
     if ((rc = an_open(&aw, ws, &ao, err))) goto fail;
@@ -316,6 +346,7 @@ void sv_metrics_record(sv_state *s, int status, double seconds) {
 
 void sv_metrics_connections(sv_state *s, int delta) { atomic_fetch_add_explicit(&s->conns, delta, memory_order_relaxed); }
 void sv_metrics_overload(sv_state *s) { atomic_fetch_add_explicit(&s->overload, 1, memory_order_relaxed); }
+void sv_metrics_head_timeout(sv_state *s) { atomic_fetch_add_explicit(&s->head_timeouts, 1, memory_order_relaxed); }
 
 static void handle_metrics(sv_state *s, sv_response *rs) {
     jbuf b;
@@ -361,6 +392,9 @@ static void handle_metrics(sv_state *s, sv_response *rs) {
     jb_fmt(&b, "# TYPE serendip_http_connections gauge\nserendip_http_connections %lld\n", (long long)atomic_load(&s->conns));
     jb_fmt(&b, "# TYPE serendip_http_overload_rejections_total counter\nserendip_http_overload_rejections_total %llu\n",
            (unsigned long long)atomic_load(&s->overload));
+    jb_fmt(&b, "# HELP serendip_http_head_timeouts_total Connections closed (408) for not sending a whole request head in time.\n"
+               "# TYPE serendip_http_head_timeouts_total counter\nserendip_http_head_timeouts_total %llu\n",
+           (unsigned long long)atomic_load(&s->head_timeouts));
     respond(rs, 200, "text/plain; version=0.0.4", &b);
 }
 
@@ -400,6 +434,20 @@ static int parse_i64(const char *s, int64_t *out) {
     if (errno || *end || end == s || s[0] == ' ' || s[0] == '+' || s[0] == '\t') return -1;
     *out = v;
     return 0;
+}
+
+/* Parses a request body that is exactly one JSON value, with only whitespace around it (cJSON
+ * alone stops at the end of the value and ignores what follows). NULL when it is not. */
+static cJSON *parse_json_body(const char *body, size_t len) {
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!j) return NULL;
+    for (const char *p = end; p < body + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    return j;
 }
 
 typedef struct {
@@ -549,8 +597,8 @@ static int json_int(const cJSON *v, double lo, double hi, int64_t *out) {
 static void handle_explore_post(sv_state *s, const sv_request *rq, sv_response *rs) {
     if (rq->body_too_large) return sv_response_error(rs, 413, "request body larger than %zu bytes", s->o.max_body);
     if (!rq->body || !rq->body_len) return sv_response_error(rs, 400, "empty body: expected {\"items\": [ids...], \"k\": N}");
-    cJSON *j = cJSON_ParseWithLength(rq->body, rq->body_len);
-    if (!j) return sv_response_error(rs, 400, "malformed JSON body");
+    cJSON *j = parse_json_body(rq->body, rq->body_len);
+    if (!j) return sv_response_error(rs, 400, "malformed JSON body (one JSON value, nothing after it but whitespace)");
     int64_t k = SV_K_DEFAULT, ncl = AN_CLUSTERS_DEFAULT;
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items"), *jk = cJSON_GetObjectItemCaseSensitive(j, "k"),
                 *jn = cJSON_GetObjectItemCaseSensitive(j, "n");
@@ -638,10 +686,12 @@ static void handle_health(sv_state *s, sv_response *rs) {
     respond(rs, 200, "application/json", &b);
 }
 
-/* Constant-time comparison of the bearer token. */
+/* Constant-time comparison of the bearer token. The scheme name is case-insensitive (RFC 9110
+ * section 11.1), followed by one or more spaces. */
 static int token_ok(const sv_state *s, const char *auth) {
-    if (!auth || strncmp(auth, "Bearer ", 7)) return 0;
+    if (!auth || strncasecmp(auth, "Bearer ", 7)) return 0;
     const char *given = auth + 7;
+    while (*given == ' ') given++;
     size_t n = strlen(s->token), g = strlen(given);
     unsigned diff = (unsigned)(n ^ g);
     for (size_t i = 0; i < n; i++) diff |= (unsigned char)s->token[i] ^ (unsigned char)(i < g ? given[i] : 0);

@@ -11,16 +11,43 @@
  * A request's life: the URI-log callback sees the raw request target first and allocates the
  * request context (start time, raw URL, body buffer); the access handler collects the body (up to
  * max_body, beyond which the rest is discarded and 413 answered) and answers through sv_handle;
- * the completion callback records status and latency and frees the context. */
+ * the completion callback records status and latency and frees the context.
+ *
+ * Strict framing: the first (header-only) call refuses with 400 a request with more than one
+ * Content-Length, or one beside Transfer-Encoding (libmicrohttpd reads the first Content-Length
+ * and ignores it beside Transfer-Encoding: the ambiguities request smuggling lives on), before any
+ * body is read. A Content-Length that is not a decimal number never reaches us: libmicrohttpd
+ * 0.9.75 answers it itself (docs/serving.md lists what it answers itself, and how).
+ *
+ * The head deadline: libmicrohttpd's timeout is an idle timeout, so a client sending one header
+ * line a second holds a connection (and, by default, a thread) forever. Each connection records
+ * when its current request head began to be awaited (connection start, or the end of the previous
+ * response on a kept-alive connection) and whether it has arrived (the first access-handler call);
+ * a watchdog thread, ten times a second, answers 408 to the connections past head_timeout_s and
+ * shuts their sockets down, which makes libmicrohttpd close them. libmicrohttpd reports a
+ * connection closed before it closes its socket, and the watchdog only touches sockets of listed
+ * connections under the list's lock, so it never shuts down a reused descriptor. */
 #include "serendip/serve.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+
+/* One open connection, for the head deadline. */
+typedef struct conn_rec {
+    struct conn_rec *prev, *next;
+    int fd;
+    double head_t0;  /* sd_now() when the current request head began to be awaited */
+    int head_done;   /* the current request's head has arrived */
+    int killed;      /* the watchdog answered 408 and shut the socket down */
+} conn_rec;
 
 struct sv_server {
     struct MHD_Daemon *d;
@@ -28,7 +55,55 @@ struct sv_server {
     sv_options o;
     atomic_int conns;
     int port;
+    pthread_mutex_t lock;    /* guards the list, the records' fields and stopping */
+    pthread_cond_t wake;
+    conn_rec *list;
+    int stopping;
+    pthread_t watchdog;
+    int has_watchdog;
 };
+
+/* The record of con (its socket context), or NULL. */
+static conn_rec *conn_of(struct MHD_Connection *con) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Marks con's request head as arrived (done = 1) or as awaited from now on (done = 0). */
+static void head_mark(sv_server *srv, struct MHD_Connection *con, int done) {
+    conn_rec *k = conn_of(con);
+    if (!k) return;
+    pthread_mutex_lock(&srv->lock);
+    k->head_done = done;
+    if (!done) k->head_t0 = sd_now();
+    pthread_mutex_unlock(&srv->lock);
+}
+
+static const char MSG_408[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                              "Content-Length: 57\r\n\r\n{\"error\":\"request head not received within the deadline\"}";
+
+static void *watchdog_main(void *arg) {
+    sv_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stopping) {
+        double now = sd_now();
+        for (conn_rec *k = srv->list; k; k = k->next)
+            if (!k->head_done && !k->killed && now - k->head_t0 > srv->o.head_timeout_s) {
+                k->killed = 1;
+                ssize_t w = send(k->fd, MSG_408, sizeof MSG_408 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)w; /* best effort: the client may have stopped reading */
+                shutdown(k->fd, SHUT_RDWR);
+                sv_metrics_head_timeout(srv->st);
+            }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&srv->wake, &srv->lock, &ts);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
 
 typedef struct {
     double t0;
@@ -57,14 +132,41 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enu
     if (c->status) sv_metrics_record(srv->st, c->status, sd_now() - c->t0);
     free(c->url), free(c->body), free(c);
     *con_cls = NULL;
+    head_mark(srv, con, 0); /* a kept-alive connection now awaits its next head */
 }
 
 static void notify_conn(void *cls, struct MHD_Connection *con, void **socket_ctx, enum MHD_ConnectionNotificationCode toe) {
-    (void)con, (void)socket_ctx;
     sv_server *srv = cls;
     int d = toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
     atomic_fetch_add(&srv->conns, d);
     sv_metrics_connections(srv->st, d);
+    pthread_mutex_lock(&srv->lock);
+    if (d > 0) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_rec *k = sd_calloc(1, sizeof *k);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->head_t0 = sd_now();
+        k->killed = k->fd < 0;
+        k->next = srv->list;
+        if (srv->list) srv->list->prev = k;
+        srv->list = k;
+        *socket_ctx = k;
+    } else if (*socket_ctx) {
+        conn_rec *k = *socket_ctx;
+        if (k->prev) k->prev->next = k->next;
+        else srv->list = k->next;
+        if (k->next) k->next->prev = k->prev;
+        free(k);
+        *socket_ctx = NULL;
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* Counts the Content-Length headers into *(int *)cls. */
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind, (void)value;
+    if (key && !strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) ++*(int *)cls;
+    return MHD_YES;
 }
 
 static enum MHD_Result queue(struct MHD_Connection *con, req_ctx *c, sv_response *rs, int close) {
@@ -99,6 +201,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *con, con
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (!c->started) head_mark(srv, con, 1);
     sv_response rs;
     if (atomic_load(&srv->conns) > srv->o.max_conns) {
         sv_metrics_overload(srv->st);
@@ -108,6 +211,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *con, con
     if (!c->started) { /* first call: headers only. Answering now would make libmicrohttpd close the
                           * connection (the body, if any, is unread), so only refusals answer here. */
         c->started = 1;
+        int ncl = 0;
+        MHD_get_connection_values(con, MHD_HEADER_KIND, count_cl, &ncl);
+        if (ncl > 1 || (ncl && MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))) {
+            sv_response_error(&rs, 400, "%s", ncl > 1 ? "more than one Content-Length header"
+                                                      : "Content-Length and Transfer-Encoding together");
+            return queue(con, c, &rs, 1);
+        }
         const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > srv->o.max_body) {
             sv_response_error(&rs, 413, "request body larger than %zu bytes", srv->o.max_body);
@@ -152,6 +262,7 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
     if (o->threads < 1 || o->threads > 256) return sd_fail(err, SD_ERR_USAGE, "serve: threads %d not in 1..256", o->threads);
     if (o->port < 0 || o->port > 65535) return sd_fail(err, SD_ERR_USAGE, "serve: port %d not in 0..65535", o->port);
     if (o->max_conns < 1) return sd_fail(err, SD_ERR_USAGE, "serve: max connections %d < 1", o->max_conns);
+    if (o->head_timeout_s < 0) return sd_fail(err, SD_ERR_USAGE, "serve: head timeout %d < 0", o->head_timeout_s);
     struct sockaddr_in a4;
     struct sockaddr_in6 a6;
     struct sockaddr *addr;
@@ -174,6 +285,8 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
     }
     sv_server *srv = sd_calloc(1, sizeof *srv);
     srv->st = s, srv->o = *o;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->wake, NULL);
     /* MHD refuses connections beyond its own limit outright; below it, ours answers 503 */
     unsigned hard = (unsigned)o->max_conns + 64;
     srv->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, access_handler, srv,
@@ -189,8 +302,16 @@ int sv_server_start(sv_state *s, const sv_options *o, sv_server **out, sd_err *e
                               MHD_OPTION_NOTIFY_CONNECTION, notify_conn, srv,
                               MHD_OPTION_END);
     if (!srv->d) {
+        pthread_mutex_destroy(&srv->lock), pthread_cond_destroy(&srv->wake);
         free(srv);
         return sd_fail(err, SD_ERR_IO, "serve: cannot listen on %s:%d (in use, or not allowed)", bind, o->port);
+    }
+    if (o->head_timeout_s > 0) {
+        if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv)) {
+            sv_server_stop(srv);
+            return sd_fail(err, SD_ERR_IO, "serve: cannot start the head-deadline thread");
+        }
+        srv->has_watchdog = 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : o->port;
@@ -202,6 +323,14 @@ int sv_server_port(const sv_server *srv) { return srv->port; }
 
 void sv_server_stop(sv_server *srv) {
     if (!srv) return;
-    MHD_stop_daemon(srv->d);
+    if (srv->has_watchdog) {
+        pthread_mutex_lock(&srv->lock);
+        srv->stopping = 1;
+        pthread_cond_signal(&srv->wake);
+        pthread_mutex_unlock(&srv->lock);
+        pthread_join(srv->watchdog, NULL);
+    }
+    MHD_stop_daemon(srv->d); /* closes the remaining connections: their records are freed */
+    pthread_mutex_destroy(&srv->lock), pthread_cond_destroy(&srv->wake);
     free(srv);
 }
