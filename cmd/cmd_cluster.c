@@ -1,5 +1,5 @@
-/* cmd_cluster.c - `serendip cluster`: build the two-level interest-cluster taxonomy of a workspace
- * from its train window (writes taxonomy.bin and clusters.tsv). */
+/* cmd_cluster.c - `serendip cluster`: flags and the summary of the cluster stage (tx_run builds the
+ * two-level interest-cluster taxonomy from the train window: taxonomy.bin and clusters.tsv). */
 #include "cmd.h"
 #include "serendip/taxonomy.h"
 
@@ -39,30 +39,17 @@ int cmd_cluster(int argc, char **argv) {
     cfg.seed = (uint64_t)seed;
 
     sd_err err = {0};
-    char *dpath = sd_path_join(ws, DS_FILE), *spath = sd_path_join(ws, DS_SPLIT_FILE);
-    char *tpath = sd_path_join(ws, TX_FILE), *cpath = sd_path_join(ws, TX_TSV);
-    ds_dataset d;
-    ds_split split = {0};
     tx_taxonomy t;
     tx_stats st;
-    int have_d = 0, have_t = 0;
-    double t0 = sd_now();
-    if (!sd_file_exists(dpath)) rc = sd_fail(&err, SD_ERR_STATE, "%s is missing (run 'serendip ingest' or 'serendip world')", dpath);
-    else if (!sd_file_exists(spath)) rc = sd_fail(&err, SD_ERR_STATE, "%s is missing (run 'serendip split')", spath);
-    if (!rc && !(rc = ds_load(&d, dpath, &err))) have_d = 1;
-    if (!rc) rc = ds_split_load(&split, spath, &err);
-    if (!rc && !(rc = tx_build(&d, &split, &cfg, &t, &st, &err))) have_t = 1;
-    ds_split_free(&split);
-    if (!rc) rc = tx_save(&t, tpath, &err);
-    if (!rc) rc = tx_write_tsv(&t, &d, cpath, 5, &err);
-    if (rc) {
-        int code = cmd_fail(&err);
-        if (have_t) tx_free(&t);
-        if (have_d) ds_free(&d);
-        free(dpath), free(spath), free(tpath), free(cpath);
-        return code;
+    ds_dataset d;
+    double secs;
+    if (tx_run(ws, &cfg, &t, &st, &secs, &err)) return cmd_fail(&err);
+    char *dpath = sd_path_join(ws, DS_FILE), *tpath = sd_path_join(ws, TX_FILE), *cpath = sd_path_join(ws, TX_TSV);
+    if (ds_load(&d, dpath, &err)) { /* for the example titles */
+        tx_free(&t);
+        free(dpath), free(tpath), free(cpath);
+        return cmd_fail(&err);
     }
-    double secs = sd_now() - t0;
     if (json) {
         printf("{\"clusters_top\": %d, \"clusters\": %d, \"items\": %lld, \"items_clustered\": %lld, \"train_events\": %lld, "
                "\"dim\": %d, \"inertia\": %.6g, \"taxonomy_hash\": \"%016llx\", \"seconds\": %.3f}\n",
@@ -97,6 +84,6 @@ int cmd_cluster(int argc, char **argv) {
     }
     tx_free(&t);
     ds_free(&d);
-    free(dpath), free(spath), free(tpath), free(cpath);
+    free(dpath), free(tpath), free(cpath);
     return 0;
 }

@@ -117,7 +117,7 @@ typedef struct {
 static int eval_parse(const char *usage, const char *summary, eval_flags *f, eval_more *x, int *force, int argc,
                       char **argv) {
     ev_opts def = EV_OPTS_DEFAULT;
-    *f = (eval_flags){NULL, "rating:4,watch:0.7", def.serve, def.bootstrap, 0, 0, (int64_t)def.seed};
+    *f = (eval_flags){NULL, NULL /* the workspace's rule */, def.serve, def.bootstrap, 0, 0, (int64_t)def.seed};
     fl_spec specs[] = {
         {"ws", FL_STR, &f->ws, "workspace folder"},
         {"serve", FL_INT, &f->serve, "clusters served per user (S)"},
@@ -147,8 +147,8 @@ static int eval_parse(const char *usage, const char *summary, eval_flags *f, eva
 }
 
 static int run(const eval_flags *f, const eval_more *x, ev_eval_run *r, sd_err *err) {
-    ds_positive_rule rule = DS_POSITIVE_DEFAULT;
-    int rc = jr_parse_positive(f->positive, &rule, err);
+    ds_positive_rule rule;
+    int rc = jr_resolve_rule(f->ws, f->positive, &rule, err);
     if (rc) return rc;
     ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users, x->shrink};
     return ev_eval_workspace(f->ws, &o, f->k, &rule, r, err);

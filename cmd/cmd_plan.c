@@ -1,4 +1,5 @@
-/* cmd_plan.c - `serendip train` and `serendip plan`. */
+/* cmd_plan.c - `serendip plan` (best-of-n over every context into the explore table; the work is
+ * pl_plan in src/plan/). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,84 +8,6 @@
 #include "serendip/models.h"
 #include "serendip/plan.h"
 #include "serendip/table.h"
-
-static void print_quality(const md_align_quality *q) {
-    printf("alignment model on %lld held-out tuples: Spearman %.3f (vs pos_rate), %.3f (vs label), AUC %.3f\n",
-           (long long)q->align_heldout, q->align_spearman, q->align_spearman_label, q->align_auc);
-    printf("  vs pos_rate's noise ceiling %.3f (split-half Spearman %.3f on %lld tuples)\n", q->noise_ceiling,
-           q->split_half, (long long)q->split_tuples);
-    if (q->truth_tuples > 0)
-        printf("  vs the truth (mean true like-probability of the tuple's users): Spearman %.3f; the pooled rate itself: %.3f (%lld tuples)\n",
-               q->spearman_truth, q->rate_spearman_truth, (long long)q->truth_tuples);
-    if (q->sparse_tuples > 0)
-        printf("  on %lld sparse held-out tuples (too few users to label) vs the truth: model %.3f, their pooled rate %.3f\n",
-               (long long)q->sparse_tuples, q->spearman_truth_sparse, q->rate_spearman_truth_sparse);
-}
-
-int cmd_train(int argc, char **argv) {
-    const char *ws = NULL;
-    md_opts o;
-    md_opts_default(&o);
-    int seed = (int)o.seed, json = 0;
-    fl_spec specs[] = {
-        {"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"},
-        {"base", FL_STR, &o.base, "start from this GGUF base model (e.g. a pretrained Llama) instead of training one"},
-        {"vocab", FL_INT, &o.vocab, "BPE vocabulary size"},
-        {"dim", FL_INT, &o.cfg.dim, "model width"},
-        {"layers", FL_INT, &o.cfg.n_layers, "transformer blocks"},
-        {"heads", FL_INT, &o.cfg.n_heads, "attention heads"},
-        {"kv-heads", FL_INT, &o.cfg.n_kv_heads, "key/value heads (grouped-query attention)"},
-        {"hidden", FL_INT, &o.cfg.hidden_dim, "feed-forward width"},
-        {"seq-len", FL_INT, &o.cfg.seq_len, "context length in tokens"},
-        {"pretrain-steps", FL_INT, &o.pretrain_steps, "optimizer steps of base pretraining"},
-        {"novelty-steps", FL_INT, &o.novelty_steps, "steps of the novelty fine-tune (and the single baseline)"},
-        {"align-steps", FL_INT, &o.align_steps, "steps of the alignment fine-tune"},
-        {"batch", FL_INT, &o.batch, "rows per step"},
-        {"lr", FL_FLOAT, &o.lr, "peak learning rate of pretraining"},
-        {"sft-lr", FL_FLOAT, &o.sft_lr, "peak learning rate of the fine-tunes"},
-        {"lora", FL_INT, &o.lora_rank, "LoRA rank of the fine-tunes (0 = full fine-tune)"},
-        {"baseline", FL_BOOL, &o.baseline, "also train the single model fine-tuned on high-feedback tuples"},
-        {"novelty-examples", FL_INT, &o.corpus.novelty_examples, "size of the diversified novelty set"},
-        {"per-target-cap", FL_INT, &o.corpus.per_target_cap, "max novelty examples per target cluster (0 = automatic)"},
-        {"min-users", FL_INT, &o.corpus.min_users, "alignment tuples backed by fewer users are dropped"},
-        {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
-        {"seed", FL_INT, &seed, "random seed"},
-        {"json", FL_BOOL, &json, "print the report as JSON"},
-        {0},
-    };
-    int rc = fl_parse("train --ws DIR [flags]",
-                      "Builds the corpora, pretrains the base model on the catalogue's language, and fine-tunes the\n"
-                      "novelty model and the alignment model from it (ws/models/*.gguf, ws/models/train.json).",
-                      specs, argc, argv);
-    if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
-    if (!o.base && (rc = cmd_check_memory(argv[0], cmd_train_bytes(&o.cfg, o.vocab, o.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch"))) return rc;
-    o.seed = (uint64_t)seed;
-    o.corpus.seed = (uint64_t)seed;
-    md_report r;
-    sd_err err = {0};
-    if (md_train(ws, &o, &r, &err)) return cmd_fail(&err);
-    char *path = sd_asprintf("%s/%s/%s", ws, MD_DIR, MD_REPORT);
-    if (json) {
-        char *text;
-        if (!sd_read_file(path, &text, NULL, &err)) {
-            fputs(text, stdout);
-            fputc('\n', stdout);
-            free(text);
-        }
-    } else {
-        printf("models: %lld parameters each, in %s/%s/\n", (long long)r.n_params, ws, MD_DIR);
-        printf("pretrain  loss %.3f  %.1fs  %.0f tokens/s\n", r.pretrain_loss, r.pretrain_s, r.tokens_per_s);
-        printf("novelty   loss %.3f  %.1fs  (%lld examples)\n", r.novelty_loss, r.novelty_s, (long long)r.corpus.novelty_examples);
-        printf("align     loss %.3f  %.1fs  (%lld tuples)\n", r.align_loss, r.align_s, (long long)r.corpus.align_train);
-        if (o.baseline) printf("single    loss %.3f  %.1fs\n", r.single_loss, r.single_s);
-        printf("retrieval model (item level) %.1fs: %s/retrieval.bin\n", r.retrieval_s, ws);
-        print_quality(&r.quality);
-        printf("report: %s\n", path);
-    }
-    free(path);
-    return 0;
-}
 
 int cmd_plan(int argc, char **argv) {
     const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;

@@ -33,7 +33,7 @@ static int eval_retrieval(const char *ws, int json) {
 }
 
 int cmd_serve(int argc, char **argv) {
-    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = "rating:4,watch:0.7", *mode = "thread";
+    const char *ws = NULL, *bind = "127.0.0.1", *token_file = NULL, *positive = NULL, *mode = "thread";
     int port = SV_DEFAULT_PORT, threads = 2, max_conns = 512, max_body = 65536, header_mem = 16384, timeout = 30;
     int head_timeout = 10;
     int cache_mb = 256;
@@ -53,7 +53,7 @@ int cmd_serve(int argc, char **argv) {
         {"timeout", FL_INT, &timeout, "idle connection timeout in seconds"},
         {"head-timeout", FL_INT, &head_timeout, "seconds a client has to send a whole request head (408 beyond; 0: no limit)"},
         {"cache-mb", FL_INT, &cache_mb, "budget of the per-user answer cache in MiB (0: compute every answer)"},
-        {"positive", FL_STR, &positive, "positive-engagement rule for users' contexts"},
+        {"positive", FL_STR, &positive, "positive rule for users' contexts (default: the workspace's, from journeys.bin)"},
         {"train-retrieval", FL_BOOL, &train, "train the retrieval model (ws/retrieval.bin) and exit"},
         {"eval-retrieval", FL_BOOL, &eval, "print HR@10 / NDCG@10 of the retrieval model and exit"},
         {"rt-dim", FL_INT, &rt_dim, "retrieval embedding dimension (with --train-retrieval)"},
@@ -92,7 +92,7 @@ int cmd_serve(int argc, char **argv) {
     else if (!strcmp(mode, "poll")) o.mode = SV_MODE_POLL;
     else if (!strcmp(mode, "thread")) o.mode = SV_MODE_THREAD;
     else return cmd_usage_error("serve", "--mode must be epoll, poll or thread, not '%s'", mode);
-    if (jr_parse_positive(positive, &o.rule, &err)) return cmd_fail(&err);
+    if (jr_resolve_rule(ws, positive, &o.rule, &err)) return cmd_fail(&err);
 
     /* signals are taken synchronously by this thread; server threads inherit the mask */
     sigset_t set;

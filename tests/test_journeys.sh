@@ -46,9 +46,16 @@ if [ -x $FIX ]; then
     echo "$out" | grep -Eq "^ +1 +8 .* 9\.000 +-1\.000$" || bad "explore --clusters 3,7: first novel cluster should be 8: $out"
     echo "$out" | grep -Eq "^ +3 +10 " || bad "explore --clusters 3,7: third should be 10"
     # 19,0: after 0 comes 1, 2, 3 (19 is not in the way); 0 * 20 + 0.. index 19*20+0 = 380 is not a multiple of 7
-    $BIN explore --ws $W/w --clusters 19,0 --json > $W/e.json || bad "explore --json"
-    grep -q '"fallback":	false' $W/e.json || bad "explore json fallback flag"
-    [ "$(grep -c '"align_score"' $W/e.json)" = 3 ] || bad "explore json: 3 entries"
+    $BIN explore --ws $W/w --clusters 19,0 --n 3 --json > $W/e.json || bad "explore --json"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); n=d["novel"]
+assert [(c["id"], c["score"], c["fallback"]) for c in n] == [(1, 9, False), (2, 8, False), (3, 7, False)], n' $W/e.json \
+        || bad "explore json: the 3 planned clusters 1, 2, 3 with scores 9, 8, 7, not fallbacks"
+    # the default 5 clusters: the 3 planned ones, then 2 popular clusters outside the context, flagged, no score
+    $BIN explore --ws $W/w --clusters 19,0 --json > $W/e5.json || bad "explore --json (n = 5)"
+    python3 -c 'import json,sys; n=json.load(open(sys.argv[1]))["novel"]
+assert len(n) == 5 and [c["id"] for c in n[:3]] == [1, 2, 3], n
+assert all(c["fallback"] and c["score"] is None and c["id"] not in (19, 0, 1, 2, 3) for c in n[3:]), n' $W/e5.json \
+        || bad "explore json: fallbacks after the planned clusters"
     # 0,7 has index 7: a fallback in the fixture
     $BIN explore --ws $W/w --clusters 0,7 | grep -q "fallback" || bad "explore shows the fallback flag"
     expect_rc 0 $BIN explore --ws $W/w --user 1
@@ -59,6 +66,17 @@ if [ -x $FIX ]; then
     expect_rc 2 $BIN explore --ws $W/w --clusters 3           # K = 2 needed
     expect_rc 2 $BIN explore --ws $W/w                        # neither --user nor --clusters
     expect_rc 2 $BIN explore --ws $W/w --user 1 --clusters 1,2
+    expect_rc 2 $BIN explore --ws $W/w --user 1 --history 1,2
+    # a stateless history of one unknown item: counted, no context, only flagged fallbacks
+    $BIN explore --ws $W/w --history 999999999 --n 2 --json > $W/h.json || bad "explore --history"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+assert d["user"] is None and d["unknown_items"] == 1 and not d["context_complete"] and d["context"] == [], d
+assert len(d["novel"]) == 2 and all(c["fallback"] and c["score"] is None for c in d["novel"]), d' $W/h.json \
+        || bad "explore --history of an unknown item: $(cat $W/h.json)"
+    # --positive overrides the workspace's rule (rating:4 recorded by journeys) with a note
+    $BIN explore --ws $W/w --user 1 --positive rating:5 2>&1 >/dev/null | grep -q "differs from the workspace's rule rating:4" \
+        || bad "explore --positive: no note"
+    $BIN explore --ws $W/w --user 1 --positive rating:4 2>&1 >/dev/null | grep -q "differs" && bad "explore --positive same rule: a note"
     $BIN plan-merge --ws $W/w --out $W/merged.tbl $W/w/shard1.tbl $W/w/shard0.tbl >/dev/null || bad "plan-merge"
     cmp -s $W/merged.tbl $W/w/explore.tbl || bad "plan-merge output differs from the unsharded table"
     expect_rc 1 $BIN plan-merge --ws $W/w --out $W/m2.tbl $W/w/shard1.tbl   # a gap

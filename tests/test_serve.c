@@ -328,22 +328,44 @@ static void test_explore_get(void **state) {
     check_items(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "novel"), 1), 2, seen1, 3, 2);
     cJSON_Delete(j), free(r.body);
 
-    /* n = 1 keeps one cluster; user 2's context (3, 0) -> clusters 2, 1; k = 50 returns all 3 */
+    /* novel for the user: user 2's context (3, 0) plans clusters 2, 1, but user 2 has an event on
+     * item 106 of cluster 2, so n = 1 serves cluster 1 (score 5 + 1), planned, not a fallback;
+     * k = 50 returns all 3 of its items (none seen) */
     assert_int_equal(http(s.port, "GET", "/v1/explore?user=2&k=50&n=1", NULL, NULL, 0, &r), 0);
     j = json_of(&r);
     novel_string(j, nov, sizeof nov);
-    assert_string_equal(nov, "2:7");
+    assert_string_equal(nov, "1:6");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "novel"), 0), "fallback")));
     int64_t seen2[] = {106, 109, 100};
-    check_items(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "novel"), 0), 2, seen2, 3, 50);
+    check_items(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "novel"), 0), 1, seen2, 3, 50);
     cJSON_Delete(j), free(r.body);
 
-    /* user 3 has one cluster: no novel clusters, context incomplete */
+    /* user 3 has one cluster: context incomplete, no planned cluster, so the answer is the popular
+     * clusters user 3 never touched (1, 2, 3: not 0, where item 101 was), each a flagged fallback
+     * with no score */
     assert_int_equal(http(s.port, "GET", "/v1/explore?user=3", NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     j = json_of(&r);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(j, "context_complete")));
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "novel")), 0);
+    const cJSON *nv = cJSON_GetObjectItem(j, "novel"), *c3;
+    assert_int_equal(cJSON_GetArraySize(nv), 3);
+    int got = 0;
+    cJSON_ArrayForEach(c3, nv) {
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(c3, "fallback")));
+        assert_true(cJSON_IsNull(cJSON_GetObjectItem(c3, "score")));
+        int id = (int)cJSON_GetObjectItem(c3, "id")->valuedouble;
+        assert_true(id >= 1 && id <= 3);
+        got |= 1 << id;
+    }
+    assert_int_equal(got, 2 | 4 | 8);
     cJSON_Delete(j), free(r.body);
+
+    /* /metrics counts the clusters by source: 2 + 1 planned (users 1 and 2), 3 fallbacks (user 3) */
+    assert_int_equal(http(s.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    assert_non_null(strstr(r.body, "serendip_explore_clusters_total{source=\"plan\"} 3\n"));
+    assert_non_null(strstr(r.body, "serendip_explore_clusters_total{source=\"fallback\"} 3\n"));
+    assert_non_null(strstr(r.body, "serendip_explore_fallback_answers_total 1\n"));
+    free(r.body);
 
     /* percent-encoded parameters decode */
     assert_int_equal(http(s.port, "GET", "/v1/explore?%75ser=%31&k=1", NULL, NULL, 0, &r), 0);

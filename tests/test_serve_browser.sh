@@ -100,7 +100,7 @@ expect "typed items: plan" "$TMP/items.html" 'comedy, family</h3>.*space, alien<
 expect "typed items: unknown id reported" "$TMP/items.html" '1 unknown, ignored'
 
 dump "/?user=3" > "$TMP/short.html"
-expect "short context explained" "$TMP/short.html" 'Fewer than 2 distinct clusters.*No planned novel cluster'
+expect "short context explained" "$TMP/short.html" 'Fewer than 2 distinct clusters.*no plan yet.*fallback: a popular cluster you never tried'
 
 dump "/?user=424242" > "$TMP/unknown.html"
 expect "unknown user shows the API's error" "$TMP/unknown.html" 'role="alert">unknown user 424242</div>'

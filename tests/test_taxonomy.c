@@ -366,8 +366,53 @@ static void test_world_hierarchy_recovered(void **state) {
     free(dp), free(tp);
 }
 
+/* tx_run, the stage on a workspace: refuses a missing dataset or split naming the stage to run,
+ * then writes the same taxonomy tx_build makes from the same files, and clusters.tsv. */
+static void test_run_stage(void **state) {
+    (void)state;
+    char ws[] = "/tmp/sdtxrun.XXXXXX";
+    assert_non_null(mkdtemp(ws));
+    tx_config cfg = TX_DEFAULT;
+    cfg.n_top = 3, cfg.n_clusters = 6, cfg.dim = 12;
+    sd_err err = {0};
+    tx_taxonomy t, ref;
+    tx_stats st;
+    double secs = -1;
+    assert_int_equal(tx_run(ws, &cfg, &t, &st, &secs, &err), SD_ERR_STATE);
+    assert_non_null(strstr(err.msg, "serendip ingest"));
+    ds_dataset d;
+    make_dataset(&d, 1);
+    char *dp = sd_path_join(ws, DS_FILE), *sp = sd_path_join(ws, DS_SPLIT_FILE), *tp = sd_path_join(ws, TX_FILE),
+         *cp = sd_path_join(ws, TX_TSV);
+    assert_int_equal(ds_save(&d, dp, &err), SD_OK);
+    assert_int_equal(tx_run(ws, &cfg, &t, &st, &secs, &err), SD_ERR_STATE);
+    assert_non_null(strstr(err.msg, "serendip split"));
+    ds_split s = {.train_end = TRAIN_END, .valid_end = TRAIN_END + 10};
+    assert_int_equal(ds_split_save(&s, sp, &err), SD_OK);
+    assert_int_equal(tx_run(ws, &cfg, &t, &st, &secs, &err), SD_OK);
+    assert_true(secs >= 0);
+    assert_int_equal(st.n_train_events, N_USERS * 25);
+    assert_int_equal(tx_build(&d, &s, &cfg, &ref, NULL, &err), SD_OK);
+    assert_true(tx_hash(&t) == tx_hash(&ref));
+    tx_taxonomy loaded;
+    assert_int_equal(tx_load(&loaded, tp, &err), SD_OK);
+    assert_true(tx_hash(&loaded) == tx_hash(&ref));
+    char *tsv;
+    size_t len;
+    assert_int_equal(sd_read_file(cp, &tsv, &len, &err), SD_OK);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += tsv[i] == '\n';
+    assert_int_equal(lines, 1 + cfg.n_clusters);
+    free(tsv);
+    tx_free(&loaded), tx_free(&ref), tx_free(&t);
+    ds_free(&d);
+    sd_remove_tree(ws, &err);
+    free(dp), free(sp), free(tp), free(cp);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_stage),
         cmocka_unit_test(test_title_words),
         cmocka_unit_test(test_descriptions_distinctive_and_unique),
         cmocka_unit_test(test_build_recovers_blocks),

@@ -97,6 +97,11 @@ int sd_file_exists(const char *path);
 int sd_mkdir_p(const char *dir, sd_err *err);
 /* rm -rf path (a file or a folder); missing is not an error. */
 int sd_remove_tree(const char *path, sd_err *err);
+/* Removes the leftovers of killed runs beside path: files or folders named <path><tag><pid> whose
+ * process is gone (tag ".tmp." for sd_afile, ".new." / ".old." for sd_replace_dir). Returns how
+ * many were removed; never fails (a leftover that cannot be removed stays). sd_afile_open and
+ * sd_replace_dir call it, so the next run of a stage cleans what a killed run of it left. */
+int sd_remove_stale(const char *path, const char *tag);
 /* Replaces folder dst by folder src (both on one file system): dst is renamed aside, src renamed
  * to dst, the old one removed. A failure leaves dst as it was. */
 int sd_replace_dir(const char *src, const char *dst, sd_err *err);

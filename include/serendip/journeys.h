@@ -84,6 +84,17 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
 /* Parses a positive rule: "rating:4", "watch:0.7" or both comma-separated ("rating:4,watch:0.7").
  * Fields not named keep their value in *rule (start from DS_POSITIVE_DEFAULT). */
 int jr_parse_positive(const char *s, ds_positive_rule *rule, sd_err *err);
+/* The positive rule of workspace ws: the one its journeys stage used (recorded in journeys.bin),
+ * read from the file's header. A workspace without journeys.bin has DS_POSITIVE_DEFAULT
+ * (*from_file = 0; from_file may be NULL). A journeys.bin that is not a valid journeys file is an
+ * error naming the file. Every reader of the rule (explore, serve, eval) calls this. */
+int jr_workspace_rule(const char *ws, ds_positive_rule *rule, int *from_file, sd_err *err);
+/* The rule a reader of workspace ws uses: the workspace's (jr_workspace_rule), or `positive`
+ * ("rating:X,watch:Y", as jr_parse_positive) when non-NULL, with a logged note when that differs
+ * from the workspace's. */
+int jr_resolve_rule(const char *ws, const char *positive, ds_positive_rule *rule, sd_err *err);
+/* "rating:R,watch:W" of a rule into buf (cap >= 48). */
+void jr_format_positive(const ds_positive_rule *rule, char *buf, size_t cap);
 
 /* ---------------------------------------------------------------- contexts */
 

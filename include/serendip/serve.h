@@ -31,7 +31,7 @@ typedef struct {
     int timeout_s;           /* idle connection timeout (default 30) */
     int head_timeout_s;      /* deadline for a whole request head, from the connection's start or the
                               * previous response; beyond: 408 and close (default 10; 0: none) */
-    ds_positive_rule rule;   /* what makes an event count for a user's context */
+    ds_positive_rule rule;   /* what makes an event count for a user's context: the workspace's (jr_resolve_rule) */
     int mode;                /* SV_MODE_*: how libmicrohttpd runs connections */
     size_t cache_bytes;      /* budget of the per-user answer cache (0: off; default 256 MiB) */
 } sv_options;

@@ -68,4 +68,10 @@ int tx_build(const ds_dataset *d, const ds_split *s, const tx_config *cfg, tx_ta
  * parent_description. */
 int tx_write_tsv(const tx_taxonomy *t, const ds_dataset *d, const char *path, int n_examples, sd_err *err);
 
+/* The whole cluster stage on workspace ws (src/cluster/run.c): loads dataset.bin and split.json
+ * (either missing: SD_ERR_STATE naming the stage to run), builds the taxonomy with cfg, writes
+ * taxonomy.bin and clusters.tsv (both atomic). out receives the taxonomy when non-NULL (tx_free),
+ * stats when non-NULL (secs_total: the whole stage). */
+int tx_run(const char *ws, const tx_config *cfg, tx_taxonomy *out, tx_stats *stats, double *secs_total, sd_err *err);
+
 #endif

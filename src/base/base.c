@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -167,8 +169,38 @@ void sd_rng_shuffle_i32(sd_rng *r, int32_t *a, size_t n) {
 
 /* ---------------------------------------------------------------- files */
 
+int sd_remove_stale(const char *path, const char *tag) {
+    char *dir = sd_strdup(path), *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash) *slash = 0;
+    char *prefix = sd_asprintf("%s%s", base, tag);
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(slash ? (dir[0] ? dir : "/") : ".");
+    struct dirent *e;
+    int removed = 0;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen)) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (*end || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        char *p = slash ? sd_path_join(dir[0] ? dir : "/", e->d_name) : sd_strdup(e->d_name);
+        sd_err err;
+        if (sd_remove_tree(p, &err) == SD_OK) {
+            removed++;
+            sd_log("removed %s, left by a killed run (process %ld is gone)", p, pid);
+        }
+        free(p);
+    }
+    if (d) closedir(d);
+    free(dir), free(prefix);
+    return removed;
+}
+
 int sd_afile_open(sd_afile *a, const char *path, sd_err *err) {
     memset(a, 0, sizeof *a);
+    sd_remove_stale(path, ".tmp.");
     a->path = sd_strdup(path);
     a->tmp = sd_asprintf("%s.tmp.%ld", path, (long)getpid());
     a->f = fopen(a->tmp, "wb");
@@ -316,6 +348,8 @@ int sd_remove_tree(const char *path, sd_err *err) {
 }
 
 int sd_replace_dir(const char *src, const char *dst, sd_err *err) {
+    sd_remove_stale(dst, ".old.");
+    sd_remove_stale(dst, ".new.");
     char *old = sd_asprintf("%s.old.%ld", dst, (long)getpid());
     int had = sd_file_exists(dst), rc = SD_OK;
     if (had && rename(dst, old) != 0) {

@@ -7,6 +7,7 @@
  * library map (glib's GHashTable) would add a dependency for twenty lines. The file reader and
  * writer are hand-written because the format is ours. */
 #include "serendip/journeys.h"
+#include "serendip/manifest.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -490,6 +491,61 @@ bad:
     return sd_fail(err, SD_ERR_USAGE, "--positive: '%s' is not of the form rating:X, watch:X or rating:X,watch:Y", s);
 }
 
+int jr_workspace_rule(const char *ws, ds_positive_rule *rule, int *from_file, sd_err *err) {
+    *rule = DS_POSITIVE_DEFAULT;
+    if (from_file) *from_file = 0;
+    char *path = sd_path_join(ws, JR_FILE);
+    if (!sd_file_exists(path)) {
+        free(path);
+        return SD_OK;
+    }
+    sd_map m;
+    int rc = sd_map_open(&m, path, err);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    jr_header h;
+    if (m.size < sizeof h || memcmp(m.data, JR_MAGIC, 8) != 0) {
+        rc = sd_fail(err, SD_ERR_FORMAT, "%s: not a journeys file (rerun 'serendip journeys')", path);
+    } else {
+        memcpy(&h, m.data, sizeof h);
+        if (h.version != JR_VERSION || h.header_size != JR_HEADER_SIZE)
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: journeys version %u, this build reads %d (rerun 'serendip journeys')", path,
+                         h.version, JR_VERSION);
+        else if (!(h.min_rating == h.min_rating) || !(h.min_watch >= 0 && h.min_watch <= 1))
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: invalid positive rule in the header (rating %g, watch %g)", path,
+                         (double)h.min_rating, (double)h.min_watch);
+        else {
+            *rule = (ds_positive_rule){h.min_rating, h.min_watch};
+            if (from_file) *from_file = 1;
+        }
+    }
+    sd_map_close(&m);
+    free(path);
+    return rc;
+}
+
+int jr_resolve_rule(const char *ws, const char *positive, ds_positive_rule *rule, sd_err *err) {
+    ds_positive_rule own;
+    int from_file, rc = jr_workspace_rule(ws, &own, &from_file, err);
+    if (rc) return rc;
+    *rule = own;
+    if (!positive) return SD_OK;
+    if ((rc = jr_parse_positive(positive, rule, err))) return rc;
+    if (rule->min_rating != own.min_rating || rule->min_watch != own.min_watch) {
+        char a[64], b[64];
+        jr_format_positive(rule, a, sizeof a), jr_format_positive(&own, b, sizeof b);
+        sd_log("note: --positive %s differs from the workspace's rule %s%s", a, b,
+               from_file ? " (recorded in journeys.bin)" : " (the default: no journeys.bin)");
+    }
+    return SD_OK;
+}
+
+void jr_format_positive(const ds_positive_rule *rule, char *buf, size_t cap) {
+    snprintf(buf, cap, "rating:%g,watch:%g", (double)rule->min_rating, (double)rule->min_watch);
+}
+
 int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out, sd_err *err) {
     char *pd = sd_path_join(ws, DS_FILE), *ps = sd_path_join(ws, DS_SPLIT_FILE), *pt = sd_path_join(ws, TX_FILE),
          *pj = sd_path_join(ws, JR_FILE), *pf = sd_path_join(ws, JR_FEEDBACK_TSV);
@@ -508,6 +564,8 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy in this workspace (run 'serendip cluster')", pt);
         goto done;
     }
+    const char *tx_in[] = {TX_FILE};
+    if ((rc = mf_check(ws, tx_in, 1, err))) goto done; /* a taxonomy of an older dataset */
     if ((rc = tx_load(&tax, pt, err))) goto done;
     have_tax = 1;
     if (sd_file_exists(ps)) {
@@ -520,6 +578,9 @@ int jr_run(const char *ws, int k, const ds_positive_rule *rule, jr_journeys *out
     have_j = 1;
     if ((rc = jr_save(&j, pj, err))) goto done;
     if ((rc = jr_write_feedback_tsv(&j, &tax, pf, err))) goto done;
+    const char *inputs[] = {DS_FILE, DS_SPLIT_FILE, TX_FILE};
+    if ((rc = mf_record(ws, JR_FILE, "journeys", inputs, 3, err))) goto done;
+    if ((rc = mf_record(ws, JR_FEEDBACK_TSV, "journeys", inputs, 3, err))) goto done;
 done:
     if (have_j) {
         if (rc == SD_OK && out) *out = j;

@@ -7,6 +7,8 @@
  * same file on every machine (Hogwild threads would not); on MovieLens-small it takes seconds. */
 #include "serendip/retrieve.h"
 
+#include "serendip/manifest.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,8 @@ int rt_train(const char *ws, const rt_options *o, sd_err *err) {
     double t0 = sd_now();
     if ((rc = rt_train_data(&d, s, o, &m, err))) goto out_ds;
     rc = rt_save(&m, mpath, err);
+    const char *inputs[] = {DS_FILE, DS_SPLIT_FILE};
+    if (!rc) rc = mf_record(ws, RT_FILE, "train", inputs, 2, err);
     if (!rc) sd_log("retrieval: %lld train events, %lld items, dim %d, %.1f s -> %s", (long long)m.n_train_events,
                     (long long)m.n_items, m.dim, sd_now() - t0, mpath);
     rt_close(&m);

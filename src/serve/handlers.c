@@ -1,6 +1,6 @@
 /* handlers.c - the request handlers of the HTTP API, without sockets: routing, query and body
- * parsing, the explore answer (table read + restricted retrieval), clusters, health, Prometheus
- * metrics, the embedded page, and the hot-swappable explore table.
+ * parsing, the explore routes over the one answer path (an_answer, src/answer/), clusters, health,
+ * Prometheus metrics, the embedded page, and the hot-swappable explore table.
  *
  * Hand-written where a library would cost more than it saves: responses on the hot path are
  * written with a small JSON appender instead of cJSON (cJSON allocates a node per value; the
@@ -9,7 +9,7 @@
  *
  * The explore table sits behind a pointer to a reference-counted holder. A request takes a
  * reference (pointer load + increment, under a mutex held for those two instructions only so that
- * a reload cannot free the holder between them), copies its slot and drops the reference; a
+ * a reload cannot free the holder between them), answers over it and drops the reference; a
  * reload reads the new file outside any lock, swaps the pointer and drops the old holder's own
  * reference, so the old copy is freed by whichever request finishes with it last. No request
  * ever fails or sees a torn table during a reload.
@@ -34,7 +34,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "serendip/answer.h"
 #include "serendip/journeys.h"
+#include "serendip/jsonw.h"
 
 /* The page (web/index.html) is linked into the binary, so the server needs no files besides the
  * workspace. (Make does not track this dependency: touch handlers.c after editing the page.) */
@@ -55,6 +57,7 @@ static const double LAT_BOUNDS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.00
 typedef struct cache_entry {
     int64_t version;
     int k, n;
+    int n_planned, n_fallback; /* the answer's clusters by source, counted again on every hit */
     size_t len;
     char body[]; /* (len) */
 } cache_entry;
@@ -69,25 +72,17 @@ typedef struct {
 
 struct sv_state {
     sv_options o;
-    const ds_dataset *ds;
+    an_workspace *aw;          /* the serving workspace: every explore answer is an_answer over it */
+    int own_aw;
+    const ds_dataset *ds;      /* aw's pieces, for the other routes */
     const tx_taxonomy *tax;
     const rt_model *rt;        /* NULL: popularity order of the taxonomy */
-    rt_index ix;               /* rt's V rows in cluster-major order (the serving layout) */
-    ds_dataset own_ds;         /* sv_state_open: owned copies the pointers above point at */
-    tx_taxonomy own_tax;
-    rt_model own_rt;
-    int own_ds_ok, own_tax_ok, own_rt_ok;
     char *table_path, *token, *report_path;
     int32_t k, m;              /* context length and number of clusters (fixed by the first table) */
     uint64_t tax_hash;
     pthread_mutex_t tlock;     /* guards cur's load + refcount increment (see header) */
     pthread_mutex_t reload_lock;
     table_ref *_Atomic cur;
-    /* per-user contexts: user u's K clusters are uctx[u*K .. u*K + uctx_n[u]), most recent last */
-    int32_t *uctx;             /* (n_users, K) */
-    int8_t *uctx_n;            /* (n_users) */
-    int64_t *seen_off;         /* (n_users + 1) */
-    int32_t *seen;             /* sorted unique items of each user */
     /* the answer cache: slot u holds user u's last computed GET answer */
     struct cache_entry **cache; /* (n_users) or NULL when off */
     pthread_mutex_t cache_lock[64];
@@ -98,104 +93,20 @@ struct sv_state {
     atomic_ullong by_code[600];
     atomic_ullong lat_bucket[N_LAT + 1];
     atomic_ullong lat_sum_ns, lat_count, overload, reloads_ok, reloads_failed, head_timeouts;
+    atomic_ullong clusters_planned, clusters_fallback, answers_fallback;
     atomic_llong conns;
 };
 
-/* ---------------------------------------------------------------- a JSON appender */
+/* ---------------------------------------------------------------- a JSON appender
+ * The appender lives in src/base/jsonw.c (the answer writes with it too); these short names keep
+ * the handlers below unchanged. */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} jbuf;
-
-static void jb_init(jbuf *b, size_t cap) {
-    b->p = sd_malloc(cap);
-    b->len = 0, b->cap = cap;
-    b->p[0] = 0;
-}
-
-static void jb_reserve(jbuf *b, size_t extra) {
-    if (b->len + extra + 1 <= b->cap) return;
-    while (b->len + extra + 1 > b->cap) b->cap *= 2;
-    b->p = sd_realloc(b->p, b->cap);
-}
-
-static void jb_raw(jbuf *b, const char *s, size_t n) {
-    jb_reserve(b, n);
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void jb_str(jbuf *b, const char *s) { jb_raw(b, s, strlen(s)); }
-
-static void jb_fmt(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void jb_fmt(jbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n >= b->cap - b->len) {
-        jb_reserve(b, (size_t)n);
-        va_start(ap, fmt);
-        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)n;
-}
-
-/* A JSON string literal of s (quotes included); bytes >= 0x80 pass through (titles are UTF-8). */
-static void jb_quoted(jbuf *b, const char *s) {
-    static const char hex[] = "0123456789abcdef";
-    jb_reserve(b, strlen(s) * 6 + 2);
-    char *o = b->p + b->len;
-    *o++ = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') *o++ = '\\', *o++ = (char)c;
-        else if (c == '\n') *o++ = '\\', *o++ = 'n';
-        else if (c == '\t') *o++ = '\\', *o++ = 't';
-        else if (c == '\r') *o++ = '\\', *o++ = 'r';
-        else if (c < 0x20 || c == 0x7f) *o++ = '\\', *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-        else *o++ = (char)c;
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
-    b->p[b->len] = 0;
-}
-
-static void jb_i64(jbuf *b, int64_t x) {
-    char d[24], *e = d + sizeof d, *o = e;
-    uint64_t v = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
-    do *--o = (char)('0' + v % 10), v /= 10;
-    while (v);
-    if (x < 0) *--o = '-';
-    jb_raw(b, o, (size_t)(e - o));
-}
-
-/* x with at most 4 decimals, trailing zeros trimmed ("2.9075", "-1.5", "7"); null when not finite.
- * Hand-written because printf's %g costs more than the whole ranking of a cluster. */
-static void jb_num(jbuf *b, double x) {
-    if (!isfinite(x)) return jb_str(b, "null");
-    if (fabs(x) >= 1e14) return jb_fmt(b, "%.6g", x);
-    char tmp[40], *o = tmp;
-    uint64_t v = (uint64_t)(fabs(x) * 10000 + 0.5), ip = v / 10000, fp = v % 10000;
-    if (x < 0 && v) *o++ = '-';
-    char d[24];
-    int nd = 0;
-    do d[nd++] = (char)('0' + ip % 10), ip /= 10;
-    while (ip);
-    while (nd) *o++ = d[--nd];
-    if (fp) {
-        *o++ = '.';
-        char f[4] = {(char)('0' + fp / 1000), (char)('0' + fp / 100 % 10), (char)('0' + fp / 10 % 10), (char)('0' + fp % 10)};
-        int nf = 4;
-        while (f[nf - 1] == '0') nf--;
-        for (int i = 0; i < nf; i++) *o++ = f[i];
-    }
-    jb_raw(b, tmp, (size_t)(o - tmp));
-}
+#define jbuf jw_buf
+#define jb_init jw_init
+#define jb_raw jw_raw
+#define jb_str jw_str
+#define jb_fmt jw_fmt
+#define jb_quoted jw_quoted
 
 /* ---------------------------------------------------------------- responses */
 
@@ -306,76 +217,56 @@ int64_t sv_table_version(const sv_state *s) {
 
 /* ---------------------------------------------------------------- state */
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts a[0..n) and removes duplicates; returns the new length. */
-static int64_t sort_unique(int32_t *a, int64_t n) {
-    qsort(a, (size_t)n, sizeof *a, cmp_i32);
-    int64_t w = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (!w || a[w - 1] != a[i]) a[w++] = a[i];
-    return w;
-}
-
-static void precompute_users(sv_state *s) {
-    const ds_dataset *d = s->ds;
-    int64_t nu = d->n_users;
-    s->uctx = sd_malloc((size_t)(nu ? nu : 1) * (size_t)s->k * sizeof(int32_t));
-    s->uctx_n = sd_calloc((size_t)(nu ? nu : 1), 1);
-    s->seen_off = sd_malloc((size_t)(nu + 1) * sizeof(int64_t));
-    s->seen = sd_malloc((size_t)(d->n_events ? d->n_events : 1) * sizeof(int32_t));
-    int64_t w = 0;
-    for (int64_t u = 0; u < nu; u++) {
-        s->uctx_n[u] = (int8_t)jr_context_at(d, s->tax, &s->o.rule, u, INT64_MAX, s->k, s->uctx + u * s->k);
-        s->seen_off[u] = w;
-        w += rt_user_seen(d, u, s->seen + w);
-    }
-    s->seen_off[nu] = w;
-}
-
-int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, const rt_model *rt,
-                 const char *table_path, const char *token, const char *report_path, const sv_options *o,
-                 sd_err *err) {
-    *out = NULL;
-    if (tax->n_items != ds->n_items)
-        return sd_fail(err, SD_ERR_DATA, "serve: the taxonomy has %lld items, the dataset %lld (rerun `serendip cluster`)",
-                       (long long)tax->n_items, (long long)ds->n_items);
-    if (rt && (rt->n_items != ds->n_items || rt->items_hash != rt_items_hash(ds)))
-        return sd_fail(err, SD_ERR_DATA, "serve: the retrieval model was trained on another dataset (rerun `serendip train`)");
-    sv_state *s = sd_calloc(1, sizeof *s);
-    s->o = *o;
-    s->ds = ds, s->tax = tax, s->rt = rt;
-    s->m = tax->n_clusters;
-    s->tax_hash = tx_hash(tax);
+/* Finishes a state whose o, token, report_path are set, over serving workspace aw (owned when
+ * own_aw): loads the first table, checks it fits, sets up the cache. Frees s on failure. */
+static int state_init(sv_state *s, an_workspace *aw, int own_aw, const char *table_path, sd_err *err) {
+    s->aw = aw, s->own_aw = own_aw;
+    s->ds = aw->ds, s->tax = aw->tax, s->rt = aw->rt;
+    s->m = aw->m;
+    s->tax_hash = tx_hash(aw->tax);
     pthread_mutex_init(&s->tlock, NULL);
     pthread_mutex_init(&s->reload_lock, NULL);
     s->table_path = sd_strdup(table_path);
-    s->token = token ? sd_strdup(token) : NULL;
-    s->report_path = report_path ? sd_strdup(report_path) : NULL;
     table_ref *r;
+    s->k = aw->k;
     int rc = table_load(s, table_path, &r, err);
     if (rc) {
         sv_state_free(s);
         return rc;
     }
     r->version = 1;
-    s->k = r->t.p.k;
-    if (rt && (rc = rt_index_build(rt, tax, &s->ix, err))) {
-        table_release(r);
-        s->cur = NULL;
-        sv_state_free(s);
-        return rc;
-    }
     atomic_store(&s->cur, r);
     atomic_store(&s->cur_version, 1);
-    precompute_users(s);
-    if (o->cache_bytes) {
-        s->cache = sd_calloc((size_t)(ds->n_users ? ds->n_users : 1), sizeof *s->cache);
+    if (s->o.cache_bytes) {
+        s->cache = sd_calloc((size_t)(s->ds->n_users ? s->ds->n_users : 1), sizeof *s->cache);
         for (int i = 0; i < 64; i++) pthread_mutex_init(&s->cache_lock[i], NULL);
     }
+    return SD_OK;
+}
+
+/* K of the table at path, read from its header (the table is opened again by state_init). */
+static int table_k(const char *path, int *k, sd_err *err) {
+    tbl_table t;
+    int rc = tbl_open(&t, path, err);
+    if (rc) return rc;
+    *k = t.p.k;
+    tbl_close(&t);
+    return SD_OK;
+}
+
+int sv_state_new(sv_state **out, const ds_dataset *ds, const tx_taxonomy *tax, const rt_model *rt,
+                 const char *table_path, const char *token, const char *report_path, const sv_options *o,
+                 sd_err *err) {
+    *out = NULL;
+    int k, rc = table_k(table_path, &k, err);
+    if (rc) return rc;
+    an_workspace *aw;
+    if ((rc = an_new(&aw, ds, tax, rt, k, &o->rule, err))) return rc;
+    sv_state *s = sd_calloc(1, sizeof *s);
+    s->o = *o;
+    s->token = token ? sd_strdup(token) : NULL;
+    s->report_path = report_path ? sd_strdup(report_path) : NULL;
+    if ((rc = state_init(s, aw, 1, table_path, err))) return rc;
     *out = s;
     return SD_OK;
 }
@@ -405,50 +296,23 @@ int sv_token_read(const char *path, char **out, sd_err *err) {
 
 int sv_state_open(sv_state **out, const char *ws, const sv_options *o, sd_err *err) {
     *out = NULL;
-    char *dp = sd_path_join(ws, DS_FILE), *tp = sd_path_join(ws, TX_FILE), *rp = sd_path_join(ws, RT_FILE),
-         *bp = sd_path_join(ws, TBL_FILE), *hp = sd_path_join(ws, "report.html");
+    char *bp = sd_path_join(ws, TBL_FILE), *hp = sd_path_join(ws, "report.html");
     char *token = NULL;
-    ds_dataset ds;
-    tx_taxonomy tax;
-    rt_model rt;
-    int have_ds = 0, have_tax = 0, have_rt = 0, rc;
-    const char *missing = !sd_file_exists(dp) ? dp : !sd_file_exists(tp) ? tp : !sd_file_exists(bp) ? bp : NULL;
-    if (missing) {
-        rc = sd_fail(err, SD_ERR_STATE, "serve: %s is missing", missing);
-        goto fail;
-    }
+    int rc;
     if (o->token_file && (rc = sv_token_read(o->token_file, &token, err))) goto fail;
-    if ((rc = ds_load(&ds, dp, err))) goto fail;
-    have_ds = 1;
-    if ((rc = tx_load(&tax, tp, err))) goto fail;
-    have_tax = 1;
-    if (sd_file_exists(rp)) {
-        if ((rc = rt_open(&rt, rp, err))) goto fail;
-        have_rt = 1;
-    } else {
-        sd_log("serve: no %s (run `serendip serve --train-retrieval` or `serendip train`): items ranked by popularity", rp);
-    }
-    /* the state points at heap copies of the loaded structs, which it then owns */
-    sv_state *s = NULL;
-    ds_dataset *pds = sd_malloc(sizeof *pds);
-    tx_taxonomy *ptax = sd_malloc(sizeof *ptax);
-    rt_model *prt = have_rt ? sd_malloc(sizeof *prt) : NULL;
-    *pds = ds, *ptax = tax;
-    if (have_rt) *prt = rt;
-    rc = sv_state_new(&s, pds, ptax, prt, bp, token, hp, o, err);
-    if (rc) {
-        free(pds), free(ptax), free(prt);
-        goto fail;
-    }
-    s->own_ds_ok = s->own_tax_ok = 1, s->own_rt_ok = have_rt;
-    free(dp), free(tp), free(rp), free(bp), free(hp), free(token);
+    an_workspace *aw;
+    an_options ao = {.table = bp, .rule = &o->rule, .no_table = 1};
+    if ((rc = an_open(&aw, ws, &ao, err))) goto fail;
+    if (!aw->rt) sd_log("serve: no %s/%s (run `serendip train` or `serendip serve --train-retrieval`): items ranked by "
+                        "popularity within the cluster", ws, RT_FILE);
+    sv_state *s = sd_calloc(1, sizeof *s);
+    s->o = *o;
+    s->token = token, token = NULL;
+    s->report_path = hp, hp = NULL;
+    if ((rc = state_init(s, aw, 1, bp, err))) goto fail;
     *out = s;
-    return SD_OK;
 fail:
-    if (have_rt) rt_close(&rt);
-    if (have_tax) tx_free(&tax);
-    if (have_ds) ds_free(&ds);
-    free(dp), free(tp), free(rp), free(bp), free(hp), free(token);
+    free(bp), free(hp), free(token);
     return rc;
 }
 
@@ -456,19 +320,15 @@ void sv_state_free(sv_state *s) {
     if (!s) return;
     table_ref *r = atomic_load(&s->cur);
     if (r) table_release(r);
-    rt_index_free(&s->ix);
     if (s->cache) {
         for (int64_t u = 0; u < s->ds->n_users; u++) free(s->cache[u]);
         for (int i = 0; i < 64; i++) pthread_mutex_destroy(&s->cache_lock[i]);
         free(s->cache);
     }
-    if (s->own_rt_ok) rt_close((rt_model *)s->rt), free((void *)s->rt);
-    if (s->own_tax_ok) tx_free((tx_taxonomy *)s->tax), free((void *)s->tax);
-    if (s->own_ds_ok) ds_free((ds_dataset *)s->ds), free((void *)s->ds);
+    if (s->own_aw) an_free(s->aw);
     pthread_mutex_destroy(&s->tlock);
     pthread_mutex_destroy(&s->reload_lock);
     free(s->table_path), free(s->token), free(s->report_path);
-    free(s->uctx), free(s->uctx_n), free(s->seen_off), free(s->seen);
     free(s);
 }
 
@@ -522,6 +382,13 @@ static void handle_metrics(sv_state *s, sv_response *rs) {
                "serendip_explore_cache_bytes %zu\n",
            (unsigned long long)atomic_load(&s->cache_hits), (unsigned long long)atomic_load(&s->cache_misses),
            (size_t)atomic_load(&s->cache_used));
+    jb_fmt(&b, "# HELP serendip_explore_clusters_total Clusters served in explore answers: planned, or popular fallbacks.\n"
+               "# TYPE serendip_explore_clusters_total counter\nserendip_explore_clusters_total{source=\"plan\"} %llu\n"
+               "serendip_explore_clusters_total{source=\"fallback\"} %llu\n"
+               "# HELP serendip_explore_fallback_answers_total Explore answers with at least one fallback cluster.\n"
+               "# TYPE serendip_explore_fallback_answers_total counter\nserendip_explore_fallback_answers_total %llu\n",
+           (unsigned long long)atomic_load(&s->clusters_planned), (unsigned long long)atomic_load(&s->clusters_fallback),
+           (unsigned long long)atomic_load(&s->answers_fallback));
     jb_fmt(&b, "# TYPE serendip_http_connections gauge\nserendip_http_connections %lld\n", (long long)atomic_load(&s->conns));
     jb_fmt(&b, "# TYPE serendip_http_overload_rejections_total counter\nserendip_http_overload_rejections_total %llu\n",
            (unsigned long long)atomic_load(&s->overload));
@@ -630,108 +497,31 @@ static int parse_query(const char *q, query_params *p, sv_response *rs) {
 
 /* ---------------------------------------------------------------- explore */
 
-static int is_seen(const int32_t *seen, int64_t n, int32_t item) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (seen[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && seen[lo] == item;
-}
-
 static void put_cluster_head(jbuf *b, const sv_state *s, int32_t c) {
-    jb_str(b, "{\"id\":");
-    jb_i64(b, c);
-    jb_str(b, ",\"description\":");
+    jb_fmt(b, "{\"id\":%d,\"description\":", c);
     jb_quoted(b, s->tax->desc[c]);
 }
 
-#define MASK_WORDS_MAX 4096 /* seen bitmap on the stack up to 262144 items; beyond, binary search */
-
-static void put_items(jbuf *b, const sv_state *s, int32_t c, const rt_query *q, const int32_t *seen, int64_t ns,
-                      const uint64_t *mask, int k) {
-    rt_scored top[SV_K_MAX];
-    int n;
-    if (s->rt && mask) n = rt_rank_indexed(&s->ix, q, c, mask, k, top);
-    else if (s->rt) n = rt_rank(s->rt, s->tax, q, c, seen, ns, NULL, k, top);
-    else { /* the taxonomy lists members by descending popularity */
-        n = 0;
-        for (int64_t i = s->tax->member_off[c]; i < s->tax->member_off[c + 1] && n < k; i++)
-            if (!is_seen(seen, ns, s->tax->members[i])) top[n].item = s->tax->members[i], top[n++].score = 0;
-    }
-    jb_str(b, ",\"items\":[");
-    for (int i = 0; i < n; i++) {
-        int32_t it = top[i].item;
-        jb_str(b, i ? ",{\"id\":" : "{\"id\":");
-        jb_i64(b, s->ds->item_ids[it]);
-        jb_str(b, ",\"title\":");
-        jb_quoted(b, ds_item_title(s->ds, it));
-        jb_str(b, ",\"score\":");
-        jb_num(b, (double)top[i].score);
-        jb_str(b, "}");
-    }
-    jb_str(b, "]");
-}
-
-/* The explore answer for a context and a history (dense ids; seen sorted unique). */
-static int64_t explore_answer(sv_state *s, sv_response *rs, const int64_t *user_raw, const int32_t *ctx, int nctx,
-                           const int32_t *recent, int nr, const int32_t *seen, int64_t ns, int k, int ncl,
-                           int64_t unknown_items) {
-    tbl_entry ent[TBL_TOP_MAX];
-    int ne = 0;
-    uint32_t flags = 0;
-    int64_t version;
+/* Answers q over the current table with an_answer (the one answer path; fields in
+ * docs/serving.md) into rs and counts its clusters by source in the metrics and in counts
+ * (planned, fallback). Returns the table version answered from. */
+static int64_t explore_answer(sv_state *s, sv_response *rs, const an_query *q, int counts[2]) {
     table_ref *r = table_acquire(s);
-    version = r->version;
-    if (nctx == s->k) {
-        const tbl_entry *e = NULL;
-        int64_t idx = jr_context_index(ctx, s->k, s->m);
-        ne = idx < 0 ? 0 : tbl_lookup(&r->t, idx, &e, &flags);
-        if (ne < 0 || !e) ne = 0;
-        if (ne > ncl) ne = ncl;
-        if (ne) memcpy(ent, e, (size_t)ne * sizeof *ent);
-    }
+    int64_t version = r->version;
+    an_result res;
+    sd_err err = {0};
+    int rc = an_answer(s->aw, &r->t, version, q, &res, &err);
     table_release(r);
-
-    jbuf b;
-    jb_init(&b, 2048 + (size_t)ne * (size_t)k * 96);
-    if (user_raw) jb_fmt(&b, "{\"user\":%lld", (long long)*user_raw);
-    else jb_fmt(&b, "{\"user\":null,\"unknown_items\":%lld", (long long)unknown_items);
-    jb_fmt(&b, ",\"table_version\":%lld,\"k\":%d,\"context\":[", (long long)version, s->k);
-    for (int i = 0; i < nctx; i++) {
-        if (i) jb_str(&b, ",");
-        put_cluster_head(&b, s, ctx[i]);
-        jb_str(&b, "}");
+    if (rc) {
+        sv_response_error(rs, rc == SD_ERR_DATA ? 404 : rc == SD_ERR_USAGE ? 400 : 500, "%s", err.msg);
+        return version;
     }
-    jb_fmt(&b, "],\"context_complete\":%s,\"fallback\":%s,\"ranker\":\"%s\",\"novel\":[", nctx == s->k ? "true" : "false",
-           flags & TBL_FLAG_FALLBACK ? "true" : "false", s->rt ? "sequential" : "popularity");
-    rt_query q = {.has_q = 0};
-    uint64_t mask_buf[MASK_WORDS_MAX], *mask = NULL;
-    size_t words = (size_t)(s->ds->n_items + 63) / 64;
-    if (ne && s->rt) {
-        rt_query_init(s->rt, recent, nr, &q);
-        if (words <= MASK_WORDS_MAX) {
-            mask = mask_buf;
-            memset(mask, 0, words * sizeof *mask);
-            for (int64_t i = 0; i < ns; i++) mask[seen[i] >> 6] |= 1ull << (seen[i] & 63);
-        }
-    }
-    for (int i = 0, first = 1; i < ne; i++) {
-        int32_t c = ent[i].cluster;
-        if (c < 0 || c >= s->m) continue;
-        if (!first) jb_str(&b, ",");
-        first = 0;
-        put_cluster_head(&b, s, c);
-        jb_str(&b, ",\"score\":");
-        jb_num(&b, (double)ent[i].align_score);
-        jb_str(&b, ",\"logprob\":");
-        jb_num(&b, (double)ent[i].novelty_logprob);
-        put_items(&b, s, c, &q, seen, ns, mask, k);
-        jb_str(&b, "}");
-    }
-    jb_str(&b, "]}\n");
-    respond(rs, 200, "application/json", &b);
+    atomic_fetch_add_explicit(&s->clusters_planned, (unsigned long long)res.n_planned, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->clusters_fallback, (unsigned long long)res.n_fallback, memory_order_relaxed);
+    if (res.n_fallback) atomic_fetch_add_explicit(&s->answers_fallback, 1, memory_order_relaxed);
+    memset(rs, 0, sizeof *rs);
+    rs->status = 200, rs->content_type = "application/json", rs->body = res.json, rs->len = res.len;
+    counts[0] = res.n_planned, counts[1] = res.n_fallback;
     return version;
 }
 
@@ -747,6 +537,9 @@ static int cache_get(sv_state *s, int64_t u, int k, int n, sv_response *rs) {
         jb_init(&b, e->len + 1);
         jb_raw(&b, e->body, e->len);
         respond(rs, 200, "application/json", &b);
+        atomic_fetch_add_explicit(&s->clusters_planned, (unsigned long long)e->n_planned, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->clusters_fallback, (unsigned long long)e->n_fallback, memory_order_relaxed);
+        if (e->n_fallback) atomic_fetch_add_explicit(&s->answers_fallback, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(mu);
     atomic_fetch_add_explicit(hit ? &s->cache_hits : &s->cache_misses, 1, memory_order_relaxed);
@@ -754,7 +547,7 @@ static int cache_get(sv_state *s, int64_t u, int k, int n, sv_response *rs) {
 }
 
 /* Stores a computed answer in user u's slot, within the budget (a replaced entry frees its bytes). */
-static void cache_put(sv_state *s, int64_t u, int k, int n, int64_t version, const sv_response *rs) {
+static void cache_put(sv_state *s, int64_t u, int k, int n, int64_t version, const int counts[2], const sv_response *rs) {
     if (rs->status != 200) return;
     size_t need = sizeof(cache_entry) + rs->len;
     if (atomic_fetch_add(&s->cache_used, need) + need > s->o.cache_bytes) {
@@ -763,6 +556,7 @@ static void cache_put(sv_state *s, int64_t u, int k, int n, int64_t version, con
     }
     cache_entry *e = sd_malloc(need);
     e->version = version, e->k = k, e->n = n, e->len = rs->len;
+    e->n_planned = counts[0], e->n_fallback = counts[1];
     memcpy(e->body, rs->body, rs->len);
     pthread_mutex_t *mu = &s->cache_lock[u & 63];
     pthread_mutex_lock(mu);
@@ -778,20 +572,17 @@ void sv_cache_stats(const sv_state *s, uint64_t *hits, uint64_t *misses) {
     *misses = atomic_load(&((sv_state *)s)->cache_misses);
 }
 
-static int recent_limit(const sv_state *s) { return s->rt ? s->rt->recent : 10; }
-
 static void handle_explore_get(sv_state *s, const char *query, sv_response *rs) {
-    query_params p = {.k = SV_K_DEFAULT, .n = TBL_TOP_MAX};
+    query_params p = {.k = SV_K_DEFAULT, .n = AN_CLUSTERS_DEFAULT};
     if (parse_query(query, &p, rs)) return;
     if (!p.has_user) return sv_response_error(rs, 400, "missing query parameter 'user'");
     int64_t u = ds_find_user(s->ds, p.user);
     if (u < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
     if (s->cache && cache_get(s, u, p.k, p.n, rs)) return;
-    int32_t recent[RT_RECENT_MAX];
-    int nr = rt_user_recent(s->ds, u, recent_limit(s), recent);
-    int64_t version = explore_answer(s, rs, &p.user, s->uctx + u * s->k, s->uctx_n[u], recent, nr, s->seen + s->seen_off[u],
-                                     s->seen_off[u + 1] - s->seen_off[u], p.k, p.n, 0);
-    if (s->cache) cache_put(s, u, p.k, p.n, version, rs);
+    an_query q = {.kind = AN_QUERY_USER, .user = p.user, .clusters = p.n, .items_per = p.k};
+    int counts[2] = {0, 0};
+    int64_t version = explore_answer(s, rs, &q, counts);
+    if (s->cache) cache_put(s, u, p.k, p.n, version, counts, rs);
 }
 
 /* Reads an integer-valued JSON number in [lo, hi]. */
@@ -808,7 +599,7 @@ static void handle_explore_post(sv_state *s, const sv_request *rq, sv_response *
     if (!rq->body || !rq->body_len) return sv_response_error(rs, 400, "empty body: expected {\"items\": [ids...], \"k\": N}");
     cJSON *j = parse_json_body(rq->body, rq->body_len);
     if (!j) return sv_response_error(rs, 400, "malformed JSON body (one JSON value, nothing after it but whitespace)");
-    int64_t k = SV_K_DEFAULT, ncl = TBL_TOP_MAX;
+    int64_t k = SV_K_DEFAULT, ncl = AN_CLUSTERS_DEFAULT;
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items"), *jk = cJSON_GetObjectItemCaseSensitive(j, "k"),
                 *jn = cJSON_GetObjectItemCaseSensitive(j, "n");
     if (!cJSON_IsObject(j) || !cJSON_IsArray(items)) {
@@ -824,27 +615,20 @@ static void handle_explore_post(sv_state *s, const sv_request *rq, sv_response *
         cJSON_Delete(j);
         return sv_response_error(rs, 400, "at most %d items", SV_ITEMS_MAX);
     }
-    int32_t dense[SV_ITEMS_MAX], seen[SV_ITEMS_MAX];
-    int nd = 0;
-    int64_t unknown = 0;
+    int64_t raw_items[SV_ITEMS_MAX];
+    int nraw = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, items) {
-        int64_t raw;
-        if (json_int(it, -9007199254740992.0, 9007199254740992.0, &raw)) {
+        if (json_int(it, -9007199254740992.0, 9007199254740992.0, &raw_items[nraw])) {
             cJSON_Delete(j);
             return sv_response_error(rs, 400, "items must be integer ids");
         }
-        int64_t d = s->ds ? ds_find_item(s->ds, raw) : -1;
-        if (d < 0) unknown++;
-        else dense[nd++] = (int32_t)d;
+        nraw++;
     }
     cJSON_Delete(j);
-    int32_t ctx[JR_K_MAX];
-    int nctx = jr_context_of_items(s->tax, dense, nd, s->k, ctx);
-    memcpy(seen, dense, (size_t)nd * sizeof *seen);
-    int64_t ns = sort_unique(seen, nd);
-    int nr = nd < recent_limit(s) ? nd : recent_limit(s);
-    explore_answer(s, rs, NULL, ctx, nctx, dense + nd - nr, nr, seen, ns, (int)k, (int)ncl, unknown);
+    an_query q = {.kind = AN_QUERY_ITEMS, .items = raw_items, .n = nraw, .clusters = (int)ncl, .items_per = (int)k};
+    int counts[2];
+    explore_answer(s, rs, &q, counts);
 }
 
 /* ---------------------------------------------------------------- other routes */
@@ -883,7 +667,7 @@ static void handle_users(sv_state *s, const char *query, sv_response *rs) {
     jb_str(&b, "{\"users\":[");
     int n = 0;
     for (int64_t u = 0; u < s->ds->n_users && n < p.limit; u++)
-        if (s->uctx_n[u] == s->k) jb_fmt(&b, "%s%lld", n++ ? "," : "", (long long)s->ds->user_ids[u]);
+        if (s->aw->uctx_n[u] == s->k) jb_fmt(&b, "%s%lld", n++ ? "," : "", (long long)s->ds->user_ids[u]);
     jb_str(&b, "]}\n");
     respond(rs, 200, "application/json", &b);
 }

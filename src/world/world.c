@@ -8,6 +8,7 @@
  * pseudo-words built from syllables (so clustering must recover topics from co-occurrence, not from
  * English it might "know"), plus a few common English filler words as noise. */
 #include "serendip/world.h"
+#include "serendip/manifest.h"
 #include "serendip/dataset.h"
 
 #include <math.h>
@@ -719,9 +720,21 @@ static void *take(const char *data, size_t *pos, size_t n) {
 
 int world_truth_load(world_truth *t, const char *path, sd_err *err) {
     memset(t, 0, sizeof *t);
+    char *dir = sd_strdup(path), *slash = strrchr(dir, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (slash) *slash = 0;
+    mf_status st; /* a truth file left over from another dataset (e.g. ingest over a world workspace) */
+    int rc = mf_status_of(slash ? dir : ".", name, &st, err);
+    free(dir);
+    if (rc) return rc;
+    if (st.state == MF_STALE)
+        return sd_fail(err, SD_ERR_STATE,
+                       "%s describes another dataset.bin than the one beside it (the dataset was replaced after "
+                       "`serendip world`): remove it, or rerun `serendip world`",
+                       path);
     char *data;
     size_t len;
-    int rc = sd_read_file(path, &data, &len, err);
+    rc = sd_read_file(path, &data, &len, err);
     if (rc) return rc;
     const char *fix = "re-run `serendip world` to regenerate it";
     wt_header h;
@@ -847,6 +860,9 @@ int world_write(const world_params *p, const char *ws, world_summary *sum, sd_er
     char *dpath = sd_path_join(ws, DS_FILE), *tpath = sd_path_join(ws, WORLD_TRUTH_FILE);
     rc = ds_save(&d, dpath, err);
     if (!rc) rc = world_truth_save(&g.truth, tpath, err);
+    const char *truth_of[] = {DS_FILE}; /* the truth describes this dataset.bin only */
+    if (!rc) rc = mf_record(ws, DS_FILE, "world", NULL, 0, err);
+    if (!rc) rc = mf_record(ws, WORLD_TRUTH_FILE, "world", truth_of, 1, err);
     if (!rc && sum) {
         sum->n_users = d.n_users;
         sum->n_items = d.n_items;
