@@ -28,7 +28,6 @@ int cmd_plan(int argc, char **argv) {
         {"out", FL_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
         {"feedback-shrink", FL_FLOAT, &fb_m, "also write plans/explore_feedback_n<N>.tbl: the alignment score shrunk toward observed\n"
                                             "feedback with this strength in pseudo-exposures (e.g. 10; 0 = off)"},
-        {"min-users", FL_INT, &o.min_users, "feedback tuples backed by fewer users do not enter the score-to-rate map"},
         {"seed", FL_INT, &seed, "sampling seed"},
         {"json", FL_BOOL, &json, "print the run report as JSON"},
         {0},
@@ -61,7 +60,6 @@ int cmd_plan(int argc, char **argv) {
     if (!(fb_m >= 0 && fb_m <= 1e6)) return cmd_usage_error(argv[0], "--feedback-shrink must be in 0..1e6");
     if (fb_m > 0 && (o.no_align || !strcmp(gen, "single")))
         return cmd_usage_error(argv[0], "--feedback-shrink needs the alignment model and the novelty generator");
-    if (o.min_users < 1 || o.min_users > 1000000) return cmd_usage_error(argv[0], "--min-users must be in 1..1000000");
     o.feedback_m = fb_m;
     o.generator = gen;
     o.out = out;

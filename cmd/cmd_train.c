@@ -26,6 +26,7 @@ int cmd_train(int argc, char **argv) {
     md_opts o;
     md_opts_default(&o);
     int seed = (int)o.seed, json = 0;
+    float label_shrink = (float)o.corpus.label_shrink;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"},
         {"base", FL_STR, &o.base, "start from this GGUF base model (e.g. a pretrained Llama) instead of training one"},
@@ -46,7 +47,9 @@ int cmd_train(int argc, char **argv) {
         {"baseline", FL_BOOL, &o.baseline, "also train the single model fine-tuned on high-feedback tuples"},
         {"novelty-examples", FL_INT, &o.corpus.novelty_examples, "size of the diversified novelty set"},
         {"per-target-cap", FL_INT, &o.corpus.per_target_cap, "max novelty examples per target cluster (0 = automatic)"},
-        {"min-users", FL_INT, &o.corpus.min_users, "alignment tuples backed by fewer users are dropped"},
+        {"min-users", FL_INT, &o.corpus.min_users, "held-out alignment tuples backed by fewer users are judged on the probe only"},
+        {"train-min-users", FL_INT, &o.corpus.train_min_users, "alignment training tuples backed by fewer users are dropped"},
+        {"label-shrink", FL_FLOAT, &label_shrink, "alignment labels: percentile of the rate shrunk with this many pseudo-exposures (0 = raw)"},
         {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
         {"seed", FL_INT, &seed, "random seed"},
         {"json", FL_BOOL, &json, "print the report as JSON"},
@@ -61,6 +64,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.base && (rc = cmd_check_memory(argv[0], cmd_train_bytes(&o.cfg, o.vocab, o.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch"))) return rc;
     o.seed = (uint64_t)seed;
     o.corpus.seed = (uint64_t)seed;
+    o.corpus.label_shrink = label_shrink;
     md_report r;
     sd_err err = {0};
     if (md_train(ws, &o, &r, &err)) return cmd_fail(&err);

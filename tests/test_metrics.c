@@ -435,8 +435,9 @@ static void test_arm_names_and_kinds(void **state) {
     ev_arm_name(EV_KIND_BACKOFF, 0, name, sizeof name);
     assert_string_equal(name, "backoff transition");
     /* the kind names metrics.json uses, and the table kinds they come from */
-    static const char *const names[EV_N_KINDS] = {"random", "popular", "transition", "backoff", "feedback", "oracle",
-                                                  "context_oracle", "llm", "single", "llm_feedback", "rl", "llm_pairwise"};
+    static const char *const names[EV_N_KINDS] = {"random", "popular", "transition", "backoff", "feedback", "feedback_shrunk",
+                                                  "oracle", "context_oracle", "llm", "single", "llm_feedback", "rl",
+                                                  "llm_pairwise"};
     for (int k = 0; k < EV_N_KINDS; k++) {
         assert_string_equal(ev_kind_name(k), names[k]);
         assert_int_equal(ev_kind_is_llm(k), k >= EV_KIND_LLM);
@@ -593,38 +594,41 @@ static void test_workspace_eval_and_report(void **state) {
     free(p);
     jr_free(&jr);
     assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
-    assert_int_equal(r.n_arms, 8);
+    assert_int_equal(r.n_arms, 9);
     assert_int_equal(r.arms[4].kind, EV_KIND_FEEDBACK);
+    assert_int_equal(r.arms[5].kind, EV_KIND_FEEDBACK_SHRUNK);
     cJSON *root = cJSON_Parse(r.json);
     assert_non_null(root);
-    static const char *const jkinds[8] = {"random", "popular", "transition", "backoff", "feedback", "llm", "llm", "single"};
-    static const int jn[8] = {0, 0, 0, 0, 0, 1, 4, 1};
+    static const char *const jkinds[9] = {"random", "popular", "transition", "backoff", "feedback", "feedback_shrunk",
+                                          "llm", "llm", "single"};
+    static const int jn[9] = {0, 0, 0, 0, 0, 0, 1, 4, 1};
     const cJSON *arms = cJSON_GetObjectItem(root, "arms");
-    assert_int_equal(cJSON_GetArraySize(arms), 8);
-    for (int a = 0; a < 8; a++) {
+    assert_int_equal(cJSON_GetArraySize(arms), 9);
+    for (int a = 0; a < 9; a++) {
         const cJSON *x = cJSON_GetArrayItem(arms, a);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "kind")), jkinds[a]);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")), r.arms[a].name);
         assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "n")), jn[a]);
         assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(x, "fallback_share")) == 0);
     }
-    /* comparisons: 3 LLM arms x {backoff, feedback}, and best-of-4 against best-of-1 */
+    /* comparisons: 3 LLM arms x {backoff, feedback, feedback_shrunk}, and best-of-4 against best-of-1 */
     const cJSON *cmp = cJSON_GetObjectItem(root, "comparisons"), *c;
-    int n_fb = 0, n_bo = 0, n_small = 0;
+    int n_fb = 0, n_bo = 0, n_fs = 0, n_small = 0;
     cJSON_ArrayForEach(c, cmp) {
         const char *k = cJSON_GetStringValue(cJSON_GetObjectItem(c, "against_kind"));
-        n_fb += !strcmp(k, "feedback"), n_bo += !strcmp(k, "backoff"), n_small += !strcmp(k, "llm");
+        n_fb += !strcmp(k, "feedback"), n_bo += !strcmp(k, "backoff"), n_fs += !strcmp(k, "feedback_shrunk");
+        n_small += !strcmp(k, "llm");
         assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "metrics"), "pos_rate"), "diff"));
     }
-    assert_int_equal(n_fb, 3), assert_int_equal(n_bo, 3), assert_int_equal(n_small, 1);
-    assert_int_equal(cJSON_GetArraySize(cmp), 7);
+    assert_int_equal(n_fb, 3), assert_int_equal(n_bo, 3), assert_int_equal(n_fs, 3), assert_int_equal(n_small, 1);
+    assert_int_equal(cJSON_GetArraySize(cmp), 10);
     const cJSON *bs = cJSON_GetObjectItem(root, "by_support");
     assert_int_equal(cJSON_GetArraySize(bs), 3);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 2), "name")), "10+");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 2), "hi")));
     assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "users")), 3);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "arms")), 8);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "comparisons")), 6);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "arms")), 9);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetArrayItem(bs, 0), "comparisons")), 9);
     cJSON_Delete(root);
     ev_eval_run_free(&r);
     /* a table built for another taxonomy is refused */
@@ -636,10 +640,10 @@ static void test_workspace_eval_and_report(void **state) {
     rm_rf(plans);
     write_table(dir, TBL_FILE, (int32_t[]){3, 2}, 2, h);
     assert_int_equal(ev_eval_workspace(dir, &o, 0, &rule, &r, &err), SD_OK);
-    assert_int_equal(r.n_arms, 6);
-    assert_string_equal(r.arms[5].name, "best-of-1 (novelty alone)");
-    assert_string_equal(r.arms[5].file, TBL_FILE);
-    assert_true(fabs(r.res[5].value[EV_POS_POOLED] - 0.5) < TOL);
+    assert_int_equal(r.n_arms, 7);
+    assert_string_equal(r.arms[6].name, "best-of-1 (novelty alone)");
+    assert_string_equal(r.arms[6].file, TBL_FILE);
+    assert_true(fabs(r.res[6].value[EV_POS_POOLED] - 0.5) < TOL);
     ev_eval_run_free(&r);
     free(plans);
     rm_rf(dir);

@@ -47,7 +47,12 @@ typedef struct {
     int novelty_examples;      /* size of novelty.jsonl (default 4000) */
     int per_target_cap;        /* max novelty examples per target cluster; 0 (default) = automatic: the
                                 * smallest cap that still yields novelty_examples (water-filling) */
-    int min_users;             /* alignment tuples backed by fewer users are dropped (default 3) */
+    int min_users;             /* held-out alignment tuples backed by fewer users go to the probe, not the
+                                * labelled held-out set (default 3) */
+    int train_min_users;       /* train alignment tuples backed by fewer users are dropped (default 2:
+                                * measured in docs/planning.md, 2-user tuples add more than they blur) */
+    double label_shrink;       /* labels are the percentile of the tuple's rate shrunk toward the pooled
+                                * rate of all tuples with this many pseudo-exposures (default 5; 0 = raw) */
     int heldout_pct;           /* share of tuples held out, by hash (default 10) */
     int pairwise;              /* also write align_pairwise.jsonl */
     int pairwise_examples;     /* default 4000 */
@@ -70,6 +75,17 @@ typedef struct {
     int64_t pairwise_examples;
     int64_t baseline_examples;
 } cp_stats;
+
+/* The label of an alignment tuple is the digit of the percentile of cp_label_rate among the sorted
+ * label basis: the shrunk rates of every tuple backed by >= min(train_min_users, min_users) users.
+ * cp_label_basis fills *sorted (caller frees) and *mu (pooled rate of all tuples), returns the
+ * count; the planner maps an alignment score back to a rate through the same basis. */
+int64_t cp_label_basis(const jr_journeys *j, const cp_opts *o, double **sorted, double *mu);
+/* (positives + label_shrink * mu) / (exposures + label_shrink). */
+double cp_label_rate(const jr_feedback *f, double mu, const cp_opts *o);
+/* The corpus options recorded in ws/corpus/corpus.json (the defaults for fields it lacks);
+ * SD_ERR_STATE when the file is missing. */
+int cp_opts_load(const char *ws, cp_opts *o, sd_err *err);
 
 /* Builds every corpus from a journeys result and a taxonomy into dir (created). ds may be NULL
  * (then pretrain.txt has no item titles/tags). */

@@ -40,8 +40,6 @@ typedef struct {
     double feedback_m;         /* > 0: also write the confidence-aware table (kind llm_feedback) for the
                                 * largest n, the alignment prior shrunk toward observed feedback with this
                                 * strength in pseudo-exposures (docs/planning.md); 0 = off (default) */
-    int min_users;             /* tuples backed by fewer users do not enter the score->rate map (default 3,
-                                * the alignment corpus's threshold) */
 } pl_opts;
 void pl_opts_default(pl_opts *o);
 

@@ -71,6 +71,8 @@ void cp_opts_default(cp_opts *o) {
         .novelty_examples = 4000,
         .per_target_cap = 0,
         .min_users = 3,
+        .train_min_users = 2,
+        .label_shrink = 5,
         .heldout_pct = 10,
         .pairwise = 0,
         .pairwise_examples = 4000,
@@ -351,24 +353,44 @@ typedef struct {
     int heldout;
 } kept_tuple;
 
+int64_t cp_label_basis(const jr_journeys *j, const cp_opts *o, double **sorted, double *mu) {
+    int64_t e = 0, p = 0, n = 0, min = o->train_min_users < o->min_users ? o->train_min_users : o->min_users;
+    for (int64_t i = 0; i < j->n_feedback; i++) e += j->feedback[i].exposures, p += j->feedback[i].positives;
+    *mu = e ? (double)p / (double)e : 0.5;
+    *sorted = sd_malloc(((size_t)j->n_feedback + 1) * sizeof **sorted);
+    for (int64_t i = 0; i < j->n_feedback; i++)
+        if (j->feedback[i].users >= min) (*sorted)[n++] = cp_label_rate(&j->feedback[i], *mu, o);
+    qsort(*sorted, (size_t)n, sizeof **sorted, cmp_double);
+    return n;
+}
+
+double cp_label_rate(const jr_feedback *f, double mu, const cp_opts *o) {
+    return ((double)f->positives + o->label_shrink * mu) / ((double)f->exposures + o->label_shrink);
+}
+
 static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journeys *j, const cp_opts *o, cp_stats *st,
                        sd_err *err) {
     st->feedback_tuples = j->n_feedback;
     kept_tuple *kt = sd_malloc(((size_t)j->n_feedback + 1) * sizeof *kt);
-    double *rates = sd_malloc(((size_t)j->n_feedback + 1) * sizeof *rates);
-    int64_t nk = 0;
-    for (int64_t i = 0; i < j->n_feedback; i++)
-        if (j->feedback[i].users >= o->min_users) {
-            kt[nk].f = &j->feedback[i];
-            rates[nk++] = j->feedback[i].pos_rate;
-        }
-    st->align_kept = nk;
-    qsort(rates, (size_t)nk, sizeof *rates, cmp_double);
-    for (int64_t i = 0; i < nk; i++) {
-        kt[i].label = cp_score_digit(percentile(rates, nk, kt[i].f->pos_rate));
-        kt[i].heldout = is_heldout(kt[i].f, o->heldout_pct);
-        st->label_hist[kt[i].label]++;
+    double mu, *basis;
+    int64_t nb = cp_label_basis(j, o, &basis, &mu), nk = 0;
+    /* kept: train tuples backed by >= train_min_users users, held-out ones by >= min_users (the
+     * sparser held-out tuples go to the probe below) */
+    for (int64_t i = 0; i < j->n_feedback; i++) {
+        const jr_feedback *f = &j->feedback[i];
+        int held = is_heldout(f, o->heldout_pct);
+        if (f->users < (held ? o->min_users : o->train_min_users)) continue;
+        kt[nk].f = f;
+        kt[nk].heldout = held;
+        kt[nk].label = cp_score_digit(percentile(basis, nb, cp_label_rate(f, mu, o)));
+        st->label_hist[kt[nk].label]++;
+        nk++;
     }
+    st->align_kept = nk;
+    /* the single model's tuples: pooled rate in the upper baseline_quantile of the kept ones */
+    double *rates = sd_malloc(((size_t)nk + 1) * sizeof *rates);
+    for (int64_t i = 0; i < nk; i++) rates[i] = kt[i].f->pos_rate;
+    qsort(rates, (size_t)nk, sizeof *rates, cmp_double);
     double q = nk ? rates[(int64_t)floor(o->baseline_quantile * (double)(nk - 1))] : 0;
 
     char *p_train = sd_path_join(dir, CP_ALIGN), *p_held = sd_path_join(dir, CP_ALIGN_HELDOUT),
@@ -464,7 +486,7 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
         cJSON_AddNumberToObject(obj, "users", f->users);
         cJSON_AddNumberToObject(obj, "exposures", (double)f->exposures);
         cJSON_AddNumberToObject(obj, "pos_rate", round((double)f->pos_rate * 1e6) / 1e6);
-        cJSON_AddNumberToObject(obj, "label", cp_score_digit(percentile(rates, nk, f->pos_rate)));
+        cJSON_AddNumberToObject(obj, "label", cp_score_digit(percentile(basis, nb, cp_label_rate(f, mu, o))));
         put_json_line(aq.f, obj);
         st->align_probe++;
     }
@@ -481,6 +503,7 @@ done:
     free(p_train); free(p_held); free(p_base); free(p_pair); free(p_probe);
     free(kt);
     free(rates);
+    free(basis);
     return rc;
 }
 
@@ -492,7 +515,8 @@ int cp_build(const char *dir, const ds_dataset *ds, const tx_taxonomy *tax, cons
     if (j->n_clusters != tax->n_clusters)
         return sd_fail(err, SD_ERR_STATE, "corpus: journeys were computed on %d clusters, the taxonomy has %d (rerun 'serendip journeys')",
                        j->n_clusters, tax->n_clusters);
-    if (o->novelty_examples < 0 || o->min_users < 1 || o->heldout_pct < 0 || o->heldout_pct > 100 ||
+    if (o->novelty_examples < 0 || o->min_users < 1 || o->train_min_users < 1 || !(o->label_shrink >= 0) ||
+        o->heldout_pct < 0 || o->heldout_pct > 100 ||
         o->baseline_quantile < 0 || o->baseline_quantile > 1 || o->pretrain_bytes < 0 || o->pairwise_examples < 0)
         return sd_fail(err, SD_ERR_USAGE, "corpus: invalid option (sizes >= 0, min-users >= 1, heldout 0..100, quantile 0..1)");
     int rc = sd_mkdir_p(dir, err);
@@ -516,6 +540,8 @@ static int write_stats(const char *path, const cp_opts *o, const cp_stats *st, s
     cJSON_AddNumberToObject(opt, "novelty_examples", o->novelty_examples);
     cJSON_AddNumberToObject(opt, "per_target_cap", o->per_target_cap);
     cJSON_AddNumberToObject(opt, "min_users", o->min_users);
+    cJSON_AddNumberToObject(opt, "train_min_users", o->train_min_users);
+    cJSON_AddNumberToObject(opt, "label_shrink", o->label_shrink);
     cJSON_AddNumberToObject(opt, "heldout_pct", o->heldout_pct);
     cJSON_AddBoolToObject(opt, "pairwise", o->pairwise);
     cJSON_AddNumberToObject(opt, "baseline_quantile", o->baseline_quantile);
@@ -541,6 +567,34 @@ static int write_stats(const char *path, const cp_opts *o, const cp_stats *st, s
     cJSON_Delete(r);
     int rc = sd_write_file_atomic(path, s, strlen(s), err);
     free(s);
+    return rc;
+}
+
+int cp_opts_load(const char *ws, cp_opts *o, sd_err *err) {
+    cp_opts_default(o);
+    char *p = sd_asprintf("%s/%s/%s", ws, CP_DIR, CP_STATS), *text = NULL;
+    size_t n = 0;
+    int rc = sd_file_exists(p) ? sd_read_file(p, &text, &n, err)
+                               : sd_fail(err, SD_ERR_STATE, "%s: no corpus in this workspace (run 'serendip train')", p);
+    cJSON *j = rc ? NULL : cJSON_ParseWithLength(text, n);
+    const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "options");
+    if (!rc && !cJSON_IsObject(opt)) rc = sd_fail(err, SD_ERR_FORMAT, "%s: no \"options\" object", p);
+    if (!rc) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(opt, "min_users"),
+                    *b = cJSON_GetObjectItemCaseSensitive(opt, "train_min_users"),
+                    *c = cJSON_GetObjectItemCaseSensitive(opt, "label_shrink");
+        if (cJSON_IsNumber(a)) o->min_users = a->valueint;
+        if (cJSON_IsNumber(b)) o->train_min_users = b->valueint;
+        else o->train_min_users = o->min_users; /* a corpus from before the option: one threshold */
+        if (cJSON_IsNumber(c)) o->label_shrink = c->valuedouble;
+        else o->label_shrink = 0;
+        if (o->min_users < 1 || o->train_min_users < 1 || !(o->label_shrink >= 0))
+            rc = sd_fail(err, SD_ERR_FORMAT, "%s: options out of range (min_users %d, train_min_users %d, label_shrink %g)", p,
+                         o->min_users, o->train_min_users, o->label_shrink);
+    }
+    cJSON_Delete(j);
+    free(text);
+    free(p);
     return rc;
 }
 

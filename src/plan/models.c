@@ -27,7 +27,7 @@ void md_opts_default(md_opts *o) {
     o->vocab = 1024;
     o->pretrain_steps = 400;
     o->novelty_steps = 300;
-    o->align_steps = 400;
+    o->align_steps = 1200; /* about 3 passes over the demo's 11k tuples: docs/planning.md */
     o->batch = 32;
     o->lr = 3e-3f;
     o->sft_lr = 1e-3f;

@@ -30,7 +30,6 @@ void pl_opts_default(pl_opts *o) {
     o->n_shards = 1;
     o->chunk = 64;
     o->feedback_m = 0;
-    o->min_users = 3;
 }
 
 int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err) {
@@ -81,11 +80,6 @@ static int64_t feedback_range(const jr_journeys *j, int64_t ci, int64_t *n) {
     return lo;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Best first by shrunk rate, then sampled before unsampled (logprob NAN), then logprob, then id. */
 static int shrunk_cmp(const void *a, const void *b) {
     const sl_cand *x = a, *y = b;
@@ -103,7 +97,6 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddNumberToObject(j, "temperature", o->temperature);
     cJSON_AddNumberToObject(j, "top", o->top);
     cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
-    cJSON_AddNumberToObject(j, "min_users", o->min_users);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
     cJSON_AddNumberToObject(j, "sample_seconds", rep->sample_s);
     cJSON_AddNumberToObject(j, "score_seconds", rep->score_s);
@@ -240,18 +233,25 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     pop = sd_calloc((size_t)M, sizeof *pop);
     for (int64_t i = 0; i < jr.n_steps; i++) pop[jr.journey[i]]++;
 
-    /* confidence-aware selection (docs/planning.md): the kept tuples' pooled rates map an
-     * alignment score back to a prior rate (sl_prior_rate); every observed tuple of a context
-     * joins its candidates and shrinks the prior toward its own rate (sl_shrink) */
+    /* confidence-aware selection (docs/planning.md): the alignment labels' basis (the corpus's
+     * shrunk rates, corpus.h) maps an alignment score back to a prior rate (sl_prior_rate); every
+     * observed tuple of a context joins its candidates, and the prior is shrunk toward the
+     * last-cluster level's rate, then the context's own (sl_shrink) */
     const int with_fb = o->feedback_m > 0 && !o->no_align && !single_gen;
     double *fb_rates = NULL;
     int64_t *fb_last = NULL; /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int64_t n_rates = 0;
     if (with_fb) {
-        fb_rates = sd_malloc(((size_t)jr.n_feedback + 1) * sizeof *fb_rates);
-        for (int64_t i = 0; i < jr.n_feedback; i++)
-            if (jr.feedback[i].users >= o->min_users) fb_rates[n_rates++] = jr.feedback[i].pos_rate;
-        qsort(fb_rates, (size_t)n_rates, sizeof *fb_rates, cmp_double);
+        cp_opts co;
+        double mu;
+        if ((rc = cp_opts_load(ws, &co, err))) goto done;
+        n_rates = cp_label_basis(&jr, &co, &fb_rates, &mu);
+        if (!n_rates) {
+            rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
+                         co.train_min_users);
+            free(fb_rates);
+            goto done;
+        }
         /* the last-cluster level: exposures and positives of (last context cluster, candidate)
          * pooled over every context, the evidence one level up when a context is rare */
         fb_last = sd_calloc(2 * (size_t)M * (size_t)M, sizeof *fb_last);
@@ -260,13 +260,6 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             int64_t *a = fb_last + 2 * ((size_t)f->ctx[K - 1] * (size_t)M + (size_t)f->cand);
             a[0] += f->exposures;
             a[1] += f->positives;
-        }
-        if (!n_rates) {
-            rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
-                         o->min_users);
-            free(fb_rates);
-            free(fb_last);
-            goto done;
         }
     }
 
