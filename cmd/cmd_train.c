@@ -44,6 +44,7 @@ int cmd_train(int argc, char **argv) {
         {"lr", FL_FLOAT, &o.lr, "peak learning rate of pretraining"},
         {"sft-lr", FL_FLOAT, &o.sft_lr, "peak learning rate of the fine-tunes"},
         {"lora", FL_INT, &o.lora_rank, "LoRA rank of the fine-tunes (0 = full fine-tune)"},
+        {"no-retrieval", FL_BOOL, &o.no_retrieval, "skip the item-level retrieval model (its training grows with the log)"},
         {"baseline", FL_BOOL, &o.baseline, "also train the single model fine-tuned on high-feedback tuples"},
         {"novelty-examples", FL_INT, &o.corpus.novelty_examples, "size of the diversified novelty set"},
         {"per-target-cap", FL_INT, &o.corpus.per_target_cap, "max novelty examples per target cluster (0 = automatic)"},
@@ -82,7 +83,8 @@ int cmd_train(int argc, char **argv) {
         printf("novelty   loss %.3f  %.1fs  (%lld examples)\n", r.novelty_loss, r.novelty_s, (long long)r.corpus.novelty_examples);
         printf("align     loss %.3f  %.1fs  (%lld tuples)\n", r.align_loss, r.align_s, (long long)r.corpus.align_train);
         if (o.baseline) printf("single    loss %.3f  %.1fs\n", r.single_loss, r.single_s);
-        printf("retrieval model (item level) %.1fs: %s/retrieval.bin\n", r.retrieval_s, ws);
+        if (o.no_retrieval) printf("retrieval model (item level): skipped (--no-retrieval)\n");
+        else printf("retrieval model (item level) %.1fs: %s/retrieval.bin\n", r.retrieval_s, ws);
         print_quality(&r.quality);
         printf("report: %s\n", path);
     }

@@ -28,6 +28,7 @@ typedef struct {
     float lr, sft_lr;     /* peak learning rates */
     int lora_rank;        /* 0: full fine-tunes; r: rank-r LoRA adapters (merged into the saved model) */
     int baseline;         /* also fine-tune the single model on high-feedback tuples */
+    int no_retrieval;     /* skip the item-level retrieval model (serving then ranks items by popularity) */
     uint64_t seed;
     const char *base;     /* NULL: train a tokenizer and a base; else start from this GGUF (its
                            * tokenizer and sizes; pretrain_steps > 0 continues pretraining on the corpus) */

@@ -470,7 +470,7 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         goto done;
     /* the low level of the plan: the sequential item recommender restricted to a cluster */
     double t_rt = sd_now();
-    if ((rc = rt_train(ws, NULL, err))) goto done;
+    if (!o->no_retrieval && (rc = rt_train(ws, NULL, err))) goto done;
     r->retrieval_s = sd_now() - t_rt;
     if (sd_file_exists(held) && r->corpus.align_heldout > 0) {
         if ((rc = md_align_quality_of(align_path, held, ws, &r->quality, err))) goto done;
