@@ -144,6 +144,27 @@ static void test_bad_params_are_usage_errors(void **state) {
     assert_non_null(strstr(err.msg, "--users"));
 }
 
+/* The paper preset has the papers' ~761 level-2 interests (40 x 19 = 760, so 760 x 759 contexts for
+ * K = 2), passes the range checks, keeps the other defaults; an unknown preset is a usage error
+ * naming it. */
+static void test_presets(void **state) {
+    (void)state;
+    world_params p, d;
+    sd_err err = {0};
+    world_params_default(&d);
+    assert_int_equal(world_params_preset(&p, "paper", &err), SD_OK);
+    assert_int_equal(p.n_topics * p.n_subtopics, 760);
+    assert_true(p.n_items >= 20 * 760); /* ~26 items per subtopic: enough for clustering to find them */
+    assert_true(p.n_users >= 100000);
+    assert_int_equal(world_params_check(&p, &err), SD_OK);
+    assert_int_equal(p.days, d.days);
+    assert_true(p.seed == d.seed);
+    assert_int_equal(world_params_preset(&p, "default", &err), SD_OK);
+    assert_memory_equal(&p, &d, sizeof p);
+    assert_int_equal(world_params_preset(&p, "huge", &err), SD_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "\"huge\""));
+}
+
 /* ---------------------------------------------------------------- learnable structure */
 
 /* For every user's first exposure to a subtopic, with context = the user's last 2 distinct
@@ -464,6 +485,7 @@ int main(void) {
         cmocka_unit_test(test_same_seed_same_bytes_other_seed_differs),
         cmocka_unit_test(test_sizes_and_ranges),
         cmocka_unit_test(test_bad_params_are_usage_errors),
+        cmocka_unit_test(test_presets),
         cmocka_unit_test(test_novel_liking_follows_context_affinity),
         cmocka_unit_test(test_collective_feedback_predicts_held_out_users),
         cmocka_unit_test(test_feedback_choice_beats_random_and_popular),

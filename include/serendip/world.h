@@ -41,6 +41,10 @@ typedef struct {
 } world_params;
 
 void world_params_default(world_params *p);
+/* Overwrites p with the named preset (docs/world.md): "default" (world_params_default) or "paper"
+ * (the papers' scale: 40 topics x 19 subtopics = 760 level-2 interests, 100,000 users, 20,000
+ * items). SD_ERR_USAGE naming the preset when it is unknown. */
+int world_params_preset(world_params *p, const char *name, sd_err *err);
 /* Checks ranges; SD_ERR_USAGE with the offending field named. */
 int world_params_check(const world_params *p, sd_err *err);
 

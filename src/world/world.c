@@ -51,6 +51,32 @@ void world_params_default(world_params *p) {
     p->sessions_mean = 26.0f;
 }
 
+/* The paper preset: the papers' taxonomy has ~761 level-2 clusters (578,360 contexts for K = 2);
+ * 40 x 19 = 760 subtopics. Sizes measured on 2 shared cores (seed 42): 100,000 users give 7.0M
+ * events, generated in 16 s; `cluster --clusters 760 --top 40` takes 54 s and recovers the
+ * subtopics at NMI 0.989, purity 0.960; journeys give 12,967 feedback tuples backed by >= 3 users
+ * (50,000 users: NMI 0.985, purity 0.948, 6,604 tuples). Items: ~26 per subtopic on average. */
+#define WORLD_PAPER_TOPICS 40
+#define WORLD_PAPER_SUBTOPICS 19
+#define WORLD_PAPER_USERS 100000
+#define WORLD_PAPER_ITEMS 20000
+
+int world_params_preset(world_params *p, const char *name, sd_err *err) {
+    if (!name || !strcmp(name, "default")) {
+        world_params_default(p);
+        return SD_OK;
+    }
+    if (!strcmp(name, "paper")) {
+        world_params_default(p);
+        p->n_topics = WORLD_PAPER_TOPICS;
+        p->n_subtopics = WORLD_PAPER_SUBTOPICS;
+        p->n_users = WORLD_PAPER_USERS;
+        p->n_items = WORLD_PAPER_ITEMS;
+        return SD_OK;
+    }
+    return sd_fail(err, SD_ERR_USAGE, "world: --preset \"%s\" is unknown (use default or paper)", name);
+}
+
 int world_params_check(const world_params *p, sd_err *err) {
     if (p->n_topics < 1 || p->n_topics > 1000) return sd_fail(err, SD_ERR_USAGE, "world: --topics %d is not in 1..1000", p->n_topics);
     if (p->n_subtopics < 1 || p->n_subtopics > 1000)
