@@ -32,7 +32,7 @@ int cmd_world(int argc, char **argv) {
     const char *ws = NULL;
     int64_t seed = (int64_t)p.seed, users = p.n_users, items = p.n_items;
     int topics = p.n_topics, subtopics = p.n_subtopics, days = p.days, json = 0;
-    float explore = p.explore_prob, sessions = p.sessions_mean;
+    float explore = p.explore_prob, sessions = p.sessions_mean, sharing = p.word_sharing;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (created if missing)"},
         {"preset", FL_STR, &preset,
@@ -45,6 +45,8 @@ int cmd_world(int argc, char **argv) {
         {"days", FL_INT, &days, "length of the log in days (starting 2023-01-01 UTC)"},
         {"explore", FL_FLOAT, &explore, "mean probability that a session explores a new subtopic"},
         {"sessions", FL_FLOAT, &sessions, "median number of sessions per user"},
+        {"word-sharing", FL_FLOAT, &sharing,
+         "[0,1] share of interests whose theme word is shared with one their fans love (0 = unrelated words)"},
         {"json", FL_BOOL, &json, "print the summary as JSON"},
         {0},
     };
@@ -66,6 +68,7 @@ int cmd_world(int argc, char **argv) {
     p.days = days;
     p.explore_prob = explore;
     p.sessions_mean = sessions;
+    p.word_sharing = sharing;
     world_summary s;
     if ((rc = world_write(&p, ws, &s, &err))) return cmd_fail(&err);
     char a[32], b[32];
@@ -77,8 +80,8 @@ int cmd_world(int argc, char **argv) {
                (long long)s.n_users, (long long)s.n_items, (long long)s.n_events, (long long)s.ts_min,
                (long long)s.ts_max, s.positive_share, s.explore_share, s.seconds);
     } else {
-        printf("world: preset %s, seed %llu, %d topics x %d subtopics\n", preset, (unsigned long long)p.seed, topics,
-               subtopics);
+        printf("world: preset %s, seed %llu, %d topics x %d subtopics, word sharing %.2f\n", preset,
+               (unsigned long long)p.seed, topics, subtopics, (double)p.word_sharing);
         printf("  users         %lld\n  items         %lld\n  interactions  %lld\n", (long long)s.n_users,
                (long long)s.n_items, (long long)s.n_events);
         printf("  time range    %s .. %s UTC\n", a, b);
