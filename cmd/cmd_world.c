@@ -76,9 +76,10 @@ int cmd_world(int argc, char **argv) {
     fmt_date(s.ts_max, b, sizeof b);
     if (json) {
         printf("{\"users\": %lld, \"items\": %lld, \"interactions\": %lld, \"ts_min\": %lld, \"ts_max\": %lld, "
-               "\"positive_share\": %.4f, \"explore_share\": %.4f, \"seconds\": %.3f}\n",
+               "\"positive_share\": %.4f, \"explore_share\": %.4f, \"subtopics\": %d, \"word_sharing\": %.4f, "
+               "\"seconds\": %.3f}\n",
                (long long)s.n_users, (long long)s.n_items, (long long)s.n_events, (long long)s.ts_min,
-               (long long)s.ts_max, s.positive_share, s.explore_share, s.seconds);
+               (long long)s.ts_max, s.positive_share, s.explore_share, topics * subtopics, (double)p.word_sharing, s.seconds);
     } else {
         printf("world: preset %s, seed %llu, %d topics x %d subtopics, word sharing %.2f\n", preset,
                (unsigned long long)p.seed, topics, subtopics, (double)p.word_sharing);
