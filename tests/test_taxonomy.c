@@ -120,6 +120,64 @@ static void test_descriptions_distinctive_and_unique(void **state) {
     for (int i = 0; i < N; i++) free(titles[i]), free(tags[i]);
 }
 
+/* Hierarchical descriptions (DC_CHILD: exactly two own keywords in byte order, then the parent's
+ * label in parentheses). 6 groups of 10 items under 2 parents. Every item carries its parent's
+ * genre tag ("scifi" or "horror", in all of its items: the most distinctive term of each child, so
+ * a flat description leads with it), its group's own tag, and "comedy" (even items) or "drama"
+ * (odd items), which are not over-represented anywhere. Groups 2 and 5 have the same own tag
+ * "space" under different parents; groups 3 and 4 have identical metadata. By hand: a group's own
+ * words are its own tag and the first fallback, "comedy" (support 5, the lower term id of the tied
+ * pair), sorted; own words are unique on their own, so group 4 (after 3) and group 5 (after 2)
+ * keep their best word with the next candidate, "drama". */
+static void test_descriptions_hierarchical(void **state) {
+    (void)state;
+    enum { G = 6, PER = 10, N = G * PER };
+    static const char *parent[G] = {"scifi", "scifi", "scifi", "horror", "horror", "horror"};
+    static const char *own[G] = {"opera", "cyberpunk", "space", "slasher", "slasher", "space"};
+    char *tags[N];
+    int32_t items[N];
+    int64_t off[G + 1];
+    for (int g = 0; g <= G; g++) off[g] = g * PER;
+    for (int i = 0; i < N; i++) {
+        int g = i / PER;
+        items[i] = i;
+        tags[i] = sd_asprintf("%s|%s|%s", parent[g], own[g], i % 2 ? "drama" : "comedy");
+    }
+    char *flat[G], *desc[G];
+    sd_err err = {0};
+    dc_config cfg = DC_DEFAULT, child = DC_CHILD;
+    assert_int_equal(dc_describe(N, NULL, (const char *const *)tags, G, off, items, &cfg, flat, &err), SD_OK);
+    assert_non_null(strstr(flat[0], "scifi")); /* flat: the parent's genre is among the top words */
+    assert_int_equal(dc_describe_under(N, NULL, (const char *const *)tags, G, off, items, parent, &child, desc, &err), SD_OK);
+    check_descs(desc, G);
+    static const char *want[G] = {"comedy, opera (scifi)",    "comedy, cyberpunk (scifi)", "comedy, space (scifi)",
+                                  "comedy, slasher (horror)", "drama, slasher (horror)",   "drama, space (horror)"};
+    for (int g = 0; g < G; g++) {
+        print_message("hierarchical %d: %s\n", g, desc[g]);
+        assert_string_equal(desc[g], want[g]);
+    }
+    /* a NULL label describes that group flat; a label with a parenthesis is refused */
+    const char *mixed[G] = {NULL, "scifi", "scifi", "horror", "horror", "horror"};
+    char *d2[G];
+    assert_int_equal(dc_describe_under(N, NULL, (const char *const *)tags, G, off, items, mixed, &cfg, d2, &err), SD_OK);
+    assert_string_equal(d2[0], flat[0]);
+    for (int g = 0; g < G; g++) free(d2[g]);
+    const char *bad[G] = {"sci(fi)", "scifi", "scifi", "horror", "horror", "horror"};
+    assert_int_equal(dc_describe_under(N, NULL, (const char *const *)tags, G, off, items, bad, &cfg, d2, &err), SD_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "group 0"));
+    /* the labels level-1 descriptions give: the first keyword no larger parent took */
+    char *top[5] = {"drama, romance", "drama, war", "film-noir", "war, drama", "star (wars), x"}, *pw[5];
+    dc_parent_words(top, 5, pw);
+    assert_string_equal(pw[0], "drama");
+    assert_string_equal(pw[1], "war");
+    assert_string_equal(pw[2], "film-noir");
+    assert_string_equal(pw[3], "war"); /* both taken: its first keyword, shared */
+    assert_string_equal(pw[4], "x");   /* its first keyword "star (wars)" cannot be a label */
+    for (int i = 0; i < 5; i++) free(pw[i]);
+    for (int g = 0; g < G; g++) free(flat[g]), free(desc[g]);
+    for (int i = 0; i < N; i++) free(tags[i]);
+}
+
 /* ---------------------------------------------------------------- a generated dataset */
 
 enum { NB = 6, PER_B = 40, N_TRAIN_ITEMS = NB * PER_B, N_LATE = 7, N_USERS = 360 };
@@ -358,6 +416,29 @@ static void test_world_hierarchy_recovered(void **state) {
     }
     assert_true(named >= 0.9 * t.n_clusters);
     check_descs(t.desc, t.n_clusters);
+    /* every level-2 description shows its parent: "<own word>, <own word> (<parent's label>)",
+     * the own words in byte order and never the label */
+    char **pw = sd_calloc((size_t)t.n_top, sizeof(char *));
+    dc_parent_words(t.top_desc, t.n_top, pw);
+    for (int c = 0; c < t.n_clusters; c++) {
+        const char *label = pw[t.parent[c]];
+        assert_non_null(label);
+        char *tail = sd_asprintf(DC_PARENT_OPEN "%s" DC_PARENT_CLOSE, label);
+        size_t n = strlen(t.desc[c]), tl = strlen(tail);
+        assert_true(n > tl && !strcmp(t.desc[c] + n - tl, tail));
+        char own[64], first[64];
+        snprintf(own, sizeof own, "%.*s", (int)(n - tl), t.desc[c]);
+        const char *comma = strstr(own, DC_SEP);
+        assert_non_null(comma); /* exactly two own words */
+        assert_null(strstr(comma + 1, DC_SEP));
+        snprintf(first, sizeof first, "%.*s", (int)(comma - own), own);
+        assert_true(strcmp(first, comma + strlen(DC_SEP)) < 0);
+        assert_string_not_equal(first, label);
+        assert_string_not_equal(comma + strlen(DC_SEP), label);
+        free(tail);
+    }
+    for (int p = 0; p < t.n_top; p++) free(pw[p]);
+    free(pw);
     free(a), free(b), free(a1), free(b1), free(cnt);
     tx_free(&t);
     world_truth_free(&w);
@@ -415,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_run_stage),
         cmocka_unit_test(test_title_words),
         cmocka_unit_test(test_descriptions_distinctive_and_unique),
+        cmocka_unit_test(test_descriptions_hierarchical),
         cmocka_unit_test(test_build_recovers_blocks),
         cmocka_unit_test(test_save_load_roundtrip_and_damage),
         cmocka_unit_test(test_world_hierarchy_recovered),

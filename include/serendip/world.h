@@ -38,9 +38,15 @@ typedef struct {
     int64_t t_start;      /* unix s of the first possible event, default 2023-01-01 00:00 UTC */
     float explore_prob;   /* mean per-session exploration probability, default 0.15 */
     float sessions_mean;  /* median sessions per user (log-normal), default 26 */
+    float word_sharing;   /* [0, 1]: share of subtopics whose theme word is shared with a loved
+                           * neighbour (0 = unrelated words everywhere), default 0.8 */
 } world_params;
 
 void world_params_default(world_params *p);
+/* Overwrites p with the named preset (docs/world.md): "default" (world_params_default) or "paper"
+ * (the papers' scale: 40 topics x 19 subtopics = 760 level-2 interests, 100,000 users, 20,000
+ * items). SD_ERR_USAGE naming the preset when it is unknown. */
+int world_params_preset(world_params *p, const char *name, sd_err *err);
 /* Checks ranges; SD_ERR_USAGE with the offending field named. */
 int world_params_check(const world_params *p, sd_err *err);
 
@@ -51,6 +57,7 @@ typedef struct {
     int64_t n_users, n_items;
     int64_t t_start, t_end;         /* unix s; events lie in [t_start, t_end) */
     float self_bonus, noise_sd;     /* the like-probability model's constants (see above) */
+    float word_sharing;             /* the vocabulary's sharing strength (world_params) */
     int32_t *sub_topic;             /* (n_sub) topic of each subtopic */
     float *sub_pop;                 /* (n_sub) exploration popularity, sums to 1 */
     float *sub_quality;             /* (n_sub) additive logit of each subtopic */

@@ -222,13 +222,40 @@ static int taken(char **keys, const int32_t *done, int n_done, const char *s) {
     return hit;
 }
 
+/* The final description: the keywords s (in byte order with sort), then " (parent)" when parent
+ * is non-NULL. Caller frees. */
+static char *finish(const char *s, int sort, const char *parent) {
+    char *own = sd_strdup(s);
+    if (sort) { /* canon() sorts the keywords and joins them with \x1f */
+        char *k = canon(s);
+        size_t len = 0;
+        for (char *p = k; *p; p++) {
+            if (*p == '\x1f') memcpy(own + len, DC_SEP, strlen(DC_SEP)), len += strlen(DC_SEP);
+            else own[len++] = *p;
+        }
+        own[len] = 0;
+        free(k);
+    }
+    if (!parent) return own;
+    char *out = sd_asprintf("%s" DC_PARENT_OPEN "%s" DC_PARENT_CLOSE, own, parent);
+    free(own);
+    return out;
+}
+
 /* Chooses a unique description for one group from its ranked candidates c (m of them; the first q
- * qualified, the rest fallbacks that are less distinctive). */
-static char *choose(const vocab *v, const cand *c, int m, int q, const dc_config *cfg, char **keys, const int32_t *done, int n_done) {
+ * qualified, the rest fallbacks that are less distinctive); with a parent label, the keywords get
+ * what the label leaves of the byte budget. Uniqueness is of the keyword set alone. */
+static char *choose(const vocab *v, const cand *c, int m, int q, const dc_config *cfg, const char *parent, char **keys,
+                    const int32_t *done, int n_done) {
     char buf[256];
     int32_t ids[16];
     int maxw = cfg->max_words < 16 ? cfg->max_words : 16;
     int minw = cfg->min_words < maxw ? cfg->min_words : maxw;
+    int max_chars = cfg->max_chars;
+    if (parent) {
+        max_chars -= (int)(strlen(parent) + strlen(DC_PARENT_OPEN DC_PARENT_CLOSE));
+        if (max_chars < DC_OWN_MIN_CHARS) max_chars = DC_OWN_MIN_CHARS;
+    }
     int m1 = q >= minw ? q : m;
     /* 1. the top words, growing from min_words to max_words (a word that would overflow the byte
      *    limit is skipped in favour of the next one) */
@@ -236,11 +263,11 @@ static char *choose(const vocab *v, const cand *c, int m, int q, const dc_config
         int n = 0;
         for (int i = 0; i < m1 && n < want; i++) {
             ids[n] = c[i].term;
-            if (join_terms(v, ids, n + 1, buf, sizeof buf, cfg->max_chars)) n++;
+            if (join_terms(v, ids, n + 1, buf, sizeof buf, max_chars)) n++;
         }
         if (n == 0) break;
-        join_terms(v, ids, n, buf, sizeof buf, cfg->max_chars);
-        if (n >= (m1 < minw ? m1 : minw) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
+        join_terms(v, ids, n, buf, sizeof buf, max_chars);
+        if (n >= (m1 < minw ? m1 : minw) && !taken(keys, done, n_done, buf)) return finish(buf, cfg->sort_words, parent);
         if (n < want) break; /* no more words fit */
     }
     /* 2. the top (keep) words and one later word, keep = max_words - 1 down to 1 */
@@ -249,29 +276,39 @@ static char *choose(const vocab *v, const cand *c, int m, int q, const dc_config
         for (int j = keep; j < m; j++) {
             for (int i = 0; i < keep; i++) ids[i] = c[i].term;
             ids[keep] = c[j].term;
-            if (join_terms(v, ids, keep + 1, buf, sizeof buf, cfg->max_chars) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
+            if (join_terms(v, ids, keep + 1, buf, sizeof buf, max_chars) && !taken(keys, done, n_done, buf)) return finish(buf, cfg->sort_words, parent);
         }
     }
     /* 3. any pair of candidates, best first */
     for (int i = 1; i < m; i++)
         for (int j = i + 1; j < m; j++) {
             ids[0] = c[i].term, ids[1] = c[j].term;
-            if (join_terms(v, ids, 2, buf, sizeof buf, cfg->max_chars) && !taken(keys, done, n_done, buf)) return sd_strdup(buf);
+            if (join_terms(v, ids, 2, buf, sizeof buf, max_chars) && !taken(keys, done, n_done, buf)) return finish(buf, cfg->sort_words, parent);
         }
     /* 4. last resort (groups with identical metadata): the best word plus a variant number */
     const char *base = m > 0 ? v->term[c[0].term] : "misc";
-    if (m == 0 && !taken(keys, done, n_done, base)) return sd_strdup(base);
+    if (m == 0 && !taken(keys, done, n_done, base)) return finish(base, cfg->sort_words, parent);
     for (int k = 2;; k++) {
         snprintf(buf, sizeof buf, "%.28s" DC_SEP "variant %d", base, k);
-        if (!taken(keys, done, n_done, buf)) return sd_strdup(buf);
+        if (!taken(keys, done, n_done, buf)) return finish(buf, cfg->sort_words, parent);
     }
 }
 
 int dc_describe(int64_t n_items, const char *const *titles, const char *const *tags, int32_t n_groups, const int64_t *group_off,
                 const int32_t *items, const dc_config *cfg, char **desc, sd_err *err) {
+    return dc_describe_under(n_items, titles, tags, n_groups, group_off, items, NULL, cfg, desc, err);
+}
+
+int dc_describe_under(int64_t n_items, const char *const *titles, const char *const *tags, int32_t n_groups,
+                      const int64_t *group_off, const int32_t *items, const char *const *parent, const dc_config *cfg,
+                      char **desc, sd_err *err) {
     if (n_groups < 0) return sd_fail(err, SD_ERR_USAGE, "describe: %d groups", n_groups);
     if (cfg->min_words < 1 || cfg->max_words < cfg->min_words || cfg->max_chars < 8)
         return sd_fail(err, SD_ERR_USAGE, "describe: bad word limits %d..%d / %d bytes", cfg->min_words, cfg->max_words, cfg->max_chars);
+    for (int32_t g = 0; parent && g < n_groups; g++)
+        if (parent[g] && !dc_parent_label_ok(parent[g]))
+            return sd_fail(err, SD_ERR_USAGE, "describe: parent label \"%.64s\" of group %d is empty, >= 64 bytes, not UTF-8, "
+                           "or holds a tab, line break, parenthesis or \"%s\"", parent[g], g, DC_SEP);
     for (int64_t e = 0; e < group_off[n_groups]; e++)
         if (items[e] < 0 || items[e] >= n_items) return sd_fail(err, SD_ERR_USAGE, "describe: item %d out of range", items[e]);
     /* item -> term ids (CSR), deduplicated per item */
@@ -334,6 +371,7 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
     for (int32_t gi = 0; gi < n_groups; gi++) {
         int32_t g = order[gi];
         int64_t size = group_off[g + 1] - group_off[g], nt = 0;
+        const char *par = parent ? parent[g] : NULL;
         for (int64_t e = group_off[g]; e < group_off[g + 1]; e++) {
             int32_t it = items[e];
             for (int64_t k = it_off[it]; k < it_off[it + 1]; k++) {
@@ -358,7 +396,7 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
                 double cov = (double)cf[t] / (double)size, glob = (double)(df[t] + 1) / (double)(n_docs + 1);
                 double score = cov * log(cov / glob);
                 int ok = cf[t] >= (tag ? min_count : word_min) && score > 0;
-                if (ok != (pass == 0)) continue;
+                if (ok != (pass == 0) || (par && !strcmp(v.term[t], par))) continue; /* own words only */
                 c[m++] = (cand){t, cf[t], pass == 0 ? score : (double)cf[t] + 1e-3 * score};
             }
             qsort(c + start, (size_t)(m - start), sizeof(cand), cmp_cand);
@@ -369,8 +407,12 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
         }
         if (m > 24) m = 24;
         for (int64_t k = 0; k < nt; k++) cf[touched[k]] = 0;
-        desc[g] = choose(&v, c, m, q, cfg, keys, order, gi);
-        keys[g] = canon(desc[g]);
+        desc[g] = choose(&v, c, m, q, cfg, par, keys, order, gi);
+        size_t own_len = strlen(desc[g]) - (par ? strlen(par) + strlen(DC_PARENT_OPEN DC_PARENT_CLOSE) : 0);
+        char *own = sd_strdup(desc[g]);
+        own[own_len] = 0;
+        keys[g] = canon(own);
+        free(own);
     }
     for (int32_t g = 0; g < n_groups; g++) free(keys[g]);
     free(keys);
@@ -379,4 +421,55 @@ int dc_describe(int64_t n_items, const char *const *titles, const char *const *t
     sd_vec_free(&istag);
     vocab_free(&v);
     return SD_OK;
+}
+
+int dc_parent_label_ok(const char *w) {
+    size_t n = strlen(w);
+    return n > 0 && n < 64 && dc_utf8_valid(w, n) && !strpbrk(w, "\t\n\r()") && !strstr(w, DC_SEP);
+}
+
+/* 1 when desc has at least k + 1 keywords. */
+static int has_keyword(const char *desc, int k) {
+    const char *p = desc;
+    for (int i = 0; i < k && p; i++) {
+        p = strstr(p, DC_SEP);
+        if (p) p += strlen(DC_SEP);
+    }
+    return p != NULL;
+}
+
+/* Keyword k (0-based, DC_SEP-separated) of desc as a heap string, or NULL when desc has fewer
+ * keywords or the keyword is not a valid parent label. */
+static char *keyword(const char *desc, int k) {
+    if (!has_keyword(desc, k)) return NULL;
+    const char *p = desc;
+    for (int i = 0; i < k; i++) p = strstr(p, DC_SEP) + strlen(DC_SEP);
+    const char *end = strstr(p, DC_SEP);
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char *w = sd_malloc(n + 1);
+    memcpy(w, p, n);
+    w[n] = 0;
+    if (!dc_parent_label_ok(w)) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void dc_parent_words(char *const *top_desc, int32_t n_top, char **word) {
+    for (int32_t p = 0; p < n_top; p++) {
+        word[p] = NULL;
+        char *first = NULL; /* the first usable keyword, used when every one is taken */
+        for (int k = 0; has_keyword(top_desc[p], k) && !word[p]; k++) {
+            char *w = keyword(top_desc[p], k);
+            if (!w) continue;
+            int used = 0;
+            for (int32_t q = 0; q < p && !used; q++) used = word[q] && !strcmp(word[q], w);
+            if (!used) word[p] = w;
+            else if (!first) first = w;
+            else free(w);
+        }
+        if (!word[p]) word[p] = first;
+        else free(first);
+    }
 }

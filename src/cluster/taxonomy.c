@@ -331,14 +331,22 @@ int tx_build(const ds_dataset *d, const ds_split *s, const tx_config *cfg, tx_ta
     out->desc = sd_calloc((size_t)m, sizeof(char *));
     out->top_desc = sd_calloc((size_t)k1, sizeof(char *));
     dc_config dcfg = DC_DEFAULT;
-    rc = dc_describe(ni, titles, tags, m, out->member_off, out->members, &dcfg, out->desc, err);
+    /* children are contiguous by parent (see the renumbering), so level-1 groups are slices */
+    int64_t *toff = sd_calloc((size_t)k1 + 1, sizeof(int64_t));
+    for (int c = 0; c < m; c++) toff[out->parent[c] + 1] += out->size[c];
+    for (int c = 0; c < k1; c++) toff[c + 1] += toff[c];
+    rc = dc_describe(ni, titles, tags, k1, toff, out->members, &dcfg, out->top_desc, err);
+    free(toff);
     if (rc == SD_OK) {
-        /* children are contiguous by parent (see the renumbering), so level-1 groups are slices */
-        int64_t *toff = sd_calloc((size_t)k1 + 1, sizeof(int64_t));
-        for (int c = 0; c < m; c++) toff[out->parent[c] + 1] += out->size[c];
-        for (int c = 0; c < k1; c++) toff[c + 1] += toff[c];
-        rc = dc_describe(ni, titles, tags, k1, toff, out->members, &dcfg, out->top_desc, err);
-        free(toff);
+        /* level 2 shows the hierarchy: "<two own keywords> (<parent's label>)" (describe.h) */
+        char **label = sd_calloc((size_t)k1, sizeof(char *));
+        const char **parent = sd_malloc(sizeof(char *) * (size_t)(m ? m : 1));
+        dc_parent_words(out->top_desc, k1, label);
+        for (int c = 0; c < m; c++) parent[c] = label[out->parent[c]];
+        dc_config ccfg = DC_CHILD;
+        rc = dc_describe_under(ni, titles, tags, m, out->member_off, out->members, parent, &ccfg, out->desc, err);
+        for (int p = 0; p < k1; p++) free(label[p]);
+        free(label), free(parent);
     }
     free(titles), free(tags), free(pop);
     if (rc) {
