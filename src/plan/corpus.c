@@ -630,9 +630,10 @@ int cp_build_all(const char *ws, const cp_opts *o, cp_stats *st, sd_err *err) {
     sd_log("corpus: %lld novelty examples of %lld novel transitions; target entropy %.3f -> %.3f bits (%d -> %d targets)",
            (long long)st->novelty_examples, (long long)st->novel_transitions, st->target_entropy_before,
            st->target_entropy_after, st->targets_before, st->targets_after);
-    sd_log("corpus: %lld of %lld feedback tuples backed by >= %d users: %lld train, %lld held out; %lld baseline examples",
-           (long long)st->align_kept, (long long)st->feedback_tuples, o->min_users, (long long)st->align_train,
-           (long long)st->align_heldout, (long long)st->baseline_examples);
+    sd_log("corpus: %lld of %lld feedback tuples kept: %lld train (>= %d users), %lld held out (>= %d users), %lld sparser "
+           "held out in the probe; %lld baseline examples",
+           (long long)st->align_kept, (long long)st->feedback_tuples, (long long)st->align_train, o->train_min_users,
+           (long long)st->align_heldout, o->min_users, (long long)st->align_probe, (long long)st->baseline_examples);
     char *ps = sd_path_join(dir, CP_STATS);
     rc = write_stats(ps, o, st, err);
     free(ps);
