@@ -210,6 +210,75 @@ static void test_novelty_cap(void **state) {
     free(dir);
 }
 
+/* The default labels: empirical-Bayes rates (label_shrink 10) of the tuples backed by >= 2 users.
+ * make_journeys' tuples (exposures = 10 x users): pos 3/30, 10/50, 15/30, 90/100, 8/40, 20/20, 0/10,
+ * mu = 146/280. No two share (last cluster, candidate), so each prior is mu and the rate is
+ * (pos + 10 mu) / (exp + 10): .2054 .2536 .5054 .8656 .2643 .8405 (.2607 for the 1-user tuple, which
+ * is neither kept nor in the basis). Basis of six, ranks 0..5 / 5 -> digits 0 2 6 9 4 8. */
+static void test_alignment_labels_shrunk(void **state) {
+    (void)state;
+    jr_journeys j;
+    make_journeys(&j);
+    cp_opts o;
+    cp_opts_default(&o);
+    assert_int_equal(o.train_min_users, 2);
+    assert_true(o.label_shrink == 10);
+    o.heldout_pct = 0;
+    cp_stats st;
+    sd_err err = {0};
+    char *dir = sd_path_join(g_dir, "align_shrunk");
+    assert_int_equal(cp_build(dir, NULL, &g_tax, &j, &o, &st, &err), SD_OK);
+    assert_int_equal(st.align_kept, 6);
+    int want[6][6];
+    memset(want, -1, sizeof want);
+    want[1][2] = 0, want[1][3] = 2, want[1][4] = 6, want[1][5] = 9, want[0][2] = 4, want[3][4] = 8;
+    cJSON *lines[64];
+    int n = read_jsonl(dir, CP_ALIGN, lines, 64);
+    assert_int_equal(n, 6);
+    for (int i = 0; i < n; i++) {
+        cJSON *ctx = cJSON_GetObjectItem(lines[i], "ctx");
+        int last = (int)cJSON_GetArrayItem(ctx, 1)->valuedouble, cand = get_int(lines[i], "cand");
+        char digit[2] = {(char)('0' + want[last][cand]), 0};
+        assert_true(want[last][cand] >= 0);
+        assert_string_equal(get_str(lines[i], "answer"), digit);
+        cJSON_Delete(lines[i]);
+    }
+    free(dir);
+}
+
+/* The last-cluster level: A = (0,1)->2 9/10, B = (3,1)->2 10/40, C = (0,1)->3 25/50; mu = 44/100.
+ * A's prior is B's evidence: (10 + 10 * .44) / (40 + 10) = .288, its rate (9 + 2.88) / 20 = .594;
+ * B's prior is A's: (9 + 4.4) / 20 = .67, its rate (10 + 6.7) / 50 = .334; C alone: (25 + 4.4) / 60. */
+static void test_labeler_levels(void **state) {
+    (void)state;
+    jr_feedback fb[3];
+    memset(fb, 0, sizeof fb);
+    const int spec[3][5] = {{0, 1, 2, 10, 9}, {3, 1, 2, 40, 10}, {0, 1, 3, 50, 25}};
+    for (int i = 0; i < 3; i++) {
+        fb[i].ctx[0] = spec[i][0], fb[i].ctx[1] = spec[i][1], fb[i].ctx[2] = fb[i].ctx[3] = -1;
+        fb[i].cand = spec[i][2], fb[i].exposures = spec[i][3], fb[i].positives = spec[i][4], fb[i].users = 5;
+    }
+    jr_journeys j;
+    memset(&j, 0, sizeof j);
+    j.k = 2, j.n_clusters = 6, j.n_feedback = 3, j.feedback = fb;
+    cp_opts o;
+    cp_opts_default(&o);
+    o.heldout_pct = 0;
+    cp_labeler l;
+    cp_labeler_init(&l, &j, &o);
+    assert_float_equal(l.mu, 0.44, 1e-12);
+    assert_float_equal(cp_labeler_rate(&l, &fb[0]), (9 + 10 * 0.288) / 20, 1e-12);
+    assert_float_equal(cp_labeler_rate(&l, &fb[1]), (10 + 10 * 0.67) / 50, 1e-12);
+    assert_float_equal(cp_labeler_rate(&l, &fb[2]), (25 + 4.4) / 60, 1e-12);
+    assert_int_equal(l.n_basis, 3);
+    assert_true(l.basis[0] < l.basis[1] && l.basis[1] < l.basis[2]);
+    /* B lowest, C, then A: digits of percentiles 0, .5, 1 */
+    assert_int_equal(cp_labeler_digit(&l, &fb[1]), 0);
+    assert_int_equal(cp_labeler_digit(&l, &fb[2]), 5);
+    assert_int_equal(cp_labeler_digit(&l, &fb[0]), 9);
+    cp_labeler_free(&l);
+}
+
 static void test_alignment_labels(void **state) {
     (void)state;
     jr_journeys j;
@@ -219,6 +288,8 @@ static void test_alignment_labels(void **state) {
     o.heldout_pct = 0;
     o.pairwise = 1;
     o.pairwise_examples = 30;
+    o.train_min_users = 3; /* the paper's labels: raw pooled rates of tuples backed by >= 3 users */
+    o.label_shrink = 0;
     cp_stats st;
     sd_err err = {0};
     char *dir = sd_path_join(g_dir, "align");
@@ -364,6 +435,8 @@ int main(void) {
         cmocka_unit_test(test_score_digits),
         cmocka_unit_test(test_novelty_cap),
         cmocka_unit_test(test_alignment_labels),
+        cmocka_unit_test(test_alignment_labels_shrunk),
+        cmocka_unit_test(test_labeler_levels),
         cmocka_unit_test(test_pretrain_text),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -51,8 +51,8 @@ typedef struct {
                                 * labelled held-out set (default 3) */
     int train_min_users;       /* train alignment tuples backed by fewer users are dropped (default 2:
                                 * measured in docs/planning.md, 2-user tuples add more than they blur) */
-    double label_shrink;       /* labels are the percentile of the tuple's rate shrunk toward the pooled
-                                * rate of all tuples with this many pseudo-exposures (default 5; 0 = raw) */
+    double label_shrink;       /* labels are the percentile of the tuple's rate shrunk level by level
+                                * (cp_labeler) with this many pseudo-exposures (default 10; 0 = raw) */
     int heldout_pct;           /* share of tuples held out, by hash (default 10) */
     int pairwise;              /* also write align_pairwise.jsonl */
     int pairwise_examples;     /* default 4000 */
@@ -76,13 +76,26 @@ typedef struct {
     int64_t baseline_examples;
 } cp_stats;
 
-/* The label of an alignment tuple is the digit of the percentile of cp_label_rate among the sorted
- * label basis: the shrunk rates of every tuple backed by >= min(train_min_users, min_users) users.
- * cp_label_basis fills *sorted (caller frees) and *mu (pooled rate of all tuples), returns the
- * count; the planner maps an alignment score back to a rate through the same basis. */
-int64_t cp_label_basis(const jr_journeys *j, const cp_opts *o, double **sorted, double *mu);
-/* (positives + label_shrink * mu) / (exposures + label_shrink). */
-double cp_label_rate(const jr_feedback *f, double mu, const cp_opts *o);
+/* The alignment labels. A tuple's rate is an empirical-Bayes estimate built level by level: the
+ * pooled rate mu of every train tuple, shrunk toward the pooled rate of the tuples with the same
+ * last context cluster and candidate (without the tuple's own evidence), then toward the tuple's
+ * own positives / exposures, each step (pos + m * prior) / (exp + m) with m = label_shrink.
+ * Held-out tuples (is_heldout) never enter mu or the last-cluster level. A label is the digit of
+ * the percentile of that rate among the basis: the rates of every tuple backed by
+ * >= min(train_min_users, min_users) users. The planner maps an alignment score back to a rate
+ * through the same basis (sl_prior_rate). */
+typedef struct {
+    cp_opts o;
+    int32_t M, K;
+    double mu;          /* pooled rate of the train tuples */
+    int64_t *last;      /* (M, M, 2) exposures, positives by (last context cluster, candidate), train tuples */
+    double *basis;      /* (n_basis) sorted rates */
+    int64_t n_basis;
+} cp_labeler;
+void cp_labeler_init(cp_labeler *l, const jr_journeys *j, const cp_opts *o);
+double cp_labeler_rate(const cp_labeler *l, const jr_feedback *f);
+int cp_labeler_digit(const cp_labeler *l, const jr_feedback *f);
+void cp_labeler_free(cp_labeler *l);
 /* The corpus options recorded in ws/corpus/corpus.json (the defaults for fields it lacks);
  * SD_ERR_STATE when the file is missing. */
 int cp_opts_load(const char *ws, cp_opts *o, sd_err *err);

@@ -72,7 +72,7 @@ void cp_opts_default(cp_opts *o) {
         .per_target_cap = 0,
         .min_users = 3,
         .train_min_users = 2,
-        .label_shrink = 5,
+        .label_shrink = 10,
         .heldout_pct = 10,
         .pairwise = 0,
         .pairwise_examples = 4000,
@@ -353,27 +353,55 @@ typedef struct {
     int heldout;
 } kept_tuple;
 
-int64_t cp_label_basis(const jr_journeys *j, const cp_opts *o, double **sorted, double *mu) {
-    int64_t e = 0, p = 0, n = 0, min = o->train_min_users < o->min_users ? o->train_min_users : o->min_users;
-    for (int64_t i = 0; i < j->n_feedback; i++) e += j->feedback[i].exposures, p += j->feedback[i].positives;
-    *mu = e ? (double)p / (double)e : 0.5;
-    *sorted = sd_malloc(((size_t)j->n_feedback + 1) * sizeof **sorted);
+void cp_labeler_init(cp_labeler *l, const jr_journeys *j, const cp_opts *o) {
+    const int32_t M = j->n_clusters, K = j->k;
+    memset(l, 0, sizeof *l);
+    l->o = *o;
+    l->M = M;
+    l->K = K;
+    l->last = sd_calloc(2 * (size_t)M * (size_t)M + 1, sizeof *l->last);
+    int64_t e = 0, p = 0;
+    for (int64_t i = 0; i < j->n_feedback; i++) { /* held-out tuples never inform a label */
+        const jr_feedback *f = &j->feedback[i];
+        if (is_heldout(f, o->heldout_pct)) continue;
+        e += f->exposures, p += f->positives;
+        int64_t *x = l->last + 2 * ((size_t)f->ctx[K - 1] * M + (size_t)f->cand);
+        x[0] += f->exposures, x[1] += f->positives;
+    }
+    l->mu = e ? (double)p / (double)e : 0.5;
+    const int min = o->train_min_users < o->min_users ? o->train_min_users : o->min_users;
+    l->basis = sd_malloc(((size_t)j->n_feedback + 1) * sizeof *l->basis);
     for (int64_t i = 0; i < j->n_feedback; i++)
-        if (j->feedback[i].users >= min) (*sorted)[n++] = cp_label_rate(&j->feedback[i], *mu, o);
-    qsort(*sorted, (size_t)n, sizeof **sorted, cmp_double);
-    return n;
+        if (j->feedback[i].users >= min) l->basis[l->n_basis++] = cp_labeler_rate(l, &j->feedback[i]);
+    qsort(l->basis, (size_t)l->n_basis, sizeof *l->basis, cmp_double);
 }
 
-double cp_label_rate(const jr_feedback *f, double mu, const cp_opts *o) {
-    return ((double)f->positives + o->label_shrink * mu) / ((double)f->exposures + o->label_shrink);
+double cp_labeler_rate(const cp_labeler *l, const jr_feedback *f) {
+    const double m = l->o.label_shrink;
+    const int64_t *x = l->last + 2 * ((size_t)f->ctx[l->K - 1] * l->M + (size_t)f->cand);
+    int64_t le = x[0], lp = x[1];
+    if (!is_heldout(f, l->o.heldout_pct)) le -= f->exposures, lp -= f->positives; /* not its own evidence twice */
+    double prior = le + m > 0 ? ((double)lp + m * l->mu) / ((double)le + m) : l->mu;
+    return f->exposures + m > 0 ? ((double)f->positives + m * prior) / ((double)f->exposures + m) : prior;
+}
+
+int cp_labeler_digit(const cp_labeler *l, const jr_feedback *f) {
+    return cp_score_digit(percentile(l->basis, l->n_basis, cp_labeler_rate(l, f)));
+}
+
+void cp_labeler_free(cp_labeler *l) {
+    free(l->last);
+    free(l->basis);
+    memset(l, 0, sizeof *l);
 }
 
 static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journeys *j, const cp_opts *o, cp_stats *st,
                        sd_err *err) {
     st->feedback_tuples = j->n_feedback;
     kept_tuple *kt = sd_malloc(((size_t)j->n_feedback + 1) * sizeof *kt);
-    double mu, *basis;
-    int64_t nb = cp_label_basis(j, o, &basis, &mu), nk = 0;
+    cp_labeler lab;
+    cp_labeler_init(&lab, j, o);
+    int64_t nk = 0;
     /* kept: train tuples backed by >= train_min_users users, held-out ones by >= min_users (the
      * sparser held-out tuples go to the probe below) */
     for (int64_t i = 0; i < j->n_feedback; i++) {
@@ -382,7 +410,7 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
         if (f->users < (held ? o->min_users : o->train_min_users)) continue;
         kt[nk].f = f;
         kt[nk].heldout = held;
-        kt[nk].label = cp_score_digit(percentile(basis, nb, cp_label_rate(f, mu, o)));
+        kt[nk].label = cp_labeler_digit(&lab, f);
         st->label_hist[kt[nk].label]++;
         nk++;
     }
@@ -486,7 +514,7 @@ static int build_align(const char *dir, const tx_taxonomy *tax, const jr_journey
         cJSON_AddNumberToObject(obj, "users", f->users);
         cJSON_AddNumberToObject(obj, "exposures", (double)f->exposures);
         cJSON_AddNumberToObject(obj, "pos_rate", round((double)f->pos_rate * 1e6) / 1e6);
-        cJSON_AddNumberToObject(obj, "label", cp_score_digit(percentile(basis, nb, cp_label_rate(f, mu, o))));
+        cJSON_AddNumberToObject(obj, "label", cp_labeler_digit(&lab, f));
         put_json_line(aq.f, obj);
         st->align_probe++;
     }
@@ -503,7 +531,7 @@ done:
     free(p_train); free(p_held); free(p_base); free(p_pair); free(p_probe);
     free(kt);
     free(rates);
-    free(basis);
+    cp_labeler_free(&lab);
     return rc;
 }
 

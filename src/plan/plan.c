@@ -243,9 +243,13 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     int64_t n_rates = 0;
     if (with_fb) {
         cp_opts co;
-        double mu;
+        cp_labeler lab;
         if ((rc = cp_opts_load(ws, &co, err))) goto done;
-        n_rates = cp_label_basis(&jr, &co, &fb_rates, &mu);
+        cp_labeler_init(&lab, &jr, &co);
+        n_rates = lab.n_basis;
+        fb_rates = lab.basis; /* taken over: freed with fb_rates */
+        lab.basis = NULL;
+        cp_labeler_free(&lab);
         if (!n_rates) {
             rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
                          co.train_min_users);
