@@ -21,6 +21,7 @@ int cmd_plan(int argc, char **argv) {
         {"n-sweep", FL_STR, &sweep, "comma-separated n values: one table per n in ws/plans/ (e.g. 1,2,4,8,16)"},
         {"temperature", FL_FLOAT, &o.temperature, "sampling temperature of the novelty model"},
         {"top-k", FL_INT, &o.top_k, "sample only from the k most likely tokens (0 = off)"},
+        {"top-p", FL_FLOAT, &o.top_p, "nucleus sampling: the most likely tokens holding this probability (1 = off)"},
         {"top", FL_INT, &o.top, "clusters kept per context"},
         {"shard", FL_STR, &shard, "plan only slice I of N, written as ws/explore.tbl.I-of-N (join with plan-merge)"},
         {"generator", FL_STR, &gen, "proposing model: novelty, or single (the baseline)"},
@@ -56,6 +57,7 @@ int cmd_plan(int argc, char **argv) {
     }
     if (!(o.temperature >= 0)) return cmd_usage_error(argv[0], "--temperature must be >= 0");
     if (o.top_k < 0) return cmd_usage_error(argv[0], "--top-k %d must be >= 0 (0 = off)", o.top_k);
+    if (!(o.top_p > 0 && o.top_p <= 1)) return cmd_usage_error(argv[0], "--top-p must be in (0, 1]");
     if (out && sweep) return cmd_usage_error(argv[0], "--out names one table; --n-sweep writes one per n into ws/plans/");
     if (!(fb_m >= 0 && fb_m <= 1e6)) return cmd_usage_error(argv[0], "--feedback-shrink must be in 0..1e6");
     if (fb_m > 0 && (o.no_align || !strcmp(gen, "single")))

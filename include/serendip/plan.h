@@ -30,6 +30,8 @@ typedef struct {
     int n_count;
     float temperature;         /* sampling temperature of the novelty model (default 1) */
     int top_k;                 /* sampler top-k, 0 = off */
+    float top_p;               /* nucleus sampling: the smallest set of tokens with this much probability
+                                * (default 0.95; 1 = off) */
     int top;                   /* entries kept per context (default 8) */
     uint64_t seed;
     const char *generator;     /* model that proposes: "novelty" (default) or "single" (baseline) */

@@ -52,6 +52,7 @@ typedef struct {
     uint64_t align_hash;     /* sd_hash_file of align.gguf */
     int64_t begin, end;      /* slots covered: [begin, end); a full table has 0, n_contexts */
     int32_t kind;            /* tbl_kind (1..TBL_KIND_MAX) */
+    float top_p;             /* nucleus-sampling mass of the run (1 = off; 0 in tables written without it) */
 } tbl_params;
 
 /* Run statistics; every field is a count so that shards merge by addition. */

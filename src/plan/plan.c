@@ -24,6 +24,7 @@ void pl_opts_default(pl_opts *o) {
     o->n_sweep[0] = 16;
     o->n_count = 1;
     o->temperature = 1.0f;
+    o->top_p = 0.95f; /* nucleus sampling: cuts the tail where malformed descriptions live (docs/formats-taxonomy.md) */
     o->top = 32; /* deep enough that the per-user novelty filter rarely runs out (docs/evaluation.md) */
     o->seed = 1;
     o->generator = "novelty";
@@ -95,6 +96,7 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddStringToObject(j, "generator", o->generator);
     cJSON_AddBoolToObject(j, "aligned", !o->no_align);
     cJSON_AddNumberToObject(j, "temperature", o->temperature);
+    cJSON_AddNumberToObject(j, "top_p", o->top_p);
     cJSON_AddNumberToObject(j, "top", o->top);
     cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
@@ -272,7 +274,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int s = 0; s < n_tb; s++) {
         int fb = s == o->n_count;
         tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top,
-                        .n_samples = o->n_sweep[fb ? o->n_count - 1 : s], .temperature = o->temperature, .seed = o->seed,
+                        .n_samples = o->n_sweep[fb ? o->n_count - 1 : s], .temperature = o->temperature, .top_p = o->top_p, .seed = o->seed,
                         .tax_hash = tx_hash(&tax), .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin,
                         .end = end, .kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
         if (!(tb[s] = tbl_builder_new(&p, err))) {
@@ -297,7 +299,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         goto done;
     }
 
-    lm_sampler smp = {.temperature = o->temperature, .top_k = o->top_k, .top_p = 1.0f, .seed = o->seed};
+    lm_sampler smp = {.temperature = o->temperature, .top_k = o->top_k, .top_p = o->top_p, .seed = o->seed};
     const int per_ctx = n_max + (with_fb ? M : 0); /* distinct candidates a context can have */
     int64_t *ctx_idx = sd_malloc((size_t)chunk * sizeof *ctx_idx);
     int32_t **prompts = sd_calloc((size_t)chunk, sizeof *prompts);

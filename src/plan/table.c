@@ -36,6 +36,7 @@ enum {
     H_END = 88,        /* i64 */
     H_STATS = 96,      /* 6 x i64 */
     H_KIND = 144,      /* i32 tbl_kind (version 2) */
+    H_TOP_P = 148,     /* f32 nucleus-sampling mass (version 2) */
     H_CHECKSUM = 248,  /* u64 FNV-1a of bytes [0, 248) */
 };
 #define SLOT_HEAD 8 /* u32 count, u32 flags */
@@ -161,6 +162,7 @@ static void encode_header(uint8_t h[TBL_HEADER_SIZE], const tbl_params *p, const
     put64(h, H_BEGIN, (uint64_t)p->begin);
     put64(h, H_END, (uint64_t)p->end);
     put32(h, H_KIND, (uint32_t)p->kind);
+    memcpy(h + H_TOP_P, &p->top_p, 4);
     const int64_t st[6] = {s->contexts_planned, s->samples, s->samples_compliant, s->samples_novel, s->contexts_fallback,
                            s->fallback_kind};
     for (int i = 0; i < 6; i++) put64(h, H_STATS + 8 * i, (uint64_t)st[i]);
@@ -216,6 +218,7 @@ int tbl_open_mem(tbl_table *t, const void *data, size_t size, sd_err *err) {
     p->begin = (int64_t)get64(h, H_BEGIN);
     p->end = (int64_t)get64(h, H_END);
     p->kind = (int32_t)get32(h, H_KIND);
+    memcpy(&p->top_p, h + H_TOP_P, 4);
     int64_t st[6];
     for (int i = 0; i < 6; i++) st[i] = (int64_t)get64(h, H_STATS + 8 * i);
     t->s = (tbl_stats){st[0], st[1], st[2], st[3], st[4], st[5]};
