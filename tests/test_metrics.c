@@ -456,7 +456,7 @@ static void test_arm_names_and_kinds(void **state) {
 static void write_table_kind(const char *dir, const char *name, const int32_t *pref, int npref, uint64_t tax_hash,
                              int32_t kind, int n) {
     sd_err err = {0};
-    tbl_params p = {2, 4, 16, 2, n, 1.0f, 1, tax_hash, 0, 0, 0, 16, kind};
+    tbl_params p = {2, 4, 16, 2, n, 1.0f, 1, tax_hash, 0, 0, 0, 16, kind, 1.0f};
     tbl_builder *b = tbl_builder_new(&p, &err);
     assert_non_null(b);
     for (int64_t i = 0; i < 16; i++) {
