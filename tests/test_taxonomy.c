@@ -216,7 +216,7 @@ static void test_build_recovers_blocks(void **state) {
     (void)state;
     ds_dataset d;
     make_dataset(&d, 1);
-    ds_split s = {TRAIN_END, TRAIN_END + 10};
+    ds_split s = {.train_end = TRAIN_END, .valid_end = TRAIN_END + 10};
     tx_config cfg = TX_DEFAULT;
     cfg.n_top = 3, cfg.n_clusters = 6, cfg.dim = 12;
     tx_taxonomy t;
@@ -280,7 +280,7 @@ static void test_build_recovers_blocks(void **state) {
     tx_free(&t);
 
     /* an empty train window is a data error */
-    ds_split early = {0, 10};
+    ds_split early = {.train_end = 0, .valid_end = 10};
     assert_int_equal(tx_build(&d, &early, &cfg, &t, &st, &err), SD_ERR_DATA);
     ds_free(&d);
 }
@@ -289,7 +289,7 @@ static void test_save_load_roundtrip_and_damage(void **state) {
     (void)state;
     ds_dataset d;
     make_dataset(&d, 2);
-    ds_split s = {TRAIN_END, TRAIN_END + 10};
+    ds_split s = {.train_end = TRAIN_END, .valid_end = TRAIN_END + 10};
     tx_config cfg = TX_DEFAULT;
     cfg.n_top = 2, cfg.n_clusters = 6, cfg.dim = 12;
     tx_taxonomy t, u;
@@ -384,7 +384,7 @@ static void test_world_hierarchy_recovered(void **state) {
     world_truth w;
     assert_int_equal(ds_load(&d, dp, &err), SD_OK);
     assert_int_equal(world_truth_load(&w, tp, &err), SD_OK);
-    ds_split s = {d.ts_min + (d.ts_max - d.ts_min) * 8 / 10, d.ts_min + (d.ts_max - d.ts_min) * 9 / 10};
+    ds_split s = {.train_end = d.ts_min + (d.ts_max - d.ts_min) * 8 / 10, .valid_end = d.ts_min + (d.ts_max - d.ts_min) * 9 / 10};
     tx_config cfg = TX_DEFAULT;
     cfg.n_clusters = w.n_sub, cfg.n_top = w.n_topics;
     tx_taxonomy t;
