@@ -46,7 +46,7 @@ int cmd_world(int argc, char **argv) {
         {"explore", FL_FLOAT, &explore, "mean probability that a session explores a new subtopic"},
         {"sessions", FL_FLOAT, &sessions, "median number of sessions per user"},
         {"word-sharing", FL_FLOAT, &sharing,
-         "[0,1] share of interests whose theme word is shared with one their fans love (0 = unrelated words)"},
+         "[0,1] probability that an interest's theme word is its taste community's (0 = unrelated words)"},
         {"json", FL_BOOL, &json, "print the summary as JSON"},
         {0},
     };

@@ -246,10 +246,11 @@ static void sharing_stats(const world_params *p, double *loved, double *unrelate
 }
 
 /* The flag does what docs/world.md says. Strength 0: no subtopic shares a word with any subtopic
- * of another topic. Default (0.8): subtopics joined by a loved edge share words (each shared theme
- * word joins subtopics that are all pairwise loved-linked, so unrelated pairs share none):
- * measured on this world (seed 11, 96 subtopics) 0.135 shared words per loved pair, 0 per
- * unrelated pair, 89% of subtopics sharing a word across topics; strength 1: 0.156 and 93%. */
+ * of another topic. Default (0.8): subtopics joined by a loved edge share words (a shared theme
+ * word is a taste community's, and half the loved edges lie inside communities), unrelated pairs
+ * (A < 0 both ways) rarely do: measured on this world (seed 11, 96 subtopics) 0.249 shared words
+ * per loved pair against 0.014 per unrelated pair (asserted: > 0.15 and at most a fifth of it),
+ * 79% of subtopics sharing a word across topics; strength 1 shares more. */
 static void test_word_sharing_follows_flag(void **state) {
     (void)state;
     world_params p = small_params(11);
@@ -266,15 +267,15 @@ static void test_word_sharing_follows_flag(void **state) {
     print_message("word sharing %.1f: %.3f words per loved pair, %.4f per unrelated pair, %.2f of subtopics share\n",
                   (double)p.word_sharing, loved, unrelated, any);
     assert_true(p.word_sharing > 0);
-    assert_true(loved > 0.05);
-    assert_true(unrelated == 0);
+    assert_true(loved > 0.15);
+    assert_true(unrelated <= loved / 5);
     assert_true(any > 0.5);
     double any_default = any;
     p.word_sharing = 1;
     sharing_stats(&p, &loved, &unrelated, &any);
     print_message("word sharing 1:   %.3f words per loved pair, %.4f per unrelated pair, %.2f of subtopics share\n", loved,
                   unrelated, any);
-    assert_true(any >= any_default);
+    assert_true(any > any_default);
     p.word_sharing = 1.5f;
     sd_err err = {0};
     assert_int_equal(world_params_check(&p, &err), SD_ERR_USAGE);

@@ -3,9 +3,11 @@
  * An item's terms are its tags/genres ('|'-separated) and the words of its title, lower-cased,
  * with stop words, numbers and years removed. A group's keywords are its terms ranked by
  * distinctiveness: coverage p (share of the group's items carrying the term) times the log-lift
- * log(p / q), q the term's share over the whole catalogue; only over-represented terms qualify. A description is 2-4 keywords joined by ", ", at most 40
- * bytes, and unique among the groups: when two groups would get the same words, the later one
- * (groups are served largest first) takes more or other keywords until it differs. */
+ * log(p / q), q the term's share over the whole catalogue; only over-represented terms qualify.
+ * A description is 2-4 keywords joined by ", ", at most 40 bytes, and unique among the groups:
+ * when two groups would get the same words, the later one (groups are served largest first) takes
+ * more or other keywords until it differs. Level-2 clusters are described under their parent
+ * (dc_describe_under with DC_CHILD): "crime, drama (film-noir)". */
 #ifndef SERENDIP_DESCRIBE_H
 #define SERENDIP_DESCRIBE_H
 

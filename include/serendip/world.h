@@ -3,9 +3,13 @@
  *
  * The hidden model (docs/world.md has the details and the truth file layout):
  *  - T topics x S subtopics each (subtopic id = topic * S + j). Every item belongs to one subtopic.
+ *  - Taste communities: a random partition of the subtopics into groups of 6 across topics.
  *  - An affinity graph A (n_sub x n_sub): A[s][x] says how much a fan of subtopic s likes x.
- *    Each s has a few strongly loved and a few strongly disliked subtopics, mild liking of its
- *    siblings in the same topic, and a mildly negative noisy value for the rest.
+ *    Each s has a few strongly loved (half of them in its community) and a few strongly disliked
+ *    subtopics (never in its community), mild liking of its siblings in the same topic, and a
+ *    mildly negative noisy value for the rest.
+ *  - Words: each topic and subtopic has its own pseudo-words; a subtopic's theme word is, with
+ *    probability word_sharing, its community's word (so interests liked together share words).
  *  - A user's state is a weighted set of interest subtopics. The probability that the user engages
  *    positively with an item of subtopic x is
  *        p = sigmoid( [x in interests] * self_bonus + g(u,x) + quality[x] + noise_sd * eps(u,x) )
@@ -38,8 +42,8 @@ typedef struct {
     int64_t t_start;      /* unix s of the first possible event, default 2023-01-01 00:00 UTC */
     float explore_prob;   /* mean per-session exploration probability, default 0.15 */
     float sessions_mean;  /* median sessions per user (log-normal), default 26 */
-    float word_sharing;   /* [0, 1]: share of subtopics whose theme word is shared with a loved
-                           * neighbour (0 = unrelated words everywhere), default 0.8 */
+    float word_sharing;   /* [0, 1]: probability that a subtopic's theme word is its taste
+                           * community's (0 = unrelated words everywhere), default 0.8 */
 } world_params;
 
 void world_params_default(world_params *p);
@@ -62,6 +66,9 @@ typedef struct {
     float *sub_pop;                 /* (n_sub) exploration popularity, sums to 1 */
     float *sub_quality;             /* (n_sub) additive logit of each subtopic */
     float *affinity;                /* (n_sub, n_sub) A[s * n_sub + x] */
+    int32_t *sub_community;         /* (n_sub) taste community of each subtopic; NULL when loaded from
+                                     * world_truth.bin (generation only, not stored) */
+    int32_t n_community;
     int32_t *item_sub;              /* (n_items) subtopic of raw item i+1 */
     int64_t *user_off;              /* (n_users + 1) user u+1's interests are [off[u], off[u+1]) */
     int32_t *int_sub;               /* (n_int) interest subtopics at the end of the log */

@@ -31,12 +31,12 @@
 #define WORLD_EXPLORE_AFF 0.6   /* weight of the affinity in the exploration choice (vs popularity) */
 #define WORLD_TOPIC_WORDS 5     /* vocabulary per topic */
 #define WORLD_SUB_WORDS 6       /* vocabulary per subtopic */
-#define WORLD_THEME_MAX 4       /* subtopics that may share one theme word (see build_themes) */
-/* Default word-sharing strength: the share of subtopics that look for a loved neighbour to share
- * their theme word with. 0.8 leaves a fifth of the interests with names of their own (as real
- * taxonomies have isolated niches) while most interests share a word with one they are liked
- * together with; measured on the default world (seed 42): 78 of 96 subtopics share their theme
- * word (themes of 2: 36, of 3: 2), each with subtopics it is loved-linked to (docs/world.md). */
+#define WORLD_COMMUNITY 6       /* subtopics per taste community (across topics, see build_structure) */
+#define WORLD_LOVE_IN_COMMUNITY 0.5 /* probability that a loved edge stays within the community */
+/* Default word-sharing strength: the probability that a subtopic's theme word is its taste
+ * community's word rather than its own. 0.8 leaves a fifth of the interests with names of their
+ * own (as real taxonomies have isolated niches) while most interests share a word with those they
+ * are liked together with (docs/world.md has the measured sharing). */
 #define WORLD_WORD_SHARING 0.8f
 
 static const char *const common_words[] = {
@@ -262,6 +262,19 @@ static void build_structure(const world_params *p, char **words, world_truth *t)
     free(sp);
     free(tpop);
 
+    /* taste communities: a seeded partition of the subtopics into groups of WORLD_COMMUNITY,
+     * across topics (a short last group joins the one before); most loved edges stay inside */
+    int32_t *perm = sd_malloc(sizeof(int32_t) * n), *coff, n_comm = n / WORLD_COMMUNITY > 0 ? n / WORLD_COMMUNITY : 1;
+    for (int s = 0; s < n; s++) perm[s] = s;
+    sd_rng rc;
+    sd_rng_seed(&rc, p->seed ^ 0x434F4D4D554E4954ULL); /* "COMMUNIT" */
+    sd_rng_shuffle_i32(&rc, perm, (size_t)n);
+    coff = sd_malloc(sizeof(int32_t) * (n_comm + 1));
+    for (int c = 0; c <= n_comm; c++) coff[c] = c < n_comm ? c * WORLD_COMMUNITY : n;
+    t->sub_community = sd_malloc(sizeof(int32_t) * n);
+    t->n_community = n_comm;
+    for (int c = 0; c < n_comm; c++)
+        for (int k = coff[c]; k < coff[c + 1]; k++) t->sub_community[perm[k]] = c;
     for (int s = 0; s < n; s++) {
         float *A = t->affinity + (int64_t)s * n;
         for (int x = 0; x < n; x++) {
@@ -269,14 +282,19 @@ static void build_structure(const world_params *p, char **words, world_truth *t)
             else if (x / S == s / S) A[x] = WORLD_A_SIBLING + 0.3f * (float)sd_rng_normal(&r);
             else A[x] = WORLD_A_OTHER + 0.4f * (float)sd_rng_normal(&r);
         }
-        /* loved and disliked subtopics: mostly across topics, where the structure is least obvious */
+        /* loved and disliked subtopics: mostly across topics, where the structure is least obvious;
+         * a loved one mostly from s's community, a disliked one never */
         int want = WORLD_N_LOVE + WORLD_N_HATE, got = 0, tries = 0;
         if (want > n - 1) want = n - 1;
-        int32_t chosen[WORLD_N_LOVE + WORLD_N_HATE];
+        int32_t chosen[WORLD_N_LOVE + WORLD_N_HATE], cs = t->sub_community[s];
         while (got < want && tries < 100000) {
             tries++;
-            int32_t x = (int32_t)sd_rng_below(&r, (uint32_t)n);
+            int32_t x;
+            if (got < WORLD_N_LOVE && tries < 1000 && sd_rng_uniform(&r) < WORLD_LOVE_IN_COMMUNITY)
+                x = perm[coff[cs] + (int32_t)sd_rng_below(&r, (uint32_t)(coff[cs + 1] - coff[cs]))];
+            else x = (int32_t)sd_rng_below(&r, (uint32_t)n);
             if (x == s) continue;
+            if (got >= WORLD_N_LOVE && t->sub_community[x] == cs && tries < 1000) continue;
             if (x / S == s / S && T > 1 && sd_rng_uniform(&r) < 0.75) continue;
             int dup = 0;
             for (int i = 0; i < got; i++) dup |= chosen[i] == x;
@@ -287,6 +305,9 @@ static void build_structure(const world_params *p, char **words, world_truth *t)
         }
     }
 
+    free(perm);
+    free(coff);
+
     /* names are the first keywords of each topic / subtopic vocabulary */
     t->topic_name = sd_malloc(sizeof(char *) * T);
     t->sub_name = sd_malloc(sizeof(char *) * n);
@@ -296,62 +317,35 @@ static void build_structure(const world_params *p, char **words, world_truth *t)
 }
 
 /* The vocabulary: WORLD_TOPIC_WORDS words per topic, then WORLD_SUB_WORDS per subtopic, then one
- * theme word per subtopic (word_of_theme), all distinct, from their own random stream. Caller
- * frees each word and the array. */
+ * own theme word per subtopic, then one word per community (at most n; word_of_theme), all
+ * distinct, from their own random stream. Caller frees each word and the array. */
 static char **build_words(const world_params *p, int *nw_out) {
     sd_rng r;
     sd_rng_seed(&r, p->seed ^ 0x564F434142554C41ULL); /* "VOCABULA" */
     int T = p->n_topics, n = T * p->n_subtopics;
-    int nw = T * WORLD_TOPIC_WORDS + n * (WORLD_SUB_WORDS + 1);
+    int nw = T * WORLD_TOPIC_WORDS + n * (WORLD_SUB_WORDS + 2);
     char **words = sd_malloc(sizeof(char *) * nw);
     for (int i = 0; i < nw; i++) words[i] = make_word(&r, words, i);
     *nw_out = nw;
     return words;
 }
 
-/* The theme word of theme th (themes are numbered by their founding subtopic). */
-static char *word_of_theme(char **words, int T, int n, int th) {
-    return words[T * WORLD_TOPIC_WORDS + n * WORLD_SUB_WORDS + th];
+/* The theme word of subtopic s: its community's word when it shares (theme[s] = 1), else its own. */
+static char *word_of_theme(char **words, const world_truth *t, const uint8_t *theme, int32_t s) {
+    int base = t->n_topics * WORLD_TOPIC_WORDS + t->n_sub * WORLD_SUB_WORDS;
+    return theme[s] ? words[base + t->n_sub + t->sub_community[s]] : words[base + s];
 }
 
-/* 1 when subtopics a and b are joined by a loved edge in either direction (see build_structure:
- * loved edges have mean WORLD_A_LOVE, everything else is below 1.5 but for rare noise). */
-static int loved_pair(const world_truth *t, int32_t a, int32_t b) {
-    return t->affinity[(int64_t)a * t->n_sub + b] > 1.5f || t->affinity[(int64_t)b * t->n_sub + a] > 1.5f;
-}
-
-/* Semantic vocabulary: each subtopic's items carry a theme word besides its own words. Subtopics
- * are visited in a seeded random order; with probability p->word_sharing a subtopic joins the
- * theme of a loved neighbour (a loved edge, either direction, to every member so far; at most
- * WORLD_THEME_MAX members; the neighbour with the strongest summed affinity first), otherwise it
- * founds its own theme. So a shared theme word always means "fans of one love the other", as
- * "space opera" and "hard sci-fi" share a word; with strength 0 every theme word is the
- * subtopic's own. Writes theme[s] (the founding subtopic's id). */
-static void build_themes(const world_params *p, const world_truth *t, int32_t *theme) {
+/* Semantic vocabulary: each subtopic's items carry a theme word besides its own words. With
+ * probability p->word_sharing (from its own seeded stream) a subtopic's theme word is its taste
+ * community's word, shared with the community members that share too; otherwise it is its own.
+ * Communities are where most loved edges lie (build_structure), so a shared word means "liked
+ * together", as "space opera" and "hard sci-fi" share a word; with strength 0 every theme word
+ * is the subtopic's own. Sets theme[s] to 1 when s shares. */
+static void build_themes(const world_params *p, const world_truth *t, uint8_t *theme) {
     sd_rng r;
     sd_rng_seed(&r, p->seed ^ 0x5448454D45534841ULL); /* "THEMESHA" */
-    int32_t n = t->n_sub;
-    int32_t *order = sd_malloc(sizeof(int32_t) * n), *size = sd_calloc((size_t)n, sizeof(int32_t));
-    for (int32_t s = 0; s < n; s++) order[s] = s, theme[s] = -1;
-    sd_rng_shuffle_i32(&r, order, (size_t)n);
-    for (int32_t i = 0; i < n; i++) {
-        int32_t s = order[i], best = -1;
-        if (sd_rng_uniform(&r) < p->word_sharing) {
-            float best_a = -1e30f;
-            for (int32_t x = 0; x < n; x++) {
-                if (theme[x] < 0 || size[theme[x]] >= WORLD_THEME_MAX || !loved_pair(t, s, x)) continue;
-                int all = 1; /* loved by (or loving) every member of x's theme */
-                for (int32_t y = 0; y < n && all; y++)
-                    if (theme[y] == theme[x] && y != x) all = loved_pair(t, s, y);
-                float a = t->affinity[(int64_t)s * n + x] + t->affinity[(int64_t)x * n + s];
-                if (all && a > best_a) best_a = a, best = x;
-            }
-        }
-        theme[s] = best >= 0 ? theme[best] : s;
-        size[theme[s]]++;
-    }
-    free(order);
-    free(size);
+    for (int32_t s = 0; s < t->n_sub; s++) theme[s] = sd_rng_uniform(&r) < p->word_sharing;
 }
 
 /* ---------------------------------------------------------------- items */
@@ -364,7 +358,7 @@ typedef struct {
     double *cum;   /* (n_items) cumulative weight within the subtopic's slice */
 } item_index;
 
-static void build_items(const world_params *p, char **words, const int32_t *theme, world_gen *g, item_index *ix) {
+static void build_items(const world_params *p, char **words, const uint8_t *theme, world_gen *g, item_index *ix) {
     world_truth *t = &g->truth;
     sd_rng r;
     sd_rng_seed(&r, p->seed ^ 0x4954454D53495445ULL); /* "ITEMSITE" */
@@ -405,7 +399,7 @@ static void build_items(const world_params *p, char **words, const int32_t *them
     for (int64_t i = 0; i < N; i++) {
         int s = t->item_sub[i], k = s / p->n_subtopics;
         char **tw = words + k * WORLD_TOPIC_WORDS, **sw = words + T * WORLD_TOPIC_WORDS + s * WORLD_SUB_WORDS;
-        const char *th = word_of_theme(words, T, n, theme[s]);
+        const char *th = word_of_theme(words, t, theme, s);
         double x = sd_rng_uniform(&r);
         int nwords = x < 0.5 ? 2 : x < 0.85 ? 3 : 4;
         char title[256] = "";
@@ -625,7 +619,7 @@ int world_generate(const world_params *p, world_gen *g, sd_err *err) {
     char **words = build_words(p, &nw);
     build_structure(p, words, t);
     t->word_sharing = p->word_sharing;
-    int32_t *theme = sd_malloc(sizeof(int32_t) * t->n_sub);
+    uint8_t *theme = sd_malloc((size_t)t->n_sub);
     build_themes(p, t, theme);
     item_index ix;
     build_items(p, words, theme, g, &ix);
@@ -679,6 +673,7 @@ void world_truth_free(world_truth *t) {
     free(t->sub_topic);
     free(t->sub_pop);
     free(t->sub_quality);
+    free(t->sub_community);
     free(t->affinity);
     free(t->item_sub);
     free(t->user_off);
