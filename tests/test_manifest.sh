@@ -36,6 +36,11 @@ out=$(timeout 20 $BIN serve --ws $ws --port 0 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q 'rerun `serendip cluster`' || bad "serve on a stale taxonomy ($rc): $out"
 out=$($BIN journeys --ws $ws 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q 'rerun `serendip cluster`' || bad "journeys on a stale taxonomy ($rc): $out"
+for stage in "plan --n 2" "train" "eval"; do # the stages that read the taxonomy and journeys refuse them before any work
+    out=$($BIN $stage --ws $ws 2>&1); rc=$?
+    [ $rc -eq 1 ] && echo "$out" | grep -Eq "rerun .serendip (cluster|split)" || bad "$stage on a stale taxonomy ($rc): $out"
+done
+[ -d $ws/corpus ] && bad "train built corpora from a stale taxonomy"
 s=$($BIN info --ws $ws --json | state)
 echo "$s" | grep -q "taxonomy.bin=stale clusters.tsv=stale journeys.bin=stale feedback.tsv=stale" || bad "info after world: $s"
 $BIN info --ws $ws | grep -q 'journeys.bin .*stale.*rerun `serendip cluster`' || bad "info text names the stage to rerun"

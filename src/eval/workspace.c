@@ -3,6 +3,7 @@
  * an arm of the kind its header records, runs every arm with the per-user filter, breaks the
  * results down by context support, and writes metrics.json atomically. */
 #include "serendip/eval.h"
+#include "serendip/manifest.h"
 #include "serendip/journeys.h"
 #include "serendip/retrieve.h"
 #include "serendip/table.h"
@@ -92,9 +93,13 @@ static int world_like(ev_data *d, const ds_dataset *ds, const tx_taxonomy *tx, c
 
 /* Opens table path as the next arm of own, checking it against the workspace; *K = 0 takes the
  * table's K. The arm's kind and n come from the header, never from the file name. */
-static int open_table(run_owned *own, const char *path, int *K, sd_err *err) {
+static int open_table(run_owned *own, const char *ws, const char *path, int *K, sd_err *err) {
     table_arm *a = &own->tables[own->n_tables];
-    int rc = tbl_open(&a->t, path, err);
+    size_t nw = strlen(ws);
+    const char *rel = !strncmp(path, ws, nw) && path[nw] == '/' ? path + nw + 1 : NULL;
+    int rc = rel ? mf_check(ws, &rel, 1, err) : SD_OK; /* planned from models or data rebuilt since */
+    if (rc) return rc;
+    rc = tbl_open(&a->t, path, err);
     if (rc) return rc;
     own->n_tables++;
     const char *base = strrchr(path, '/');
@@ -140,6 +145,11 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     if (rc) return rc;
     own->split = split;
     p = sd_path_join(ws, TX_FILE);
+    const char *const reads[3] = {TX_FILE, JR_FILE, WORLD_TRUTH_FILE};
+    if ((rc = mf_check(ws, reads, 3, err))) { /* built from an older dataset */
+        free(p);
+        return rc;
+    }
     rc = tx_load(&own->tx, p, err);
     free(p);
     if (rc) return rc;
@@ -152,7 +162,7 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     int use_default = n_found == 0 && sd_file_exists(deflt);
     own->tables = sd_calloc(n_found + 2, sizeof(table_arm));
     for (size_t i = 0; i < n_found + (size_t)use_default && !rc; i++)
-        rc = open_table(own, use_default ? deflt : g.gl_pathv[i], &K, err);
+        rc = open_table(own, ws, use_default ? deflt : g.gl_pathv[i], &K, err);
     if (gr == 0) globfree(&g);
     free(deflt);
     if (rc) return rc;

@@ -14,6 +14,7 @@
 #include "serendip/gguf.h"
 #include "serendip/lm_infer.h"
 #include "serendip/lm_train.h"
+#include "serendip/manifest.h"
 #include "serendip/rankstats.h"
 #include "serendip/retrieve.h"
 #include "serendip/sft.h"
@@ -412,6 +413,8 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
                                         "descriptions need about 32 tokens)", o->cfg.seq_len);
     if (!rc && o->base && !sd_file_exists(o->base)) rc = sd_fail(err, SD_ERR_IO, "%s: no such base model", o->base);
     if (rc) return rc;
+    const char *const reads[2] = {TX_FILE, JR_FILE};
+    if ((rc = mf_check(ws, reads, 2, err))) return rc; /* built from an older dataset */
     rc = cp_build_all(ws, &o->corpus, &r->corpus, err);
     if (rc) return rc;
     /* every model is written into a fresh folder that replaces ws/models only when the whole
@@ -483,6 +486,10 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     rc = write_report(rep, o, r, err);
     free(rep);
     if (!rc) rc = sd_replace_dir(mdir, final_dir, err);
+    /* the models were built from the corpora, themselves from these (manifest.h) */
+    const char *const from[4] = {DS_FILE, DS_SPLIT_FILE, TX_FILE, JR_FILE};
+    const char *const made[4] = {MD_DIR "/" MD_BASE, MD_DIR "/" MD_NOVELTY, MD_DIR "/" MD_ALIGN, MD_DIR "/" MD_SINGLE};
+    for (int i = 0; i < 3 + !!o->baseline && !rc; i++) rc = mf_record(ws, made[i], "train", from, 4, err);
 done:
     if (rc) sd_remove_tree(mdir, NULL);
     lm_examples_free(&ex);

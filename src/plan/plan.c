@@ -10,6 +10,7 @@
 #include "serendip/gguf.h"
 #include "serendip/journeys.h"
 #include "serendip/lm_infer.h"
+#include "serendip/manifest.h"
 #include "serendip/models.h"
 #include "serendip/select.h"
 #include "serendip/sft.h"
@@ -127,6 +128,14 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     return rc;
 }
 
+/* Records (manifest.h) a table written at path when it lies inside ws; *rc set on failure. */
+static void record_table(const char *ws, const char *path, int single_gen, int *rc, sd_err *err) {
+    size_t n = strlen(ws);
+    if (*rc || strncmp(path, ws, n) || path[n] != '/') return; /* --out elsewhere: not the workspace's */
+    const char *in[4] = {TX_FILE, JR_FILE, MD_DIR "/" MD_ALIGN, single_gen ? MD_DIR "/" MD_SINGLE : MD_DIR "/" MD_NOVELTY};
+    *rc = mf_record(ws, path + n + 1, "plan", in, single_gen ? 3 : 4, err);
+}
+
 /* Loads a model from ws/models/name, with a hint when it is missing. */
 static int load_model(const char *ws, const char *name, lm_model *m, lm_tokenizer **tok, uint64_t *hash, sd_err *err) {
     char *dir = sd_path_join(ws, MD_DIR), *path = sd_path_join(dir, name);
@@ -173,6 +182,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         rc = sd_fail(err, SD_ERR_STATE, "%s: no journeys (run 'serendip journeys' first)", p_jr);
         goto done;
     }
+    const char *const reads[4] = {TX_FILE, JR_FILE, MD_DIR "/" MD_NOVELTY, MD_DIR "/" MD_ALIGN};
+    if ((rc = mf_check(ws, reads, 4, err))) goto done; /* inputs built from older ones */
     if ((rc = tx_load(&tax, p_tax, err)) || (rc = jr_load(&jr, p_jr, err))) goto done;
     if ((rc = load_model(ws, single_gen ? MD_SINGLE : MD_NOVELTY, &gen, &tok, &gen_hash, err))) goto done;
     if (!o->no_align && (rc = load_model(ws, MD_ALIGN, &al, &atok, &al_hash, err))) goto done;
@@ -504,10 +515,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         }
         snprintf(r->path, sizeof r->path, "%s", path);
         rc = tbl_write(tb[si], path, err);
+        record_table(ws, path, single_gen, &rc, err);
         free(path);
         if (!rc && o->n_count > 1 && si == o->n_count - 1 && !single_gen) {
             char *main_path = sd_path_join(ws, TBL_FILE);
             rc = tbl_write(tb[si], main_path, err);
+            record_table(ws, main_path, 0, &rc, err);
             free(main_path);
         }
     }
