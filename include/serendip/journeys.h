@@ -111,6 +111,12 @@ int jr_context_of_items(const tx_taxonomy *tax, const int32_t *items, int n, int
  * Equal to "the last k distinct clusters" because whatever falls off is older than what stays.
  * (A, B) + A -> (B, A); (A, B) + C with k = 2 -> (B, C); () + A -> (A). */
 void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c);
+/* 1 when c is one of ctx[0..n) (a context, or any short list of clusters). */
+static inline int jr_ctx_has(const int32_t *ctx, int n, int32_t c) {
+    for (int i = 0; i < n; i++)
+        if (ctx[i] == c) return 1;
+    return 0;
+}
 
 /* Dense index of a context in [0, M^K): ctx[0]*M^(K-1) + ... + ctx[K-1] (c1*M+c2 for K = 2).
  * Returns -1 when a cluster is out of [0, M). Contexts with repeated clusters get an index too but

@@ -65,12 +65,6 @@ void ev_arm_name(int kind, int n, char *name, size_t cap) {
 
 /* ================================================================ ranking */
 
-static int contains(const int32_t *a, int n, int32_t c) {
-    for (int i = 0; i < n; i++)
-        if (a[i] == c) return 1;
-    return 0;
-}
-
 /* qsort_r order of candidates: tier ascending, score descending, then popularity rank. */
 static int cmp_ranked(const void *x, const void *y, void *state) {
     const ev_baseline *b = state;
@@ -85,7 +79,7 @@ static int cmp_ranked(const void *x, const void *y, void *state) {
 static int rank_out(ev_baseline *b, const int32_t *ctx, int k, int32_t *out, int max) {
     int n = 0;
     for (int32_t c = 0; c < b->d->M; c++)
-        if (!contains(ctx, k, c)) b->cand[n++] = c;
+        if (!jr_ctx_has(ctx, k, c)) b->cand[n++] = c;
     qsort_r(b->cand, (size_t)n, sizeof(int32_t), cmp_ranked, b);
     if (n > max) n = max;
     memcpy(out, b->cand, sizeof(int32_t) * (size_t)n);
@@ -207,7 +201,7 @@ int ev_baseline_serve(void *state, int32_t user, const int32_t *ctx, int k, int3
         sd_rng_seed(&r, sd_hash64(ctx, sizeof(int32_t) * (size_t)k, b->seed ^ SD_HASH_SEED));
         int n = 0;
         for (int32_t c = 0; c < M; c++)
-            if (!contains(ctx, k, c)) b->cand[n++] = c;
+            if (!jr_ctx_has(ctx, k, c)) b->cand[n++] = c;
         for (int i = n - 1; i > 0; i--) {
             int j = (int)sd_rng_below(&r, (uint32_t)(i + 1));
             int32_t t = b->cand[i];
@@ -229,7 +223,7 @@ int ev_baseline_serve(void *state, int32_t user, const int32_t *ctx, int k, int3
         break;
     case EV_KIND_FEEDBACK:
         for (int32_t c = 0; c < M && k == d->K; c++) {
-            if (contains(ctx, k, c)) continue;
+            if (jr_ctx_has(ctx, k, c)) continue;
             const jr_feedback *f = jr_feedback_find(b->jr, ctx, c);
             const int64_t *x = b->fb1 + ((size_t)ctx[k - 1] * M + c) * 3;
             if (f && f->users >= b->min_users && f->exposures > 0)
@@ -240,7 +234,7 @@ int ev_baseline_serve(void *state, int32_t user, const int32_t *ctx, int k, int3
         break;
     case EV_KIND_FEEDBACK_SHRUNK:
         for (int32_t c = 0; c < M && k == d->K; c++) {
-            if (contains(ctx, k, c)) continue;
+            if (jr_ctx_has(ctx, k, c)) continue;
             const jr_feedback *f = jr_feedback_find(b->jr, ctx, c);
             const int64_t *x = b->fb1 + ((size_t)ctx[k - 1] * M + c) * 3;
             int64_t fe = f ? f->exposures : 0, fp = f ? f->positives : 0;

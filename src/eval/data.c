@@ -96,12 +96,6 @@ void ev_tuple_map_free(ev_tuple_map *m) {
 
 /* ================================================================ building the evaluation data */
 
-static int in_ctx(const int32_t *ctx, int len, int32_t c) {
-    for (int i = 0; i < len; i++)
-        if (ctx[i] == c) return 1;
-    return 0;
-}
-
 /* qsort_r order of cluster ids by descending count pop[] (the context), ties by lower id. */
 static int cmp_pop_desc(const void *a, const void *b, void *pop_) {
     const int64_t *pop = pop_;
@@ -148,7 +142,7 @@ int ev_data_build(ev_data *d, const ds_dataset *ds, const ds_split *split, const
                 d->pop[c]++;
                 if (pos) {
                     int32_t t[EV_MAX_K + 1];
-                    if (len == K && !in_ctx(ctx, len, c)) { /* (context, next) */
+                    if (len == K && !jr_ctx_has(ctx, len, c)) { /* (context, next) */
                         memcpy(t, ctx, sizeof(int32_t) * (size_t)K);
                         t[K] = c;
                         ev_tuple_add(&d->trans, t, K + 1, 1, 0);
@@ -165,7 +159,7 @@ int ev_data_build(ev_data *d, const ds_dataset *ds, const ds_split *split, const
             if (w != DS_TEST) {
                 useen[c] = 1;
             } else { /* test window: collective-feedback exposure under the running context */
-                if (tlen == K && !in_ctx(tctx, tlen, c)) {
+                if (tlen == K && !jr_ctx_has(tctx, tlen, c)) {
                     int32_t t[EV_MAX_K + 1];
                     memcpy(t, tctx, sizeof(int32_t) * (size_t)K);
                     t[K] = c;

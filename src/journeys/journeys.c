@@ -49,12 +49,6 @@ int jr_context_valid(const int32_t *ctx, int k, int32_t m) {
     return 1;
 }
 
-static int ctx_has(const int32_t *ctx, int n, int32_t c) {
-    for (int i = 0; i < n; i++)
-        if (ctx[i] == c) return 1;
-    return 0;
-}
-
 void jr_ctx_push(int32_t *ctx, int *n, int k, int32_t c) {
     int at = -1;
     for (int i = 0; i < *n; i++)
@@ -86,7 +80,7 @@ int jr_context_at(const ds_dataset *ds, const tx_taxonomy *tax, const ds_positiv
         if (e->ts >= ts_end || !ds_is_positive(rule, e)) continue;
         if (e->item < 0 || e->item >= tax->n_items) continue;
         int32_t c = tax->item_cluster[e->item];
-        if (c < 0 || ctx_has(rev, n, c)) continue;
+        if (c < 0 || jr_ctx_has(rev, n, c)) continue;
         rev[n++] = c;
     }
     return last_distinct(rev, n, ctx);
@@ -99,7 +93,7 @@ int jr_context_of_items(const tx_taxonomy *tax, const int32_t *items, int n_item
     for (int i = n_items - 1; i >= 0 && n < k; i--) {
         if (items[i] < 0 || items[i] >= tax->n_items) continue;
         int32_t c = tax->item_cluster[items[i]];
-        if (c < 0 || ctx_has(rev, n, c)) continue;
+        if (c < 0 || jr_ctx_has(rev, n, c)) continue;
         rev[n++] = c;
     }
     return last_distinct(rev, n, ctx);
@@ -192,7 +186,7 @@ int jr_build(const ds_dataset *ds, const ds_split *split, const tx_taxonomy *tax
             int32_t c = tax->item_cluster[e->item];
             if (c < 0 || c >= m) continue;
             int pos = ds_is_positive(rule, e);
-            if (nctx_u == k && !ctx_has(ctx, k, c)) { /* an exposure of (ctx, c) */
+            if (nctx_u == k && !jr_ctx_has(ctx, k, c)) { /* an exposure of (ctx, c) */
                 tuple_acc *a = map_get(&map, jr_context_index(ctx, k, m) * m + c);
                 if (a->last_user != (int32_t)u) {
                     a->last_user = (int32_t)u;

@@ -30,20 +30,6 @@ static int cmp_key(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Last-K-distinct update: c becomes the most recent context cluster. */
-static void ctx_update(int32_t *ctx, int *len, int k, int32_t c) {
-    int at = -1;
-    for (int i = 0; i < *len; i++)
-        if (ctx[i] == c) at = i;
-    if (at < 0 && *len < k) {
-        ctx[(*len)++] = c;
-        return;
-    }
-    if (at < 0) at = 0; /* the oldest leaves */
-    memmove(ctx + at, ctx + at + 1, sizeof(int32_t) * (size_t)(*len - at - 1));
-    ctx[*len - 1] = c;
-}
-
 /* Majority hidden subtopic of each cluster's items (-1 when none is known). */
 static void cluster_subtopics(const world_truth *t, const ds_dataset *ds, const tx_taxonomy *tx, int32_t *sub) {
     const int32_t M = tx->n_clusters;
@@ -134,9 +120,8 @@ int md_tuple_refs(const char *ws, int k, const int32_t *ctx, const int32_t *cand
             if (ev->item < 0 || ev->item >= tx.n_items) continue;
             int32_t c = tx.item_cluster[ev->item];
             if (c < 0 || c >= M) continue;
-            int is_pos = ds_is_positive(&jr.rule, ev), in = 0;
-            for (int j = 0; j < len; j++) in |= c_ctx[j] == c;
-            if (len == k && !in) {
+            int is_pos = ds_is_positive(&jr.rule, ev);
+            if (len == k && !jr_ctx_has(c_ctx, len, c)) {
                 tuple_key want = {jr_context_index(c_ctx, k, M) * M + c, 0};
                 const tuple_key *hit = bsearch(&want, keys, (size_t)nk, sizeof *keys, cmp_key);
                 if (hit) {
@@ -146,7 +131,7 @@ int md_tuple_refs(const char *ws, int k, const int32_t *ctx, const int32_t *cand
                 }
             }
             if (!is_pos) continue;
-            ctx_update(c_ctx, &len, k, c);
+            jr_ctx_push(c_ctx, &len, k, c);
             if (len == k) { /* u has this context now */
                 tuple_key want = {jr_context_index(c_ctx, k, M), 0};
                 const tuple_key *hit = bsearch(&want, ckeys, (size_t)nck, sizeof *ckeys, cmp_key);

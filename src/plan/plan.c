@@ -61,12 +61,6 @@ typedef struct {
 
 static int desc_cmp(const void *a, const void *b) { return strcmp(((const desc_key *)a)->s, ((const desc_key *)b)->s); }
 
-static int in_ctx(const int32_t *ctx, int k, int32_t c) {
-    for (int i = 0; i < k; i++)
-        if (ctx[i] == c) return 1;
-    return 0;
-}
-
 /* Index of the first feedback tuple of context index ci in j->feedback (sorted by context index,
  * then candidate); *n receives the number of tuples of that context. */
 static int64_t feedback_range(const jr_journeys *j, int64_t ci, int64_t *n) {
@@ -393,7 +387,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                     n_cands[x] = 0;
                     for (int s = 0; s < n_max; s++) {
                         const sl_sample *sm = &samples[x * n_max + s];
-                        if (sm->cluster < 0 || in_ctx(c, K, sm->cluster)) continue;
+                        if (sm->cluster < 0 || jr_ctx_has(c, K, sm->cluster)) continue;
                         int d = 0;
                         while (d < n_cands[x] && cs[d].cluster != sm->cluster) d++;
                         if (d == n_cands[x]) cs[n_cands[x]++] = (sl_cand){sm->cluster, 0, NAN};
@@ -404,7 +398,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                         int32_t cl = jr.feedback[f].cand;
                         int d = 0;
                         while (d < n_cands[x] && cs[d].cluster != cl) d++;
-                        if (d == n_cands[x] && !in_ctx(c, K, cl)) cs[n_cands[x]++] = (sl_cand){cl, 0, NAN};
+                        if (d == n_cands[x] && !jr_ctx_has(c, K, cl)) cs[n_cands[x]++] = (sl_cand){cl, 0, NAN};
                     }
                 }
                 if (!o->no_align)
@@ -464,7 +458,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                 if (ne == 0) {
                     int32_t best = -1;
                     for (int32_t cl = 0; cl < M; cl++)
-                        if (!in_ctx(c, K, cl) && (best < 0 || pop[cl] > pop[best])) best = cl;
+                        if (!jr_ctx_has(c, K, cl) && (best < 0 || pop[cl] > pop[best])) best = cl;
                     ent[ne++] = (tbl_entry){best, NAN, NAN};
                     flags = TBL_FLAG_FALLBACK;
                     st.contexts_fallback++;

@@ -1,14 +1,9 @@
 /* select.c - best-of-n and the shrinkage of confidence-aware selection (see select.h). */
 #include "serendip/select.h"
+#include "serendip/journeys.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-static int in_ctx(const int32_t *ctx, int k, int32_t c) {
-    for (int i = 0; i < k; i++)
-        if (ctx[i] == c) return 1;
-    return 0;
-}
 
 /* Best first: score descending, logprob descending (NAN last), cluster ascending. */
 static int cand_cmp(const void *a, const void *b) {
@@ -26,7 +21,7 @@ int sl_best_of_n(const sl_sample *s, int n, const int32_t *ctx, int k, const sl_
     for (int i = 0; i < n; i++) {
         if (s[i].cluster < 0) continue;
         compliant++;
-        if (in_ctx(ctx, k, s[i].cluster)) continue;
+        if (jr_ctx_has(ctx, k, s[i].cluster)) continue;
         int d = 0;
         while (d < nw && work[d].cluster != s[i].cluster) d++;
         if (d < nw) {
