@@ -165,6 +165,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     char *p_tax = sd_path_join(ws, TX_FILE), *p_jr = sd_path_join(ws, JR_FILE);
     desc_key *keys = NULL;
     int64_t *pop = NULL;
+    double *fb_rates = NULL;  /* (n_rates) the alignment labels' sorted basis (--feedback-shrink) */
+    int64_t *fb_last = NULL;  /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int32_t **acont = NULL;
     int *acont_len = NULL;
     int rc;
@@ -241,12 +243,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int64_t i = 0; i < jr.n_steps; i++) pop[jr.journey[i]]++;
 
     /* confidence-aware selection (docs/planning.md): the alignment labels' basis (the corpus's
-     * shrunk rates, corpus.h) maps an alignment score back to a prior rate (sl_prior_rate); every
+     * cp_labeler rates, corpus.h) maps an alignment score back to a prior rate (sl_prior_rate); every
      * observed tuple of a context joins its candidates, and the prior is shrunk toward the
      * last-cluster level's rate, then the context's own (sl_shrink) */
     const int with_fb = o->feedback_m > 0 && !o->no_align && !single_gen;
-    double *fb_rates = NULL;
-    int64_t *fb_last = NULL; /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int64_t n_rates = 0;
     if (with_fb) {
         cp_opts co;
@@ -260,7 +260,6 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         if (!n_rates) {
             rc = sd_fail(err, SD_ERR_DATA, "plan: --feedback-shrink needs feedback tuples backed by >= %d users; journeys.bin has none",
                          co.train_min_users);
-            free(fb_rates);
             goto done;
         }
         /* the last-cluster level: exposures and positives of (last context cluster, candidate)
@@ -284,8 +283,6 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                         .end = end, .kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
         if (!(tb[s] = tbl_builder_new(&p, err))) {
             rc = err ? err->code : SD_ERR_USAGE;
-            free(fb_rates);
-            free(fb_last);
             goto done;
         }
     }
@@ -293,14 +290,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     ginf = lm_infer_new(&gen, chunk * n_max < 2048 ? chunk * n_max : 2048, gen.cfg.seq_len + max_new, err);
     if (!ginf) {
         rc = err ? err->code : SD_ERR_USAGE;
-        free(fb_rates);
-        free(fb_last);
         goto done;
     }
     if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
         rc = err ? err->code : SD_ERR_USAGE;
-        free(fb_rates);
-        free(fb_last);
         goto done;
     }
 
@@ -534,8 +527,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     for (int i = 0; i < chunk; i++) free(aprefix[i]);
     free(prompts), free(plen), free(ctx_idx), free(samples), free(cands), free(n_cands), free(ascore);
     free(aprefix), free(aplen), free(aconts), free(aclen), free(acp), free(aslot);
-    free(buf), free(text), free(work), free(ent), free(fb_rates), free(fb_last);
+    free(buf), free(text), free(work), free(ent);
 done:
+    free(fb_rates);
+    free(fb_last);
     for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);
     lm_infer_free(ginf);
