@@ -83,6 +83,16 @@ int rt_train(const char *ws, const rt_options *o, sd_err *err);
  * items sorted ascending into seen (room for the user's event count) and returns the count. */
 int rt_user_recent(const ds_dataset *d, int64_t u, int limit, int32_t *recent);
 int64_t rt_user_seen(const ds_dataset *d, int64_t u, int32_t *seen);
+/* 1 when item is in seen[0..n) (ascending, as rt_user_seen writes it): a binary search. */
+static inline int rt_seen_has(const int32_t *seen, int64_t n, int32_t item) {
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (seen[mid] < item) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && seen[lo] == item;
+}
 
 /* Top-k items of cluster (level-2, in tax) for a user whose recent items are recent[0..n_recent)
  * (dense ids, oldest first; out-of-range ids are ignored), excluding every item of seen[0..n_seen)

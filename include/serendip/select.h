@@ -26,6 +26,10 @@ typedef struct {
     int samples, compliant, novel; /* samples seen; exactly one description; distinct and not in ctx */
 } sl_counts;
 
+/* qsort order of candidates, best first: score descending, then sampled before never sampled
+ * (logprob NAN), logprob descending, cluster ascending (deterministic tables). */
+int sl_cand_cmp(const void *a, const void *b);
+
 /* Best-of-n over samples s[0..n) of context ctx[0..k): keeps the samples that are exactly one
  * description (cluster >= 0) and not in the context, merges duplicates (the best logprob wins),
  * gives each the score scores[i] of its entry in scored[0..n_scored) (a candidate absent there

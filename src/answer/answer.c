@@ -219,16 +219,6 @@ int an_select(const an_workspace *w, const uint8_t *interacted, const tbl_entry 
 
 /* ---------------------------------------------------------------- the answer */
 
-static int is_seen(const int32_t *seen, int64_t n, int32_t item) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (seen[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && seen[lo] == item;
-}
-
 static void put_cluster_head(jw_buf *b, const an_workspace *w, int32_t c) {
     jw_str(b, "{\"id\":");
     jw_i64(b, c);
@@ -246,7 +236,7 @@ static void put_items(jw_buf *b, const an_workspace *w, int32_t c, const rt_quer
     else /* popularity within the cluster: the k unseen members with the most events, ties by index */
         for (int64_t i = w->tax->member_off[c]; i < w->tax->member_off[c + 1]; i++) {
             int32_t it = w->tax->members[i];
-            if (is_seen(seen, ns, it)) continue;
+            if (rt_seen_has(seen, ns, it)) continue;
             rt_scored x = {.item = it, .score = (float)w->item_events[it]};
             int at = n < k ? n++ : k;
             while (at > 0 && (top[at - 1].score < x.score || (top[at - 1].score == x.score && top[at - 1].item > it))) {

@@ -76,16 +76,6 @@ static int64_t feedback_range(const jr_journeys *j, int64_t ci, int64_t *n) {
     return lo;
 }
 
-/* Best first by shrunk rate, then sampled before unsampled (logprob NAN), then logprob, then id. */
-static int shrunk_cmp(const void *a, const void *b) {
-    const sl_cand *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    int nx = isnan(x->logprob), ny = isnan(y->logprob);
-    if (nx != ny) return nx - ny;
-    if (!nx && x->logprob != y->logprob) return x->logprob > y->logprob ? -1 : 1;
-    return (x->cluster > y->cluster) - (x->cluster < y->cluster);
-}
-
 static int write_plan_json(const char *path, const pl_opts *o, const pl_report *rep, sd_err *err) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "generator", o->generator);
@@ -440,7 +430,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                                 lp = samples[x * n_max + s].logprob;
                         work[nw++] = (sl_cand){cs[d].cluster, (float)post, lp};
                     }
-                    qsort(work, (size_t)nw, sizeof *work, shrunk_cmp);
+                    qsort(work, (size_t)nw, sizeof *work, sl_cand_cmp);
                     for (ne = 0; ne < nw && ne < o->top; ne++) ent[ne] = (tbl_entry){work[ne].cluster, work[ne].score, work[ne].logprob};
                     if (!observed) flags |= TBL_FLAG_NO_FEEDBACK;
                 }

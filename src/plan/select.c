@@ -5,8 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Best first: score descending, logprob descending (NAN last), cluster ascending. */
-static int cand_cmp(const void *a, const void *b) {
+int sl_cand_cmp(const void *a, const void *b) {
     const sl_cand *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
     int nx = isnan(x->logprob), ny = isnan(y->logprob);
@@ -35,7 +34,7 @@ int sl_best_of_n(const sl_sample *s, int n, const int32_t *ctx, int k, const sl_
     }
     if (use_logprob)
         for (int d = 0; d < nw; d++) work[d].score = work[d].logprob;
-    qsort(work, (size_t)nw, sizeof *work, cand_cmp);
+    qsort(work, (size_t)nw, sizeof *work, sl_cand_cmp);
     int ne = nw < top ? nw : top;
     for (int d = 0; d < ne; d++) out[d] = (tbl_entry){work[d].cluster, use_logprob ? NAN : work[d].score, work[d].logprob};
     if (c) *c = (sl_counts){n, compliant, nw};

@@ -293,16 +293,6 @@ static inline float score_item(const rt_model *m, const float *q, int has_q, int
     return s;
 }
 
-static int is_seen(const int32_t *seen, int64_t n, int32_t item) {
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (seen[mid] < item) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && seen[lo] == item;
-}
-
 static inline int better(float sa, int32_t a, float sb, int32_t b) { return sa > sb || (sa == sb && a < b); }
 
 /* Inserts (item, s) into the best-first list out[0..*n) capped at k. */
@@ -325,7 +315,7 @@ void rt_query_init(const rt_model *m, const int32_t *recent, int n_recent, rt_qu
 }
 
 static inline int seen_test(const int32_t *seen, int64_t n_seen, const uint64_t *mask, int32_t j) {
-    return mask ? (int)((mask[j >> 6] >> (j & 63)) & 1) : is_seen(seen, n_seen, j);
+    return mask ? (int)((mask[j >> 6] >> (j & 63)) & 1) : rt_seen_has(seen, n_seen, j);
 }
 
 int rt_rank(const rt_model *m, const tx_taxonomy *tax, const rt_query *q, int32_t cluster, const int32_t *seen,
@@ -440,7 +430,7 @@ int rt_recommend_popular(const rt_model *m, const tx_taxonomy *tax, int32_t clus
     int n = 0;
     for (int64_t i = tax->member_off[cluster]; i < tax->member_off[cluster + 1]; i++) {
         int32_t j = tax->members[i];
-        if (j < 0 || j >= m->n_items || is_seen(seen, n_seen, j)) continue;
+        if (j < 0 || j >= m->n_items || rt_seen_has(seen, n_seen, j)) continue;
         topk_push(out, &n, k, j, (float)m->pop[j]);
     }
     return n;
@@ -481,7 +471,7 @@ int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const
         for (int64_t i = a; i < e; seen_insert(seen, &ns, d->events[i].item), i++) {
             const ds_event *ev = &d->events[i];
             if (ds_split_of(s, u, ev->ts) != DS_TEST || !ds_is_positive(rule, ev) || tax->item_cluster[ev->item] < 0 ||
-                is_seen(seen, ns, ev->item))
+                rt_seen_has(seen, ns, ev->item))
                 continue;
             if (i == a) {
                 out->skipped_no_history++;
@@ -496,7 +486,7 @@ int rt_evaluate(const rt_model *m, const ds_dataset *d, const ds_split *s, const
             int64_t rank = 1, rank_pop = 1, cands = 0;
             for (int64_t x = tax->member_off[c]; x < tax->member_off[c + 1]; x++) {
                 int32_t j = tax->members[x];
-                if (is_seen(seen, ns, j)) continue;
+                if (rt_seen_has(seen, ns, j)) continue;
                 cands++;
                 if (j == target) continue;
                 if (better(score_item(m, q, has_q, j), j, st, target)) rank++;
