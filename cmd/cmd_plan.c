@@ -25,6 +25,7 @@ int cmd_plan(int argc, char **argv) {
         {"top", FL_INT, &o.top, "clusters kept per context"},
         {"shard", FL_STR, &shard, "plan only slice I of N, written as ws/explore.tbl.I-of-N (join with plan-merge)"},
         {"generator", FL_STR, &gen, "proposing model: novelty, or single (the baseline)"},
+        {"constrained", FL_BOOL, &o.constrained, "constrained decoding: sample only valid descriptions (a token trie)"},
         {"no-align", FL_BOOL, &o.no_align, "rank by the generator's log-probability, without the alignment model"},
         {"out", FL_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
         {"feedback-shrink", FL_FLOAT, &fb_m, "also write plans/explore_feedback_n<N>.tbl: the alignment score shrunk toward observed\n"

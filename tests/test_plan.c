@@ -176,6 +176,32 @@ static void test_feedback_table(void **state) {
     (void)without;
 }
 
+/* --constrained samples through the descriptions' token trie: every sample is exactly one
+ * description (compliance 1, counted in the table's statistics), where free generation of this
+ * briefly trained model is valid for only some samples; every valid context gets novel entries. */
+static void test_constrained_decoding(void **state) {
+    (void)state;
+    assert_int_equal(run("%s plan --ws %s --n 4 --top 4 --constrained --out %s/constrained.tbl >/dev/null 2>&1", bin, ws, ws), 0);
+    tbl_table t, f;
+    open_table(&t, "constrained.tbl");
+    open_table(&f, "plans/explore_n4.tbl");
+    assert_true(t.s.samples > 0);
+    assert_int_equal(t.s.samples_compliant, t.s.samples);
+    assert_true(f.s.samples_compliant < f.s.samples); /* the free run of the same model is not */
+    assert_int_equal(t.s.contexts_fallback, 0);
+    for (int64_t i = 0; i < t.p.n_contexts; i++) {
+        int32_t c[JR_K_MAX];
+        jr_context_from_index(i, t.p.k, t.p.n_clusters, c);
+        const tbl_entry *e;
+        int n = tbl_lookup(&t, i, &e, NULL);
+        if (!jr_context_valid(c, t.p.k, t.p.n_clusters)) continue;
+        assert_true(n >= 1);
+        for (int a = 0; a < n; a++) assert_false(e[a].cluster == c[0] || e[a].cluster == c[1]);
+    }
+    tbl_close(&t);
+    tbl_close(&f);
+}
+
 static void test_shards_merge_to_the_unsharded_table(void **state) {
     (void)state;
     assert_int_equal(run("%s plan --ws %s --n 4 --top 4 --out %s/full.tbl >/dev/null 2>&1", bin, ws, ws), 0);
@@ -241,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_table_covers_every_context),
         cmocka_unit_test(test_sweep_is_nested),
         cmocka_unit_test(test_feedback_table),
+        cmocka_unit_test(test_constrained_decoding),
         cmocka_unit_test(test_shards_merge_to_the_unsharded_table),
         cmocka_unit_test(test_single_model_and_usage_errors),
         cmocka_unit_test(test_train_from_a_given_base),

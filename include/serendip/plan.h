@@ -36,6 +36,8 @@ typedef struct {
     uint64_t seed;
     const char *generator;     /* model that proposes: "novelty" (default) or "single" (baseline) */
     int no_align;              /* rank by novelty log-probability instead of the alignment model */
+    int constrained;           /* sample through the token trie of the descriptions (every sample is a
+                                * valid description; compliance is 1 by construction) instead of freely */
     int shard, n_shards;       /* plan only slice shard of n_shards (0-based; 1 shard = all) */
     const char *out;           /* table path for a single-n run (default ws/explore.tbl) */
     int chunk;                 /* contexts per batched generation call (default 64) */

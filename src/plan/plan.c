@@ -82,6 +82,7 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddBoolToObject(j, "aligned", !o->no_align);
     cJSON_AddNumberToObject(j, "temperature", o->temperature);
     cJSON_AddNumberToObject(j, "top_p", o->top_p);
+    cJSON_AddBoolToObject(j, "constrained", o->constrained);
     cJSON_AddNumberToObject(j, "top", o->top);
     cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
@@ -156,6 +157,9 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     desc_key *keys = NULL;
     int64_t *pop = NULL;
     double *fb_rates = NULL;  /* (n_rates) the alignment labels' sorted basis (--feedback-shrink) */
+    lm_trie *trie = NULL;     /* --constrained: the descriptions' token trie */
+    int *choice = NULL;       /* --constrained: (chunk * n_max) description sampled */
+    float *choice_lp = NULL;  /* --constrained: (chunk * n_max) its log-probability */
     int64_t *fb_last = NULL;  /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int32_t **acont = NULL;
     int *acont_len = NULL;
@@ -202,6 +206,23 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         if ((int)n > max_desc_tok) max_desc_tok = (int)n;
     }
     qsort(keys, (size_t)M, sizeof *keys, desc_cmp);
+    if (o->constrained) { /* the token trie of every description, indexed by cluster (lm_infer.h) */
+        int32_t **seqs = sd_calloc((size_t)M, sizeof *seqs);
+        int *lens = sd_calloc((size_t)M, sizeof *lens);
+        for (int32_t c = 0; c < M; c++) {
+            size_t n = 0, cap = strlen(tax.desc[c]) + 8;
+            seqs[c] = sd_malloc(cap * sizeof **seqs);
+            tok_encode(tok, tax.desc[c], strlen(tax.desc[c]), seqs[c], cap, &n, 0);
+            lens[c] = (int)n;
+        }
+        trie = lm_trie_new((const int32_t *const *)seqs, lens, M, tok_eos(tok), tok_vocab_size(tok), err);
+        for (int32_t c = 0; c < M; c++) free(seqs[c]);
+        free(seqs), free(lens);
+        if (!trie) {
+            rc = err ? err->code : SD_ERR_DATA;
+            goto done;
+        }
+    }
 
     /* the alignment prompt of (context, c) is the novelty prompt of the context followed by
      * desc(c) "<|score|>" (corpus.h): the context is prefilled once, candidates are continuations */
@@ -293,6 +314,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     int32_t **prompts = sd_calloc((size_t)chunk, sizeof *prompts);
     int *plen = sd_calloc((size_t)chunk, sizeof *plen);
     sl_sample *samples = sd_malloc((size_t)chunk * n_max * sizeof *samples);
+    if (trie) {
+        choice = sd_malloc((size_t)chunk * n_max * sizeof *choice);
+        choice_lp = sd_malloc((size_t)chunk * n_max * sizeof *choice_lp);
+    }
     sl_cand *cands = sd_malloc((size_t)chunk * per_ctx * sizeof *cands); /* distinct candidates per context */
     int *n_cands = sd_calloc((size_t)chunk, sizeof *n_cands);
     int32_t **aprefix = sd_calloc((size_t)chunk, sizeof *aprefix); /* alignment prompt prefix of each context */
@@ -336,6 +361,14 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 
         /* 1. sample n_max candidates per context from the generator */
         double t0 = sd_now();
+        if (trie) { /* constrained decoding: every sample is exactly one description (its index) */
+            if ((rc = lm_generate_constrained(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, trie, choice,
+                                              choice_lp, NULL, err)))
+                break;
+            for (int q = 0; q < nc * n_max; q++) samples[q] = (sl_sample){choice[q], choice_lp[q]};
+            rep->sample_s += sd_now() - t0;
+            goto sampled;
+        }
         lm_gen_out g;
         if ((rc = lm_generate(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g, err)))
             break;
@@ -352,6 +385,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         }
         lm_gen_out_free(&g);
         rep->sample_s += sd_now() - t0;
+    sampled:;
 
         /* 2. distinct novel candidates over all n_max samples, each scored once by the alignment
          * model; then, with feedback, the context's observed candidates that were not sampled, scored
@@ -521,6 +555,9 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 done:
     free(fb_rates);
     free(fb_last);
+    free(choice);
+    free(choice_lp);
+    lm_trie_free(trie);
     for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);
     lm_infer_free(ginf);
