@@ -144,8 +144,11 @@ static void test_bad_files_refused(void **state) {
     expect_refused(q, "userId,movieId,rating,timestamp\n1,2,3.5,4\n", 42, "not a serendip dataset");
     char *v = sd_malloc(n);
     memcpy(v, buf, n);
-    v[8] = 2; /* version 2 */
-    expect_refused(q, v, n, "version 2");
+    v[8] = 3; /* a version this build does not know */
+    expect_refused(q, v, n, "version 3, this build reads versions 1 and 2");
+    memcpy(v, buf, n);
+    v[8] = 2; /* a version 1 file that claims version 2: its header is too short for one */
+    expect_refused(q, v, n, "header size 256, expected 320 for version 2");
     memcpy(v, buf, n);
     int64_t big = 1000000;
     memcpy(v + 24, &big, 8); /* n_users */
@@ -173,6 +176,169 @@ static void test_bad_files_refused(void **state) {
     free(p);
     free(q);
     free(dir);
+}
+
+
+/* The small dataset of build_small with string raw ids: users "u30", "u10", "u20", items "seven",
+ * "five", "nine nine" (no metadata), "six". */
+static void build_small_str(ds_dataset *d, const char *const users[3], const char *const items[4]) {
+    sd_err err = {0};
+    ds_builder *b = ds_builder_new();
+    assert_int_equal(ds_builder_add_item_str(b, items[0], "Seven (1995)", "Crime|Thriller", &err), SD_OK);
+    assert_int_equal(ds_builder_add_item_str(b, items[1], "Five", "Drama", &err), SD_OK);
+    ds_builder_add_event_str(b, users[0], items[0], 300, 4.5f, DS_NO_VALUE);
+    ds_builder_add_event_str(b, users[1], items[1], 200, 3.0f, DS_NO_VALUE);
+    ds_builder_add_event_str(b, users[0], items[1], 100, DS_NO_VALUE, 0.5f);
+    ds_builder_add_event_str(b, users[2], items[2], 150, 1.0f, DS_NO_VALUE);
+    ds_builder_add_event_str(b, users[0], items[2], 100, 2.0f, DS_NO_VALUE);
+    assert_int_equal(ds_builder_add_item_str(b, items[3], "Six", "", &err), SD_OK);
+    assert_int_equal(ds_builder_finish(b, d, &err), SD_OK);
+}
+
+static const char *const S_USERS[3] = {"u30", "u10", "u20"};
+static const char *const S_ITEMS[4] = {"seven", "five", "nine nine", "six"};
+
+/* Checks the string-id small dataset: the same events as build_small's, internal numbers dense + 1,
+ * raw ids shown back and found, typed internal numbers found when no raw id has that text. */
+static void check_small_str(const ds_dataset *d) {
+    ds_dataset r;
+    build_small(&r);
+    assert_int_equal(d->n_events, r.n_events);
+    assert_memory_equal(d->events, r.events, (size_t)r.n_events * sizeof(ds_event));
+    assert_memory_equal(d->user_off, r.user_off, (size_t)(r.n_users + 1) * sizeof(int64_t));
+    assert_memory_equal(d->item_meta, r.item_meta, (size_t)r.n_items);
+    for (int64_t i = 0; i < r.n_items; i++) assert_string_equal(ds_item_title(d, i), ds_item_title(&r, i));
+    ds_free(&r);
+    assert_true(ds_has_user_names(d) && ds_has_item_names(d));
+    char buf[DS_ID_BUF];
+    for (int u = 0; u < 3; u++) {
+        assert_int_equal(d->user_ids[u], u + 1);
+        assert_string_equal(ds_user_raw_id(d, u, buf, sizeof buf), S_USERS[u]);
+        assert_int_equal(ds_find_user_raw(d, S_USERS[u]), u);
+        assert_int_equal(ds_find_user(d, u + 1), u);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(d->item_ids[i], i + 1);
+        assert_string_equal(ds_item_raw_id(d, i, buf, sizeof buf), S_ITEMS[i]);
+        assert_int_equal(ds_find_item_raw(d, S_ITEMS[i]), i);
+    }
+    assert_int_equal(ds_find_user_raw(d, "u31"), -1);
+    assert_int_equal(ds_find_user_raw(d, "U30"), -1); /* exact, case-sensitive */
+    assert_int_equal(ds_find_user_raw(d, "2"), 1);    /* the internal number */
+    assert_int_equal(ds_find_user_raw(d, "4"), -1);
+    assert_int_equal(ds_find_item_raw(d, "nine"), -1);
+}
+
+static void test_string_ids_round_trip(void **state) {
+    (void)state;
+    ds_dataset d, l, m;
+    build_small_str(&d, S_USERS, S_ITEMS);
+    check_small_str(&d);
+    char *dir = tmp_dir(), *p = sd_path_join(dir, DS_FILE), *q = sd_path_join(dir, "again.bin");
+    sd_err err = {0};
+    assert_int_equal(ds_save(&d, p, &err), SD_OK);
+    char *buf, *buf2;
+    size_t n, n2;
+    assert_int_equal(sd_read_file(p, &buf, &n, &err), SD_OK);
+    uint32_t version, header_size;
+    memcpy(&version, buf + 8, 4);
+    memcpy(&header_size, buf + 12, 4);
+    assert_int_equal(version, 2);
+    assert_int_equal(header_size, 320);
+    assert_int_equal(ds_load(&l, p, &err), SD_OK);
+    check_small_str(&l);
+    /* saving the mapped dataset gives the same bytes */
+    assert_int_equal(ds_save(&l, q, &err), SD_OK);
+    assert_int_equal(sd_read_file(q, &buf2, &n2, &err), SD_OK);
+    assert_int_equal(n, n2);
+    assert_memory_equal(buf, buf2, n);
+    /* two users with the same raw id are refused: rename "u10" to "u30" in the pool */
+    char *dup = memmem(buf, n, "u10", 4);
+    assert_non_null(dup);
+    dup[1] = '3';
+    expect_refused(q, buf, n, "user raw ids are corrupt or repeat");
+    /* a name offset outside the pool */
+    assert_int_equal(ds_load(&m, p, &err), SD_OK);
+    size_t at = (size_t)((const char *)m.item_name_off - (const char *)m.events) + 320 + 8;
+    ds_free(&m);
+    dup[1] = '1';
+    uint64_t far = 1u << 30;
+    memcpy(buf + at, &far, 8);
+    expect_refused(q, buf, n, "item raw ids are corrupt or repeat (at 1)");
+    free(buf);
+    free(buf2);
+    ds_free(&d);
+    ds_free(&l);
+    unlink(p);
+    unlink(q);
+    rmdir(dir);
+    free(p);
+    free(q);
+    free(dir);
+}
+
+/* String ids that are all canonical integers give, byte for byte, the version 1 file that integer
+ * ids give; one non-canonical id ("007") keeps the side's names (and only that side's). */
+static void test_numeric_string_ids_settle(void **state) {
+    (void)state;
+    static const char *const users[3] = {"30", "10", "20"}, *const items[4] = {"7", "5", "99", "6"};
+    static const char *const items_pad[4] = {"7", "5", "099", "6"};
+    ds_dataset a, b, c;
+    build_small(&a);
+    build_small_str(&b, users, items);
+    build_small_str(&c, users, items_pad);
+    check_small(&b);
+    assert_false(ds_has_user_names(&b) || ds_has_item_names(&b));
+    char *dir = tmp_dir(), *p = sd_path_join(dir, "a.bin"), *q = sd_path_join(dir, "b.bin");
+    sd_err err = {0};
+    char *x, *y;
+    size_t nx, ny;
+    assert_int_equal(ds_save(&a, p, &err), SD_OK);
+    assert_int_equal(ds_save(&b, q, &err), SD_OK);
+    assert_int_equal(sd_read_file(p, &x, &nx, &err), SD_OK);
+    assert_int_equal(sd_read_file(q, &y, &ny, &err), SD_OK);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    assert_int_equal(x[8], 1); /* version 1: what earlier builds wrote and read */
+    /* "099" is not canonical: items keep their names, users (all canonical) do not */
+    assert_false(ds_has_user_names(&c));
+    assert_true(ds_has_item_names(&c));
+    assert_int_equal(c.user_ids[0], 30);
+    char buf[DS_ID_BUF];
+    assert_string_equal(ds_item_raw_id(&c, 2, buf, sizeof buf), "099");
+    assert_string_equal(ds_user_raw_id(&c, 1, buf, sizeof buf), "10");
+    assert_int_equal(ds_find_item_raw(&c, "099"), 2);
+    assert_int_equal(ds_find_user_raw(&c, "10"), 1);
+    assert_int_equal(ds_find_user_raw(&c, " 10 "), 1); /* an integer side parses the text */
+    assert_int_equal(ds_find_user_raw(&c, "ten"), -1);
+    free(x);
+    free(y);
+    ds_free(&a);
+    ds_free(&b);
+    ds_free(&c);
+    unlink(p);
+    unlink(q);
+    rmdir(dir);
+    free(p);
+    free(q);
+    free(dir);
+}
+
+static void test_mixed_id_kinds_refused(void **state) {
+    (void)state;
+    sd_err err = {0};
+    ds_builder *b = ds_builder_new();
+    ds_builder_add_event(b, 1, 2, 10, 4.0f, DS_NO_VALUE);
+    ds_builder_add_event_str(b, "alice", "2", 11, 4.0f, DS_NO_VALUE); /* users get both kinds */
+    ds_dataset d;
+    assert_int_equal(ds_builder_finish(b, &d, &err), SD_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "mixed"));
+    /* a duplicate catalogue entry by string id names it */
+    b = ds_builder_new();
+    assert_int_equal(ds_builder_add_item_str(b, "B0001", "A", "", &err), SD_OK);
+    assert_int_equal(ds_builder_add_item_str(b, "B0001", "A", "", &err), SD_ERR_DATA);
+    assert_non_null(strstr(err.msg, "item \"B0001\": duplicate"));
+    ds_builder_free(b);
 }
 
 static void test_split_fraction_counts_and_file(void **state) {
@@ -221,16 +387,23 @@ static void test_split_fraction_counts_and_file(void **state) {
 /* Random corruption of a valid image: every mutant is either refused with SD_ERR_FORMAT or, when
  * accepted (e.g. a changed rating), satisfies every invariant later stages index with. Run under
  * `make asan` this also proves the accepted images are read in bounds. */
-static void test_corrupted_images_refused_or_consistent(void **state) {
-    (void)state;
+static void corrupt_images(int string_ids) {
     sd_err err = {0};
     ds_builder *b = ds_builder_new();
     for (int i = 0; i < 12; i++) {
-        char t[32];
+        char t[32], id[32];
         snprintf(t, sizeof t, "title %d", i);
-        assert_int_equal(ds_builder_add_item(b, 100 + i, t, i % 2 ? "a|b" : "", &err), SD_OK);
+        snprintf(id, sizeof id, "item-%d", 100 + i);
+        if (string_ids) assert_int_equal(ds_builder_add_item_str(b, id, t, i % 2 ? "a|b" : "", &err), SD_OK);
+        else assert_int_equal(ds_builder_add_item(b, 100 + i, t, i % 2 ? "a|b" : "", &err), SD_OK);
     }
-    for (int k = 0; k < 60; k++) ds_builder_add_event(b, k % 7, 100 + (k * 5) % 15, 1000 + k * 13 % 50, (float)(k % 5), DS_NO_VALUE);
+    for (int k = 0; k < 60; k++) {
+        char u[32], it[32];
+        snprintf(u, sizeof u, "user %d", k % 7);
+        snprintf(it, sizeof it, "item-%d", 100 + (k * 5) % 15);
+        if (string_ids) ds_builder_add_event_str(b, u, it, 1000 + k * 13 % 50, (float)(k % 5), DS_NO_VALUE);
+        else ds_builder_add_event(b, k % 7, 100 + (k * 5) % 15, 1000 + k * 13 % 50, (float)(k % 5), DS_NO_VALUE);
+    }
     ds_dataset d;
     assert_int_equal(ds_builder_finish(b, &d, &err), SD_OK);
     char *dir = tmp_dir(), *p = sd_path_join(dir, DS_FILE);
@@ -248,7 +421,7 @@ static void test_corrupted_images_refused_or_consistent(void **state) {
         int flips = 1 + (int)sd_rng_below(&rng, 3);
         for (int f = 0; f < flips; f++) {
             /* half the mutations hit the header, where the offsets and counts are */
-            size_t at = sd_rng_below(&rng, 2) ? sd_rng_below(&rng, 256) : sd_rng_below(&rng, (uint32_t)n);
+            size_t at = sd_rng_below(&rng, 2) ? sd_rng_below(&rng, string_ids ? 320 : 256) : sd_rng_below(&rng, (uint32_t)n);
             ((uint8_t *)img)[at] ^= (uint8_t)(1u << sd_rng_below(&rng, 8));
         }
         ds_dataset m;
@@ -260,8 +433,11 @@ static void test_corrupted_images_refused_or_consistent(void **state) {
         }
         accepted++;
         assert_int_equal(m.user_off[m.n_users], m.n_events);
+        char buf[DS_ID_BUF];
+        assert_int_equal(ds_has_user_names(&m), string_ids);
         for (int64_t u = 0; u < m.n_users; u++) {
             assert_int_equal(ds_find_user(&m, m.user_ids[u]), u);
+            assert_int_equal(ds_find_user_raw(&m, ds_user_raw_id(&m, u, buf, sizeof buf)), u);
             for (int64_t k = m.user_off[u]; k < m.user_off[u + 1]; k++) {
                 assert_int_equal(m.events[k].user, u);
                 assert_in_range(m.events[k].item, 0, m.n_items - 1);
@@ -269,6 +445,7 @@ static void test_corrupted_images_refused_or_consistent(void **state) {
         }
         for (int64_t i = 0; i < m.n_items; i++) {
             assert_int_equal(ds_find_item(&m, m.item_ids[i]), i);
+            if (string_ids) assert_int_equal(ds_find_item_raw(&m, ds_item_raw_id(&m, i, buf, sizeof buf)), i);
             assert_true(strlen(ds_item_title(&m, i)) < n && strlen(ds_item_tags(&m, i)) < n);
         }
         ds_free(&m);
@@ -283,11 +460,20 @@ static void test_corrupted_images_refused_or_consistent(void **state) {
     free(dir);
 }
 
+static void test_corrupted_images_refused_or_consistent(void **state) {
+    (void)state;
+    corrupt_images(0);
+    corrupt_images(1); /* version 2: the name sections and their index too */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_builder_and_round_trip),
         cmocka_unit_test(test_duplicate_catalogue_entry),
         cmocka_unit_test(test_bad_files_refused),
+        cmocka_unit_test(test_string_ids_round_trip),
+        cmocka_unit_test(test_numeric_string_ids_settle),
+        cmocka_unit_test(test_mixed_id_kinds_refused),
         cmocka_unit_test(test_split_fraction_counts_and_file),
         cmocka_unit_test(test_corrupted_images_refused_or_consistent),
     };

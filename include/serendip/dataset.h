@@ -1,7 +1,11 @@
 /* dataset.h - the interaction log and item catalogue of a workspace (file `dataset.bin`).
  *
  * Users and items get dense indices 0..n-1 in order of first appearance; their raw ids (as in the
- * source data) are kept. Events are sorted by (user, ts, item). Ratings that name an item with no
+ * source data) are kept. A raw id is an integer (MovieLens, integer CSV logs) or, per side, a
+ * string (RecBole tokens, Amazon/Yelp ids): a string side keeps its names in the string pool
+ * (user_name_off / item_name_off) and its int64 ids are then the internal numbers dense index + 1,
+ * so every stage that indexes with the int64 ids works unchanged. Show raw ids with ds_user_raw_id
+ * / ds_item_raw_id and look typed ids up with ds_find_user_raw / ds_find_item_raw. Events are sorted by (user, ts, item). Ratings that name an item with no
  * metadata are kept: the item exists with has_meta = 0 and counts in n_unknown_items.
  * The on-disk layout is specified in docs/formats-dataset.md; ds_load mmaps it (no copy). */
 #ifndef SERENDIP_DATASET_H
@@ -32,6 +36,11 @@ typedef struct {
     const uint64_t *tags_off;  /* (n_items) offset of the '|'-separated tags (genres) */
     const char *strings;       /* string pool */
     int64_t ts_min, ts_max;    /* range of event timestamps */
+    /* string raw ids (dataset.bin version 2); NULL when that side has integer raw ids */
+    const uint64_t *user_name_off;  /* (n_users) offset of user u's NUL-terminated raw id in strings */
+    const uint64_t *item_name_off;  /* (n_items) */
+    const int32_t *user_name_index; /* (n_users) dense users sorted by raw id (strcmp); NULL: scan */
+    const int32_t *item_name_index; /* (n_items) */
     /* owned storage: either a mapping of the file or heap blocks from ds_builder */
     sd_map map;
     void *heap[8];
@@ -40,18 +49,29 @@ typedef struct {
 static inline const char *ds_item_title(const ds_dataset *d, int64_t item) { return d->strings + d->title_off[item]; }
 static inline const char *ds_item_tags(const ds_dataset *d, int64_t item) { return d->strings + d->tags_off[item]; }
 
-/* Builder: add catalogue items and events with raw ids in any order, then finish. */
+/* Builder: add catalogue items and events with raw ids in any order, then finish. Each side
+ * (users, items) takes either integer ids (ds_builder_add_item / _add_event) or string ids (the
+ * _str variants); mixing the two on one side makes ds_builder_finish fail with SD_ERR_USAGE. */
 typedef struct ds_builder ds_builder;
 ds_builder *ds_builder_new(void);
 /* Adds (or, if present, describes) item raw_id. title/tags are copied. Returns SD_ERR_DATA on a
  * duplicate catalogue entry. */
 int ds_builder_add_item(ds_builder *b, int64_t raw_id, const char *title, const char *tags, sd_err *err);
 void ds_builder_add_event(ds_builder *b, int64_t raw_user, int64_t raw_item, int64_t ts, float rating, float watch);
+/* String raw ids (copied; at most DS_RAW_ID_MAX bytes, not empty: the caller checks, longer ones
+ * are cut). A string side whose ids are all canonical decimal integers ("42", "-7", not "007" or
+ * "+3") becomes an integer side at ds_builder_finish, so an integer log read as strings gives the
+ * same dataset as when read as integers. */
+#define DS_RAW_ID_MAX 255
+int ds_builder_add_item_str(ds_builder *b, const char *raw_id, const char *title, const char *tags, sd_err *err);
+void ds_builder_add_event_str(ds_builder *b, const char *raw_user, const char *raw_item, int64_t ts, float rating, float watch);
 /* Sorts, assigns dense ids, fills out (which owns the memory afterwards); frees b. */
 int ds_builder_finish(ds_builder *b, ds_dataset *out, sd_err *err);
 void ds_builder_free(ds_builder *b);
 
-/* Writes atomically / mmaps. ds_load refuses foreign, truncated or wrong-version files. */
+/* Writes atomically / mmaps. ds_load refuses foreign, truncated or wrong-version files. ds_save
+ * writes format version 1 when both sides have integer ids (the files of earlier builds, byte for
+ * byte) and version 2 when a side has string ids; ds_load reads both. */
 int ds_save(const ds_dataset *d, const char *path, sd_err *err);
 int ds_load(ds_dataset *d, const char *path, sd_err *err);
 void ds_free(ds_dataset *d);
@@ -60,6 +80,19 @@ void ds_free(ds_dataset *d);
  * by hand without it is scanned linearly); -1 when unknown. */
 int64_t ds_find_user(const ds_dataset *d, int64_t raw_id);
 int64_t ds_find_item(const ds_dataset *d, int64_t raw_id);
+
+/* Raw ids as text, for people and JSON. Returns the string raw id (borrowed from the pool) or, on
+ * an integer side, the decimal id written into buf (n >= DS_ID_BUF is always enough). */
+#define DS_ID_BUF 24
+const char *ds_user_raw_id(const ds_dataset *d, int64_t u, char *buf, size_t n);
+const char *ds_item_raw_id(const ds_dataset *d, int64_t item, char *buf, size_t n);
+static inline int ds_has_user_names(const ds_dataset *d) { return d->user_name_off != NULL; }
+static inline int ds_has_item_names(const ds_dataset *d) { return d->item_name_off != NULL; }
+/* Dense index of a raw id typed by a person or a client (-1 when unknown). A string side matches
+ * the text exactly and, when no id has that text and it is an integer, takes it as the internal
+ * number (dense index + 1) shown in "id" fields; an integer side parses the text as an integer. */
+int64_t ds_find_user_raw(const ds_dataset *d, const char *text);
+int64_t ds_find_item_raw(const ds_dataset *d, const char *text);
 
 /* ---------------------------------------------------------------- temporal split (split.json)
  * Either a GLOBAL temporal split (events with ts < train_end are train, ts < valid_end are
