@@ -1,4 +1,4 @@
-/* cmd_data.c - `serendip ingest` (MovieLens or a generic CSV log -> ws/dataset.bin) and
+/* cmd_data.c - `serendip ingest` (MovieLens, RecBole atomic files or a generic CSV log -> ws/dataset.bin) and
  * `serendip split` (global or per-user temporal split -> ws/split.json). */
 #include "cmd.h"
 
@@ -20,19 +20,21 @@ static void print_json(cJSON *j) {
 }
 
 int cmd_ingest(int argc, char **argv) {
-    const char *ws = NULL, *ml = NULL, *ratings = NULL, *items = NULL, *sep = ",";
+    const char *ws = NULL, *ml = NULL, *rb = NULL, *ratings = NULL, *items = NULL, *sep = ",", *ids = "auto";
     const char *user_col = "userId", *item_col = "movieId", *rating_col = "rating", *ts_col = "timestamp";
     const char *watch_col = "", *title_col = "title", *tags_col = "genres";
     int no_header = 0, json = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (created if needed); writes dataset.bin"},
-        {"movielens", FL_STR, &ml, "MovieLens folder: 100k, 1M, 10M, latest/20M/25M/32M (detected)"},
+        {"movielens", FL_STR, &ml, "MovieLens folder: 100k, 1M, 10M, latest/20M/25M/32M (detected; a folder with one RecBole .inter is read as --recbole)"},
+        {"recbole", FL_STR, &rb, "RecBole atomic files: a NAME.inter (or a folder with one) and NAME.item beside it (optional)"},
         {"ratings", FL_STR, &ratings, "generic log: one event per line (instead of --movielens)"},
         {"items", FL_STR, &items, "generic catalogue (optional)"},
         {"sep", FL_STR, &sep, "separator of the generic files: one byte, \\t, or two bytes such as ::"},
         {"no-header", FL_BOOL, &no_header, "generic files have no header: columns are 1-based numbers"},
-        {"user-col", FL_STR, &user_col, "user id column (integer ids)"},
-        {"item-col", FL_STR, &item_col, "item id column, in both files (integer ids)"},
+        {"user-col", FL_STR, &user_col, "user id column"},
+        {"item-col", FL_STR, &item_col, "item id column, in both files"},
+        {"ids", FL_STR, &ids, "generic ids: auto (strings; a side whose ids are all integers keeps integers) or int (integers only)"},
         {"rating-col", FL_STR, &rating_col, "rating column (\"\" for none; empty cells = no rating)"},
         {"ts-col", FL_STR, &ts_col, "time column: unix seconds or YYYY-MM-DD[ HH:MM[:SS]] UTC"},
         {"watch-col", FL_STR, &watch_col, "watch-fraction column in [0,1] (\"\" for none)"},
@@ -41,12 +43,13 @@ int cmd_ingest(int argc, char **argv) {
         {"json", FL_BOOL, &json, "print the summary as JSON"},
         {0},
     };
-    int rc = fl_parse("ingest --ws DIR (--movielens PATH | --ratings FILE [--items FILE] [column flags])",
+    int rc = fl_parse("ingest --ws DIR (--movielens PATH | --recbole PATH | --ratings FILE [--items FILE] [column flags])",
                       "Reads interaction logs and a catalogue into the workspace dataset (dataset.bin).", specs, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
     if ((rc = cmd_need_ws(argv[0], ws))) return rc;
-    if (!ml == !ratings) return cmd_usage_error(argv[0], "give exactly one of --movielens PATH or --ratings FILE");
-    if (ml && items) return cmd_usage_error(argv[0], "--items goes with --ratings, not --movielens");
+    if (!!ml + !!rb + !!ratings != 1) return cmd_usage_error(argv[0], "give exactly one of --movielens PATH, --recbole PATH or --ratings FILE");
+    if (!ratings && items) return cmd_usage_error(argv[0], "--items goes with --ratings");
+    if (strcmp(ids, "auto") && strcmp(ids, "int")) return cmd_usage_error(argv[0], "--ids must be auto or int, not '%s'", ids);
     if (!strcmp(sep, "\\t") || !strcmp(sep, "tab")) sep = "\t";
     if (!*sep || strlen(sep) > 2) return cmd_usage_error(argv[0], "--sep must be one byte, \\t or a two-byte separator like ::");
 
@@ -54,10 +57,11 @@ int cmd_ingest(int argc, char **argv) {
     ds_dataset d;
     ingest_report rep = {0};
     if (ml) rc = ingest_movielens(ml, &d, &rep, &err);
+    else if (rb) rc = ingest_recbole(rb, &d, &rep, &err);
     else {
         ingest_csv_opts o = {.ratings = ratings, .items = items, .sep = sep, .no_header = no_header, .user_col = user_col,
                              .item_col = item_col, .ts_col = ts_col, .rating_col = rating_col, .watch_col = watch_col,
-                             .title_col = title_col, .tags_col = tags_col};
+                             .title_col = title_col, .tags_col = tags_col, .int_ids = !strcmp(ids, "int")};
         rc = ingest_csv(&o, &d, &rep, &err);
     }
     if (rc) return cmd_fail(&err);
@@ -77,6 +81,8 @@ int cmd_ingest(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "items", (double)rep.n_items);
         cJSON_AddNumberToObject(j, "interactions", (double)rep.n_events);
         cJSON_AddNumberToObject(j, "unknown_items", (double)rep.n_unknown_items);
+        cJSON_AddStringToObject(j, "user_ids", rep.string_user_ids ? "string" : "integer");
+        cJSON_AddStringToObject(j, "item_ids", rep.string_item_ids ? "string" : "integer");
         cJSON_AddNumberToObject(j, "catalogue_rows", (double)rep.catalogue_rows);
         cJSON_AddNumberToObject(j, "tag_rows", (double)rep.tag_rows);
         cJSON_AddNumberToObject(j, "tag_rows_ignored", (double)rep.tag_rows_ignored);
@@ -85,7 +91,8 @@ int cmd_ingest(int argc, char **argv) {
         cJSON_AddStringToObject(j, "dataset", path);
         print_json(j);
     } else {
-        printf("ingested %s (%s)\n", ml ? ml : ratings, rep.layout);
+        printf("ingested %s (%s)\n", ml ? ml : rb ? rb : ratings, rep.layout);
+        printf("  raw ids        users %s, items %s\n", rep.string_user_ids ? "string" : "integer", rep.string_item_ids ? "string" : "integer");
         printf("  users          %lld\n", (long long)rep.n_users);
         printf("  items          %lld (catalogue rows %lld)\n", (long long)rep.n_items, (long long)rep.catalogue_rows);
         printf("  events         %lld\n", (long long)rep.n_events);

@@ -322,7 +322,7 @@ static void test_duplicate_catalogue_and_missing_files(void **state) {
     char *r = sd_path_join(g_dir, "ratings.csv");
     unlink(r);
     free(r);
-    expect_ml_error(SD_ERR_USAGE, "no MovieLens files", NULL, NULL);
+    expect_ml_error(SD_ERR_USAGE, "no MovieLens or RecBole files", NULL, NULL);
     /* a folder that does not exist is the same kind of error (the same exit code) as an empty one */
     ds_dataset d;
     sd_err err = {0};

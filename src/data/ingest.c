@@ -1,13 +1,16 @@
-/* ingest.c - MovieLens (100k, 1M, 10M, latest/20M/25M/32M) and generic CSV logs into a dataset.
+/* ingest.c - MovieLens (100k, 1M, 10M, latest/20M/25M/32M), RecBole atomic files (.inter, .item)
+ * and generic CSV logs (integer or string ids) into a dataset.
  *
  * Every file is read through the streaming CSV reader as a "table": columns are found by header
  * name or by position, the field count of every record is checked, and every value is validated
  * with a message naming file, line and field. The catalogue is read before the ratings so that
  * items get dense indices in catalogue order; user tags (tags.csv / tags.dat) are read first of
- * all and merged into the item tags after the genres. */
+ * all and merged into the item tags after the genres. RecBole's typed headers ("user_id:token")
+ * are matched by the name before the colon, and the type of every column used is checked. */
 #include "serendip/ingest.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,15 @@ typedef struct {
     csv_opts opts;
     int header;            /* the first record names the columns */
     int nfields;           /* without header: fields per record (0 = those of the first record) */
-    const char *col[NCOL]; /* header name, or 1-based number without header; NULL = not used */
+    const char *col[NCOL]; /* header name ('|'-separated alternatives, the first present is
+                            * used), or 1-based number without header; NULL = not used */
     int required[NCOL];
+    int optional[NCOL];    /* a named column that may be absent from the header */
+    int string_ids;        /* user and item ids are strings (ds_builder_add_*_str) */
+    int typed_header;      /* RecBole: header fields are name:type, matched by name */
+    const char *type[NCOL]; /* typed_header: the types a used column may have, '|'-separated */
+    int float_ts;          /* times are float seconds (RecBole), floored */
+    int tags_words;        /* the tags column is a space-separated token_seq (RecBole) */
 } table_spec;
 
 typedef struct {
@@ -37,6 +47,7 @@ typedef struct {
     char **names;        /* (expect) name of each field for messages */
     int64_t rows;        /* data records read */
     const char *path;
+    int float_ts;        /* from the spec */
 } table;
 
 static void table_close(table *t) {
@@ -54,10 +65,70 @@ static void table_name_fields(table *t) {
         if (t->idx[c] >= 0 && t->idx[c] < t->expect && !t->names[t->idx[c]]) t->names[t->idx[c]] = sd_strdup(col_label[c]);
 }
 
+/* RecBole field types (docs/formats-dataset.md). */
+static const char *const recbole_types[] = {"token", "token_seq", "float", "float_seq"};
+
+/* 1 when word is one of the '|'-separated words of list. */
+static int in_list(const char *list, const char *word, size_t n) {
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, '|');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && !strncmp(p, word, n)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* Length of the name part of header field h ("user_id" of "user_id:token"; all of h untyped). */
+static size_t head_name_len(const char *h, int typed) {
+    const char *c = typed ? strrchr(h, ':') : NULL;
+    return c ? (size_t)(c - h) : strlen(h);
+}
+
+/* Field index of column c: the first of its '|'-separated alternative names that the header has
+ * (exact, then case-insensitive); -1 when none. */
+static int find_column(const table *t, const table_spec *s, int c) {
+    for (const char *p = s->col[c]; *p;) {
+        const char *e = strchr(p, '|');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < t->expect; k++) {
+                const char *h = t->names[k];
+                if (head_name_len(h, s->typed_header) == n && !(pass ? strncasecmp(h, p, n) : strncmp(h, p, n))) return k;
+            }
+        if (!e) break;
+        p = e + 1;
+    }
+    return -1;
+}
+
+/* RecBole: every header field is name:type with a known type, and each used column has one of
+ * the types its spec allows. */
+static int check_types(const table *t, const table_spec *s, sd_err *err) {
+    for (int k = 0; k < t->expect; k++) {
+        const char *h = t->names[k], *c = strrchr(h, ':');
+        int known = 0;
+        for (size_t i = 0; c && i < sizeof recbole_types / sizeof *recbole_types; i++) known |= !strcmp(c + 1, recbole_types[i]);
+        if (!known)
+            return sd_fail(err, SD_ERR_DATA, "%s:1: field %d (%s): %s (a RecBole header field is name:type with type token, "
+                           "token_seq, float or float_seq)", s->path, k + 1, h, c ? "unknown type" : "no type");
+    }
+    for (int c = 0; c < NCOL; c++) {
+        if (t->idx[c] < 0 || !s->type[c]) continue;
+        const char *h = t->names[t->idx[c]], *ty = strrchr(h, ':') + 1;
+        if (!in_list(s->type[c], ty, strlen(ty)))
+            return sd_fail(err, SD_ERR_DATA, "%s:1: field %d (%s): the %s column must have type %s", s->path, t->idx[c] + 1, h,
+                           col_label[c], s->type[c]);
+    }
+    return SD_OK;
+}
+
 /* Opens the table and resolves its columns; SD_ERR_DATA on an empty file or a missing column. */
 static int table_open(table *t, const table_spec *s, sd_err *err) {
     memset(t, 0, sizeof *t);
     t->path = s->path;
+    t->float_ts = s->float_ts;
     int rc = csv_open(&t->r, s->path, &s->opts, err);
     if (rc) return rc;
     for (int c = 0; c < NCOL; c++) t->idx[c] = -1;
@@ -71,10 +142,8 @@ static int table_open(table *t, const table_spec *s, sd_err *err) {
         csv_set_names(t->r, (const char *const *)t->names, t->expect);
         for (int c = 0; c < NCOL; c++) {
             if (!s->col[c] || !*s->col[c]) continue;
-            for (int k = 0; k < t->expect && t->idx[c] < 0; k++)
-                if (!strcmp(t->names[k], s->col[c])) t->idx[c] = k;
-            for (int k = 0; k < t->expect && t->idx[c] < 0; k++)
-                if (!strcasecmp(t->names[k], s->col[c])) t->idx[c] = k;
+            t->idx[c] = find_column(t, s, c);
+            if (t->idx[c] < 0 && s->optional[c]) continue;
             if (t->idx[c] < 0) {
                 char have[512] = "";
                 for (int k = 0; k < t->expect && strlen(have) < 400; k++) {
@@ -85,6 +154,7 @@ static int table_open(table *t, const table_spec *s, sd_err *err) {
                 goto fail;
             }
         }
+        if (s->typed_header && (rc = check_types(t, s, err))) goto fail;
     } else {
         t->expect = s->nfields;
         for (int c = 0; c < NCOL; c++) {
@@ -138,9 +208,33 @@ static const char *table_get(const table *t, int c) { return csv_field(t->r, t->
 
 static int table_id(const table *t, int c, int64_t *out, sd_err *err) { return csv_get_i64(t->r, t->idx[c], out, err); }
 
+/* A string id: the field without surrounding spaces, copied into buf (DS_RAW_ID_MAX + 1 bytes);
+ * SD_ERR_DATA when empty or longer than DS_RAW_ID_MAX bytes. */
+static int table_name(const table *t, int c, char *buf, sd_err *err) {
+    const char *s = table_get(t, c);
+    s += strspn(s, " \t");
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (!n) return csv_fail_field(t->r, t->idx[c], err, SD_ERR_DATA, "empty %s id", col_label[c]);
+    if (n > DS_RAW_ID_MAX)
+        return csv_fail_field(t->r, t->idx[c], err, SD_ERR_DATA, "%s id of %zu bytes (limit %d)", col_label[c], n, DS_RAW_ID_MAX);
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return SD_OK;
+}
+
 /* A non-negative time. */
 static int table_ts(const table *t, int64_t *out, sd_err *err) {
-    int rc = csv_get_time(t->r, t->idx[COL_TS], out, err);
+    int rc;
+    if (t->float_ts) { /* float seconds, floored; must fit an int64 */
+        double x;
+        if ((rc = csv_get_f64(t->r, t->idx[COL_TS], &x, err))) return rc;
+        if (x < 0) return csv_fail_field(t->r, t->idx[COL_TS], err, SD_ERR_DATA, "negative timestamp %g", x);
+        if (x >= 9.2e18) return csv_fail_field(t->r, t->idx[COL_TS], err, SD_ERR_DATA, "timestamp %g is out of range", x);
+        *out = (int64_t)floor(x);
+        return SD_OK;
+    }
+    rc = csv_get_time(t->r, t->idx[COL_TS], out, err);
     if (rc) return rc;
     if (*out < 0) return csv_fail_field(t->r, t->idx[COL_TS], err, SD_ERR_DATA, "negative timestamp %lld", (long long)*out);
     return SD_OK;
@@ -315,15 +409,30 @@ static const char *const ml100k_genres[19] = {"unknown", "Action", "Adventure", 
 #define ML100K_ITEM_FIELDS 24
 #define ML100K_FLAG0 5
 
+/* A RecBole token_seq of tags ("Action Adventure") as our '|'-list, in place. */
+static void words_to_tags(char *s) {
+    char *w = s;
+    for (const char *r = s; *r;) {
+        if (*r == ' ' || *r == '\t') {
+            while (*r == ' ' || *r == '\t') r++;
+            if (w > s && *r) *w++ = '|';
+            continue;
+        }
+        *w++ = *r == '|' ? '/' : *r;
+        r++;
+    }
+    *w = 0;
+}
+
 /* Reads the catalogue into b. genre_flags: 100k u.item (genres are 0/1 flags from field 6). */
 static int read_catalogue(const table_spec *s, int genre_flags, tag_set *ts, ds_builder *b, ingest_report *rep, sd_err *err) {
     table t;
     int rc = table_open(&t, s, err);
     if (rc) return rc;
-    char genres[512];
+    char genres[512], name[DS_RAW_ID_MAX + 1];
     while ((rc = table_next(&t, err)) == SD_OK) {
-        int64_t item;
-        if ((rc = table_id(&t, COL_ITEM, &item, err))) break;
+        int64_t item = 0;
+        if ((rc = s->string_ids ? table_name(&t, COL_ITEM, name, err) : table_id(&t, COL_ITEM, &item, err))) break;
         const char *title = t.idx[COL_TITLE] >= 0 ? table_get(&t, COL_TITLE) : "";
         genres[0] = 0;
         if (genre_flags) {
@@ -343,13 +452,17 @@ static int read_catalogue(const table_spec *s, int genre_flags, tag_set *ts, ds_
             const char *g = table_get(&t, COL_TAGS);
             if (!strcmp(g, "(no genres listed)")) g = ""; /* MovieLens latest's way of saying none */
             snprintf(genres, sizeof genres, "%s", g);
+            if (s->tags_words) words_to_tags(genres);
         }
-        item_tags *ut = tags_of(ts, item);
+        item_tags *ut = s->string_ids ? NULL : tags_of(ts, item);
         char *tags = merge_tags(genres, ut ? ut->tags : NULL);
-        rc = ds_builder_add_item(b, item, title, tags, err);
+        rc = s->string_ids ? ds_builder_add_item_str(b, name, title, tags, err) : ds_builder_add_item(b, item, title, tags, err);
         free(tags);
         if (rc) {
-            rc = csv_fail_field(t.r, t.idx[COL_ITEM], err, SD_ERR_DATA, "item %lld appears twice in the catalogue", (long long)item);
+            if (s->string_ids)
+                rc = csv_fail_field(t.r, t.idx[COL_ITEM], err, SD_ERR_DATA, "item \"%s\" appears twice in the catalogue", name);
+            else
+                rc = csv_fail_field(t.r, t.idx[COL_ITEM], err, SD_ERR_DATA, "item %lld appears twice in the catalogue", (long long)item);
             break;
         }
     }
@@ -367,14 +480,17 @@ static int read_ratings(const table_spec *s, ds_builder *b, ingest_report *rep, 
     struct stat st;
     sd_progress pg;
     sd_progress_start(&pg, "ingest", stat(s->path, &st) == 0 ? (int64_t)st.st_size : 0); /* in bytes */
+    char uname[DS_RAW_ID_MAX + 1], iname[DS_RAW_ID_MAX + 1];
     while ((rc = table_next(&t, err)) == SD_OK) {
-        int64_t user, item, ts;
+        int64_t user = 0, item = 0, ts;
         float rating, watch;
-        if ((rc = table_id(&t, COL_USER, &user, err)) || (rc = table_id(&t, COL_ITEM, &item, err)) || (rc = table_ts(&t, &ts, err)) ||
-            (rc = table_value(&t, COL_RATING, !s->required[COL_RATING], 0, 1e9, &rating, err)) ||
+        if (s->string_ids) rc = table_name(&t, COL_USER, uname, err) || table_name(&t, COL_ITEM, iname, err) ? SD_ERR_DATA : SD_OK;
+        else if (!(rc = table_id(&t, COL_USER, &user, err))) rc = table_id(&t, COL_ITEM, &item, err);
+        if (rc || (rc = table_ts(&t, &ts, err)) || (rc = table_value(&t, COL_RATING, !s->required[COL_RATING], 0, 1e9, &rating, err)) ||
             (rc = table_value(&t, COL_WATCH, 1, 0, 1, &watch, err)))
             break;
-        ds_builder_add_event(b, user, item, ts, rating, watch);
+        if (s->string_ids) ds_builder_add_event_str(b, uname, iname, ts, rating, watch);
+        else ds_builder_add_event(b, user, item, ts, rating, watch);
         if ((t.rows & 0xffff) == 0) {
             char extra[48];
             snprintf(extra, sizeof extra, "%lld rows", (long long)t.rows);
@@ -399,6 +515,34 @@ static void count_ignored_tags(const tag_set *ts, const ds_dataset *d, ingest_re
 
 /* ---------------------------------------------------------------- MovieLens */
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
+
+/* The one NAME.inter of folder dir (*path, caller frees). SD_ERR_STATE when there is none (or dir
+ * is not a folder), SD_ERR_USAGE naming them when there are several. */
+static int find_inter(const char *dir, char **path, sd_err *err) {
+    *path = NULL;
+    DIR *dp = opendir(dir);
+    if (!dp) return SD_ERR_STATE;
+    char found[2][256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        if (!ends_with(e->d_name, ".inter")) continue;
+        if (n < 2) snprintf(found[n], sizeof found[n], "%s", e->d_name);
+        n++;
+    }
+    closedir(dp);
+    if (n == 0) return SD_ERR_STATE;
+    if (n > 1)
+        return sd_fail(err, SD_ERR_USAGE, "%s: %d RecBole .inter files (%s, %s%s): give the one to read", dir, n, found[0], found[1],
+                       n > 2 ? ", ..." : "");
+    *path = sd_path_join(dir, found[0]);
+    return SD_OK;
+}
+
 static int file_in(const char *dir, const char *name, char **path) {
     *path = sd_path_join(dir, name);
     if (sd_file_exists(*path)) return 1;
@@ -408,6 +552,8 @@ static int file_in(const char *dir, const char *name, char **path) {
 }
 
 static void fill_report(ingest_report *rep, const ds_dataset *d, double t0) {
+    rep->string_user_ids = ds_has_user_names(d);
+    rep->string_item_ids = ds_has_item_names(d);
     rep->n_users = d->n_users;
     rep->n_items = d->n_items;
     rep->n_events = d->n_events;
@@ -462,9 +608,16 @@ int ingest_movielens(const char *dir, ds_dataset *out, ingest_report *rep_out, s
             tsp.col[COL_USER] = "userId", tsp.col[COL_ITEM] = "movieId", tsp.col[COL_TAG] = "tag", tsp.col[COL_TS] = "timestamp";
         }
     } else {
+        char *inter = NULL;
+        int rc2 = find_inter(dir, &inter, err);
+        if (rc2 == SD_OK) {
+            free(inter);
+            return ingest_recbole(dir, out, rep_out, err);
+        }
+        if (rc2 != SD_ERR_STATE) return rc2;
         /* the same code for a missing and an empty folder: both are a wrong --movielens */
-        return sd_fail(err, SD_ERR_USAGE, "%s: %s (expected u.data for 100k, ratings.dat for 1M/10M, or ratings.csv for latest/20M/25M/32M)", dir,
-                         sd_file_exists(dir) ? "no MovieLens files found" : "no such folder");
+        return sd_fail(err, SD_ERR_USAGE, "%s: %s (expected u.data for 100k, ratings.dat for 1M/10M, ratings.csv for latest/20M/25M/32M, "
+                       "or a RecBole NAME.inter)", dir, sd_file_exists(dir) ? "no MovieLens or RecBole files found" : "no such folder");
     }
     rs.path = ratings, is.path = items, tsp.path = tags;
 
@@ -506,7 +659,7 @@ int ingest_csv(const ingest_csv_opts *o, ds_dataset *out, ingest_report *rep_out
         return sd_fail(err, SD_ERR_USAGE, "ingest: the user, item and timestamp columns are required");
     csv_opts co = {.sep = o->sep && *o->sep ? o->sep : ",", .enc = CSV_AUTO};
     if (strlen(co.sep) > 2) return sd_fail(err, SD_ERR_USAGE, "ingest: separator \"%s\" is longer than 2 bytes", co.sep);
-    table_spec rs = {.path = o->ratings, .opts = co, .header = !o->no_header};
+    table_spec rs = {.path = o->ratings, .opts = co, .header = !o->no_header, .string_ids = !o->int_ids};
     rs.col[COL_USER] = o->user_col, rs.col[COL_ITEM] = o->item_col, rs.col[COL_TS] = o->ts_col;
     rs.col[COL_RATING] = o->rating_col, rs.col[COL_WATCH] = o->watch_col;
     rs.required[COL_USER] = rs.required[COL_ITEM] = rs.required[COL_TS] = 1;
@@ -515,7 +668,7 @@ int ingest_csv(const ingest_csv_opts *o, ds_dataset *out, ingest_report *rep_out
     sd_vec_init(&ts.rows, sizeof(tag_row));
     int rc = SD_OK;
     if (o->items && *o->items) {
-        table_spec is = {.path = o->items, .opts = co, .header = !o->no_header};
+        table_spec is = {.path = o->items, .opts = co, .header = !o->no_header, .string_ids = !o->int_ids};
         is.col[COL_ITEM] = o->item_col, is.col[COL_TITLE] = o->title_col, is.col[COL_TAGS] = o->tags_col;
         is.required[COL_ITEM] = 1;
         rc = read_catalogue(&is, 0, &ts, b, &rep, err);
@@ -528,5 +681,65 @@ int ingest_csv(const ingest_csv_opts *o, ds_dataset *out, ingest_report *rep_out
         if (rep_out) *rep_out = rep;
     }
     tag_set_free(&ts);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- RecBole atomic files */
+
+int ingest_recbole(const char *path, ds_dataset *out, ingest_report *rep_out, sd_err *err) {
+    double t0 = sd_now();
+    ingest_report rep = {.layout = "recbole"};
+    memset(out, 0, sizeof *out);
+    char *inter = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return sd_fail(err, SD_ERR_USAGE, "%s: no such file or folder", path);
+    if (S_ISDIR(st.st_mode)) {
+        int rc = find_inter(path, &inter, err);
+        if (rc == SD_ERR_STATE) return sd_fail(err, SD_ERR_USAGE, "%s: no RecBole .inter file in this folder", path);
+        if (rc) return rc;
+    } else {
+        if (!ends_with(path, ".inter")) return sd_fail(err, SD_ERR_USAGE, "%s: a RecBole interaction file ends in .inter", path);
+        inter = sd_strdup(path);
+    }
+    /* NAME.item beside NAME.inter, when present */
+    char *item = sd_malloc(strlen(inter) + 1);
+    memcpy(item, inter, strlen(inter) - strlen("inter"));
+    strcpy(item + strlen(inter) - strlen("inter"), "item");
+    if (!sd_file_exists(item)) {
+        free(item);
+        item = NULL;
+    }
+    const csv_opts co = {.sep = "\t", .enc = CSV_AUTO};
+    table_spec rs = {.path = inter, .opts = co, .header = 1, .string_ids = 1, .typed_header = 1, .float_ts = 1};
+    rs.col[COL_USER] = "user_id", rs.col[COL_ITEM] = "item_id", rs.col[COL_TS] = "timestamp", rs.col[COL_RATING] = "rating";
+    rs.required[COL_USER] = rs.required[COL_ITEM] = rs.required[COL_TS] = 1;
+    rs.optional[COL_RATING] = 1;
+    rs.type[COL_USER] = rs.type[COL_ITEM] = "token";
+    rs.type[COL_TS] = rs.type[COL_RATING] = "float";
+    ds_builder *b = ds_builder_new();
+    tag_set ts = {0};
+    sd_vec_init(&ts.rows, sizeof(tag_row));
+    int rc = SD_OK;
+    if (item) {
+        table_spec is = {.path = item, .opts = co, .header = 1, .string_ids = 1, .typed_header = 1, .tags_words = 1};
+        is.col[COL_ITEM] = "item_id";
+        is.col[COL_TITLE] = "movie_title|title|name";
+        is.col[COL_TAGS] = "class|genre|genres|categories|tags";
+        is.required[COL_ITEM] = 1;
+        is.optional[COL_TITLE] = is.optional[COL_TAGS] = 1;
+        is.type[COL_ITEM] = "token";
+        is.type[COL_TITLE] = is.type[COL_TAGS] = "token|token_seq";
+        rc = read_catalogue(&is, 0, &ts, b, &rep, err);
+    }
+    if (!rc) rc = read_ratings(&rs, b, &rep, err);
+    if (rc) ds_builder_free(b);
+    else rc = ds_builder_finish(b, out, err);
+    if (!rc) {
+        fill_report(&rep, out, t0);
+        if (rep_out) *rep_out = rep;
+    }
+    tag_set_free(&ts);
+    free(inter);
+    free(item);
     return rc;
 }
