@@ -28,6 +28,25 @@ static int parse_list(const char *s, int64_t *out, int cap, int64_t lo, int64_t 
     return n;
 }
 
+/* Raw item ids "A,B,..." of a dataset with string item ids into at most cap internal numbers
+ * (an unknown id becomes INT64_MIN, which no item has, so the answer counts it as unknown);
+ * returns the count or -1. */
+static int parse_raw_items(const char *s, const ds_dataset *d, int64_t *out, int cap) {
+    int n = 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        char id[DS_RAW_ID_MAX + 1];
+        if (n == cap || len > DS_RAW_ID_MAX) return -1;
+        memcpy(id, s, len);
+        id[len] = 0;
+        int64_t i = ds_find_item_raw(d, id);
+        out[n++] = i < 0 ? INT64_MIN : d->item_ids[i];
+        s += len + (e != NULL);
+    }
+    return n;
+}
+
 static double num(const cJSON *o, const char *k) { return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k)); }
 static const char *str(const cJSON *o, const char *k) {
     const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
@@ -39,7 +58,9 @@ static void print_text(const char *json, int kind, int n_history, int k, int ite
     cJSON *j = cJSON_Parse(json);
     const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context"), *nov = cJSON_GetObjectItemCaseSensitive(j, "novel"), *c;
     int nctx = cJSON_GetArraySize(ctx);
-    if (kind == AN_QUERY_USER)
+    if (kind == AN_QUERY_USER && *str(j, "user_raw_id"))
+        printf("user %s, context (last %d distinct positive clusters, most recent last):\n", str(j, "user_raw_id"), k);
+    else if (kind == AN_QUERY_USER)
         printf("user %.0f, context (last %d distinct positive clusters, most recent last):\n", num(j, "user"), k);
     else if (kind == AN_QUERY_ITEMS)
         printf("history of %d items (%.0f unknown), context (last %d distinct clusters, most recent last):\n", n_history,
@@ -64,8 +85,10 @@ static void print_text(const char *json, int kind, int n_history, int k, int ite
                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "fallback")) ? "  (fallback)" : "");
             const cJSON *items = cJSON_GetObjectItemCaseSensitive(c, "items"), *x;
             if (items_per > 0 && cJSON_GetArraySize(items) == 0) printf("               (every item of this cluster was seen)\n");
-            cJSON_ArrayForEach(x, items)
-                printf("               - item %.0f  %s  (score %.3f)\n", num(x, "id"), str(x, "title"), num(x, "score"));
+            cJSON_ArrayForEach(x, items) {
+                if (*str(x, "raw_id")) printf("               - item %s  %s  (score %.3f)\n", str(x, "raw_id"), str(x, "title"), num(x, "score"));
+                else printf("               - item %.0f  %s  (score %.3f)\n", num(x, "id"), str(x, "title"), num(x, "score"));
+            }
         }
         if (items_per > 0 && !strcmp(str(j, "ranker"), "popularity"))
             printf("items: ranked by popularity within the cluster (no retrieval.bin: run `serendip train` or "
@@ -79,7 +102,7 @@ int cmd_explore(int argc, char **argv) {
     int json = 0, per = AN_ITEMS_DEFAULT, n = AN_CLUSTERS_DEFAULT;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder"},
-        {"user", FL_STR, &user_str, "raw user id: its context is its last K distinct positive clusters"},
+        {"user", FL_STR, &user_str, "raw user id (a string id as ingested, or an integer): its context is its last K distinct positive clusters"},
         {"history", FL_STR, &history, "stateless: raw item ids I1,I2,... oldest first, each taken as a positive"},
         {"clusters", FL_STR, &clusters, "context given as cluster ids A,B (K of them, distinct), no history"},
         {"n", FL_INT, &n, "novel clusters in the answer"},
@@ -106,16 +129,12 @@ int cmd_explore(int argc, char **argv) {
     an_query q = {.clusters = n, .items_per = per};
     int64_t list[AN_HISTORY_MAX];
     int32_t ctx[JR_K_MAX];
+    int history_names = 0; /* --history is parsed once the dataset says whether item ids are strings */
     if (user_str) {
-        char *end;
-        errno = 0;
-        q.kind = AN_QUERY_USER, q.user = strtoll(user_str, &end, 10);
-        if (end == user_str || *end || errno) return cmd_usage_error(argv[0], "--user '%s' is not an integer id", user_str);
+        q.kind = AN_QUERY_USER; /* resolved once the dataset is open: ids may be strings */
     } else if (history) {
         q.kind = AN_QUERY_ITEMS, q.items = list;
-        if ((q.n = parse_list(history, list, AN_HISTORY_MAX, INT64_MIN, INT64_MAX)) < 0)
-            return cmd_usage_error(argv[0], "--history '%.40s': expected at most %d comma-separated item ids", history,
-                                   AN_HISTORY_MAX);
+        if ((q.n = parse_list(history, list, AN_HISTORY_MAX, INT64_MIN, INT64_MAX)) < 0) history_names = 1;
     } else {
         q.kind = AN_QUERY_CONTEXT, q.context = ctx;
         if ((q.n = parse_list(clusters, list, JR_K_MAX, 0, INT32_MAX)) < 0)
@@ -129,6 +148,29 @@ int cmd_explore(int argc, char **argv) {
     an_options o = {.table = table, .rule = &rule};
     an_workspace *w;
     if (an_open(&w, ws, &o, &err)) return cmd_fail(&err);
+    if (user_str) {
+        int64_t u = ds_find_user_raw(w->ds, user_str);
+        if (u >= 0) q.user = w->ds->user_ids[u];
+        else if (ds_has_user_names(w->ds)) {
+            an_free(w);
+            sd_fail(&err, SD_ERR_DATA, "unknown user \"%s\"", user_str);
+            return cmd_fail(&err);
+        } else {
+            char *end;
+            errno = 0;
+            q.user = strtoll(user_str, &end, 10);
+            if (end == user_str || *end || errno) {
+                an_free(w);
+                return cmd_usage_error(argv[0], "--user '%s' is not an integer id", user_str);
+            }
+        }
+    }
+    if (history && ds_has_item_names(w->ds)) history_names = 1, q.n = parse_raw_items(history, w->ds, list, AN_HISTORY_MAX);
+    else if (history_names) q.n = -1;
+    if (history && q.n < 0) {
+        an_free(w);
+        return cmd_usage_error(argv[0], "--history '%.40s': expected at most %d comma-separated item ids", history, AN_HISTORY_MAX);
+    }
     if (q.kind == AN_QUERY_CONTEXT && q.n != w->k) {
         int k = w->k;
         an_free(w);

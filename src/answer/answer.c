@@ -251,6 +251,11 @@ static void put_items(jw_buf *b, const an_workspace *w, int32_t c, const rt_quer
         int32_t it = top[i].item;
         jw_str(b, i ? ",{\"id\":" : "{\"id\":");
         jw_i64(b, w->ds->item_ids[it]);
+        if (ds_has_item_names(w->ds)) { /* string raw ids: "id" is the internal number */
+            char buf[DS_ID_BUF];
+            jw_str(b, ",\"raw_id\":");
+            jw_quoted(b, ds_item_raw_id(w->ds, it, buf, sizeof buf));
+        }
         jw_str(b, ",\"title\":");
         jw_quoted(b, ds_item_title(w->ds, it));
         jw_str(b, ",\"score\":");
@@ -352,6 +357,11 @@ int an_answer(const an_workspace *w, const tbl_table *t, int64_t table_version, 
     jw_init(&b, 2048 + (size_t)np * (size_t)(q->items_per + 1) * 96);
     if (q->kind == AN_QUERY_USER) jw_fmt(&b, "{\"user\":%lld", (long long)q->user);
     else jw_str(&b, "{\"user\":null");
+    if (q->kind == AN_QUERY_USER && ds_has_user_names(w->ds)) { /* string raw ids: "user" is the internal number */
+        char buf[DS_ID_BUF];
+        jw_str(&b, ",\"user_raw_id\":");
+        jw_quoted(&b, ds_user_raw_id(w->ds, u, buf, sizeof buf));
+    }
     jw_fmt(&b, ",\"unknown_items\":%lld,\"table_version\":%lld,\"k\":%d,\"context\":[", (long long)unknown,
            (long long)table_version, k);
     for (int i = 0; i < nctx; i++) {

@@ -453,6 +453,8 @@ static cJSON *parse_json_body(const char *body, size_t len) {
 typedef struct {
     int64_t user;
     int has_user;
+    int user_not_int;                /* the user value is not an integer (a string raw id?) */
+    char user_text[DS_RAW_ID_MAX + 1]; /* the user value as sent */
     int k, n, limit;
 } query_params;
 
@@ -462,7 +464,7 @@ static int parse_query(const char *q, query_params *p, sv_response *rs) {
     while (q && *q) {
         const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
         const char *eq = memchr(q, '=', (size_t)(end - q));
-        char key[32], val[64];
+        char key[32], val[DS_RAW_ID_MAX + 1];
         size_t klen = (size_t)((eq ? eq : end) - q);
         if (end > q) {
             if (url_decode(q, klen, key, sizeof key)) {
@@ -476,11 +478,10 @@ static int parse_query(const char *q, query_params *p, sv_response *rs) {
             }
             int64_t x;
             if (!strcmp(key, "user")) {
-                if (parse_i64(val, &x)) {
-                    sv_response_error(rs, 400, "user must be an integer id");
-                    return -1;
-                }
+                /* a string raw id is resolved by the handler, which knows the dataset */
+                p->user_not_int = parse_i64(val, &x) != 0;
                 p->user = x, p->has_user = 1;
+                snprintf(p->user_text, sizeof p->user_text, "%s", val);
             } else if (!strcmp(key, "k") || !strcmp(key, "n") || !strcmp(key, "limit")) {
                 int lo = 1, hi = key[0] == 'k' ? SV_K_MAX : key[0] == 'n' ? TBL_TOP_MAX : 1000;
                 if (parse_i64(val, &x) || x < lo || x > hi) {
@@ -576,10 +577,15 @@ static void handle_explore_get(sv_state *s, const char *query, sv_response *rs) 
     query_params p = {.k = SV_K_DEFAULT, .n = AN_CLUSTERS_DEFAULT};
     if (parse_query(query, &p, rs)) return;
     if (!p.has_user) return sv_response_error(rs, 400, "missing query parameter 'user'");
-    int64_t u = ds_find_user(s->ds, p.user);
-    if (u < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
+    int64_t u;
+    if (ds_has_user_names(s->ds)) { /* string raw ids (or the internal number) */
+        if ((u = ds_find_user_raw(s->ds, p.user_text)) < 0) return sv_response_error(rs, 404, "unknown user \"%s\"", p.user_text);
+    } else {
+        if (p.user_not_int) return sv_response_error(rs, 400, "user must be an integer id");
+        if ((u = ds_find_user(s->ds, p.user)) < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
+    }
     if (s->cache && cache_get(s, u, p.k, p.n, rs)) return;
-    an_query q = {.kind = AN_QUERY_USER, .user = p.user, .clusters = p.n, .items_per = p.k};
+    an_query q = {.kind = AN_QUERY_USER, .user = s->ds->user_ids[u], .clusters = p.n, .items_per = p.k};
     int counts[2] = {0, 0};
     int64_t version = explore_answer(s, rs, &q, counts);
     if (s->cache) cache_put(s, u, p.k, p.n, version, counts, rs);
@@ -619,6 +625,11 @@ static void handle_explore_post(sv_state *s, const sv_request *rq, sv_response *
     int nraw = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, items) {
+        if (cJSON_IsString(it) && ds_has_item_names(s->ds)) { /* a string raw id: its internal number, or unknown */
+            int64_t k = ds_find_item_raw(s->ds, it->valuestring);
+            raw_items[nraw++] = k < 0 ? INT64_MIN : s->ds->item_ids[k];
+            continue;
+        }
         if (json_int(it, -9007199254740992.0, 9007199254740992.0, &raw_items[nraw])) {
             cJSON_Delete(j);
             return sv_response_error(rs, 400, "items must be integer ids");
@@ -651,7 +662,14 @@ static void handle_cluster(sv_state *s, const char *id, const char *query, sv_re
     int n = 0;
     for (int64_t i = t->member_off[c]; i < t->member_off[c + 1] && n < p.k; i++, n++) {
         int32_t it = t->members[i];
-        jb_fmt(&b, "%s{\"id\":%lld,\"title\":", n ? "," : "", (long long)s->ds->item_ids[it]);
+        jb_fmt(&b, "%s{\"id\":%lld,", n ? "," : "", (long long)s->ds->item_ids[it]);
+        if (ds_has_item_names(s->ds)) {
+            char buf[DS_ID_BUF];
+            jb_str(&b, "\"raw_id\":");
+            jb_quoted(&b, ds_item_raw_id(s->ds, it, buf, sizeof buf));
+            jb_str(&b, ",");
+        }
+        jb_str(&b, "\"title\":");
         jb_quoted(&b, ds_item_title(s->ds, it));
         jb_str(&b, "}");
     }
@@ -668,6 +686,16 @@ static void handle_users(sv_state *s, const char *query, sv_response *rs) {
     int n = 0;
     for (int64_t u = 0; u < s->ds->n_users && n < p.limit; u++)
         if (s->aw->uctx_n[u] == s->k) jb_fmt(&b, "%s%lld", n++ ? "," : "", (long long)s->ds->user_ids[u]);
+    if (ds_has_user_names(s->ds)) { /* the same users' string raw ids, in the same order */
+        jb_str(&b, "],\"raw_ids\":[");
+        n = 0;
+        for (int64_t u = 0; u < s->ds->n_users && n < p.limit; u++)
+            if (s->aw->uctx_n[u] == s->k) {
+                char buf[DS_ID_BUF];
+                if (n++) jb_str(&b, ",");
+                jb_quoted(&b, ds_user_raw_id(s->ds, u, buf, sizeof buf));
+            }
+    }
     jb_str(&b, "]}\n");
     respond(rs, 200, "application/json", &b);
 }
