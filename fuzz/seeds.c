@@ -4,7 +4,7 @@
  * conversion, tokenizer loading, the explore answer) instead of spending its time discovering a
  * magic number and a checksum.
  *
- * Usage: seeds OUTDIR  ->  OUTDIR/fuzz_gguf/, OUTDIR/fuzz_table/, OUTDIR/fuzz_csv/, OUTDIR/fuzz_http/
+ * Usage: seeds OUTDIR  ->  OUTDIR/fuzz_gguf/, OUTDIR/fuzz_table/, OUTDIR/fuzz_csv/, OUTDIR/fuzz_ingest/, OUTDIR/fuzz_http/
  * (scripts/fuzz builds and runs it, then hands each folder to its target as a second corpus).
  * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/model.c src/plan/table.c */
 #include <math.h>
@@ -143,6 +143,22 @@ static void csv_seeds(void) {
     put_prefixed("fuzz_csv", "latin1-auto.csv", 0x20, "a,b,c\nna\xefve,\xe6\x98\x9f,-1.5e3\n");
 }
 
+/* Logs for fuzz_ingest: first byte bits 0-1 the reader (0 RecBole, 1 CSV string ids, 2 CSV integer
+ * ids, 3 CSV without header), bit 2 a catalogue follows the log after a 0x01 byte. */
+static void ingest_seeds(void) {
+    put_prefixed("fuzz_ingest", "recbole", 0x04,
+                 "user_id:token\titem_id:token\trating:float\ttimestamp:float\nalice\tB00A\t4\t881250949.5\n"
+                 "bob\tB00B\t3\t10\nalice\tB00B\t5\t11\n\x01item_id:token\tmovie_title:token_seq\tclass:token_seq\n"
+                 "B00A\tThe Thing\tHorror  Sci-Fi\nB00B\t\"Am, elie\"\tComedy\n");
+    put_prefixed("fuzz_ingest", "recbole-int", 0x00,
+                 "user_id:token\titem_id:token\ttimestamp:float\tlabel:float\n196\t242\t881250949\t1\n007\t242\t5\t0\n");
+    put_prefixed("fuzz_ingest", "csv-strings", 0x05,
+                 "\xef\xbb\xbfuser,item,ts,rating\r\nA1,0451,2014-03-01,5\r\n\"x, y\",B7,2014-03-02 10:00,\r\n\x01"
+                 "item,title,tags\n0451,The Tale,fiction|classic\nB7,Chess,\n");
+    put_prefixed("fuzz_ingest", "csv-int", 0x06, "user,item,ts,rating\n1,10,5,4\n2,11,6,3.5\n\x01item,title,tags\n10,A,x|y\n");
+    put_prefixed("fuzz_ingest", "csv-noheader", 0x03, "u1,i1,5,4\nu2,i1,6,1\n");
+}
+
 /* Requests for fuzz_http's state (users 0..29, items 100..111, clusters 0..3, token
  * "fuzz-token-123"): first byte the method (0 GET, 1 POST, 2 HEAD, 3 PUT), then the target, a line
  * with the Authorization value, a line break and the body. */
@@ -173,6 +189,7 @@ int main(int argc, char **argv) {
     gguf_seeds(tmp);
     table_seeds(tmp);
     csv_seeds();
+    ingest_seeds();
     http_seeds();
     char *cmd = sd_asprintf("rm -rf '%s'", tmp);
     int rc = system(cmd);
