@@ -141,5 +141,16 @@ kill $server 2>/dev/null
 wait $server 2>/dev/null
 server=
 
+# a retrieval model fits one catalogue: the same log with other item raw ids (as many items, the
+# same internal numbers) refuses the model trained on the first
+$BIN serve --ws "$W/rb" --train-retrieval >/dev/null 2>&1 || bad "serve --train-retrieval"
+$BIN explore --ws "$W/rb" --user "$USER0" --items 2 >/dev/null 2>&1 || bad "explore with the workspace's own retrieval.bin"
+mkdir -p "$W/rb2"
+sed 's/\tB/\tC/' "$W/rb/log.inter" >"$W/rb2/log.inter"
+$BIN ingest --ws "$W/rb2" --recbole "$W/rb2/log.inter" >/dev/null 2>&1 && $BIN split --ws "$W/rb2" >/dev/null 2>&1 &&
+    cp "$W/rb/taxonomy.bin" "$W/rb/explore.tbl" "$W/rb/journeys.bin" "$W/rb/retrieval.bin" "$W/rb2/" || bad "second RecBole workspace"
+out=$($BIN explore --ws "$W/rb2" --user "$USER0" --items 2 2>&1)
+[ $? -eq 1 ] && grep -qi "retrieval" <<<"$out" || bad "a retrieval model of another catalogue was not refused: $(head -3 <<<"$out")"
+
 [ $fail -eq 0 ] && echo "ok: RecBole and string-id CSV logs through ingest ... eval, raw ids in explore and serve"
 exit $fail

@@ -35,7 +35,13 @@ static void point_body(rt_model *m, const uint8_t *body) {
 }
 
 uint64_t rt_items_hash(const ds_dataset *d) {
-    return sd_hash64(d->item_ids, (size_t)d->n_items * sizeof(int64_t), SD_HASH_SEED);
+    uint64_t h = sd_hash64(d->item_ids, (size_t)d->n_items * sizeof(int64_t), SD_HASH_SEED);
+    /* string raw ids: item_ids are internal numbers 1..n, the names tell catalogues apart */
+    for (int64_t i = 0; d->item_name_off && i < d->n_items; i++) {
+        const char *name = d->strings + d->item_name_off[i];
+        h = sd_hash64(name, strlen(name) + 1, h);
+    }
+    return h;
 }
 
 static int check_options(const rt_options *o, sd_err *err) {
