@@ -182,7 +182,7 @@ static void strmap_free(strmap *m) {
 
 /* Slot of name in m (names live at pool + off): holding it, or the empty slot where it belongs. */
 static size_t strmap_slot(const strmap *m, const char *pool, const char *name) {
-    size_t i = sd_hash64(name, strlen(name), SD_HASH_SEED) & (m->cap - 1);
+    size_t i = sd_mix64(sd_hash64(name, strlen(name), SD_HASH_SEED)) & (m->cap - 1);
     while (m->vals[i] >= 0 && strcmp(pool + m->off[i], name)) i = (i + 1) & (m->cap - 1);
     return i;
 }
