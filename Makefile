@@ -60,9 +60,11 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 test-bin: $(BIN) $(TEST_BIN)
 
 # The tests: every cmocka binary and every tests/*.sh script; fails when any fails.
-# Chromium drives the page of `serendip serve`; xmllint checks the report's SVG.
+# Chromium drives the page of `serendip serve`; xmllint checks the report's SVG; Debian's Python
+# with pytest, numpy, setuptools, wheel, pip and venv runs the Python package's tests (test_python.sh).
+PY_TEST_PKGS := python3-pytest python3-numpy python3-setuptools python3-wheel python3-pip python3-venv
 test:
-	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils python3=python3" bash scripts/install-deps
+	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils python3=python3 $(PY_TEST_PKGS)" bash scripts/install-deps
 	@$(MAKE) --no-print-directory test-bin
 	@BUILD=$(BUILD) bash tests/run-all.sh
 
