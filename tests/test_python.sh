@@ -32,4 +32,35 @@ case "$where" in "$T/venv/"*) ;; *) fail "the installed package is not the one i
     || { cat "$T/quick.err"; fail "examples/quickstart.py --tiny"; }
 grep -q '^random  *like_prob 0\.[0-9]' "$T/quick.out" || fail "the quick start printed no metrics table: $(cat "$T/quick.out")"
 [ "$(head -3 "$T/quick.out" | grep -c "^[0-9]")" -ge 1 ] || fail "the quick start printed no explore answer"
-echo "ok: python package (pip install, pytest, quick start)"
+# make install: the library, the public header and the command under PREFIX; a C program builds
+# against the installed header alone and the package finds the library through the system loader
+make -s --no-print-directory BUILD="$BUILD" -C "$REPO" install PREFIX="$T/prefix" >"$T/install.log" 2>&1 \
+    || { cat "$T/install.log"; fail "make install"; }
+for f in lib/libserendip.so lib/libserendip.so.1 lib/libserendip.a include/serendip/serendip.h bin/serendip; do
+    [ -e "$T/prefix/$f" ] || fail "make install did not install $f"
+done
+cat >"$T/app.c" <<'C'
+#include <serendip/serendip.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    serendip_error err;
+    serendip_explorer *x;
+    if (serendip_explorer_open(&x, argv[1], NULL, NULL, &err)) return fprintf(stderr, "%s\n", err.message), 1;
+    serendip_query q = {.kind = SERENDIP_QUERY_USER, .user = 1, .clusters = 3, .items_per_cluster = 2};
+    serendip_answer *a;
+    if (serendip_explore(x, NULL, 1, &q, &a, &err)) return fprintf(stderr, "%s\n", err.message), 1;
+    fputs(serendip_answer_json(a, NULL), stdout);
+    serendip_answer_free(a);
+    serendip_explorer_free(x);
+    return serendip_live_handles() != 0 || argc != 2;
+}
+C
+cc -std=c11 -Wall -Werror -I"$T/prefix/include" "$T/app.c" -L"$T/prefix/lib" -lserendip -o "$T/app" || fail "a C program against the installed header"
+LD_LIBRARY_PATH="$T/prefix/lib" "$T/app" "$T/ws-quick" >"$T/app.json" || fail "the C program"
+"$T/prefix/bin/serendip" explore --ws "$T/ws-quick" --user 1 --n 3 --items 2 --json | cmp -s - "$T/app.json" \
+    || fail "the C program's answer differs from serendip explore --json"
+v=$(env -u SERENDIP_LIB LD_LIBRARY_PATH="$T/prefix/lib" "$T/venv/bin/python" -c "import serendip; print(serendip.library_version())") \
+    || fail "the package does not find the installed library through the system loader"
+[ "$v" = "1.0.0" ] || fail "library version '$v'"
+echo "ok: python package (pip install, pytest, quick start, make install, a C program)"
