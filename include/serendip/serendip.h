@@ -94,7 +94,8 @@ typedef void (*serendip_progress_fn)(void *user, const char *label, int64_t done
  * as one JSON object (the command's --json output; serendip_free). */
 SERENDIP_API int serendip_run(serendip_workspace *ws, const char *stage, const char *const *options,
                               serendip_progress_fn progress, void *user, char **report, serendip_error *err);
-/* The stage's options as text, one line per option: "  --name TYPE  help (default: value)";
+/* The stage's options as text: a summary line, then one line per option,
+ * "  name=TYPE   help (default: value)" (a boolean: "  name   help (default: off)");
  * NULL for an unknown stage. Static storage (built once per stage; thread-safe). */
 SERENDIP_API const char *serendip_stage_help(const char *stage);
 

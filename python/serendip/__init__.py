@@ -14,6 +14,7 @@ $SERENDIP_LIB, inside the package, or the system loader (see serendip._lib and d
 """
 from __future__ import annotations
 
+import inspect
 from typing import Optional
 
 from . import _lib
@@ -54,7 +55,13 @@ def _attach_stage_help() -> None:
     try:
         for st in STAGES:
             fn = getattr(Workspace, st)
-            fn.__doc__ = (fn.__doc__ or "") + "\n\n" + stage_help(st)
+            lines = []
+            for line in stage_help(st).splitlines():  # Python spells the options with "_"
+                if line.startswith("  "):
+                    name, rest = line[2:].split(" ", 1)
+                    line = "  " + name.replace("-", "_") + " " + rest
+                lines.append(line)
+            fn.__doc__ = inspect.cleandoc(fn.__doc__ or "") + "\n\n" + "\n".join(lines)
     except (LibraryNotFound, Error, OSError):
         pass
 

@@ -201,7 +201,7 @@ def test_help_reads_like_the_command():
     for opt in ("clusters=INT", "top=INT", "dim=INT", "seed=INT"):
         assert opt in h
     assert "clusters=INT" in serendip.Workspace.cluster.__doc__
-    assert "pretrain-steps=INT" in serendip.Workspace.train.__doc__
+    assert "pretrain_steps=INT" in serendip.Workspace.train.__doc__
     # every option the command's --help lists is an option of the stage (and the reverse)
     for stage in ("world", "cluster", "journeys", "train", "plan", "eval"):
         text = cli(stage, "--help").stdout

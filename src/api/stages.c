@@ -54,8 +54,9 @@ static char *op_help(const char *summary, const op_spec *specs) {
     len += (size_t)snprintf(out, cap, "%s\noptions:\n", summary);
     for (const op_spec *s = specs; s->name; s++) {
         char line[1024];
-        int l = snprintf(line, sizeof line, "  %s%s%s  %s (default: %s)\n", s->name, s->type == OP_BOOL ? "" : "=",
-                         tn[s->type], s->help, op_default(s, d, sizeof d));
+        char head[96];
+        snprintf(head, sizeof head, "%s%s%s", s->name, s->type == OP_BOOL ? "" : "=", tn[s->type]);
+        int l = snprintf(line, sizeof line, "  %-24s %s (default: %s)\n", head, s->help, op_default(s, d, sizeof d));
         if (l < 0) continue;
         if (len + (size_t)l + 1 > cap) out = sd_realloc(out, cap = 2 * cap + (size_t)l);
         memcpy(out + len, line, (size_t)l + 1);
