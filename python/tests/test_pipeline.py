@@ -209,3 +209,38 @@ def test_help_reads_like_the_command():
         cmd = {l.split()[0][2:] for l in flag_lines if l.startswith("  --")} - {"ws", "json", "help", "show"}  # show: printing only
         api = {l.split()[0].split("=")[0] for l in serendip.stage_help(stage).splitlines() if l.startswith("  ")}
         assert cmd == api, (stage, cmd ^ api)
+
+
+def test_frames_when_pandas_is_there(runs, monkeypatch):
+    """clusters() and metrics() hand their rows to pandas.DataFrame when pandas imports (a stand-in
+    module here: Debian's pandas is not a test dependency), and return the rows otherwise."""
+    import sys
+    import types
+    _, p, _, _ = runs
+    fake = types.ModuleType("pandas")
+    fake.DataFrame = lambda rows: ("frame", rows)
+    monkeypatch.setitem(sys.modules, "pandas", fake)
+    ws = serendip.Workspace(p, create=False)
+    kind, rows = ws.clusters()
+    assert kind == "frame" and rows == ws.clusters(as_frame=False)
+    kind, rows = ws.metrics()
+    assert kind == "frame" and [r["arm"] for r in rows] == [r["arm"] for r in ws.metrics(as_frame=False)]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import fails
+    assert isinstance(ws.clusters(), list)
+    with pytest.raises(ImportError):
+        ws.clusters(as_frame=True)
+    ws.close()
+
+
+def test_progress_exception_is_raised_after_the_stage(tmp_path):
+    ws = serendip.Workspace(tmp_path / "w")
+
+    def boom(label, done, total):
+        raise KeyboardInterrupt("stop")
+
+    with pytest.raises(KeyboardInterrupt):
+        ws.world(users=100, items=60, topics=2, subtopics=2, progress=boom)
+    assert (tmp_path / "w" / "dataset.bin").exists()  # the stage itself ran to the end
+    with pytest.raises(TypeError):
+        ws.world(users=100, items=60, topics=2, subtopics=2, progress=42)
+    ws.close()
