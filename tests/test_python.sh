@@ -27,7 +27,7 @@ cp -r python "$T/src"  # pip builds in the source folder: keep the repository cl
 cd "$T"
 where=$("$T/venv/bin/python" -c "import serendip; print(serendip.__file__)")
 case "$where" in "$T/venv/"*) ;; *) fail "the installed package is not the one imported ($where)" ;; esac
-"$T/venv/bin/python" -m pytest -q -p no:cacheprovider "$REPO/python/tests" || fail "pytest python/tests"
+"$T/venv/bin/python" -m pytest -q -p no:cacheprovider --basetemp="$T/pytest" "$REPO/python/tests" || fail "pytest python/tests"
 "$T/venv/bin/python" "$REPO/examples/quickstart.py" "$T/ws-quick" --tiny >"$T/quick.out" 2>"$T/quick.err" \
     || { cat "$T/quick.err"; fail "examples/quickstart.py --tiny"; }
 grep -q '^random  *like_prob 0\.[0-9]' "$T/quick.out" || fail "the quick start printed no metrics table: $(cat "$T/quick.out")"
