@@ -8,6 +8,9 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
 LDLIBS  += -lopenblas -llapacke -lmicrohttpd -lcjson -lm -lpthread
+# libserendip.so: position-independent objects, and only the public API (serendip.h's SERENDIP_API)
+# exported from the shared library; static linking (the command, tests) is unaffected.
+CFLAGS  += -fPIC -fvisibility=hidden
 
 # OpenMP when the compiler has it.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
@@ -57,9 +60,11 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 test-bin: $(BIN) $(TEST_BIN)
 
 # The tests: every cmocka binary and every tests/*.sh script; fails when any fails.
-# Chromium drives the page of `serendip serve`; xmllint checks the report's SVG.
+# Chromium drives the page of `serendip serve`; xmllint checks the report's SVG; Debian's Python
+# with pytest, numpy, setuptools, wheel, pip and venv runs the Python package's tests (test_python.sh).
+PY_TEST_PKGS := python3-pytest python3-numpy python3-setuptools python3-wheel python3-pip python3-venv
 test:
-	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils python3=python3" bash scripts/install-deps
+	@SERENDIP_EXTRA_PKGS="chromium libxml2-utils python3=python3 $(PY_TEST_PKGS)" bash scripts/install-deps
 	@$(MAKE) --no-print-directory test-bin
 	@BUILD=$(BUILD) bash tests/run-all.sh
 
@@ -107,5 +112,32 @@ clean:
 
 # the serving page is embedded into handlers.o (.incbin)
 $(BUILD)/obj/src/serve/handlers.o: web/index.html
+
+# ---------------------------------------------------------------- shared library, install (docs/api.md)
+# libserendip.so.MAJOR.MINOR.0 with soname libserendip.so.MAJOR (MAJOR/MINOR from serendip.h).
+SO_MAJOR := $(shell sed -n 's/^\#define SERENDIP_API_VERSION_MAJOR \([0-9]*\).*/\1/p' include/serendip/serendip.h)
+SO_MINOR := $(shell sed -n 's/^\#define SERENDIP_API_VERSION_MINOR \([0-9]*\).*/\1/p' include/serendip/serendip.h)
+SHLIB    := $(BUILD)/libserendip.so
+SHLIB_REAL := $(SHLIB).$(SO_MAJOR).$(SO_MINOR).0
+PREFIX  ?= /usr/local
+.PHONY: shared install
+all: $(SHLIB)
+test-bin: $(SHLIB)
+shared: $(SHLIB)
+
+$(SHLIB): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libserendip.so.$(SO_MAJOR) -Wl,-z,defs $(LDFLAGS) $(LIB_OBJ) $(LDLIBS) -o $(SHLIB_REAL)
+	ln -sf $(notdir $(SHLIB_REAL)) $(SHLIB).$(SO_MAJOR)
+	ln -sf $(notdir $(SHLIB_REAL)) $@
+
+# The library, the public header and the command under PREFIX (DESTDIR for packaging).
+install: $(BIN) $(SHLIB)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/serendip $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(SHLIB_REAL) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(SHLIB_REAL)) $(DESTDIR)$(PREFIX)/lib/libserendip.so.$(SO_MAJOR)
+	ln -sf $(notdir $(SHLIB_REAL)) $(DESTDIR)$(PREFIX)/lib/libserendip.so
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/serendip/serendip.h $(DESTDIR)$(PREFIX)/include/serendip/
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(TESTUTIL_OBJ:.o=.d)

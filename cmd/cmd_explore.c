@@ -1,6 +1,6 @@
 /* cmd_explore.c - `serendip explore`: the explore answer for a user, a list of items or a context,
- * from the one answer path (an_answer, src/answer/) that the server also serves. --json prints
- * that answer as is; the text form is printed from it. */
+ * from the one answer path (serendip_explore, the public API over an_answer) that the server and
+ * the Python package also call. --json prints that answer as is; the text form is printed from it. */
 #include "cmd.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "serendip/answer.h"
+#include "serendip/api.h"
 #include "serendip/journeys.h"
+#include "serendip/serendip.h"
 
 /* Parses "A,B,..." into at most cap integers in [lo, hi]; returns the count or -1. */
 static int parse_list(const char *s, int64_t *out, int cap, int64_t lo, int64_t hi) {
@@ -97,6 +99,13 @@ static void print_text(const char *json, int kind, int n_history, int k, int ite
     cJSON_Delete(j);
 }
 
+/* cmd_fail for an error of the public API. */
+static int fail_public(const serendip_error *pe) {
+    sd_err e = {.code = pe->code};
+    snprintf(e.msg, sizeof e.msg, "%s", pe->message);
+    return cmd_fail(&e);
+}
+
 int cmd_explore(int argc, char **argv) {
     const char *ws = NULL, *clusters = NULL, *history = NULL, *table = NULL, *positive = NULL, *user_str = NULL;
     int json = 0, per = AN_ITEMS_DEFAULT, n = AN_CLUSTERS_DEFAULT;
@@ -142,17 +151,17 @@ int cmd_explore(int argc, char **argv) {
                                    JR_K_MAX);
         for (int i = 0; i < q.n; i++) ctx[i] = (int32_t)list[i];
     }
-    sd_err err = {0};
-    ds_positive_rule rule;
-    if (jr_resolve_rule(ws, positive, &rule, &err)) return cmd_fail(&err);
-    an_options o = {.table = table, .rule = &rule};
-    an_workspace *w;
-    if (an_open(&w, ws, &o, &err)) return cmd_fail(&err);
+    /* the public API (serendip.h), the same call as the server's and the Python package's */
+    serendip_error perr;
+    serendip_explorer *x;
+    if (serendip_explorer_open(&x, ws, table, positive, &perr)) return fail_public(&perr);
+    const an_workspace *w = sd_api_workspace(x); /* raw string ids are resolved against its dataset */
     if (user_str) {
         int64_t u = ds_find_user_raw(w->ds, user_str);
         if (u >= 0) q.user = w->ds->user_ids[u];
         else if (ds_has_user_names(w->ds)) {
-            an_free(w);
+            serendip_explorer_free(x);
+            sd_err err = {0};
             sd_fail(&err, SD_ERR_DATA, "unknown user \"%s\"", user_str);
             return cmd_fail(&err);
         } else {
@@ -160,7 +169,7 @@ int cmd_explore(int argc, char **argv) {
             errno = 0;
             q.user = strtoll(user_str, &end, 10);
             if (end == user_str || *end || errno) {
-                an_free(w);
+                serendip_explorer_free(x);
                 return cmd_usage_error(argv[0], "--user '%s' is not an integer id", user_str);
             }
         }
@@ -168,22 +177,26 @@ int cmd_explore(int argc, char **argv) {
     if (history && ds_has_item_names(w->ds)) history_names = 1, q.n = parse_raw_items(history, w->ds, list, AN_HISTORY_MAX);
     else if (history_names) q.n = -1;
     if (history && q.n < 0) {
-        an_free(w);
+        serendip_explorer_free(x);
         return cmd_usage_error(argv[0], "--history '%.40s': expected at most %d comma-separated item ids", history, AN_HISTORY_MAX);
     }
-    if (q.kind == AN_QUERY_CONTEXT && q.n != w->k) {
-        int k = w->k;
-        an_free(w);
+    if (q.kind == AN_QUERY_CONTEXT && q.n != serendip_explorer_k(x)) {
+        int k = serendip_explorer_k(x);
+        serendip_explorer_free(x);
         return cmd_usage_error(argv[0], "--clusters '%s': the table needs K = %d comma-separated cluster ids", clusters, k);
     }
-    an_result res;
-    if (an_answer(w, NULL, 1, &q, &res, &err)) {
-        an_free(w);
-        return cmd_fail(&err);
+    serendip_query pq = {.kind = (int)q.kind, .user = q.user, .items = q.items, .context = q.context, .n = q.n,
+                         .clusters = q.clusters, .items_per_cluster = q.items_per};
+    serendip_answer *res;
+    if (serendip_explore(x, NULL, 1, &pq, &res, &perr)) {
+        serendip_explorer_free(x);
+        return fail_public(&perr);
     }
-    if (json) fwrite(res.json, 1, res.len, stdout);
-    else print_text(res.json, q.kind, q.n, w->k, per);
-    an_result_free(&res);
-    an_free(w);
+    size_t len;
+    const char *answer = serendip_answer_json(res, &len);
+    if (json) fwrite(answer, 1, len, stdout);
+    else print_text(answer, q.kind, q.n, serendip_explorer_k(x), per);
+    serendip_answer_free(res);
+    serendip_explorer_free(x);
     return 0;
 }

@@ -149,6 +149,12 @@ void sd_progress_start(sd_progress *p, const char *label, int64_t total);
 /* done = units finished so far; extra = optional short text (e.g. "loss 2.31"), may be NULL. */
 void sd_progress_update(sd_progress *p, int64_t done, const char *extra);
 void sd_progress_end(sd_progress *p);
+/* A progress observer for the calling thread (the public API's progress callback): while one is
+ * set, every bar started on this thread reports to it (label, done, total; rate-limited like the
+ * drawing, and once at the end with done == total) and draws nothing itself. fn NULL removes it.
+ * Thread-local: a stage on another thread is not observed. */
+typedef void (*sd_progress_hook)(void *user, const char *label, int64_t done, int64_t total);
+void sd_progress_set_hook(sd_progress_hook fn, void *user);
 
 /* ---------------------------------------------------------------- threads */
 

@@ -442,23 +442,37 @@ static void progress_draw(sd_progress *p, int64_t done, int final) {
     p->last_draw = now;
 }
 
+static _Thread_local sd_progress_hook progress_hook;
+static _Thread_local void *progress_hook_user;
+
+void sd_progress_set_hook(sd_progress_hook fn, void *user) {
+    progress_hook = fn;
+    progress_hook_user = user;
+}
+
 void sd_progress_start(sd_progress *p, const char *label, int64_t total) {
     memset(p, 0, sizeof *p);
     p->label = label;
     p->total = total;
     p->t0 = sd_now();
-    p->tty = sd_verbosity > 0 && isatty(fileno(stderr));
+    p->tty = !progress_hook && sd_verbosity > 0 && isatty(fileno(stderr));
+    if (progress_hook) progress_hook(progress_hook_user, label, 0, total);
 }
 
 void sd_progress_update(sd_progress *p, int64_t done, const char *extra) {
-    if (!p->tty) return;
+    if (!p->tty && !progress_hook) return;
     double now = sd_now();
     if (now - p->last_draw < 0.1) return;
     if (extra) snprintf(p->extra, sizeof p->extra, "%s", extra);
-    progress_draw(p, done, 0);
+    if (progress_hook) {
+        p->last_draw = now;
+        progress_hook(progress_hook_user, p->label, done, p->total);
+    }
+    if (p->tty) progress_draw(p, done, 0);
 }
 
 void sd_progress_end(sd_progress *p) {
+    if (progress_hook) progress_hook(progress_hook_user, p->label, p->total, p->total);
     if (!p->tty) return;
     progress_draw(p, p->total, 1);
 }

@@ -37,15 +37,18 @@
 #include "serendip/answer.h"
 #include "serendip/journeys.h"
 #include "serendip/jsonw.h"
+#include "serendip/api.h"
 
 /* The page (web/index.html) is linked into the binary, so the server needs no files besides the
  * workspace. (Make does not track this dependency: touch handlers.c after editing the page.) */
 __asm__(".section .rodata,\"a\"\n"
         ".global sv_page_html\n"
+        ".hidden sv_page_html\n"
         "sv_page_html:\n"
         ".incbin \"web/index.html\"\n"
         ".byte 0\n"
         ".global sv_page_html_end\n"
+        ".hidden sv_page_html_end\n"
         "sv_page_html_end:\n"
         ".previous\n");
 extern const char sv_page_html[], sv_page_html_end[];
@@ -509,20 +512,27 @@ static void put_cluster_head(jbuf *b, const sv_state *s, int32_t c) {
 static int64_t explore_answer(sv_state *s, sv_response *rs, const an_query *q, int counts[2]) {
     table_ref *r = table_acquire(s);
     int64_t version = r->version;
-    an_result res;
-    sd_err err = {0};
-    int rc = an_answer(s->aw, &r->t, version, q, &res, &err);
+    /* the public API's serendip_explore (serendip.h), as `serendip explore` and the Python package */
+    serendip_query pq = {.kind = (int)q->kind, .user = q->user, .items = q->items, .context = q->context, .n = q->n,
+                         .clusters = q->clusters, .items_per_cluster = q->items_per};
+    serendip_answer *res;
+    serendip_error err;
+    int rc = serendip_explore(sd_api_explorer(s->aw), sd_api_table(&r->t), version, &pq, &res, &err);
     table_release(r);
     if (rc) {
-        sv_response_error(rs, rc == SD_ERR_DATA ? 404 : rc == SD_ERR_USAGE ? 400 : 500, "%s", err.msg);
+        sv_response_error(rs, rc == SD_ERR_DATA ? 404 : rc == SD_ERR_USAGE ? 400 : 500, "%s", err.message);
         return version;
     }
-    atomic_fetch_add_explicit(&s->clusters_planned, (unsigned long long)res.n_planned, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->clusters_fallback, (unsigned long long)res.n_fallback, memory_order_relaxed);
-    if (res.n_fallback) atomic_fetch_add_explicit(&s->answers_fallback, 1, memory_order_relaxed);
+    int planned, fallback;
+    serendip_answer_counts(res, &planned, &fallback);
+    atomic_fetch_add_explicit(&s->clusters_planned, (unsigned long long)planned, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->clusters_fallback, (unsigned long long)fallback, memory_order_relaxed);
+    if (fallback) atomic_fetch_add_explicit(&s->answers_fallback, 1, memory_order_relaxed);
     memset(rs, 0, sizeof *rs);
-    rs->status = 200, rs->content_type = "application/json", rs->body = res.json, rs->len = res.len;
-    counts[0] = res.n_planned, counts[1] = res.n_fallback;
+    rs->status = 200, rs->content_type = "application/json";
+    rs->body = serendip_answer_take_json(res, &rs->len);
+    serendip_answer_free(res);
+    counts[0] = planned, counts[1] = fallback;
     return version;
 }
 
