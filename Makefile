@@ -8,6 +8,7 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
 LDLIBS  += -lopenblas -llapacke -lmicrohttpd -lcjson -lm -lpthread
+LDLIBS  += -lpcre2-8  # PCRE2: the Unicode regexes of the BPE pre-tokenizers (src/lm/tokenizer.c)
 
 # OpenMP when the compiler has it.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
