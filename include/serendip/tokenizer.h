@@ -118,6 +118,16 @@ int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, s
  * reference), 0 (default) the heap for long ones. Process-wide; not thread-safe to flip. */
 void tok_set_reference_bpe(int on);
 
+/* For tests: the pre-tokens of text[0..len) under t's pre-tokenizer, as byte end offsets
+ * (ends[i] is where pre-token i ends; no special-token handling). An SPM tokenizer has one
+ * piece. Writes min(count, cap) ends and the count to *n; SD_ERR_USAGE if cap was too small. */
+int tok_pretokenize(const lm_tokenizer *t, const char *text, size_t len, size_t *ends, size_t cap, size_t *n);
+
+/* For tests: 1 makes the hand-written pre-tokenizer stages (GPT-2, Llama 3, Qwen2 rules) run as
+ * the regexes they implement, through PCRE2 (the reference); 0 (default) the hand-written code.
+ * Process-wide; not thread-safe to flip. */
+void tok_set_reference_pre(int on);
+
 /* Stored form, for writers (GGUF): the GPT-2-mapped token string (borrowed, NUL-terminated),
  * its type, and merge rank r as "left right" (borrowed). */
 const char *tok_token_text(const lm_tokenizer *t, int32_t id);

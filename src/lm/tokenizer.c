@@ -629,7 +629,17 @@ typedef struct {
 } pre_stage;
 
 #define PRE_MAX_STAGES 4
-#define GPT2_REGEX "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+
+/* The expressions the hand-written stages implement (llama.cpp's regex_exprs), for the reference
+ * mode (tok_set_reference_pre), where PCRE2 runs them instead. GPT-2's gets the "|\\s+" that
+ * llama.cpp's regex splitter achieves by keeping unmatched text as pieces of their own. */
+static const char *const stage_regex[] = {
+    [STAGE_GPT2] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+    [STAGE_LLAMA3] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    [STAGE_QWEN2] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                    "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
 
 /* The BPE pre-tokenizers serendip reads, by tokenizer.ggml.pre value, with llama.cpp's settings
  * (src/llama-vocab.cpp: the pre_type each value maps to, its regex_exprs, ignore_merges). The
@@ -701,6 +711,7 @@ struct lm_tokenizer {
     const pre_family *pre;            /* BPE pre-tokenizer (gpt-2 unless tok_set_pre) */
     char *pre_value;                  /* the tokenizer.ggml.pre value it was chosen by, or NULL */
     pcre2_code *re[PRE_MAX_STAGES];   /* compiled STAGE_REGEX stages of pre, else NULL */
+    pcre2_code *re_ref[PRE_MAX_STAGES]; /* the hand-written stages as PCRE2 regexes (reference mode) */
     bmap by_raw;          /* raw bytes -> id of NORMAL tokens (pre->ignore_merges only) */
 };
 
@@ -732,7 +743,7 @@ void tok_free(lm_tokenizer *t) {
     free(t->parse_ids);
     free(t->score);
     free(t->pre_value);
-    for (int k = 0; k < PRE_MAX_STAGES; k++) pcre2_code_free(t->re[k]);
+    for (int k = 0; k < PRE_MAX_STAGES; k++) pcre2_code_free(t->re[k]), pcre2_code_free(t->re_ref[k]);
     if (t->by_raw.cap) bmap_free(&t->by_raw);
     bmap_free(&t->by_text);
     pmap_free(&t->ranks);
@@ -862,32 +873,45 @@ int tok_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_to
     return SD_OK;
 }
 
+/* Compiles regex for PCRE2 (UTF, Unicode properties, invalid UTF-8 tolerated); NULL + err on failure. */
+static pcre2_code *pre_compile(const char *family, const char *regex, sd_err *err) {
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        sd_fail(err, SD_ERR_FORMAT, "pre-tokenizer %s: regex \"%s\" at %zu: %s", family, regex, (size_t)eo,
+                (const char *)msg);
+        return NULL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: interpreted if JIT is unavailable */
+    return re;
+}
+
 int tok_set_pre(lm_tokenizer *t, const char *pre, sd_err *err) {
     if (t->spm) return sd_fail(err, SD_ERR_USAGE, "tok_set_pre: a SentencePiece vocabulary has no pre-tokenizer");
     const pre_family *f = pre_family_find(pre ? pre : "");
     if (!f)
         return sd_fail(err, SD_ERR_FORMAT, "tokenizer.ggml.pre \"%s\" is not supported; serendip reads: %s", pre,
                        tok_supported_pre());
-    pcre2_code *re[PRE_MAX_STAGES] = {0};
-    for (int k = 0; k < f->n_stages; k++) {
-        if (f->stages[k].kind != STAGE_REGEX) continue;
-        int ec;
-        PCRE2_SIZE eo;
-        re[k] = pcre2_compile((PCRE2_SPTR)f->stages[k].regex, PCRE2_ZERO_TERMINATED,
-                              PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
-        if (!re[k]) {
-            PCRE2_UCHAR msg[160];
-            pcre2_get_error_message(ec, msg, sizeof msg);
-            for (int j = 0; j < k; j++) pcre2_code_free(re[j]);
-            return sd_fail(err, SD_ERR_FORMAT, "pre-tokenizer %s: regex \"%s\" at %zu: %s", f->name,
-                           f->stages[k].regex, (size_t)eo, (const char *)msg);
-        }
-        pcre2_jit_compile(re[k], PCRE2_JIT_COMPLETE); /* optional: interpreted if JIT is unavailable */
+    pcre2_code *re[PRE_MAX_STAGES] = {0}, *ref[PRE_MAX_STAGES] = {0};
+    int ok = 1;
+    for (int k = 0; k < f->n_stages && ok; k++) {
+        stage_kind kind = f->stages[k].kind;
+        re[k] = pre_compile(f->name, kind == STAGE_REGEX ? f->stages[k].regex : stage_regex[kind], err);
+        ok = re[k] != NULL;
+        if (kind != STAGE_REGEX) ref[k] = re[k], re[k] = NULL;
     }
     for (int k = 0; k < PRE_MAX_STAGES; k++) {
         pcre2_code_free(t->re[k]);
-        t->re[k] = re[k];
+        pcre2_code_free(t->re_ref[k]);
+        t->re[k] = ok ? re[k] : NULL;
+        t->re_ref[k] = ok ? ref[k] : NULL;
+        if (!ok) pcre2_code_free(re[k]), pcre2_code_free(ref[k]);
     }
+    if (!ok) { t->pre = &pre_families[0]; return SD_ERR_FORMAT; }
     t->pre = f;
     free(t->pre_value);
     t->pre_value = sd_strdup(pre && *pre ? pre : "default");
@@ -1073,6 +1097,9 @@ static enc_ent enc_pop(enc_ctx *e) {
  * heap. tok_set_reference_bpe(1) makes every word use the plain loop, for tests. */
 #define ENC_SCAN_MAX 32
 static int g_reference_bpe;
+static int g_reference_pre;
+
+void tok_set_reference_pre(int on) { g_reference_pre = on; }
 
 void tok_set_reference_bpe(int on) { g_reference_bpe = on; }
 
@@ -1183,6 +1210,10 @@ static void chain_stage(chain_ctx *c, int k, const uint8_t *p, size_t n) {
     const pre_family *f = c->t->pre;
     if (k == f->n_stages) { c->final(c->final_ctx, p, n); return; }
     chain_hop *next = &c->hop[k + 1];
+    if (g_reference_pre && c->t->re_ref[k]) { /* the hand-written stage's regex, through PCRE2 */
+        pretok_split_regex(c->t->re_ref[k], c->md, p, n, chain_emit, next);
+        return;
+    }
     switch (f->stages[k].kind) {
     case STAGE_GPT2: pretok_split(&c->buf[k], p, n, chain_emit, next); break;
     case STAGE_LLAMA3: pretok_split_llama3(&c->buf[k], p, n, 3, chain_emit, next); break;
@@ -1198,7 +1229,7 @@ static void chain_init(chain_ctx *c, const lm_tokenizer *t, pretok_fn final, voi
     c->final_ctx = final_ctx;
     for (int k = 0; k <= PRE_MAX_STAGES; k++) c->hop[k] = (chain_hop){c, k};
     for (int k = 0; k < t->pre->n_stages && !c->md; k++)
-        if (t->re[k]) c->md = pcre2_match_data_create(1, NULL);
+        if (t->re[k] || (g_reference_pre && t->re_ref[k])) c->md = pcre2_match_data_create(1, NULL);
 }
 
 static void chain_free(chain_ctx *c) {
@@ -1388,6 +1419,31 @@ int tok_encode(const lm_tokenizer *t, const char *text, size_t len, int32_t *out
     free(e.heap);
     *n = e.n;
     return e.n <= cap ? SD_OK : SD_ERR_USAGE;
+}
+
+typedef struct {
+    const uint8_t *base;
+    size_t *ends, cap, n;
+} pretok_out;
+
+static void pretok_collect(void *ctx, const uint8_t *p, size_t len) {
+    pretok_out *o = ctx;
+    if (o->n < o->cap) o->ends[o->n] = (size_t)(p + len - o->base);
+    o->n++;
+}
+
+int tok_pretokenize(const lm_tokenizer *t, const char *text, size_t len, size_t *ends, size_t cap, size_t *n) {
+    pretok_out o = {(const uint8_t *)text, ends, cap, 0};
+    if (t->spm) {
+        if (len > 0) pretok_collect(&o, o.base, len);
+    } else {
+        chain_ctx c;
+        chain_init(&c, t, pretok_collect, &o);
+        chain_stage(&c, 0, o.base, len);
+        chain_free(&c);
+    }
+    *n = o.n;
+    return o.n <= cap ? SD_OK : SD_ERR_USAGE;
 }
 
 /* ---------------------------------------------------------------- training */
