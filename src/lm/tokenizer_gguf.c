@@ -50,6 +50,39 @@ static int read_types(const gguf_file *g, uint64_t n, int32_t **types, sd_err *e
     return SD_OK;
 }
 
+/* Token texts llama.cpp's loader treats as control tokens whatever type the file gives them
+ * (llama_vocab::impl::load, "auto-detect special tokens by text": end-of-turn, end-of-generation
+ * and fill-in-the-middle markers), so that e.g. a USER_DEFINED "</s>" is not cut out of plain
+ * text. */
+static const char *const control_looking[] = {
+    "</s>", "<EOT>", "<MID>", "<PAD>", "<PRE>", "<REPO>", "<SUF>", "<end_of_turn>", "<end_of_utterance>", "<eos>",
+    "<fim-middle>", "<fim-pad>", "<fim-prefix>", "<fim-repo>", "<fim-suffix>", "<fim_middle>", "<fim_pad>",
+    "<fim_prefix>", "<fim_suffix>", "<reponame>", "<turn|>", "<|calls|>", "<|call|>", "<|code_middle|>",
+    "<|code_prefix|>", "<|code_suffix|>", "<|end_of_text|>", "<|endoftext|>", "<|end|>", "<|eom_id|>", "<|eot_id|>",
+    "<|file_sep|>", "<|fim_middle|>", "<|fim_pad|>", "<|fim_prefix|>", "<|fim_repo|>", "<|fim_suffix|>", "<|flush|>",
+    "<|im_end|>", "<|middle|>", "<|prefix|>", "<|repo_name|>", "<|return|>", "<|suffix|>", "<|tool_response>",
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
+    "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81hole\xEF\xBD\x9C>", "[EOS]", "[EOT]",
+    "[PAD]", "[e~[", "_<EOT>", "\xE2\x96\x81<MID>", "\xE2\x96\x81<PRE>", "\xE2\x96\x81<SUF>",
+};
+
+/* Makes the control-looking tokens of toks[n] CONTROL in *types (allocated if NULL). */
+static void mark_control_looking(char **toks, uint64_t n, int32_t **types) {
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned char c0 = (unsigned char)toks[i][0]; /* every listed text starts with one of these */
+        if (c0 != '<' && c0 != '[' && c0 != '_' && c0 != 0xE2) continue;
+        for (size_t k = 0; k < sizeof control_looking / sizeof *control_looking; k++)
+            if (!strcmp(toks[i], control_looking[k])) {
+                if (!*types) {
+                    *types = sd_malloc((size_t)n * sizeof **types + 1);
+                    for (uint64_t j = 0; j < n; j++) (*types)[j] = TOK_TYPE_NORMAL;
+                }
+                (*types)[i] = TOK_TYPE_CONTROL;
+                break;
+            }
+    }
+}
+
 /* bos, eos, pad ids from their keys, each -1 unless the key is present (or def[k] >= 0). */
 static int read_special_ids(const gguf_file *g, const int32_t def[3], int32_t ids[3], sd_err *err) {
     static const char *const keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
@@ -72,6 +105,7 @@ static int load_bpe(const gguf_file *g, const char *pre, lm_tokenizer **out, sd_
     int rc = read_strs(g, "tokenizer.ggml.tokens", &toks, &n, err);
     if (!rc) rc = read_strs(g, "tokenizer.ggml.merges", &merges, &nm, err);
     if (!rc) rc = read_types(g, n, &types, err);
+    if (!rc) mark_control_looking(toks, n, &types);
     if (!rc) rc = read_special_ids(g, none, ids, err);
     if (!rc) {
         rc = tok_from_vocab((const char *const *)toks, types, (int32_t)n, (const char *const *)merges, (int32_t)nm, ids[0],
@@ -97,6 +131,7 @@ static int load_spm(const gguf_file *g, lm_tokenizer **out, sd_err *err) {
     float *scores = NULL;
     int add_prefix = 1, rc = read_strs(g, "tokenizer.ggml.tokens", &toks, &n, err);
     if (!rc) rc = read_types(g, n, &types, err);
+    if (!rc) mark_control_looking(toks, n, &types);
     if (!rc) rc = read_special_ids(g, def, ids, err);
     if (!rc && gguf_find_kv(g, "tokenizer.ggml.add_space_prefix") >= 0)
         rc = gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_prefix, err);
