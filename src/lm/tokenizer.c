@@ -1,21 +1,32 @@
-/* tokenizer.c - byte-level BPE in the style of GPT-2: training, encoding, decoding.
+/* tokenizer.c - the tokenizers of GGUF files: byte-level BPE in the style of GPT-2 (training,
+ * encoding, decoding) with the pre-tokenizers of llama.cpp's common families, and SentencePiece.
  *
- * Stored form (what GGUF's tokenizer.ggml.* keys hold): each token is a string over GPT-2's
+ * Stored form (what GGUF's tokenizer.ggml.* keys hold): each BPE token is a string over GPT-2's
  * bytes_to_unicode alphabet (one printable code point per byte), merges are "left right" strings
  * in rank order. Internally everything works on token ids: a merge is (left id, right id) ->
- * (rank, result id), and a word starts as its byte tokens.
+ * (rank, result id), and a word starts as its byte tokens. SentencePiece pieces are UTF-8 with
+ * U+2581 for space, ranked by score; bytes without a piece use the <0xAB> tokens.
+ *
+ * The goal is llama.cpp's exact ids for the same vocabulary (scripts/conformance-vocab.sh checks
+ * every family), so each step follows llama.cpp's src/llama-vocab.cpp and src/unicode.cpp:
+ * special tokens cut out longest first, then per family a chain of pre-tokenizer stages, then
+ * BPE (or SentencePiece's score-ordered bigram merging) per piece.
  *
  * Written by hand, and why:
- *  - The GPT-2 pre-tokenizer regex ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
- *    \s+(?!\S)|\s+) needs Unicode properties and a look-ahead; POSIX/glibc regex has neither, and
- *    PCRE2 would be a dependency for one expression. The splitter below follows the same
- *    left-to-right rules as llama.cpp's unicode_regex_split_custom_gpt2, so that vocabularies made
- *    by llama.cpp tokenize identically (checked by scripts/conformance-vocab.sh).
+ *  - The pre-tokenizer regexes need Unicode properties and look-ahead. Those that llama.cpp runs
+ *    through a regex engine (StarCoder's \p{N}, the default family's four) go through PCRE2
+ *    (UTF + UCP). GPT-2's, Llama 3's and Qwen2's llama.cpp replaces with hand-written splitters;
+ *    the splitters below make the same left-to-right decisions, so that llama.cpp's vocabularies
+ *    tokenize identically, invalid UTF-8 included (one "other" unit per bad byte, where a regex
+ *    engine would refuse or skip it), and they are faster. test_tokenizer checks them against
+ *    PCRE2 running the very regexes (tok_set_reference_pre) on random text.
  *  - \p{L} and \p{N} come from a range table generated from the Unicode Character Database
  *    (Python 3.11 unicodedata, Unicode 14.0): general categories L* and N*. Whitespace (\s) is
  *    the list llama.cpp uses. Every other code point, unassigned ones included, counts as
  *    "other" ([^\s\p{L}\p{N}]), as in llama.cpp. A byte that does not start a valid UTF-8
  *    sequence is one "other" unit of its own, so invalid UTF-8 still round-trips.
+ *  - BPE encoding and SentencePiece's merging are a few dozen lines over the vocabulary's own
+ *    tables; no Debian package implements llama.cpp's variants of them in C.
  *  - BPE training: no Debian package trains GPT-2 BPE in C. Training counts pairs over the unique
  *    pre-tokenized words (weighted by frequency), keeps for every pair the list of words holding
  *    it, and after each merge updates only the words that held the merged pair (lazy max-heap of
