@@ -644,6 +644,35 @@ static void test_gguf_families_and_refusals(void **state) {
     tok_free(u);
     lm_model_free(&m);
     tok_free(t);
+    /* llama.cpp reads a USER_DEFINED "</s>" as a control token: plain text unless parsing */
+    {
+        gguf_writer *w = gguf_writer_new();
+        char store[256][4];
+        const char *toks[257];
+        int32_t types[257];
+        for (int b = 0; b < 256; b++) toks[b] = gpt2_byte_text(b, store[b]), types[b] = TOK_TYPE_NORMAL;
+        toks[256] = "</s>", types[256] = TOK_TYPE_USER_DEFINED;
+        gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_set_str(w, "tokenizer.ggml.pre", "qwen2");
+        gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 257);
+        gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, 257);
+        gguf_set_arr_str(w, "tokenizer.ggml.merges", toks, 0);
+        assert_int_equal(gguf_writer_write(w, path, &err), SD_OK);
+        gguf_writer_free(w);
+        assert_int_equal(gguf_open(&g, path, &err), SD_OK);
+        assert_int_equal(lm_gguf_load_tokenizer(g, &u, &err), SD_OK);
+        gguf_close(g);
+        assert_string_equal(tok_pre_name(u), "qwen2");
+        assert_int_equal(tok_token_type(u, 256), TOK_TYPE_CONTROL);
+        int32_t ids[16];
+        size_t n;
+        assert_int_equal(tok_encode(u, "a</s>", 5, ids, 16, &n, 0), SD_OK);
+        assert_int_equal(n, 5);
+        assert_int_equal(tok_encode(u, "a</s>", 5, ids, 16, &n, 1), SD_OK);
+        assert_int_equal(n, 2);
+        assert_int_equal(ids[1], 256);
+        tok_free(u);
+    }
     /* refusals: an unknown model, an unknown pre-tokenizer */
     struct {
         const char *model, *pre, *want1, *want2;
