@@ -915,14 +915,16 @@ int tok_set_pre(lm_tokenizer *t, const char *pre, sd_err *err) {
         ok = re[k] != NULL;
         if (kind != STAGE_REGEX) ref[k] = re[k], re[k] = NULL;
     }
+    if (!ok) { /* t unchanged */
+        for (int k = 0; k < PRE_MAX_STAGES; k++) pcre2_code_free(re[k]), pcre2_code_free(ref[k]);
+        return SD_ERR_FORMAT;
+    }
     for (int k = 0; k < PRE_MAX_STAGES; k++) {
         pcre2_code_free(t->re[k]);
         pcre2_code_free(t->re_ref[k]);
-        t->re[k] = ok ? re[k] : NULL;
-        t->re_ref[k] = ok ? ref[k] : NULL;
-        if (!ok) pcre2_code_free(re[k]), pcre2_code_free(ref[k]);
+        t->re[k] = re[k];
+        t->re_ref[k] = ref[k];
     }
-    if (!ok) { t->pre = &pre_families[0]; return SD_ERR_FORMAT; }
     t->pre = f;
     free(t->pre_value);
     t->pre_value = sd_strdup(pre && *pre ? pre : "default");
