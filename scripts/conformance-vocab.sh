@@ -8,7 +8,8 @@
 #    command-r, mpt (BPE) and llama-spm, phi-3 (SentencePiece): the test_llama_cpp_vocab_conformance
 #    case of tests/test_tokenizer.c, run with the vocabularies required.
 # 2. More inputs, tokenized by llama.cpp itself: a small driver linked to the libllama built from
-#    that same source (third_party/llama-build-infer/bin, or LLAMA_LIB_DIR) writes the expected ids
+#    that same source (third_party/llama-build-infer/bin as scripts/conformance-llamacpp.sh builds it,
+#    or LLAMA_LIB_DIR) writes the expected ids
 #    of a larger input set (the shipped inputs, stress lines for digits / punctuation / whitespace /
 #    scripts / emoji, and every paragraph of docs/) for each vocabulary above, plus one that
 #    carries no tokenizer.ggml.pre (gpt-neox: llama.cpp's "default" pre-tokenizer, which ships
@@ -31,9 +32,13 @@ grep '^vocab conformance:' "$OUT/shipped.log"
 echo "conformance-vocab: llama.cpp's shipped test vectors ok for every family"
 
 # ---- 2. the same families (and "default") on more inputs, expected ids from llama.cpp's tokenizer
-LLAMA_LIB_DIR=${LLAMA_LIB_DIR:-third_party/llama-build-infer/bin}
+LLAMA_LIB_DIR=${LLAMA_LIB_DIR:-${LLAMA_BUILD:-third_party/llama-build-infer}/bin}
 if [ ! -f "$LLAMA_LIB_DIR/libllama.so" ]; then
-    echo "conformance-vocab: $LLAMA_LIB_DIR/libllama.so absent (build llama.cpp's libllama there, or set LLAMA_LIB_DIR)"
+    echo "conformance-vocab: building libllama (scripts/conformance-llamacpp.sh --build-only, a few minutes, once)"
+    BUILD="$BUILD" bash scripts/conformance-llamacpp.sh --build-only >/dev/null
+fi
+if [ ! -f "$LLAMA_LIB_DIR/libllama.so" ]; then
+    echo "conformance-vocab: $LLAMA_LIB_DIR/libllama.so absent (set LLAMA_LIB_DIR to a libllama build of third_party/llama.cpp)"
     exit 1
 fi
 cat > "$OUT/tokvec.c" <<'CEOF'
@@ -110,7 +115,7 @@ llama-spm ggml-vocab-llama-spm.gguf llama -
 phi-3 ggml-vocab-phi-3.gguf llama -
 LIST
 SERENDIP_VOCAB_DIR=$M SERENDIP_VOCAB_REQUIRED=1 SERENDIP_VOCAB_EXTRA="$extra" "$BUILD/tests/test_tokenizer" \
-    > "$OUT/live.log" 2>&1 || { grep -A3 MISMATCH "$OUT/live.log" | head -40; tail -5 "$OUT/live.log"
+    > "$OUT/live.log" 2>&1 || { grep -A3 -e MISMATCH -e ERROR "$OUT/live.log" | head -40 || true; tail -5 "$OUT/live.log"
                                 echo "conformance-vocab: FAILED against llama.cpp's tokenizer"; exit 1; }
 grep '^vocab conformance:' "$OUT/live.log" | tail -n 12
 echo "conformance-vocab: $n_inputs inputs per vocabulary tokenized identically by llama.cpp ($LLAMA_LIB_DIR) for every family"

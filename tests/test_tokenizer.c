@@ -721,7 +721,7 @@ static size_t check_vectors(const char *family, const char *gguf, const char *pi
     size_t pos = 0, n_tests = 0, n_bad = 0, n_ids = 0;
     char *line = out;
     int32_t *want = malloc(sizeof(int32_t) << 18), *got = malloc(sizeof(int32_t) << 18);
-    char *back = malloc(li + 8);
+    char *back = malloc(li + 8), *expect = malloc(li + 8);
     while (pos < li) {
         char *next = strstr(inp + pos, sep);
         size_t end = next ? (size_t)(next - inp) : li;
@@ -749,7 +749,14 @@ static size_t check_vectors(const char *family, const char *gguf, const char *pi
         }
         size_t lb, sp = tok_add_space_prefix(t) && end > pos; /* SPM: the space put before the text */
         assert_int_equal(tok_decode(t, got, ng, back, li + 8, &lb), SD_OK);
-        if (lb != end - pos + sp || (sp && back[0] != ' ') || memcmp(back + sp, inp + pos, lb - sp)) {
+        /* SPM: a literal U+2581 in the text is a space to SentencePiece (and llama.cpp) */
+        size_t le = 0;
+        int spm = !strcmp(want_model, "llama");
+        for (size_t i = pos; i < end;) {
+            if (spm && end - i >= 3 && !memcmp(inp + i, "\xE2\x96\x81", 3)) expect[le++] = ' ', i += 3;
+            else expect[le++] = inp[i++];
+        }
+        if (lb != le + sp || (sp && back[0] != ' ') || memcmp(back + sp, expect, le)) {
             /* a dropped byte (no token for it) is the only accepted reason */
             int dropped = 0;
             for (size_t i = pos; i < end && !dropped; i++) {
@@ -770,6 +777,7 @@ static size_t check_vectors(const char *family, const char *gguf, const char *pi
     free(want);
     free(got);
     free(back);
+    free(expect);
     free(inp);
     free(out);
     tok_free(t);
