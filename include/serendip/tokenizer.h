@@ -59,7 +59,9 @@ int tok_train(const char *text, size_t len, int32_t vocab_size, lm_tokenizer **o
 /* Builds a tokenizer from a stored vocabulary (what lm_gguf_load_tokenizer reads):
  * tokens[n_tokens] NUL-terminated GPT-2-mapped strings, types[n_tokens] (NULL: all NORMAL),
  * merges[n_merges] strings "left right" in rank order. bos/eos/pad ids or -1.
- * Fails with SD_ERR_FORMAT naming the first bad token or merge. Copies everything. */
+ * Fails with SD_ERR_FORMAT naming the first bad token or merge. Copies everything. The
+ * pre-tokenizer is GPT-2's; tok_set_pre chooses another. A byte without a token is allowed (it
+ * is dropped when met, as llama.cpp does); a byte token that does not decode to its byte is not. */
 int tok_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_tokens,
                    const char *const *merges, int32_t n_merges, int32_t bos, int32_t eos, int32_t pad,
                    lm_tokenizer **out, sd_err *err);
