@@ -514,6 +514,30 @@ static void test_specials_llama_cpp_order(void **state) {
     tok_free(t);
 }
 
+/* A published vocabulary may lack byte tokens (StarCoder's lacks 0xC0, 0xC1, 0xF5..0xFF): loaded,
+ * and such a byte is dropped when met, as llama.cpp drops it; a trained one may not lack any. */
+static void test_missing_byte_dropped(void **state) {
+    (void)state;
+    char store[256][4];
+    const char *toks[257];
+    int n = 0;
+    for (int b = 0; b < 256; b++)
+        if (b != 0xFF) toks[n++] = gpt2_byte_text(b, store[b]);
+    toks[n++] = "ab";
+    toks[n++] = "xy";
+    const char *merges[] = {"a b"};
+    lm_tokenizer *t;
+    sd_err err = {0};
+    assert_int_equal(tok_from_vocab(toks, NULL, n, merges, 1, -1, -1, -1, &t, &err), SD_OK);
+    int32_t ids[16];
+    size_t k;
+    assert_int_equal(tok_encode(t, "ab\xFF" "ab", 5, ids, 16, &k, 0), SD_OK);
+    assert_int_equal(k, 2); /* "ab" "ab": the byte is gone, the merges still apply around it */
+    assert_int_equal(ids[0], 255);
+    assert_int_equal(ids[1], 255);
+    tok_free(t);
+}
+
 /* A small SentencePiece vocabulary: <unk> <s> </s>, the 256 <0xAB> byte tokens (ids 3..258), then
  * pieces[] with scores[]. */
 static lm_tokenizer *spm_vocab(const char *const *pieces, const float *scores, int np, int add_prefix) {
@@ -850,6 +874,7 @@ int main(void) {
         cmocka_unit_test(test_pre_hand_written_matches_pcre2),
         cmocka_unit_test(test_llama_bpe_ignore_merges),
         cmocka_unit_test(test_specials_llama_cpp_order),
+        cmocka_unit_test(test_missing_byte_dropped),
         cmocka_unit_test(test_spm_known_answers),
         cmocka_unit_test(test_gguf_families_and_refusals),
         cmocka_unit_test(test_llama_cpp_vocab_conformance),
