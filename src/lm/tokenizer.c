@@ -17,9 +17,10 @@
  *    through a regex engine (StarCoder's \p{N}, the default family's four) go through PCRE2
  *    (UTF + UCP). GPT-2's, Llama 3's and Qwen2's llama.cpp replaces with hand-written splitters;
  *    the splitters below make the same left-to-right decisions, so that llama.cpp's vocabularies
- *    tokenize identically, invalid UTF-8 included (one "other" unit per bad byte, where a regex
- *    engine would refuse or skip it), and they are faster. test_tokenizer checks them against
- *    PCRE2 running the very regexes (tok_set_reference_pre) on random text.
+ *    tokenize identically; invalid UTF-8 splits as in llama.cpp too (one "other" unit per bad
+ *    byte, where a regex engine would refuse or skip it; serendip keeps the byte where llama.cpp
+ *    substitutes U+FFFD, so that decoding gives it back), and they are faster. test_tokenizer
+ *    checks them against PCRE2 running the very regexes (tok_set_reference_pre) on random text.
  *  - \p{L} and \p{N} come from a range table generated from the Unicode Character Database
  *    (Python 3.11 unicodedata, Unicode 14.0): general categories L* and N*. Whitespace (\s) is
  *    the list llama.cpp uses. Every other code point, unassigned ones included, counts as
