@@ -8,6 +8,7 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
 LDLIBS  += -lopenblas -llapacke -lmicrohttpd -lcjson -lm -lpthread
+LDLIBS  += -lpcre2-8  # PCRE2: the Unicode regexes of the BPE pre-tokenizers (src/lm/tokenizer.c)
 # libserendip.so: position-independent objects, and only the public API (serendip.h's SERENDIP_API)
 # exported from the shared library; static linking (the command, tests) is unaffected.
 CFLAGS  += -fPIC -fvisibility=hidden

@@ -6,7 +6,7 @@
  *
  * Usage: seeds OUTDIR  ->  OUTDIR/fuzz_gguf/, OUTDIR/fuzz_table/, OUTDIR/fuzz_csv/, OUTDIR/fuzz_ingest/, OUTDIR/fuzz_http/
  * (scripts/fuzz builds and runs it, then hands each folder to its target as a second corpus).
- * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/model.c src/plan/table.c */
+ * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/tokenizer_gguf.c src/lm/model.c src/plan/table.c */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +73,27 @@ static void gguf_seeds(const char *tmp) {
     }
     if (lm_gguf_save(path, &m, NULL, "seed", &err)) die("model without tokenizer", &err);
     put_file("fuzz_gguf", "model-no-tokenizer.gguf", path);
+    /* a SentencePiece vocabulary (<unk> <s> </s>, the 256 <0xAB> byte tokens, a few pieces) */
+    {
+        static char bytes[256][8];
+        const char *pieces[] = {"\xE2\x96\x81", "a", "b", "ab", "\xE2\x96\x81" "ab", "\xE2\x96\x81" "the"};
+        const char *toks[3 + 256 + 6];
+        float sc[3 + 256 + 6];
+        int32_t ty[3 + 256 + 6];
+        toks[0] = "<unk>", toks[1] = "<s>", toks[2] = "</s>", ty[0] = TOK_TYPE_UNKNOWN, ty[1] = ty[2] = TOK_TYPE_CONTROL;
+        for (int b = 0; b < 256; b++) snprintf(bytes[b], 8, "<0x%02X>", b), toks[3 + b] = bytes[b], ty[3 + b] = TOK_TYPE_BYTE;
+        for (int i = 0; i < 6; i++) toks[259 + i] = pieces[i], ty[259 + i] = TOK_TYPE_NORMAL, sc[259 + i] = -(float)i;
+        for (int i = 0; i < 259; i++) sc[i] = 0;
+        lm_tokenizer *spm;
+        if (tok_from_spm(toks, sc, ty, 265, 1, 2, -1, 1, &spm, &err)) die("tok_from_spm", &err);
+        lm_config cs = c;
+        cs.vocab_size = 265;
+        lm_model ms;
+        if (lm_model_init(&ms, &cs, 3, &err) || lm_gguf_save(path, &ms, spm, "seed-spm", &err)) die("spm model", &err);
+        put_file("fuzz_gguf", "model-spm.gguf", path);
+        lm_model_free(&ms);
+        tok_free(spm);
+    }
     /* a file of assorted metadata types and small tensors */
     gguf_writer *w = gguf_writer_new();
     gguf_set_str(w, "general.name", "kv");

@@ -1,10 +1,19 @@
-/* tokenizer.h - byte-level BPE (GPT-2 style): training, encode/decode, special tokens.
+/* tokenizer.h - the tokenizers of GGUF files: byte-level BPE (GPT-2 style, tokenizer.ggml.model
+ * "gpt2", with the pre-tokenizers of the common families) and SentencePiece (model "llama");
+ * BPE training, encode/decode, special tokens.
  *
- * A tokenizer is a vocabulary of token strings plus a ranked list of merges, exactly what a
+ * A BPE tokenizer is a vocabulary of token strings plus a ranked list of merges, exactly what a
  * `gpt2`-model GGUF stores (tokenizer.ggml.tokens / .merges / .token_type). Token strings use
  * GPT-2's bytes_to_unicode mapping (every byte is one printable code point), so any byte
  * sequence, valid UTF-8 or not, encodes and decodes back exactly. Text is first split by the
- * GPT-2 pre-tokenizer regex (see tokenizer.c); merges never cross a pre-token boundary.
+ * pre-tokenizer named by tokenizer.ggml.pre (GPT-2's regex unless tok_set_pre chose another; see
+ * tokenizer.c); merges never cross a pre-token boundary.
+ *
+ * A SentencePiece tokenizer (TinyLlama, Llama 2) is a vocabulary of pieces with scores
+ * (tokenizer.ggml.scores); spaces are U+2581 in the pieces, and bytes without a piece become the
+ * <0xAB> byte tokens (byte fallback). It encodes as llama.cpp does: a space is put before the text
+ * and after each special token (tokenizer.ggml.add_space_prefix, default on), so decoding gives
+ * the text back with that leading space.
  *
  * Layout of a vocabulary trained by tok_train (fixed convention, relied on by the planner):
  *   ids 0..255           the 256 single-byte tokens, id == byte value
@@ -50,10 +59,34 @@ int tok_train(const char *text, size_t len, int32_t vocab_size, lm_tokenizer **o
 /* Builds a tokenizer from a stored vocabulary (what lm_gguf_load_tokenizer reads):
  * tokens[n_tokens] NUL-terminated GPT-2-mapped strings, types[n_tokens] (NULL: all NORMAL),
  * merges[n_merges] strings "left right" in rank order. bos/eos/pad ids or -1.
- * Fails with SD_ERR_FORMAT naming the first bad token or merge. Copies everything. */
+ * Fails with SD_ERR_FORMAT naming the first bad token or merge. Copies everything. The
+ * pre-tokenizer is GPT-2's; tok_set_pre chooses another. A byte without a token is allowed (it
+ * is dropped when met, as llama.cpp does); a byte token that does not decode to its byte is not. */
 int tok_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_tokens,
                    const char *const *merges, int32_t n_merges, int32_t bos, int32_t eos, int32_t pad,
                    lm_tokenizer **out, sd_err *err);
+
+/* Chooses the BPE pre-tokenizer by its tokenizer.ggml.pre value, as llama.cpp maps it: "gpt-2",
+ * "llama-bpe", "qwen2", "starcoder" (and "refact", "command-r", "smollm", ...), "default" (also
+ * NULL or "": the key absent), and the aliases llama.cpp treats the same (tok_supported_pre).
+ * Anything else: SD_ERR_FORMAT naming the value and the supported ones; t unchanged. */
+int tok_set_pre(lm_tokenizer *t, const char *pre, sd_err *err);
+const char *tok_supported_pre(void); /* human-readable list of the accepted values (static) */
+
+/* Builds a SentencePiece tokenizer: tokens[n_tokens] pieces as stored (U+2581 for space),
+ * scores[n_tokens] (NULL: all 0), types[n_tokens] (NULL: all NORMAL; BYTE tokens must read
+ * "<0xAB>"), bos/eos/pad ids or -1, add_space_prefix as tokenizer.ggml.add_space_prefix.
+ * Fails with SD_ERR_FORMAT when a byte has neither a <0xAB> token nor a one-byte piece. Copies
+ * everything. */
+int tok_from_spm(const char *const *tokens, const float *scores, const int32_t *types, int32_t n_tokens, int32_t bos,
+                 int32_t eos, int32_t pad, int add_space_prefix, lm_tokenizer **out, sd_err *err);
+
+/* Reads the tokenizer of an open GGUF file (tokenizer.ggml.*): model "gpt2" with a supported
+ * tokenizer.ggml.pre, or model "llama". Any other model or pre value: SD_ERR_FORMAT naming the
+ * value and the supported ones. On success *out is new (tok_free). (lm_gguf_load_tokenizer
+ * calls this.) */
+struct gguf_file;
+int tok_load_gguf(const struct gguf_file *g, lm_tokenizer **out, sd_err *err);
 
 void tok_free(lm_tokenizer *t);
 
@@ -65,8 +98,9 @@ int32_t tok_bos(const lm_tokenizer *t); /* -1 if none */
 int32_t tok_eos(const lm_tokenizer *t);
 int32_t tok_pad(const lm_tokenizer *t);
 
-/* Encodes text[0..len) into ids. With parse_specials, occurrences of CONTROL and USER_DEFINED
- * token texts become those tokens; without, they are ordinary text. Writes min(count, cap) ids to
+/* Encodes text[0..len) into ids. USER_DEFINED token texts always become those tokens; with
+ * parse_specials, CONTROL (and UNKNOWN) token texts do too; without, they are ordinary text
+ * (llama.cpp's rules: longest special first). Writes min(count, cap) ids to
  * out and the full count to *n; returns SD_OK, or SD_ERR_USAGE when cap was too small (call
  * again with cap >= *n). Never adds BOS/EOS by itself. */
 int tok_encode(const lm_tokenizer *t, const char *text, size_t len, int32_t *out, size_t cap, size_t *n,
@@ -86,11 +120,25 @@ int tok_decode(const lm_tokenizer *t, const int32_t *ids, size_t n, char *out, s
  * reference), 0 (default) the heap for long ones. Process-wide; not thread-safe to flip. */
 void tok_set_reference_bpe(int on);
 
+/* For tests: the pre-tokens of text[0..len) under t's pre-tokenizer, as byte end offsets
+ * (ends[i] is where pre-token i ends; no special-token handling). An SPM tokenizer has one
+ * piece. Writes min(count, cap) ends and the count to *n; SD_ERR_USAGE if cap was too small. */
+int tok_pretokenize(const lm_tokenizer *t, const char *text, size_t len, size_t *ends, size_t cap, size_t *n);
+
+/* For tests: 1 makes the hand-written pre-tokenizer stages (GPT-2, Llama 3, Qwen2 rules) run as
+ * the regexes they implement, through PCRE2 (the reference); 0 (default) the hand-written code.
+ * Process-wide; not thread-safe to flip. */
+void tok_set_reference_pre(int on);
+
 /* Stored form, for writers (GGUF): the GPT-2-mapped token string (borrowed, NUL-terminated),
  * its type, and merge rank r as "left right" (borrowed). */
 const char *tok_token_text(const lm_tokenizer *t, int32_t id);
 int32_t tok_token_type(const lm_tokenizer *t, int32_t id);
 int32_t tok_n_merges(const lm_tokenizer *t);
 const char *tok_merge(const lm_tokenizer *t, int32_t rank);
+const char *tok_model_name(const lm_tokenizer *t); /* tokenizer.ggml.model: "gpt2" or "llama" */
+const char *tok_pre_name(const lm_tokenizer *t);   /* tokenizer.ggml.pre it was chosen by ("gpt-2" if none); NULL for SPM */
+float tok_token_score(const lm_tokenizer *t, int32_t id); /* SPM score; 0 for BPE */
+int tok_add_space_prefix(const lm_tokenizer *t);   /* 1 for an SPM tokenizer that adds one */
 
 #endif

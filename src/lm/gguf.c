@@ -834,11 +834,19 @@ static void tok_to_gguf(gguf_writer *w, const lm_tokenizer *t) {
     }
     const char **merges = sd_malloc(((size_t)nm + 1) * sizeof *merges);
     for (int32_t r = 0; r < nm; r++) merges[r] = tok_merge(t, r);
-    gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
-    gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2");
+    int spm = !strcmp(tok_model_name(t), "llama"); /* SentencePiece: scores, no merges */
+    gguf_set_str(w, "tokenizer.ggml.model", tok_model_name(t));
+    gguf_set_str(w, "tokenizer.ggml.pre", spm ? "default" : tok_pre_name(t));
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (size_t)n);
     gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n);
-    gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, (size_t)nm);
+    if (!spm) gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, (size_t)nm);
+    if (spm) {
+        float *scores = sd_malloc((size_t)n * sizeof *scores);
+        for (int32_t i = 0; i < n; i++) scores[i] = tok_token_score(t, i);
+        gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, (size_t)n);
+        gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", tok_add_space_prefix(t));
+        free(scores);
+    }
     if (tok_bos(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)tok_bos(t));
     if (tok_eos(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)tok_eos(t));
     if (tok_pad(t) >= 0) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)tok_pad(t));
@@ -955,62 +963,7 @@ int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err) {
 }
 
 int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err) {
-    *out = NULL;
-    char *model = NULL;
-    int rc = gguf_get_str(g, "tokenizer.ggml.model", &model, err);
-    if (rc) return rc;
-    if (strcmp(model, "gpt2") != 0) {
-        sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer model \"%s\" is not supported (serendip reads \"gpt2\" BPE)", gguf_name(g), model);
-        free(model);
-        return SD_ERR_FORMAT;
-    }
-    free(model);
-    int64_t ti = gguf_find_kv(g, "tokenizer.ggml.tokens"), mi = gguf_find_kv(g, "tokenizer.ggml.merges");
-    if (ti < 0 || mi < 0)
-        return sd_fail(err, SD_ERR_FORMAT, "%s: key tokenizer.ggml.%s missing", gguf_name(g), ti < 0 ? "tokens" : "merges");
-    if (gguf_kv_type(g, ti) != GGUF_TYPE_ARRAY || gguf_kv_arr_type(g, ti) != GGUF_TYPE_STRING ||
-        gguf_kv_type(g, mi) != GGUF_TYPE_ARRAY || gguf_kv_arr_type(g, mi) != GGUF_TYPE_STRING)
-        return sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer.ggml.tokens and .merges must be string arrays", gguf_name(g));
-    uint64_t n = gguf_kv_arr_n(g, ti), nm = gguf_kv_arr_n(g, mi);
-    if (n > INT32_MAX || nm > INT32_MAX) return sd_fail(err, SD_ERR_FORMAT, "%s: vocabulary too large", gguf_name(g));
-    int32_t *types = NULL;
-    if (gguf_find_kv(g, "tokenizer.ggml.token_type") >= 0) {
-        uint64_t nt;
-        if ((rc = gguf_get_arr_i32(g, "tokenizer.ggml.token_type", &types, &nt, err))) return rc;
-        if (nt != n) {
-            free(types);
-            return sd_fail(err, SD_ERR_FORMAT, "%s: %llu token types for %llu tokens", gguf_name(g), (unsigned long long)nt,
-                           (unsigned long long)n);
-        }
-    }
-    char **toks = sd_calloc((size_t)n + 1, sizeof *toks), **merges = sd_calloc((size_t)nm + 1, sizeof *merges);
-    for (uint64_t j = 0; j < n; j++) {
-        const char *s;
-        uint64_t l;
-        gguf_get_arr_str(g, ti, j, &s, &l);
-        toks[j] = sd_strndup(s, (size_t)l);
-    }
-    for (uint64_t j = 0; j < nm; j++) {
-        const char *s;
-        uint64_t l;
-        gguf_get_arr_str(g, mi, j, &s, &l);
-        merges[j] = sd_strndup(s, (size_t)l);
-    }
-    int32_t ids[3] = {-1, -1, -1};
-    const char *keys[3] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"};
-    for (int k = 0; k < 3 && !rc; k++)
-        if (gguf_find_kv(g, keys[k]) >= 0) rc = gguf_get_i32(g, keys[k], &ids[k], err);
-    if (!rc) {
-        rc = tok_from_vocab((const char *const *)toks, types, (int32_t)n, (const char *const *)merges, (int32_t)nm, ids[0],
-                            ids[1], ids[2], out, err);
-        if (rc) sd_err_prefix(err, "%s", gguf_name(g));
-    }
-    for (uint64_t j = 0; j < n; j++) free(toks[j]);
-    for (uint64_t j = 0; j < nm; j++) free(merges[j]);
-    free(toks);
-    free(merges);
-    free(types);
-    return rc;
+    return tok_load_gguf(g, out, err); /* src/lm/tokenizer_gguf.c: BPE families and SentencePiece */
 }
 
 /* Checks that every tensor of config c is present with the right shape. */

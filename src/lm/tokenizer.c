@@ -1,27 +1,41 @@
-/* tokenizer.c - byte-level BPE in the style of GPT-2: training, encoding, decoding.
+/* tokenizer.c - the tokenizers of GGUF files: byte-level BPE in the style of GPT-2 (training,
+ * encoding, decoding) with the pre-tokenizers of llama.cpp's common families, and SentencePiece.
  *
- * Stored form (what GGUF's tokenizer.ggml.* keys hold): each token is a string over GPT-2's
+ * Stored form (what GGUF's tokenizer.ggml.* keys hold): each BPE token is a string over GPT-2's
  * bytes_to_unicode alphabet (one printable code point per byte), merges are "left right" strings
  * in rank order. Internally everything works on token ids: a merge is (left id, right id) ->
- * (rank, result id), and a word starts as its byte tokens.
+ * (rank, result id), and a word starts as its byte tokens. SentencePiece pieces are UTF-8 with
+ * U+2581 for space, ranked by score; bytes without a piece use the <0xAB> tokens.
+ *
+ * The goal is llama.cpp's exact ids for the same vocabulary (scripts/conformance-vocab.sh checks
+ * every family), so each step follows llama.cpp's src/llama-vocab.cpp and src/unicode.cpp:
+ * special tokens cut out longest first, then per family a chain of pre-tokenizer stages, then
+ * BPE (or SentencePiece's score-ordered bigram merging) per piece.
  *
  * Written by hand, and why:
- *  - The GPT-2 pre-tokenizer regex ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
- *    \s+(?!\S)|\s+) needs Unicode properties and a look-ahead; POSIX/glibc regex has neither, and
- *    PCRE2 would be a dependency for one expression. The splitter below follows the same
- *    left-to-right rules as llama.cpp's unicode_regex_split_custom_gpt2, so that vocabularies made
- *    by llama.cpp tokenize identically (checked by scripts/conformance-vocab.sh).
+ *  - The pre-tokenizer regexes need Unicode properties and look-ahead. Those that llama.cpp runs
+ *    through a regex engine (StarCoder's \p{N}, the default family's four) go through PCRE2
+ *    (UTF + UCP). GPT-2's, Llama 3's and Qwen2's llama.cpp replaces with hand-written splitters;
+ *    the splitters below make the same left-to-right decisions, so that llama.cpp's vocabularies
+ *    tokenize identically; invalid UTF-8 splits as in llama.cpp too (one "other" unit per bad
+ *    byte, where a regex engine would refuse or skip it; serendip keeps the byte where llama.cpp
+ *    substitutes U+FFFD, so that decoding gives it back), and they are faster. test_tokenizer
+ *    checks them against PCRE2 running the very regexes (tok_set_reference_pre) on random text.
  *  - \p{L} and \p{N} come from a range table generated from the Unicode Character Database
  *    (Python 3.11 unicodedata, Unicode 14.0): general categories L* and N*. Whitespace (\s) is
  *    the list llama.cpp uses. Every other code point, unassigned ones included, counts as
  *    "other" ([^\s\p{L}\p{N}]), as in llama.cpp. A byte that does not start a valid UTF-8
  *    sequence is one "other" unit of its own, so invalid UTF-8 still round-trips.
+ *  - BPE encoding and SentencePiece's merging are a few dozen lines over the vocabulary's own
+ *    tables; no Debian package implements llama.cpp's variants of them in C.
  *  - BPE training: no Debian package trains GPT-2 BPE in C. Training counts pairs over the unique
  *    pre-tokenized words (weighted by frequency), keeps for every pair the list of words holding
  *    it, and after each merge updates only the words that held the merged pair (lazy max-heap of
  *    pair counts), so a merge costs time proportional to the words it touches, not the corpus. */
 #include "serendip/tokenizer.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,7 +288,9 @@ typedef struct {
     size_t cap;
 } pretok_buf;
 
-static void pretok_split(pretok_buf *b, const uint8_t *s, size_t n, pretok_fn emit, void *ctx) {
+/* Decodes s[0..n) into b's units (code point, class, byte offset); returns the unit count m
+ * (b->off[m] == n). */
+static size_t pretok_fill(pretok_buf *b, const uint8_t *s, size_t n) {
     if (n + 1 > b->cap) {
         b->cap = n + 1;
         b->cp = sd_realloc(b->cp, b->cap * sizeof *b->cp);
@@ -291,6 +307,12 @@ static void pretok_split(pretok_buf *b, const uint8_t *s, size_t n, pretok_fn em
         i += k;
     }
     b->off[m] = n;
+    return m;
+}
+
+/* The GPT-2 rules: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static void pretok_split(pretok_buf *b, const uint8_t *s, size_t n, pretok_fn emit, void *ctx) {
+    size_t m = pretok_fill(b, s, n);
 #define CP(i) ((i) < m ? b->cp[i] : 0xFFFFFFFFu)
 #define CL(i) ((i) < m ? b->cls[i] : UC_NONE)
 #define ADD(end)                                                            \
@@ -330,6 +352,103 @@ static void pretok_split(pretok_buf *b, const uint8_t *s, size_t n, pretok_fn em
 #undef CP
 #undef CL
 #undef ADD
+}
+
+/* The Llama 3 rules (max_digits 3) and the Qwen2 rules (max_digits 1):
+ *   (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|
+ *   \p{N}{1,max_digits}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * Same left-to-right decisions as llama.cpp's unicode_regex_split_custom_llama3 / _qwen2 (which
+ * llama.cpp uses instead of a regex engine for these two expressions). */
+static void pretok_split_llama3(pretok_buf *b, const uint8_t *s, size_t n, int max_digits, pretok_fn emit,
+                                void *ctx) {
+    size_t m = pretok_fill(b, s, n);
+#define CP(i) ((i) < m ? b->cp[i] : 0xFFFFFFFFu)
+#define CL(i) ((i) < m ? b->cls[i] : UC_NONE)
+#define ADD(end)                                                            \
+    do {                                                                    \
+        size_t e_ = (end);                                                  \
+        if (e_ > prev) emit(ctx, s + b->off[prev], b->off[e_] - b->off[prev]); \
+        prev = e_;                                                          \
+        pos = e_;                                                           \
+    } while (0)
+#define LOWER(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + 32 : (c))
+    size_t pos = 0, prev = 0;
+    while (pos < m) {
+        uint32_t c = CP(pos);
+        int f = CL(pos);
+        if (c == '\'' && pos + 1 < m) { /* contractions, either case */
+            uint32_t c1 = LOWER(CP(pos + 1));
+            if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') { ADD(pos + 2); continue; }
+            if (pos + 2 < m) {
+                uint32_t c2 = LOWER(CP(pos + 2));
+                if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) {
+                    ADD(pos + 3);
+                    continue;
+                }
+            }
+        }
+        if (c != '\r' && c != '\n' && f != UC_NUMBER && (f == UC_LETTER || CL(pos + 1) == UC_LETTER)) {
+            size_t p = pos + 1; /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+            while (CL(p) == UC_LETTER) p++;
+            ADD(p);
+            continue;
+        }
+        if (f == UC_NUMBER) { /* \p{N}{1,max_digits} */
+            size_t p = pos, run = 0;
+            while (CL(p) == UC_NUMBER) {
+                p++;
+                if (++run == (size_t)max_digits) { ADD(p); run = 0; }
+            }
+            ADD(p);
+            continue;
+        }
+        int f2 = c == ' ' ? CL(pos + 1) : f;
+        if (f2 == UC_OTHER || f2 == UC_NONE) { /* ' ?[^\s\p{L}\p{N}]+[\r\n]*' */
+            size_t p = pos + (c == ' ');
+            while (CL(p) == UC_OTHER) p++;
+            while (CP(p) == '\r' || CP(p) == '\n') p++;
+            ADD(p);
+            continue;
+        }
+        size_t nw = 0, last_rn = 0;
+        while (CL(pos + nw) == UC_SPACE) {
+            uint32_t c2 = CP(pos + nw);
+            if (c2 == '\r' || c2 == '\n') last_rn = pos + nw + 1;
+            nw++;
+        }
+        if (last_rn > 0) { ADD(last_rn); continue; }                 /* \s*[\r\n]+ */
+        if (nw > 1 && pos + nw < m) { ADD(pos + nw - 1); continue; } /* \s+(?!\S) */
+        if (nw > 0) { ADD(pos + nw); continue; }                      /* \s+ */
+        ADD(pos + 1);
+    }
+#undef LOWER
+#undef CP
+#undef CL
+#undef ADD
+}
+
+/* A regex stage through PCRE2 (UTF + UCP: \p{..} are Unicode properties): the matches and the
+ * text between them become pre-tokens, as llama.cpp's unicode_regex_split_stl makes them.
+ * PCRE2_MATCH_INVALID_UTF: an invalid UTF-8 byte never matches (llama.cpp sees U+FFFD there,
+ * which none of the expressions used here match either). */
+static void pretok_split_regex(const pcre2_code *re, pcre2_match_data *md, const uint8_t *s, size_t n,
+                               pretok_fn emit, void *ctx) {
+    size_t at = 0, prev = 0;
+    while (at < n) {
+        int rc = pcre2_match(re, s, n, at, 0, md, NULL);
+        if (rc < 0) break; /* PCRE2_ERROR_NOMATCH (or a resource limit: rest stays one piece) */
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t ms = ov[0], me = ov[1];
+        if (me == ms) { /* empty match: step over one unit */
+            uint32_t c;
+            at = ms + utf8_unit(s + ms, n - ms, &c);
+            continue;
+        }
+        if (ms > prev) emit(ctx, s + prev, ms - prev);
+        emit(ctx, s + ms, me - ms);
+        prev = at = me;
+    }
+    if (n > prev) emit(ctx, s + prev, n - prev);
 }
 
 static void pretok_free(pretok_buf *b) {
@@ -452,6 +571,11 @@ static int32_t bmap_put(bmap *m, const char *k, size_t n, int32_t v) {
     return v;
 }
 
+/* Sets k -> v, replacing the value of a present key. */
+static void bmap_set(bmap *m, const char *k, size_t n, int32_t v) {
+    if (bmap_put(m, k, n, v) != v) m->val[bmap_slot(m, k, n)] = v;
+}
+
 /* u64 -> int32, open addressing; key UINT64_MAX is the empty marker (never a pair of ids). */
 typedef struct {
     uint64_t *key;
@@ -506,6 +630,74 @@ static int32_t pmap_put(pmap *m, uint64_t k, int32_t v) {
     return v;
 }
 
+/* ---------------------------------------------------------------- pre-tokenizer families */
+
+/* One stage of a pre-tokenizer: each piece left by the previous stage is split again. */
+typedef enum { STAGE_GPT2, STAGE_LLAMA3, STAGE_QWEN2, STAGE_REGEX } stage_kind;
+
+typedef struct {
+    stage_kind kind;
+    const char *regex; /* STAGE_REGEX: the expression, as llama.cpp's llama-vocab.cpp writes it */
+} pre_stage;
+
+#define PRE_MAX_STAGES 4
+
+/* The expressions the hand-written stages implement (llama.cpp's regex_exprs), for the reference
+ * mode (tok_set_reference_pre), where PCRE2 runs them instead. GPT-2's gets the "|\\s+" that
+ * llama.cpp's regex splitter achieves by keeping unmatched text as pieces of their own. */
+static const char *const stage_regex[] = {
+    [STAGE_GPT2] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+    [STAGE_LLAMA3] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    [STAGE_QWEN2] = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                    "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
+
+/* The BPE pre-tokenizers serendip reads, by tokenizer.ggml.pre value, with llama.cpp's settings
+ * (src/llama-vocab.cpp: the pre_type each value maps to, its regex_exprs, ignore_merges). The
+ * regexes llama.cpp runs through hand-written splitters (GPT-2, Llama 3, Qwen2) are hand-written
+ * here too (PCRE2 would differ from llama.cpp on invalid UTF-8, and is slower); the others go
+ * through PCRE2. Only values whose llama.cpp settings equal one of these rows are listed. */
+typedef struct {
+    const char *name;     /* the family, as docs and conformance name it */
+    const char *values;   /* the tokenizer.ggml.pre values, '|'-separated */
+    int ignore_merges;    /* a pre-token that is itself a token is emitted whole (Llama 3) */
+    int n_stages;
+    pre_stage stages[PRE_MAX_STAGES];
+} pre_family;
+
+static const pre_family pre_families[] = {
+    {"gpt-2", "gpt-2|phi-2|jina-es|jina-de|gigachat|jina-v2-es|jina-v2-de|a.x-4.0|mellum|modern-bert|mpt|olmo", 0, 1,
+     {{STAGE_GPT2, NULL}}},
+    {"llama-bpe", "llama-bpe|llama3|llama-v3|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", 1, 1, {{STAGE_LLAMA3, NULL}}},
+    {"qwen2", "qwen2|deepseek-r1-qwen|kormo|f2llmv2|stablelm2|megrez", 0, 1, {{STAGE_QWEN2, NULL}}},
+    {"starcoder", "starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b", 0, 2,
+     {{STAGE_REGEX, "\\p{N}"}, {STAGE_GPT2, NULL}}},
+    {"default", "default|", 0, 4,
+     {{STAGE_REGEX, "[\\p{P}\\$\\+<=>\\^~\\|]+"}, {STAGE_GPT2, NULL}, {STAGE_REGEX, "\\p{N}+"},
+      {STAGE_REGEX, "[0-9][0-9][0-9]"}}},
+};
+#define N_PRE_FAMILIES (sizeof pre_families / sizeof pre_families[0])
+
+/* The family whose values list holds pre ("" for an absent key), or NULL. */
+static const pre_family *pre_family_find(const char *pre) {
+    size_t l = strlen(pre);
+    for (size_t i = 0; i < N_PRE_FAMILIES; i++)
+        for (const char *v = pre_families[i].values;;) {
+            const char *e = strchr(v, '|');
+            size_t vl = e ? (size_t)(e - v) : strlen(v);
+            if (vl == l && memcmp(v, pre, l) == 0) return &pre_families[i];
+            if (!e) break;
+            v = e + 1;
+        }
+    return NULL;
+}
+
+const char *tok_supported_pre(void) {
+    return "gpt-2 (also phi-2, mpt, olmo, ...), llama-bpe (llama3), qwen2, starcoder (also refact, command-r, "
+           "smollm, codeshell, exaone), default (or the key absent)";
+}
+
 /* ---------------------------------------------------------------- the tokenizer */
 
 struct lm_tokenizer {
@@ -521,9 +713,18 @@ struct lm_tokenizer {
     bmap by_text;       /* stored string -> id */
     pmap ranks;         /* (left, right) -> rank */
     int32_t bos, eos, pad;
-    int32_t *parse_ids; /* ids of CONTROL / USER_DEFINED tokens, longest first */
+    int32_t *parse_ids; /* ids of CONTROL / USER_DEFINED / UNKNOWN tokens, longest first */
     int32_t n_parse;
-    uint8_t parse_first[256]; /* 1 if some parse_ids' raw text starts with this byte */
+    int spm;              /* 0: byte-level BPE (tokenizer.ggml.model "gpt2"); 1: SentencePiece ("llama") */
+    float *score;         /* (n) SPM piece scores (higher merges first); NULL for BPE */
+    int add_space_prefix; /* SPM: a space before the text and after every special token */
+    int trained;          /* made by tok_train (every byte has its token) */
+    int n_missing_bytes;  /* imported BPE: bytes without a token (byte_id -1) */
+    const pre_family *pre;            /* BPE pre-tokenizer (gpt-2 unless tok_set_pre) */
+    char *pre_value;                  /* the tokenizer.ggml.pre value it was chosen by, or NULL */
+    pcre2_code *re[PRE_MAX_STAGES];   /* compiled STAGE_REGEX stages of pre, else NULL */
+    pcre2_code *re_ref[PRE_MAX_STAGES]; /* the hand-written stages as PCRE2 regexes (reference mode) */
+    bmap by_raw;          /* raw bytes -> id of NORMAL tokens (pre->ignore_merges only) */
 };
 
 static lm_tokenizer *tok_alloc(int32_t n) {
@@ -534,6 +735,7 @@ static lm_tokenizer *tok_alloc(int32_t n) {
     t->raw_len = sd_calloc((size_t)n, sizeof *t->raw_len);
     t->type = sd_calloc((size_t)n, sizeof *t->type);
     t->bos = t->eos = t->pad = -1;
+    t->pre = &pre_families[0];
     return t;
 }
 
@@ -551,6 +753,10 @@ void tok_free(lm_tokenizer *t) {
     free(t->merge);
     free(t->merge_out);
     free(t->parse_ids);
+    free(t->score);
+    free(t->pre_value);
+    for (int k = 0; k < PRE_MAX_STAGES; k++) pcre2_code_free(t->re[k]), pcre2_code_free(t->re_ref[k]);
+    if (t->by_raw.cap) bmap_free(&t->by_raw);
     bmap_free(&t->by_text);
     pmap_free(&t->ranks);
     free(t);
@@ -563,14 +769,26 @@ static int cmp_parse_len_desc(const void *a, const void *b, void *ctx) {
     return x < y ? -1 : x > y;
 }
 
-/* Builds by_text, byte_id and the special-token list once text/raw/type are filled. */
+/* Builds by_text (a repeated text maps to its last id, as llama.cpp's token_to_id), byte_id and
+ * the special-token list once text/raw/type/spm are filled. */
 static int tok_index(lm_tokenizer *t, sd_err *err) {
     bmap_init(&t->by_text, (size_t)t->n);
-    for (int32_t i = 0; i < t->n; i++) bmap_put(&t->by_text, t->text[i], strlen(t->text[i]), i);
+    for (int32_t i = 0; i < t->n; i++) bmap_set(&t->by_text, t->text[i], strlen(t->text[i]), i);
     for (int b = 0; b < 256; b++) {
         char s[8];
-        size_t k = utf8_put(s, g_byte_cp[b]);
-        t->byte_id[b] = bmap_get(&t->by_text, s, k);
+        size_t k;
+        if (t->spm) { /* byte fallback token "<0xAB>", else the byte itself as a token (llama.cpp) */
+            k = (size_t)snprintf(s, sizeof s, "<0x%02X>", b);
+            t->byte_id[b] = bmap_get(&t->by_text, s, k);
+            if (t->byte_id[b] < 0) s[0] = (char)b, k = 1, t->byte_id[b] = bmap_get(&t->by_text, s, k);
+        } else {
+            k = utf8_put(s, g_byte_cp[b]);
+            t->byte_id[b] = bmap_get(&t->by_text, s, k);
+        }
+        if (t->byte_id[b] < 0 && !t->spm && !t->trained) {
+            t->n_missing_bytes++; /* dropped when met, as llama.cpp does (enc_word) */
+            continue;
+        }
         if (t->byte_id[b] < 0)
             return sd_fail(err, SD_ERR_FORMAT, "vocabulary lacks the token for byte 0x%02x (\"%.*s\")", b,
                            (int)k, s);
@@ -582,9 +800,9 @@ static int tok_index(lm_tokenizer *t, sd_err *err) {
     t->parse_ids = sd_malloc(((size_t)t->n + 1) * sizeof *t->parse_ids);
     t->n_parse = 0;
     for (int32_t i = 0; i < t->n; i++)
-        if ((t->type[i] == TOK_TYPE_CONTROL || t->type[i] == TOK_TYPE_USER_DEFINED) && t->raw_len[i] > 0) {
+        if ((t->type[i] == TOK_TYPE_CONTROL || t->type[i] == TOK_TYPE_USER_DEFINED || t->type[i] == TOK_TYPE_UNKNOWN) &&
+            t->raw_len[i] > 0) {
             t->parse_ids[t->n_parse++] = i;
-            t->parse_first[(uint8_t)t->raw[i][0]] = 1;
         }
     qsort_r(t->parse_ids, (size_t)t->n_parse, sizeof *t->parse_ids, cmp_parse_len_desc, t);
     return SD_OK;
@@ -660,6 +878,125 @@ int tok_from_vocab(const char *const *tokens, const int32_t *types, int32_t n_to
         tok_free(t);
         return SD_ERR_FORMAT;
     }
+    t->bos = bos < 0 ? -1 : bos;
+    t->eos = eos < 0 ? -1 : eos;
+    t->pad = pad < 0 ? -1 : pad;
+    *out = t;
+    return SD_OK;
+}
+
+/* Compiles regex for PCRE2 (UTF, Unicode properties, invalid UTF-8 tolerated); NULL + err on failure. */
+static pcre2_code *pre_compile(const char *family, const char *regex, sd_err *err) {
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)regex, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
+    if (!re) {
+        PCRE2_UCHAR msg[160];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        sd_fail(err, SD_ERR_FORMAT, "pre-tokenizer %s: regex \"%s\" at %zu: %s", family, regex, (size_t)eo,
+                (const char *)msg);
+        return NULL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional: interpreted if JIT is unavailable */
+    return re;
+}
+
+int tok_set_pre(lm_tokenizer *t, const char *pre, sd_err *err) {
+    if (t->spm) return sd_fail(err, SD_ERR_USAGE, "tok_set_pre: a SentencePiece vocabulary has no pre-tokenizer");
+    const pre_family *f = pre_family_find(pre ? pre : "");
+    if (!f)
+        return sd_fail(err, SD_ERR_FORMAT, "tokenizer.ggml.pre \"%s\" is not supported; serendip reads: %s", pre,
+                       tok_supported_pre());
+    pcre2_code *re[PRE_MAX_STAGES] = {0}, *ref[PRE_MAX_STAGES] = {0};
+    int ok = 1;
+    for (int k = 0; k < f->n_stages && ok; k++) {
+        stage_kind kind = f->stages[k].kind;
+        re[k] = pre_compile(f->name, kind == STAGE_REGEX ? f->stages[k].regex : stage_regex[kind], err);
+        ok = re[k] != NULL;
+        if (kind != STAGE_REGEX) ref[k] = re[k], re[k] = NULL;
+    }
+    if (!ok) { /* t unchanged */
+        for (int k = 0; k < PRE_MAX_STAGES; k++) pcre2_code_free(re[k]), pcre2_code_free(ref[k]);
+        return SD_ERR_FORMAT;
+    }
+    for (int k = 0; k < PRE_MAX_STAGES; k++) {
+        pcre2_code_free(t->re[k]);
+        pcre2_code_free(t->re_ref[k]);
+        t->re[k] = re[k];
+        t->re_ref[k] = ref[k];
+    }
+    t->pre = f;
+    free(t->pre_value);
+    t->pre_value = sd_strdup(pre && *pre ? pre : "default");
+    if (f->ignore_merges && !t->by_raw.cap) {
+        bmap_init(&t->by_raw, (size_t)t->n);
+        for (int32_t i = 0; i < t->n; i++)
+            if (t->type[i] == TOK_TYPE_NORMAL) bmap_set(&t->by_raw, t->raw[i], t->raw_len[i], i);
+    }
+    return SD_OK;
+}
+
+const char *tok_pre_name(const lm_tokenizer *t) {
+    return t->spm ? NULL : t->pre_value ? t->pre_value : t->pre->name;
+}
+const char *tok_model_name(const lm_tokenizer *t) { return t->spm ? "llama" : "gpt2"; }
+int tok_add_space_prefix(const lm_tokenizer *t) { return t->spm && t->add_space_prefix; }
+float tok_token_score(const lm_tokenizer *t, int32_t id) {
+    return t->score && id >= 0 && id < t->n ? t->score[id] : 0.0f;
+}
+
+/* SentencePiece piece text -> raw bytes (caller frees): U+2581 "▁" is a space. */
+static char *spm_unescape(const char *text, size_t *n) {
+    size_t len = strlen(text), k = 0;
+    char *r = sd_malloc(len + 1);
+    for (size_t i = 0; i < len;) {
+        if (i + 3 <= len && memcmp(text + i, "\xE2\x96\x81", 3) == 0) r[k++] = ' ', i += 3;
+        else r[k++] = text[i++];
+    }
+    r[k] = 0;
+    *n = k;
+    return r;
+}
+
+int tok_from_spm(const char *const *tokens, const float *scores, const int32_t *types, int32_t n_tokens, int32_t bos,
+                 int32_t eos, int32_t pad, int add_space_prefix, lm_tokenizer **out, sd_err *err) {
+    *out = NULL;
+    if (n_tokens < 1) return sd_fail(err, SD_ERR_FORMAT, "SentencePiece vocabulary is empty");
+    if (bos >= n_tokens || eos >= n_tokens || pad >= n_tokens)
+        return sd_fail(err, SD_ERR_FORMAT, "special token id out of range (bos %d, eos %d, pad %d, vocab %d)", bos, eos,
+                       pad, n_tokens);
+    lm_tokenizer *t = tok_alloc(n_tokens);
+    t->spm = 1;
+    t->add_space_prefix = add_space_prefix != 0;
+    t->score = sd_malloc((size_t)n_tokens * sizeof *t->score);
+    for (int32_t i = 0; i < n_tokens; i++) {
+        if (!tokens[i]) {
+            tok_free(t);
+            return sd_fail(err, SD_ERR_FORMAT, "token %d is missing", i);
+        }
+        t->text[i] = sd_strdup(tokens[i]);
+        t->type[i] = types ? types[i] : TOK_TYPE_NORMAL;
+        t->score[i] = scores ? scores[i] : 0.0f;
+        size_t n = strlen(tokens[i]);
+        unsigned v;
+        int used = 0;
+        if (t->type[i] == TOK_TYPE_BYTE) {
+            if (n != 6 || sscanf(tokens[i], "<0x%2X>%n", &v, &used) != 1 || used != 6) {
+                tok_free(t);
+                return sd_fail(err, SD_ERR_FORMAT, "byte token %d \"%s\" is not <0xAB>", i, tokens[i]);
+            }
+            t->raw[i] = sd_malloc(2);
+            t->raw[i][0] = (char)v, t->raw[i][1] = 0;
+            n = 1;
+        } else if (t->type[i] == TOK_TYPE_NORMAL || t->type[i] == TOK_TYPE_UNUSED)
+            t->raw[i] = spm_unescape(tokens[i], &n);
+        else
+            t->raw[i] = sd_strdup(tokens[i]);
+        t->raw_len[i] = (uint32_t)n;
+    }
+    int rc = tok_index(t, err);
+    if (rc) { tok_free(t); return rc; }
     t->bos = bos < 0 ? -1 : bos;
     t->eos = eos < 0 ? -1 : eos;
     t->pad = pad < 0 ? -1 : pad;
@@ -774,6 +1111,9 @@ static enc_ent enc_pop(enc_ctx *e) {
  * heap. tok_set_reference_bpe(1) makes every word use the plain loop, for tests. */
 #define ENC_SCAN_MAX 32
 static int g_reference_bpe;
+static int g_reference_pre;
+
+void tok_set_reference_pre(int on) { g_reference_pre = on; }
 
 void tok_set_reference_bpe(int on) { g_reference_bpe = on; }
 
@@ -801,8 +1141,7 @@ static void enc_word_scan(enc_ctx *e, const uint8_t *p, size_t len, int32_t *n_o
  * (leftmost on ties), as GPT-2 and llama.cpp do. A heap of candidate pairs with lazy
  * invalidation makes this O(n log n) in the pre-token's length (a long run of spaces or digits is
  * one pre-token). A symbol keeps the index of its first byte, so index order is text order. */
-static void enc_word(void *ctx, const uint8_t *p, size_t len) {
-    enc_ctx *e = ctx;
+static void enc_bpe(enc_ctx *e, const uint8_t *p, size_t len) {
     const lm_tokenizer *t = e->t;
     if (len > e->scap) {
         e->scap = len;
@@ -837,36 +1176,288 @@ static void enc_word(void *ctx, const uint8_t *p, size_t len) {
     for (int32_t i = 0; i >= 0 && i < n; i = e->next[i]) enc_push(e, e->sym[i]);
 }
 
+/* One pre-token: whole if ignore_merges and it is a token (Llama 3), else BPE. A byte the
+ * vocabulary has no token for (some published vocabularies lack the bytes that never occur in
+ * valid UTF-8, 0xC0 0xC1 0xF5..0xFF, or in their training text) is dropped, as llama.cpp drops
+ * it (so such text does not round-trip); the BPE runs on the parts around it. */
+static void enc_word(void *ctx, const uint8_t *p, size_t len) {
+    enc_ctx *e = ctx;
+    const lm_tokenizer *t = e->t;
+    if (t->pre->ignore_merges) {
+        int32_t id = bmap_get(&t->by_raw, (const char *)p, len);
+        if (id >= 0) { enc_push(e, id); return; }
+    }
+    if (!t->n_missing_bytes) { enc_bpe(e, p, len); return; }
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && t->byte_id[p[j]] >= 0) j++;
+        if (j > i) enc_bpe(e, p + i, j - i);
+        i = j + 1;
+    }
+}
+
+/* ---- the pre-tokenizer chain: stage k splits each piece of stage k-1; the last feeds BPE */
+
+typedef struct chain_ctx chain_ctx;
+typedef struct {
+    chain_ctx *c;
+    int stage; /* the stage the pieces go to */
+} chain_hop;
+
+struct chain_ctx {
+    const lm_tokenizer *t;
+    pretok_buf buf[PRE_MAX_STAGES]; /* one per stage: stage k's is in use while k+1 runs */
+    pcre2_match_data *md;           /* shared: the regex splitter copies a match out before emitting */
+    chain_hop hop[PRE_MAX_STAGES + 1];
+    pretok_fn final;
+    void *final_ctx;
+};
+
+static void chain_stage(chain_ctx *c, int k, const uint8_t *p, size_t n);
+
+static void chain_emit(void *ctx, const uint8_t *p, size_t n) {
+    chain_hop *h = ctx;
+    chain_stage(h->c, h->stage, p, n);
+}
+
+static void chain_stage(chain_ctx *c, int k, const uint8_t *p, size_t n) {
+    const pre_family *f = c->t->pre;
+    if (k == f->n_stages) { c->final(c->final_ctx, p, n); return; }
+    chain_hop *next = &c->hop[k + 1];
+    if (g_reference_pre && c->t->re_ref[k]) { /* the hand-written stage's regex, through PCRE2 */
+        pretok_split_regex(c->t->re_ref[k], c->md, p, n, chain_emit, next);
+        return;
+    }
+    switch (f->stages[k].kind) {
+    case STAGE_GPT2: pretok_split(&c->buf[k], p, n, chain_emit, next); break;
+    case STAGE_LLAMA3: pretok_split_llama3(&c->buf[k], p, n, 3, chain_emit, next); break;
+    case STAGE_QWEN2: pretok_split_llama3(&c->buf[k], p, n, 1, chain_emit, next); break;
+    case STAGE_REGEX: pretok_split_regex(c->t->re[k], c->md, p, n, chain_emit, next); break;
+    }
+}
+
+static void chain_init(chain_ctx *c, const lm_tokenizer *t, pretok_fn final, void *final_ctx) {
+    memset(c, 0, sizeof *c);
+    c->t = t;
+    c->final = final;
+    c->final_ctx = final_ctx;
+    for (int k = 0; k <= PRE_MAX_STAGES; k++) c->hop[k] = (chain_hop){c, k};
+    for (int k = 0; k < t->pre->n_stages && !c->md; k++)
+        if (t->re[k] || (g_reference_pre && t->re_ref[k])) c->md = pcre2_match_data_create(1, NULL);
+}
+
+static void chain_free(chain_ctx *c) {
+    for (int k = 0; k < PRE_MAX_STAGES; k++) pretok_free(&c->buf[k]);
+    pcre2_match_data_free(c->md);
+}
+
+/* ---- SentencePiece (llama.cpp's llm_tokenizer_spm_session) */
+
+typedef struct {
+    float score;
+    int32_t left, right; /* symbol indices */
+    uint32_t size;       /* bytes of the pair when queued (stale if the symbols changed since) */
+} spm_bigram;
+
+static int spm_before(const spm_bigram *x, const spm_bigram *y) { /* higher score, then leftmost */
+    return x->score != y->score ? x->score > y->score : x->left < y->left;
+}
+
+typedef struct {
+    const lm_tokenizer *t;
+    const char *buf;           /* the escaped text */
+    uint32_t *off, *len;       /* (m) symbol start and length in buf; len 0 once merged away */
+    int32_t *prev, *next;      /* (m) the live symbols as a list */
+    spm_bigram *heap;          /* max-heap by spm_before */
+    size_t hn, hcap;
+} spm_ctx;
+
+static void spm_try(spm_ctx *c, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    uint32_t size = c->len[l] + c->len[r];
+    int32_t id = bmap_get(&c->t->by_text, c->buf + c->off[l], size);
+    if (id < 0) return;
+    if (c->hn == c->hcap) {
+        c->hcap = c->hcap ? 2 * c->hcap : 64;
+        c->heap = sd_realloc(c->heap, c->hcap * sizeof *c->heap);
+    }
+    spm_bigram *h = c->heap;
+    size_t k = c->hn++;
+    h[k] = (spm_bigram){c->t->score[id], l, r, size};
+    while (k > 0 && spm_before(&h[k], &h[(k - 1) / 2])) {
+        spm_bigram x = h[k]; h[k] = h[(k - 1) / 2]; h[(k - 1) / 2] = x;
+        k = (k - 1) / 2;
+    }
+}
+
+static spm_bigram spm_pop(spm_ctx *c) {
+    spm_bigram *h = c->heap, top = h[0];
+    h[0] = h[--c->hn];
+    size_t k = 0;
+    for (;;) {
+        size_t l = 2 * k + 1, r = l + 1, m = k;
+        if (l < c->hn && spm_before(&h[l], &h[m])) m = l;
+        if (r < c->hn && spm_before(&h[r], &h[m])) m = r;
+        if (m == k) break;
+        spm_bigram x = h[m]; h[m] = h[k]; h[k] = x;
+        k = m;
+    }
+    return top;
+}
+
+/* Encodes one raw-text fragment: spaces become U+2581 (one more in front when prefix), the text is
+ * cut into UTF-8 characters (by lead byte, as llama.cpp: an invalid byte is one character), and
+ * the adjacent pair whose concatenation is the highest-scoring token is merged until none is.
+ * A final symbol that is not a token (an unknown character) becomes its bytes' <0xAB> tokens.
+ * (llama.cpp's resegment also consults the pairs it queued, but every merged symbol is a token,
+ * so that path never changes the result.) */
+static void spm_encode(enc_ctx *e, const uint8_t *s, size_t len, int prefix) {
+    static const uint8_t lead_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    char *buf = sd_malloc(3 * len + 4);
+    size_t k = 0;
+    if (prefix) memcpy(buf, "\xE2\x96\x81", 3), k = 3;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ') memcpy(buf + k, "\xE2\x96\x81", 3), k += 3;
+        else buf[k++] = (char)s[i];
+    }
+    if (k == 0) { free(buf); return; }
+    spm_ctx c = {.t = e->t, .buf = buf};
+    c.off = sd_malloc(k * sizeof *c.off);
+    c.len = sd_malloc(k * sizeof *c.len);
+    c.prev = sd_malloc(k * sizeof *c.prev);
+    c.next = sd_malloc(k * sizeof *c.next);
+    int32_t m = 0;
+    for (size_t i = 0; i < k; m++) {
+        size_t l = lead_len[(uint8_t)buf[i] >> 4];
+        if (l > k - i) l = k - i;
+        c.off[m] = (uint32_t)i, c.len[m] = (uint32_t)l;
+        c.prev[m] = m - 1;
+        i += l;
+        c.next[m] = i == k ? -1 : m + 1;
+    }
+    for (int32_t i = 1; i < m; i++) spm_try(&c, i - 1, i);
+    while (c.hn > 0) {
+        spm_bigram b = spm_pop(&c);
+        int32_t l = b.left, r = b.right;
+        if (c.len[l] == 0 || c.len[r] == 0 || c.len[l] + c.len[r] != b.size) continue; /* stale */
+        c.len[l] += c.len[r];
+        c.len[r] = 0;
+        c.next[l] = c.next[r];
+        if (c.next[r] >= 0) c.prev[c.next[r]] = l;
+        spm_try(&c, c.prev[l], l);
+        spm_try(&c, l, c.next[l]);
+    }
+    for (int32_t i = 0; i >= 0; i = c.next[i]) {
+        int32_t id = bmap_get(&e->t->by_text, buf + c.off[i], c.len[i]);
+        if (id >= 0) enc_push(e, id);
+        else
+            for (uint32_t j = 0; j < c.len[i]; j++) enc_push(e, e->t->byte_id[(uint8_t)buf[c.off[i] + j]]);
+    }
+    free(c.off);
+    free(c.len);
+    free(c.prev);
+    free(c.next);
+    free(c.heap);
+    free(buf);
+}
+
+/* ---- special tokens (llama.cpp's tokenizer_st_partition) */
+
+typedef struct {
+    size_t off, len; /* bytes of the text */
+    int32_t id;      /* a special token, or -1 for raw text */
+} tok_frag;
+
+/* Cuts text[0..len) into raw-text fragments and special tokens like llama.cpp: each special token,
+ * longest first, takes every occurrence in the raw fragments the longer ones left. USER_DEFINED
+ * tokens are always matched; CONTROL and UNKNOWN ones only with parse_specials. Returns the
+ * fragments (caller frees), *nf their count. */
+static tok_frag *tok_partition(const lm_tokenizer *t, const uint8_t *s, size_t len, int parse_specials, size_t *nf) {
+    size_t n = 0, cap = 8;
+    tok_frag *f = sd_malloc(cap * sizeof *f);
+    if (len > 0) f[n++] = (tok_frag){0, len, -1};
+    for (int32_t j = 0; j < t->n_parse && n > 0; j++) {
+        int32_t id = t->parse_ids[j];
+        if (!parse_specials && t->type[id] != TOK_TYPE_USER_DEFINED) continue;
+        const char *tx = t->raw[id];
+        size_t tl = t->raw_len[id];
+        for (size_t i = 0; i < n; i++) {
+            if (f[i].id >= 0 || f[i].len < tl) continue;
+            const uint8_t *base = s + f[i].off;
+            const uint8_t *hit = memmem(base, f[i].len, tx, tl);
+            if (!hit) continue;
+            size_t a = (size_t)(hit - base), rest = f[i].len - a - tl, off = f[i].off;
+            size_t grow = (a > 0) + (rest > 0); /* entries added besides the replaced one */
+            if (n + grow > cap) {
+                cap = 2 * (n + grow);
+                f = sd_realloc(f, cap * sizeof *f);
+            }
+            memmove(f + i + 1 + grow, f + i + 1, (n - i - 1) * sizeof *f);
+            n += grow;
+            size_t k = i;
+            if (a > 0) f[k++] = (tok_frag){off, a, -1};
+            f[k++] = (tok_frag){off + a, tl, id};
+            if (rest > 0) f[k++] = (tok_frag){off + a + tl, rest, -1};
+            i = rest > 0 ? k - 2 : k - 1; /* go on searching in the right remainder */
+        }
+    }
+    *nf = n;
+    return f;
+}
+
 int tok_encode(const lm_tokenizer *t, const char *text, size_t len, int32_t *out, size_t cap, size_t *n,
                int parse_specials) {
     enc_ctx e = {.t = t, .out = out, .cap = cap};
-    pretok_buf pb = {0};
     const uint8_t *s = (const uint8_t *)text;
-    size_t start = 0;
-    if (parse_specials && t->n_parse > 0) {
-        for (size_t i = 0; i < len; i++) {
-            if (!t->parse_first[s[i]]) continue;
-            for (int32_t j = 0; j < t->n_parse; j++) {
-                int32_t id = t->parse_ids[j];
-                size_t l = t->raw_len[id];
-                if (l <= len - i && memcmp(s + i, t->raw[id], l) == 0) {
-                    pretok_split(&pb, s + start, i - start, enc_word, &e);
-                    enc_push(&e, id);
-                    i += l - 1;
-                    start = i + 1;
-                    break;
-                }
-            }
+    size_t nf;
+    tok_frag *f = tok_partition(t, s, len, parse_specials, &nf);
+    chain_ctx c;
+    if (!t->spm) chain_init(&c, t, enc_word, &e);
+    int prev_special = 1; /* SPM: the text start counts as after a special token */
+    for (size_t i = 0; i < nf; i++) {
+        if (f[i].id >= 0) {
+            enc_push(&e, f[i].id);
+            prev_special = 1;
+        } else if (t->spm) {
+            spm_encode(&e, s + f[i].off, f[i].len, t->add_space_prefix && prev_special);
+            prev_special = 0;
+        } else {
+            chain_stage(&c, 0, s + f[i].off, f[i].len);
         }
     }
-    pretok_split(&pb, s + start, len - start, enc_word, &e);
-    pretok_free(&pb);
+    if (!t->spm) chain_free(&c);
+    free(f);
     free(e.sym);
     free(e.prev);
     free(e.next);
     free(e.heap);
     *n = e.n;
     return e.n <= cap ? SD_OK : SD_ERR_USAGE;
+}
+
+typedef struct {
+    const uint8_t *base;
+    size_t *ends, cap, n;
+} pretok_out;
+
+static void pretok_collect(void *ctx, const uint8_t *p, size_t len) {
+    pretok_out *o = ctx;
+    if (o->n < o->cap) o->ends[o->n] = (size_t)(p + len - o->base);
+    o->n++;
+}
+
+int tok_pretokenize(const lm_tokenizer *t, const char *text, size_t len, size_t *ends, size_t cap, size_t *n) {
+    pretok_out o = {(const uint8_t *)text, ends, cap, 0};
+    if (t->spm) {
+        if (len > 0) pretok_collect(&o, o.base, len);
+    } else {
+        chain_ctx c;
+        chain_init(&c, t, pretok_collect, &o);
+        chain_stage(&c, 0, o.base, len);
+        chain_free(&c);
+    }
+    *n = o.n;
+    return o.n <= cap ? SD_OK : SD_ERR_USAGE;
 }
 
 /* ---------------------------------------------------------------- training */
@@ -1102,6 +1693,7 @@ int tok_train(const char *text, size_t len, int32_t vocab_size, lm_tokenizer **o
         t->merge_out[r] = id;
         pmap_put(&t->ranks, PAIR(a, b), r);
     }
+    t->trained = 1;
     t->bos = TOK_SPECIAL_BASE + 0;
     t->eos = TOK_SPECIAL_BASE + 1;
     t->pad = TOK_SPECIAL_BASE + 2;
