@@ -34,7 +34,7 @@ AB="$BIN abtest --ws $ws --days 6 --refresh-every 2 --refresh-n 2 --refresh-step
 
 # killed during refresh 1, at each stage: nothing of the workspace changes, no v1 in place
 for stage in dataset journeys corpus finetune plan; do
-    (SERENDIP_ABTEST_KILL_AT=$stage:1 $AB >$W/out.txt 2>&1) 2>/dev/null
+    { SERENDIP_ABTEST_KILL_AT=$stage:1 $AB >$W/out.txt 2>&1; } 2>/dev/null
     rc=$?
     [ $rc -eq 137 ] || bad "kill at $stage:1: exit $rc, expected 137 (SIGKILL): $(tail -2 $W/out.txt)"
     [ "$(snap)" = "$before" ] || bad "kill at $stage:1 changed the workspace's dataset, table, model or journeys"
@@ -44,7 +44,7 @@ done
 ls -d $ws/abtest/v1.new.* >/dev/null 2>&1 || bad "a killed refresh should leave its half-built folder aside (v1.new.PID)"
 
 # killed during refresh 2: version 1 stays whole and loadable
-(SERENDIP_ABTEST_KILL_AT=plan:2 $AB >$W/out.txt 2>&1) 2>/dev/null
+{ SERENDIP_ABTEST_KILL_AT=plan:2 $AB >$W/out.txt 2>&1; } 2>/dev/null
 [ $? -eq 137 ] || bad "kill at plan:2 did not kill"
 [ -f $ws/abtest/v1/dataset.bin ] && [ -f $ws/abtest/v1/explore.tbl ] && [ -f $ws/abtest/v1/models/align.gguf ] \
     || bad "v1 is not whole after refresh 2 was killed"
