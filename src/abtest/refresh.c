@@ -119,6 +119,13 @@ static int finetune_align(const char *prev_dir, const char *dir, const ab_opts *
     size_t n = 0, n_cut = 0;
     int longest = 0;
     if ((rc = lm_sft_load_jsonl(tok, data, (size_t)m.cfg.seq_len + 1, &ex, &n, &longest, &n_cut, err))) goto done;
+    if (o->refresh_steps == 0) { /* no further fine-tune: the previous model as it was (an ablation) */
+        char *mdir = sd_path_join(dir, MD_DIR);
+        rc = sd_mkdir_p(mdir, err);
+        free(mdir);
+        if (!rc) rc = link_or_copy(src, dst, err);
+        goto done;
+    }
     lm_train_opts to;
     lm_train_opts_default(&to);
     to.steps = o->refresh_steps;
