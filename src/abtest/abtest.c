@@ -232,6 +232,7 @@ static int slot_explore(ab_state *S, int64_t u, int arm, const ab_user *s, int64
                   .items_per = S->o->model.slot_items + 4};
     if (q.clusters > AN_CLUSTERS_MAX) q.clusters = AN_CLUSTERS_MAX;
     if (q.items_per > AN_ITEMS_MAX) q.items_per = AN_ITEMS_MAX;
+    if (ds_find_user(S->w->ds, u + 1) < 0) return n; /* not in the serving log: nothing to answer */
     an_result res;
     sd_err err = {0};
     if (an_answer(S->w, S->table[arm], S->version, &q, &res, &err)) {

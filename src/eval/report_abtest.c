@@ -92,13 +92,9 @@ void ab_report_section(void *hv, const char *dir) {
             const cJSON *arm = cJSON_GetArrayItem(arms, a);
             const cJSON *dv = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(arm, "daily"), key);
             if (!dv) continue;
+            /* an arm without values (control's slot) keeps its series, empty, so that every arm has
+             * the same colour in every plot */
             double *y = jarray(cJSON_GetObjectItemCaseSensitive(dv, "value"), D);
-            int any = 0;
-            for (int d = 0; d < D; d++) any |= isfinite(y[d]);
-            if (!any) {
-                free(y);
-                continue;
-            }
             bufs[3 * ns] = y, bufs[3 * ns + 1] = jarray(cJSON_GetObjectItemCaseSensitive(dv, "lo"), D);
             bufs[3 * ns + 2] = jarray(cJSON_GetObjectItemCaseSensitive(dv, "hi"), D);
             s[ns] = (svg_series){cJSON_GetObjectItemCaseSensitive(arm, "name")->valuestring, x, bufs[3 * ns],
@@ -139,7 +135,7 @@ void ab_report_section(void *hv, const char *dir) {
                           "<th>compliance</th></tr>\n",
                        jnum(st, "n"), jnum(st, "steps"), jnum(st, "lora_rank") > 0 ? ", LoRA" : "");
         cJSON_ArrayForEach(r, rf)
-            svg_buf_printf(h, "<tr><td>%g</td><td>%g</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
+            svg_buf_printf(h, "<tr><td>%g</td><td>%.0f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
                               "<td>%.1f</td><td>%.3f</td></tr>\n",
                            jnum(r, "after_day"), jnum(r, "events"), jnum(r, "seconds"), jnum(r, "dataset_s"),
                            jnum(r, "journeys_s"), jnum(r, "corpus_s"), jnum(r, "finetune_s"), jnum(r, "plan_s"),
