@@ -43,6 +43,21 @@ static void print_table(const char *path) {
         printf("\n");
     }
     printf("(%% = relative difference to the reference arm, * = its 95%% interval excludes 0)\n");
+    /* does the refresh help: the refresh arm against the explore arm */
+    cJSON_ArrayForEach(a, arms) {
+        const cJSON *fin = cJSON_GetObjectItemCaseSensitive(a, "final");
+        int head = 0;
+        cJSON_ArrayForEach(m, ms) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(fin, cJSON_GetObjectItemCaseSensitive(m, "key")->valuestring);
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(v, "rel_explore");
+            if (!cJSON_IsNumber(r)) continue;
+            if (!head++) printf("%s against the explore arm:\n", cJSON_GetObjectItemCaseSensitive(a, "name")->valuestring);
+            printf("  %-44.44s %+.2f%% [%+.2f%%, %+.2f%%]%s\n", cJSON_GetObjectItemCaseSensitive(m, "name")->valuestring,
+                   100 * r->valuedouble, 100 * cJSON_GetObjectItemCaseSensitive(v, "rel_explore_lo")->valuedouble,
+                   100 * cJSON_GetObjectItemCaseSensitive(v, "rel_explore_hi")->valuedouble,
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "significant_explore")) ? " *" : "");
+        }
+    }
     cJSON_Delete(root);
 }
 

@@ -128,6 +128,7 @@ typedef struct {
 /* A metric's value with its interval and the relative difference to the reference arm. */
 typedef struct {
     double v, lo, hi, rel, rel_lo, rel_hi;
+    double alt, alt_lo, alt_hi; /* the refresh arm against the (first) explore arm: does the refresh help? */
 } ab_val;
 
 static int cmp_double(const void *a, const void *b) {
@@ -434,6 +435,9 @@ static void compute_stats(const ab_state *S, ab_table *T) {
         free(idx), free(msub), free(mitem), free(sa), free(sb);
     }
     double *tmp = sd_malloc(sizeof(double) * (size_t)B);
+    int alt = -1; /* the explore arm the refresh arm is compared with */
+    for (int a = 0; a < A && alt < 0; a++)
+        if (S->arms[a].kind == AB_ARM_EXPLORE) alt = a;
     for (int a = 0; a < A; a++)
         for (int d = 0; d <= D; d++)
             for (int m = 0; m < M_N; m++) {
@@ -441,7 +445,13 @@ static void compute_stats(const ab_state *S, ab_table *T) {
                 ab_val *v = tab_at(S, T, a, d, m);
                 v->v = x[B];
                 percentile_ci(x, B, &v->lo, &v->hi);
-                v->rel = v->rel_lo = v->rel_hi = NAN;
+                v->rel = v->rel_lo = v->rel_hi = v->alt = v->alt_lo = v->alt_hi = NAN;
+                if (S->arms[a].kind == AB_ARM_EXPLORE_REFRESH && alt >= 0) {
+                    const double *y = rep + (((size_t)alt * (D + 1) + d) * M_N + m) * (B + 1);
+                    v->alt = y[B] != 0 ? x[B] / y[B] - 1 : NAN;
+                    for (int b = 0; b < B; b++) tmp[b] = y[b] != 0 ? x[b] / y[b] - 1 : NAN;
+                    percentile_ci(tmp, B, &v->alt_lo, &v->alt_hi);
+                }
                 if (S->ref < 0 || a == S->ref) continue;
                 const double *y = rep + (((size_t)S->ref * (D + 1) + d) * M_N + m) * (B + 1);
                 v->rel = y[B] != 0 ? x[B] / y[B] - 1 : NAN;
@@ -518,6 +528,12 @@ static int write_json(const char *ws, const ab_state *S, ab_table *T, const ab_s
                 cJSON_AddItemToObject(y, "rel_lo", num_or_null(v->rel_lo));
                 cJSON_AddItemToObject(y, "rel_hi", num_or_null(v->rel_hi));
                 cJSON_AddBoolToObject(y, "significant", v->rel_lo > 0 || v->rel_hi < 0);
+            }
+            if (isfinite(v->alt)) {
+                cJSON_AddItemToObject(y, "rel_explore", num_or_null(v->alt));
+                cJSON_AddItemToObject(y, "rel_explore_lo", num_or_null(v->alt_lo));
+                cJSON_AddItemToObject(y, "rel_explore_hi", num_or_null(v->alt_hi));
+                cJSON_AddBoolToObject(y, "significant_explore", v->alt_lo > 0 || v->alt_hi < 0);
             }
             cJSON_AddItemToObject(fin, m_key[m], y);
         }

@@ -46,6 +46,13 @@ static void cell(svg_buf *h, const cJSON *v) {
         svg_buf_printf(h, "<br><small>%s%+.1f%% [%+.1f%%, %+.1f%%]%s</small>", cJSON_IsTrue(sig) ? "<b>" : "", 100 * rel,
                        100 * jnum(v, "rel_lo"), 100 * jnum(v, "rel_hi"), cJSON_IsTrue(sig) ? "</b>" : "");
     }
+    double alt = jnum(v, "rel_explore");
+    if (isfinite(alt)) {
+        const cJSON *sig = cJSON_GetObjectItemCaseSensitive(v, "significant_explore");
+        svg_buf_printf(h, "<br><small>vs explore: %s%+.1f%% [%+.1f%%, %+.1f%%]%s</small>", cJSON_IsTrue(sig) ? "<b>" : "",
+                       100 * alt, 100 * jnum(v, "rel_explore_lo"), 100 * jnum(v, "rel_explore_hi"),
+                       cJSON_IsTrue(sig) ? "</b>" : "");
+    }
     svg_buf_printf(h, "</td>");
 }
 
