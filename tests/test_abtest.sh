@@ -76,6 +76,9 @@ for a in j["arms"]:
     assert len(a["daily"]["pos_rate"]["value"]) == 6
     assert a["users"] > 50
 assert j["arms"][1]["final"]["slot_pos_rate"]["value"] is not None
+ref = j["arms"][2]["final"]["slot_pos_rate"]
+assert ref["rel_explore_lo"] <= ref["rel_explore"] <= ref["rel_explore_hi"], ref
+assert "rel_explore" not in j["arms"][1]["final"]["slot_pos_rate"]
 PY
 
 # the report's A/B section
