@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -580,6 +581,10 @@ static int write_json(const char *ws, const ab_state *S, ab_table *T, const ab_s
     cJSON_AddNumberToObject(tm, "refresh_s", sum->refresh_s);
     cJSON_AddNumberToObject(tm, "stats_s", sum->stats_s);
     cJSON_AddNumberToObject(tm, "user_days_per_s", sum->user_days_per_s);
+    struct rusage ru; /* the process's CPU time so far (every thread, the refreshes included) */
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cJSON_AddNumberToObject(tm, "cpu_s", (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+                                                 (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     int rc = sd_write_file_atomic(path, text, strlen(text), err);
@@ -600,6 +605,11 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
     if (o->slot_candidates < 1 || o->model.slot_items < 1 || o->model.slot_items > 8)
         return sd_fail(err, SD_ERR_USAGE, "abtest: --slot-items must be in 1..8 and the slot candidates >= 1");
     if (n_arms < 2 || n_arms > AB_MAX_ARMS) return sd_fail(err, SD_ERR_USAGE, "abtest: %d arms (2..%d)", n_arms, AB_MAX_ARMS);
+    for (int a = 0; a < n_arms; a++)
+        if (arms[a].kind == AB_ARM_EXPLORE_REFRESH && o->refresh_every > 0 &&
+            (o->days - 1) / o->refresh_every > (int)(sizeof sum.refresh / sizeof sum.refresh[0]))
+            return sd_fail(err, SD_ERR_USAGE, "abtest: --days %d with --refresh-every %d makes more than %d refreshes",
+                           o->days, o->refresh_every, (int)(sizeof sum.refresh / sizeof sum.refresh[0]));
     world_truth truth;
     char *tp = sd_path_join(ws, WORLD_TRUTH_FILE);
     if (!sd_file_exists(tp)) {
@@ -722,7 +732,6 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
         sd_progress_update(&pr, (int64_t)(d + 1) * S.n, extra);
         /* the refresh after day R, 2R, ... (not after the last day: nobody would be served by it) */
         if (refresh_arm >= 0 && o->refresh_every > 0 && (d + 1) % o->refresh_every == 0 && d + 1 < S.D) {
-            if (sum.n_refresh == (int)(sizeof sum.refresh / sizeof sum.refresh[0])) continue;
             ab_refresh_info *ri = &sum.refresh[sum.n_refresh];
             int r = sum.n_refresh + 1;
             sd_progress_end(&pr);
