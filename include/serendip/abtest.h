@@ -37,10 +37,10 @@
 typedef struct {
     double visit_base;     /* mean daily visit probability of a user with satisfaction 0 (0.55) */
     double visit_sd;       /* sd of the per-user visit logit around logit(visit_base) (0.8) */
-    double sat_decay;      /* satisfaction kept from one day to the next (0.8) */
-    double sat_gain;       /* gain per unit of the day's positive share above sat_ref (3.0) */
+    double sat_decay;      /* satisfaction kept from one day to the next (0.7) */
+    double sat_gain;       /* gain per unit of the day's positive share above sat_ref (1.5) */
     double sat_ref;        /* positive share that leaves satisfaction unchanged (0.7, the log's ~72%) */
-    double sat_dislike;    /* satisfaction lost per disliked event, rating <= AB_DISLIKE_RATING (0.25) */
+    double sat_dislike;    /* satisfaction lost per disliked event, rating <= AB_DISLIKE_RATING (0.15) */
     double sat_max;        /* |satisfaction| is clamped here, in logits (3.0) */
     double extra_session;  /* probability of a 2nd, and again of a 3rd, session in a visit (0.4) */
     int slot_items;        /* items shown by the exploration slot (2) */

@@ -107,8 +107,8 @@ enum {
     M_INTERESTS,  /* interests per user at the end of the day */
     M_SLOT_POS,   /* the exploration slot's positive rate */
     M_USER_N,     /* metrics above are per-user sums: bootstrapped by resampling users */
-    M_DISC_CLUSTERS = M_USER_N, /* discoverable corpus: hidden interests with >= 1 positive so far */
-    M_DISC_ITEMS, /* items with >= 1 positive so far */
+    M_DISC_CLUSTERS = M_USER_N, /* discoverable corpus: hidden interests over a positive threshold (disc_count) */
+    M_DISC_ITEMS, /* items over a positive threshold, so far */
     M_N
 };
 static const char *const m_key[M_N] = {"pos_rate", "completion", "dau", "active_7d", "ueuc",
