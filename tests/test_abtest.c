@@ -312,6 +312,9 @@ static void test_parse_arms(void **state) {
     assert_string_equal(a[2].table, "W/plans/explore_n4.tbl");
     assert_int_equal(ab_parse_arms("control,control", "W", a, &n, &err), 0);
     assert_string_equal(a[1].name, "control#2");
+    assert_int_equal(ab_parse_arms("explore-refresh,explore,control,control,control", "W", a, &n, &err), 0);
+    assert_string_equal(a[1].name, "explore");
+    assert_string_equal(a[4].name, "control#3");
     assert_int_equal(ab_parse_arms("control", "W", a, &n, &err), SD_ERR_USAGE);
     assert_int_equal(ab_parse_arms("control,treatment", "W", a, &n, &err), SD_ERR_USAGE);
     assert_non_null(strstr(err.msg, "treatment"));

@@ -82,7 +82,9 @@ int ab_parse_arms(const char *spec, const char *ws, ab_arm *arms, int *n, sd_err
         else snprintf(a->name, sizeof a->name, "%s", tok);
         /* unique names: A/A runs have two control arms */
         int same = 1;
-        for (int i = 0; i < *n; i++) same += strncmp(arms[i].name, a->name, strlen(a->name)) == 0;
+        size_t L0 = strlen(a->name);
+        for (int i = 0; i < *n; i++)
+            same += strncmp(arms[i].name, a->name, L0) == 0 && (arms[i].name[L0] == 0 || arms[i].name[L0] == '#');
         if (same > 1) {
             size_t L = strlen(a->name);
             snprintf(a->name + (L < 56 ? L : 56), sizeof a->name - (L < 56 ? L : 56), "#%d", same);
