@@ -81,6 +81,14 @@ assert ref["rel_explore_lo"] <= ref["rel_explore"] <= ref["rel_explore_hi"], ref
 assert "rel_explore" not in j["arms"][1]["final"]["slot_pos_rate"]
 PY
 
+# the refresh fine-tuned the alignment model (full, then LoRA): the version's model differs from the workspace's
+cmp -s $ws/models/align.gguf $ws/abtest/v1/models/align.gguf && bad "refresh 1 did not change the alignment model"
+cmp -s $ws/models/novelty.gguf $ws/abtest/v1/models/novelty.gguf || bad "refresh 1 changed the novelty model"
+$AB --lora 2 --out $W/lora.json >$W/out.txt 2>&1 || bad "--lora 2 run failed: $(tail -2 $W/out.txt)"
+grep -q "(LoRA)" $W/out.txt || bad "--lora 2: no LoRA fine-tune logged"
+cmp -s $ws/models/align.gguf $ws/abtest/v1/models/align.gguf && bad "LoRA refresh did not change the alignment model"
+[ "$(snap)" = "$before" ] || bad "the LoRA run changed the workspace's own files"
+
 # the report's A/B section
 $BIN report --ws $ws >/dev/null 2>&1 || bad "report"
 grep -q 'id="abtest"' $ws/report.html || bad "report.html has no A/B section"
