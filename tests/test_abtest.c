@@ -278,6 +278,42 @@ static void test_injected_effects(void **state) {
     cJSON_Delete(root);
 }
 
+/* The final figures agree with the daily ones: daily activity over the experiment is the mean of
+ * the days, the cumulative and end-of-experiment metrics are the last day's, a ratio over the
+ * experiment lies within its days' range, and every interval holds its value (ratio metrics). */
+static void test_final_matches_daily(void **state) {
+    (void)state;
+    cJSON *root = run("control,oracle", 31, 7, 0, 100, NULL);
+    const cJSON *arm;
+    cJSON_ArrayForEach(arm, cJSON_GetObjectItemCaseSensitive(root, "arms")) {
+        const cJSON *fin = cJSON_GetObjectItemCaseSensitive(arm, "final"), *daily = cJSON_GetObjectItemCaseSensitive(arm, "daily");
+        double d[7];
+#define DAILY(key)                                                                                                     \
+    for (int i = 0; i < 7; i++)                                                                                        \
+        d[i] = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(daily, key), "value"), i)->valuedouble
+        DAILY("dau");
+        double mean = 0;
+        for (int i = 0; i < 7; i++) mean += d[i] / 7;
+        assert_true(fabs(num(cJSON_GetObjectItemCaseSensitive(fin, "dau"), "value") - mean) < 1e-9);
+        static const char *const last[] = {"ueuc", "interests", "active_7d"};
+        for (int k = 0; k < 3; k++) {
+            DAILY(last[k]);
+            assert_true(fabs(num(cJSON_GetObjectItemCaseSensitive(fin, last[k]), "value") - d[6]) < 1e-6);
+        }
+        static const char *const ratio[] = {"pos_rate", "completion"};
+        for (int k = 0; k < 2; k++) {
+            DAILY(ratio[k]);
+            double lo = 1, hi = 0, v = num(cJSON_GetObjectItemCaseSensitive(fin, ratio[k]), "value");
+            for (int i = 0; i < 7; i++) lo = d[i] < lo ? d[i] : lo, hi = d[i] > hi ? d[i] : hi;
+            assert_true(v >= lo && v <= hi);
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(fin, ratio[k]);
+            assert_true(num(f, "lo") <= v && v <= num(f, "hi"));
+        }
+#undef DAILY
+    }
+    cJSON_Delete(root);
+}
+
 /* A workspace without the hidden truth is refused with a message that names the file. */
 static void test_refuses_without_truth(void **state) {
     (void)state;
@@ -329,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_determinism_threads),
         cmocka_unit_test(test_aa_false_positive_rate),
         cmocka_unit_test(test_injected_effects),
+        cmocka_unit_test(test_final_matches_daily),
         cmocka_unit_test(test_refuses_without_truth),
     };
     return cmocka_run_group_tests(tests, setup_world, teardown_world);

@@ -392,15 +392,15 @@ static void compute_stats(const ab_state *S, ab_table *T) {
     size_t nrep = (size_t)A * (D + 1) * M_N;
     double *rep = sd_malloc(sizeof(double) * nrep * (size_t)(B + 1));
     /* every user's terms, per day and over the experiment: (n, D + 1, M_USER_N, 2) */
-    float *terms = sd_malloc(sizeof(float) * (size_t)S->n * (size_t)(D + 1) * M_USER_N * 2);
+    double *terms = sd_malloc(sizeof(double) * (size_t)S->n * (size_t)(D + 1) * M_USER_N * 2);
 #pragma omp parallel for schedule(static)
     for (int64_t u = 0; u < S->n; u++) {
-        float *tu = terms + (size_t)u * (size_t)(D + 1) * M_USER_N * 2;
+        double *tu = terms + (size_t)u * (size_t)(D + 1) * M_USER_N * 2;
         for (int d = 0; d <= D; d++)
             for (int m = 0; m < M_USER_N; m++) {
                 double x, y;
                 user_terms(S->ud + u * D, D, d < D ? d : D - 1, d == D, m, &x, &y);
-                tu[(d * M_USER_N + m) * 2] = (float)x, tu[(d * M_USER_N + m) * 2 + 1] = (float)y;
+                tu[(d * M_USER_N + m) * 2] = x, tu[(d * M_USER_N + m) * 2 + 1] = y;
             }
     }
 #pragma omp parallel
@@ -420,7 +420,7 @@ static void compute_stats(const ab_state *S, ab_table *T) {
                 memset(sa, 0, sizeof(double) * (size_t)(D + 1) * M_USER_N);
                 memset(sb, 0, sizeof(double) * (size_t)(D + 1) * M_USER_N);
                 for (int64_t i = 0; i < na; i++) {
-                    const float *tu = terms + (size_t)idx[i] * (size_t)(D + 1) * M_USER_N * 2;
+                    const double *tu = terms + (size_t)idx[i] * (size_t)(D + 1) * M_USER_N * 2;
                     for (int j = 0; j < (D + 1) * M_USER_N; j++) sa[j] += tu[2 * j], sb[j] += tu[2 * j + 1];
                 }
                 for (int d = 0; d <= D; d++) {
