@@ -68,5 +68,6 @@ SD_CMD(cmd_explore);
 SD_CMD(cmd_eval);
 SD_CMD(cmd_report);
 SD_CMD(cmd_serve);
+SD_CMD(cmd_abtest);
 
 #endif

@@ -25,6 +25,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "offline evaluation of every arm on the test window"},
     {"report", cmd_report, "write report.html from metrics.json (evaluating first when needed)"},
     {"serve", cmd_serve, "HTTP API over the explore table"},
+    {"abtest", cmd_abtest, "simulated live A/B experiment on the synthetic world, with table refreshes"},
 };
 
 static const command lm_commands[] = {

@@ -131,4 +131,12 @@ double world_like_prob_given(const world_truth *t, int64_t raw_user, const int32
  * consistent with the positive rule (rating >= 4 <=> positive). */
 int world_response(const world_truth *t, int64_t raw_user, int32_t sub, sd_rng *rng, float *rating, float *watch);
 
+/* Added for the A/B experiment (src/abtest/sim.c). The hidden affinity term g(I, x) of the like
+ * probability (see above) for an explicit interest state; the exploration choice of the generator
+ * weighs it. */
+double world_affinity(const world_truth *t, const int32_t *subs, const float *w, int n, int32_t x);
+/* world_response for an explicit interest state (subs/w of length n) of raw_user. */
+int world_response_given(const world_truth *t, int64_t raw_user, const int32_t *subs, const float *w, int n,
+                         int32_t sub, sd_rng *rng, float *rating, float *watch);
+
 #endif

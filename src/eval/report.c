@@ -7,6 +7,7 @@
  * are found by their "kind", never by name. HTML is written by hand: it is a few tags of text. */
 #include "serendip/eval.h"
 #include "serendip/svg.h"
+#include "serendip/abtest.h" /* the A/B experiment's section (report_abtest.c) */
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -518,6 +519,12 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         svg_frame f = svg_frame_make(900, 300, "cluster sizes (sorted)", "cluster rank", "items");
         plot_append(&h, svg_bar_chart(&f, v, NULL, nc));
         free(v);
+    }
+    { /* the simulated A/B experiment, when abtest.json lies beside the report */
+        char *dir = sd_strdup(html_path), *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        ab_report_section(&h, sl ? dir : ".");
+        free(dir);
     }
     svg_buf_printf(&h, "</body>\n</html>\n");
     int rc = sd_write_file_atomic(html_path, h.s, h.len, err);

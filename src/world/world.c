@@ -737,6 +737,25 @@ int world_response(const world_truth *t, int64_t raw_user, int32_t sub, sd_rng *
     return pos;
 }
 
+/* Added for the A/B experiment's day model (src/abtest/sim.c): the same hidden quantities for an
+ * explicit interest state, so that the experiment's users evolve under the generator's model. */
+double world_affinity(const world_truth *t, const int32_t *subs, const float *w, int n, int32_t x) {
+    int in;
+    return graph_term(t, subs, w, n, x, &in);
+}
+
+int world_response_given(const world_truth *t, int64_t raw_user, const int32_t *subs, const float *w, int n,
+                         int32_t sub, sd_rng *rng, float *rating, float *watch) {
+    double p = world_like_prob_given(t, raw_user, subs, w, n, sub);
+    if (p < 0) return -1;
+    int pos = sd_rng_uniform(rng) < p;
+    float r, wa;
+    sample_signal(rng, pos, &r, &wa);
+    if (rating) *rating = r;
+    if (watch) *watch = wa;
+    return pos;
+}
+
 /* ---------------------------------------------------------------- truth file
  * Little-endian, a 128-byte header then the arrays in a fixed order (docs/world.md). */
 
