@@ -80,5 +80,19 @@ grep -q "rank 1 .*exited on signal 9" $T/f2.err || { cat $T/f2.err; bad "a kille
 [ "$(md5sum <$W/explore.tbl)" = "$before" ] || bad "a killed rank 1: the old table changed"
 ls $W/explore.tbl.tmp.* >/dev/null 2>&1 && bad "a failed run left a temporary table"
 
+# ---------------------------------------------------------------- eval: identical metrics.json
+# (the sweep's tables in plans/ are the arms; the bootstrap's resamples are split between ranks too)
+$BIN eval --ws $W --bootstrap 50 >/dev/null 2>&1 || bad "one-process eval"
+mv $W/metrics.json $T/metrics1.json
+for R in 2 3; do
+    $MPIRUN -n $R $BIN eval --ws $W --bootstrap 50 --mpi >$T/e$R.out 2>$T/e$R.err || { cat $T/e$R.err; bad "mpirun -n $R eval --mpi failed"; }
+    cmp -s $T/metrics1.json $W/metrics.json || bad "mpirun -n $R: metrics.json differs from the one-process one"
+    [ "$(grep -c '^users: ' $T/e$R.out)" = 1 ] || bad "-n $R: eval's table is not printed exactly once"
+    rm -f $W/metrics.json
+done
+SERENDIP_MPI_TEST_WS=1:$T/none $MPIRUN -n 2 $BIN eval --ws $W --mpi >/dev/null 2>$T/e.err && bad "eval: a missing workspace on rank 1: exit 0"
+grep -q "rank 1 of 2 failed: " $T/e.err || { cat $T/e.err; bad "eval: a failing rank 1 is not named"; }
+[ -e $W/metrics.json ] && bad "eval: a failing rank 1 and metrics.json was written"
+
 [ $fail -eq 0 ] && echo "ok: mpi"
 exit $fail
