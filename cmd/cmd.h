@@ -53,6 +53,9 @@ double cmd_infer_bytes(const lm_config *c, int rows, int seq);
 int cmd_mpi_start(const char *cmd, int mpi);
 /* 1 on MPI ranks other than 0: they print no results (rank 0 prints them once). */
 int cmd_mpi_quiet(void);
+/* The exit code rc of a command; a failed rank of a multi-rank --mpi run ends the whole job
+ * (MPI_Abort) instead of waiting in MPI_Finalize for ranks that wait for it. */
+int cmd_mpi_finish(int rc);
 
 /* Commands (tests/test_cli.sh checks `--help` of each). */
 #define SD_CMD(name) int name(int argc, char **argv)

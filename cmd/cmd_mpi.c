@@ -11,3 +11,21 @@ int cmd_mpi_start(const char *cmd, int mpi) {
 }
 
 int cmd_mpi_quiet(void) { return sd_mpi_rank() != 0; }
+
+#ifdef SERENDIP_MPI
+#include <mpi.h>
+#endif
+
+int cmd_mpi_finish(int rc) {
+#ifdef SERENDIP_MPI
+    /* A rank that fails alone must not reach MPI_Finalize: Open MPI's finalize waits for every
+     * rank, and the others may be waiting in a collective for this one. MPI_Abort ends them all. */
+    if (rc && sd_mpi_active() && sd_mpi_size() > 1) {
+        fprintf(stderr, "serendip: rank %d of %d failed (exit code %d): stopping every rank\n", sd_mpi_rank(), sd_mpi_size(), rc);
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+#endif
+    return rc;
+}
