@@ -87,6 +87,7 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddNumberToObject(j, "top", o->top);
     cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
+    cJSON_AddNumberToObject(j, "ranks", sd_mpi_size()); /* plan --mpi: processes, each with `threads` */
     cJSON_AddNumberToObject(j, "sample_seconds", rep->sample_s);
     cJSON_AddNumberToObject(j, "score_seconds", rep->score_s);
     cJSON_AddNumberToObject(j, "total_seconds", rep->total_s);
