@@ -33,7 +33,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 # under make asan: Open MPI's own allocations outlive MPI_Finalize, which LeakSanitizer would report
 # as our leaks (the non-MPI paths are leak-checked by the other tests)
 [ -n "${SERENDIP_SANITIZED:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-MPIRUN="mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo"
+# SERENDIP_TEST_BTL="self,tcp --mca btl_tcp_if_include lo" uses TCP on loopback instead (a container
+# whose /dev/shm is too small for shared memory).
+MPIRUN="mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl ${SERENDIP_TEST_BTL:-self,vader} --mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo"
 
 W=$T/ws
 # 16 clusters: 256 contexts, 4 chunks of 64 (ranks get whole chunks)

@@ -179,8 +179,8 @@ int sd_mpi_allgather_rows(void *rows, size_t row_bytes, int64_t n, sd_err *err) 
 
 int sd_mpi_init(sd_err *err) {
     return sd_fail(err, SD_ERR_USAGE,
-                   "--mpi: this serendip was built without MPI (install openmpi-bin and libopenmpi-dev, e.g. "
-                   "SERENDIP_EXTRA_PKGS=\"openmpi-bin libopenmpi-dev\" bash scripts/install-deps, then rebuild: make clean all)");
+                   "--mpi: this serendip was built without MPI (install openmpi-bin and libopenmpi-dev: "
+                   "bash scripts/install-deps does; then rebuild without NO_MPI: make clean all)");
 }
 int sd_mpi_agree(int rc, sd_err *err) {
     (void)err;
