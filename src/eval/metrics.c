@@ -4,8 +4,8 @@
  *
  * Definitions (with a worked example) are in docs/evaluation.md. The bootstrap is written by hand
  * (a dozen lines; no C statistics library in Debian does percentile bootstrap). */
-#include "serendip/mpi.h"
 #include "serendip/eval.h"
+#include "serendip/mpi.h"
 
 #include <math.h>
 #include <stdlib.h>

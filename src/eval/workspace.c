@@ -2,13 +2,13 @@
  * truth (like-probability, oracles) and journeys.bin (feedback arm), opens every explore table as
  * an arm of the kind its header records, runs every arm with the per-user filter, breaks the
  * results down by context support, and writes metrics.json atomically. */
-#include "serendip/mpi.h"
 #include "serendip/eval.h"
 #include "serendip/manifest.h"
 #include "serendip/journeys.h"
 #include "serendip/retrieve.h"
 #include "serendip/table.h"
 #include "serendip/world.h"
+#include "serendip/mpi.h"
 
 #include <cjson/cJSON.h>
 #include <glob.h>
