@@ -160,7 +160,8 @@ l2 = math.sqrt(sum((u - v) ** 2 for u, v in zip(x, y))) / math.sqrt(sum(u * u fo
 sys.exit(0 if 0 < l2 <= 1e-5 else 1)
 PY
 [ "$(grep -c '^models: ' $T/tm.out)" = 1 ] || bad "train --mpi: the report is not printed exactly once"
-ls -d ${TMPDIR:-/tmp}/serendip-train-rank* >/dev/null 2>&1 && bad "train --mpi left a scratch workspace behind"
+[ -z "$(find ${TMPDIR:-/tmp} -maxdepth 1 -name 'serendip-train-rank*' -newer $T/setup.log)" ] ||
+    bad "train --mpi left a scratch workspace behind"
 # a rank that fails alone (a missing workspace on rank 1) stops the job instead of hanging it
 SERENDIP_MPI_TEST_WS=1:$T/none timeout 60 $MPIRUN -n 2 $BIN train --ws $T/mpi $TR --mpi >/dev/null 2>$T/tf.err
 rc=$?
