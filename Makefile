@@ -20,6 +20,17 @@ CFLAGS  += -fopenmp
 LDFLAGS += -fopenmp
 endif
 
+# MPI (Open MPI from Debian: openmpi-bin, libopenmpi-dev) when mpicc is present and NO_MPI is unset:
+# mpicc's own compile and link flags plus -DSERENDIP_MPI (`--mpi` then works, docs/scale.md);
+# without it the build is the same minus MPI and `--mpi` is a clear error.
+ifeq ($(NO_MPI),)
+MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+endif
+ifneq ($(MPI_LIBS),)
+CFLAGS  += -DSERENDIP_MPI $(shell mpicc --showme:compile 2>/dev/null)
+LDLIBS  += $(MPI_LIBS)
+endif
+
 LIB_SRC  := $(wildcard src/*/*.c)
 CMD_SRC  := $(wildcard cmd/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)

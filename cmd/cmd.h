@@ -48,6 +48,15 @@ double cmd_train_bytes(const lm_config *c, int vocab, int batch);
  * weights, the KV cache (rows x seq x layers x kv_dim x 2) and the logits (rows x vocab). */
 double cmd_infer_bytes(const lm_config *c, int rows, int seq);
 
+/* --mpi (cmd_mpi.c): with mpi set, initialises MPI; returns 0, or prints why it cannot (built
+ * without MPI: a usage error, 2) and returns the exit code. */
+int cmd_mpi_start(const char *cmd, int mpi);
+/* 1 on MPI ranks other than 0: they print no results (rank 0 prints them once). */
+int cmd_mpi_quiet(void);
+/* The exit code rc of a command; a failed rank of a multi-rank --mpi run ends the whole job
+ * (MPI_Abort) instead of waiting in MPI_Finalize for ranks that wait for it. */
+int cmd_mpi_finish(int rc);
+
 /* Commands (tests/test_cli.sh checks `--help` of each). */
 #define SD_CMD(name) int name(int argc, char **argv)
 SD_CMD(cmd_world);

@@ -4,6 +4,7 @@
 #include "serendip/eval.h"
 #include "serendip/table.h"
 #include "serendip/journeys.h"
+#include "serendip/mpi.h"
 #include "serendip/retrieve.h"
 
 #include <cjson/cJSON.h>
@@ -112,6 +113,7 @@ typedef struct {
 typedef struct {
     int depth, min_users;
     float shrink;
+    int mpi; /* eval only */
 } eval_more;
 
 static int eval_parse(const char *usage, const char *summary, eval_flags *f, eval_more *x, int *force, int argc,
@@ -130,9 +132,10 @@ static int eval_parse(const char *usage, const char *summary, eval_flags *f, eva
         {"positive", FL_STR, &f->positive, "positive engagement rule (rating:R,watch:W)"},
         {force ? "rerun" : "json", FL_BOOL, force ? (void *)force : (void *)&f->json,
          force ? "recompute metrics.json even when it exists" : "print metrics.json to stdout instead of the table"},
+        force ? (fl_spec){0} : (fl_spec){"mpi", FL_BOOL, &x->mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 writes"},
         {0},
     };
-    *x = (eval_more){def.depth, def.min_users, (float)def.shrink};
+    *x = (eval_more){def.depth, def.min_users, (float)def.shrink, 0};
     int rc = fl_parse(usage, summary, specs, argc, argv);
     if (rc) return rc;
     if (cmd_need_ws(argv[0], f->ws)) return 2;
@@ -150,8 +153,8 @@ static int run(const eval_flags *f, const eval_more *x, ev_eval_run *r, sd_err *
     ds_positive_rule rule;
     int rc = jr_resolve_rule(f->ws, f->positive, &rule, err);
     if (rc) return rc;
-    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users, x->shrink};
-    return ev_eval_workspace(f->ws, &o, f->k, &rule, r, err);
+    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users, x->shrink, x->mpi};
+    return ev_eval_workspace(sd_mpi_test_ws(f->ws), &o, f->k, &rule, r, err);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -165,12 +168,17 @@ int cmd_eval(int argc, char **argv) {
                         "intervals, the same by context support, and writes DIR/metrics.json.",
                         &f, &x, NULL, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
+    if ((rc = cmd_mpi_start(argv[0], x.mpi))) return rc;
     sd_err err = {0};
     ev_eval_run r = {0};
     rc = run(&f, &x, &r, &err);
     if (rc) {
         ev_eval_run_free(&r);
         return cmd_fail(&err);
+    }
+    if (cmd_mpi_quiet()) {
+        ev_eval_run_free(&r);
+        return 0;
     }
     if (f.json) fputs(r.json, stdout);
     else {

@@ -16,6 +16,7 @@ typedef struct {
     float lr, min_lr, weight_decay, clip;
     int steps, warmup, batch, accum, seed, threads, save_every, stop_at;
     const char *checkpoint, *resume;
+    int mpi; /* data-parallel over MPI ranks; rank 0 writes checkpoints and the model */
 } train_flags;
 
 typedef struct {
@@ -32,7 +33,7 @@ static int on_step(void *p, const lm_trainer *t, float loss, double tps) {
     (void)tps;
     run_ctx *c = p;
     if (c->first_loss < 0) c->first_loss = loss;
-    if (c->ckpt && c->every > 0 && t->step % c->every == 0 && t->step < t->opts.steps)
+    if (c->ckpt && c->every > 0 && t->step % c->every == 0 && t->step < t->opts.steps && !cmd_mpi_quiet())
         if (lm_checkpoint_save(t, c->b, c->ckpt, &c->err)) return c->failed = 1;
     return c->stop_at > 0 && t->step >= c->stop_at;
 }
@@ -48,6 +49,7 @@ static void opts_from_flags(lm_train_opts *o, const train_flags *f) {
     o->accum = f->accum;
     o->seed = (uint64_t)f->seed;
     o->threads = f->threads;
+    o->dp = f->mpi;
 }
 
 /* Runs training with optional resume/checkpointing; fills the summary numbers. */
@@ -65,7 +67,7 @@ static int run_training(lm_trainer *t, lm_batcher *b, const train_flags *f, cons
     if (ctx.failed) return *err = ctx.err, err->code;
     if (rc) return rc;
     *first = ctx.first_loss;
-    if (f->checkpoint) rc = lm_checkpoint_save(t, b, f->checkpoint, err);
+    if (f->checkpoint && !cmd_mpi_quiet()) rc = lm_checkpoint_save(t, b, f->checkpoint, err);
     return rc;
 }
 
@@ -105,14 +107,15 @@ static void print_summary(int json, const char *what, const char *out, const lm_
         {"checkpoint", FL_STR, &(f).checkpoint, "write a training checkpoint here (for --resume)"},          \
         {"save-every", FL_INT, &(f).save_every, "checkpoint every N steps"},                                 \
         {"resume", FL_STR, &(f).resume, "resume from this checkpoint if it exists"},                         \
-        {"stop-at", FL_INT, &(f).stop_at, "stop after this step (with --checkpoint: resume later, same result)"}
+        {"stop-at", FL_INT, &(f).stop_at, "stop after this step (with --checkpoint: resume later, same result)"}, \
+        {"mpi", FL_BOOL, &(f).mpi, "data-parallel on MPI (under mpirun/srun): ranks split every batch's rows"}
 
 static int check_train_flags(const char *cmd, const train_flags *f) {
     if (f->steps < 0) return cmd_usage_error(cmd, "--steps must be >= 0");
     if (f->batch <= 0 || f->accum <= 0) return cmd_usage_error(cmd, "--batch and --accum must be positive");
     if (!(f->lr > 0) || f->min_lr < 0) return cmd_usage_error(cmd, "--lr must be positive and --min-lr >= 0");
     if (f->warmup < 0) return cmd_usage_error(cmd, "--warmup must be >= 0");
-    return 0;
+    return cmd_mpi_start(cmd, f->mpi);
 }
 
 /* ---------------------------------------------------------------- pretrain */
@@ -205,6 +208,7 @@ int cmd_lm_pretrain(int argc, char **argv) {
     float first = 0, final = 0;
     double tps = 0, secs = 0;
     if ((rc = run_training(t, &b, &f, "pretrain", &first, &final, &tps, &secs, &err))) goto done;
+    if (cmd_mpi_quiet()) goto done; /* rank 0 writes and reports */
     if ((rc = lm_gguf_save(out, &m, tok, name, &err))) goto done;
     print_summary(json, "pretrain", out, &m, t->step, first, final, tps, secs, n_ex, n_ids);
 done:
@@ -299,6 +303,7 @@ int cmd_lm_sft(int argc, char **argv) {
         }
         name = base_name ? base_name : "serendip";
     }
+    if (cmd_mpi_quiet()) goto done; /* rank 0 writes and reports */
     if (lora && !merge) {
         rc = lm_lora_save_gguf(t->lora, out, &err);
     } else {

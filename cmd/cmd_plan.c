@@ -6,6 +6,7 @@
 
 #include "cmd.h"
 #include "serendip/models.h"
+#include "serendip/mpi.h"
 #include "serendip/plan.h"
 #include "serendip/table.h"
 
@@ -13,7 +14,7 @@ int cmd_plan(int argc, char **argv) {
     const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;
     pl_opts o;
     pl_opts_default(&o);
-    int n = 16, seed = 1, json = 0;
+    int n = 16, seed = 1, json = 0, mpi = 0;
     float fb_m = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (needs taxonomy, journeys, models)"},
@@ -32,6 +33,7 @@ int cmd_plan(int argc, char **argv) {
                                             "feedback with this strength in pseudo-exposures (e.g. 10; 0 = off)"},
         {"seed", FL_INT, &seed, "sampling seed"},
         {"json", FL_BOOL, &json, "print the run report as JSON"},
+        {"mpi", FL_BOOL, &mpi, "run on MPI (under mpirun/srun): ranks split the contexts, rank 0 writes the table"},
         {0},
     };
     int rc = fl_parse("plan --ws DIR [--n N | --n-sweep LIST] [flags]",
@@ -67,8 +69,12 @@ int cmd_plan(int argc, char **argv) {
     o.generator = gen;
     o.out = out;
     o.seed = (uint64_t)seed;
+    if (mpi && shard) return cmd_usage_error(argv[0], "--mpi splits the contexts itself; drop --shard");
+    if ((rc = cmd_mpi_start(argv[0], mpi))) return rc;
+    o.mpi = mpi;
     pl_report rep;
-    if (pl_plan(ws, &o, &rep, &err)) return cmd_fail(&err);
+    if (pl_plan(sd_mpi_test_ws(ws), &o, &rep, &err)) return cmd_fail(&err);
+    if (cmd_mpi_quiet()) return 0;
     if (json) {
         char *path = sd_asprintf("%s/plans/plan-%s%s.json", ws, strcmp(gen, "single") ? "explore" : "single",
                                  o.n_shards > 1 ? "-shard" : "");

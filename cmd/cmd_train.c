@@ -6,6 +6,7 @@
 
 #include "cmd.h"
 #include "serendip/models.h"
+#include "serendip/mpi.h"
 #include "serendip/plan.h"
 
 static void print_quality(const md_align_quality *q) {
@@ -25,7 +26,7 @@ int cmd_train(int argc, char **argv) {
     const char *ws = NULL;
     md_opts o;
     md_opts_default(&o);
-    int seed = (int)o.seed, json = 0;
+    int seed = (int)o.seed, json = 0, mpi = 0;
     float label_shrink = (float)o.corpus.label_shrink;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"},
@@ -54,6 +55,7 @@ int cmd_train(int argc, char **argv) {
         {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
         {"seed", FL_INT, &seed, "random seed"},
         {"json", FL_BOOL, &json, "print the report as JSON"},
+        {"mpi", FL_BOOL, &mpi, "data-parallel on MPI (under mpirun/srun): ranks split every batch; rank 0 writes"},
         {0},
     };
     int rc = fl_parse("train --ws DIR [flags]",
@@ -66,9 +68,11 @@ int cmd_train(int argc, char **argv) {
     o.seed = (uint64_t)seed;
     o.corpus.seed = (uint64_t)seed;
     o.corpus.label_shrink = label_shrink;
+    if ((rc = cmd_mpi_start(argv[0], mpi))) return rc;
     md_report r;
     sd_err err = {0};
-    if (md_train(ws, &o, &r, &err)) return cmd_fail(&err);
+    if ((mpi ? md_train_mpi(sd_mpi_test_ws(ws), &o, &r, &err) : md_train(ws, &o, &r, &err))) return cmd_fail(&err);
+    if (cmd_mpi_quiet()) return 0;
     char *path = sd_asprintf("%s/%s/%s", ws, MD_DIR, MD_REPORT);
     if (json) {
         char *text;

@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
                 fprintf(argc < 3 ? stderr : stdout, "  %-10s %s\n", lm_commands[i].name, lm_commands[i].summary);
             return argc < 3 ? 2 : 0;
         }
-        return dispatch(lm_commands, N_OF(lm_commands), "lm", argc - 2, argv + 2);
+        return cmd_mpi_finish(dispatch(lm_commands, N_OF(lm_commands), "lm", argc - 2, argv + 2));
     }
-    return dispatch(commands, N_OF(commands), "", argc - 1, argv + 1);
+    return cmd_mpi_finish(dispatch(commands, N_OF(commands), "", argc - 1, argv + 1));
 }

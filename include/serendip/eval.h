@@ -133,8 +133,10 @@ typedef struct {
     int min_users;      /* feedback arm: tuples backed by fewer users are ignored (default 3, as corpus.c) */
     double shrink;      /* feedback_shrunk arm: prior strength in pseudo-exposures (default 10, as the
                          * demo's `plan --feedback-shrink`) */
+    int mpi;            /* eval --mpi (mpi.h active): ranks serve their share of the users and of the
+                         * bootstrap resamples, every rank then holds all; rank 0 writes (docs/scale.md) */
 } ev_opts;
-#define EV_OPTS_DEFAULT ((ev_opts){1, 200, 20250407, 0, 3, 10})
+#define EV_OPTS_DEFAULT ((ev_opts){1, 200, 20250407, 0, 3, 10, 0})
 
 typedef struct {
     double value[EV_N_METRICS]; /* point estimate on all users; NAN when undefined */

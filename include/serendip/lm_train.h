@@ -28,6 +28,10 @@ typedef struct {
     int lora_rank;      /* 0: full training; r > 0: rank-r LoRA with the base frozen */
     float lora_alpha;   /* LoRA scale is alpha / rank */
     int threads;        /* OpenMP threads; 0 keeps the current setting */
+    int dp;             /* 1: data-parallel over the MPI ranks (mpi.h active; --mpi): each rank computes
+                         * rows [batch*r/R, batch*(r+1)/R) of every micro-batch, and the gradient, loss
+                         * and target count are summed with MPI_Allreduce, so every rank takes the same
+                         * step as one process on the whole batch (docs/scale.md); needs batch >= R */
 } lm_train_opts;
 
 /* Fills defaults: lr 1e-3, min_lr 1e-4, warmup 20, steps 200, batch 8, seq_len 128, accum 1,
@@ -90,6 +94,7 @@ typedef struct {
     sd_rng rng;
     double last_loss, last_grad_norm, last_lr;
     int blas_threads_before; /* restored by lm_trainer_free */
+    int dp_size, dp_row0;    /* opts.dp: ranks (1 = not data-parallel); this rank's first row; B is its row count */
 } lm_trainer;
 
 /* Creates a trainer over model (borrowed; must outlive the trainer) for opts. Every buffer the
@@ -176,7 +181,8 @@ int lm_checkpoint_load(lm_trainer *t, lm_batcher *b, const char *path, sd_err *e
 /* Called after every optimizer step (may be NULL). Return nonzero to stop early. */
 typedef int (*lm_train_cb)(void *ctx, const lm_trainer *t, float loss, double tokens_per_s);
 
-/* Runs opts.steps - t->step optimizer steps drawing micro-batches from b, showing an sd_progress
+/* Runs opts.steps - t->step optimizer steps drawing micro-batches from b (data-parallel: b deals
+ * whole batches of opts.batch rows on every rank and each rank trains on its rows), showing an sd_progress
  * bar labelled label (loss, tokens/s, ETA). *final_loss gets the mean loss of the last step(s).
  * Returns SD_OK or the first step error. */
 int lm_train_run(lm_trainer *t, lm_batcher *b, const char *label, lm_train_cb cb, void *ctx, float *final_loss,

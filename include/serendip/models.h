@@ -33,6 +33,8 @@ typedef struct {
     const char *base;     /* NULL: train a tokenizer and a base; else start from this GGUF (its
                            * tokenizer and sizes; pretrain_steps > 0 continues pretraining on the corpus) */
     cp_opts corpus;
+    int mpi;              /* train --mpi (mpi.h active): the language models train data-parallel over the
+                           * ranks (lm_train_opts.dp); use md_train_mpi */
 } md_opts;
 void md_opts_default(md_opts *o);
 
@@ -67,6 +69,11 @@ typedef struct {
 
 /* Runs the whole stage on a workspace (needs dataset.bin, taxonomy.bin, journeys.bin). */
 int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err);
+/* train --mpi (models_mpi.c), on every rank: rank 0 runs md_train on ws; every other rank runs it
+ * on a private scratch workspace (ws's files linked in, removed afterwards) without the retrieval
+ * model, so that only rank 0 writes into ws while all ranks take part in every training step.
+ * The corpora and tokenizer are deterministic, so every rank trains on the same examples. */
+int md_train_mpi(const char *ws, const md_opts *o, md_report *r, sd_err *err);
 
 /* Expected score (0..9) of the alignment model for each prompt (already formatted with
  * cp_align_prompt): sum over digits d of p(d) * d, p renormalised over the ten digit tokens. */

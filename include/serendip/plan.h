@@ -44,6 +44,8 @@ typedef struct {
     double feedback_m;         /* > 0: also write the confidence-aware table (kind llm_feedback) for the
                                 * largest n, the alignment prior shrunk toward observed feedback with this
                                 * strength in pseudo-exposures (docs/planning.md); 0 = off (default) */
+    int mpi;                   /* --mpi (mpi.h active): plan this rank's share of whole chunks, rank 0 gathers
+                                * the rows and alone writes the tables (docs/scale.md); not with a shard */
 } pl_opts;
 void pl_opts_default(pl_opts *o);
 
@@ -69,6 +71,16 @@ typedef struct {
  * writes ws/plans/<generator-prefix>_n<n>.tbl for every n, and ws/explore.tbl for the largest n
  * when the generator is the novelty model. Also ws/plans/plan-<prefix>.json with the report. */
 int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err);
+
+/* plan --mpi (plan_mpi.c). This rank's contexts [*begin, *end): a run of whole chunks of `chunk`
+ * contexts, cut so that every rank gets about the same number of valid contexts (the cost). */
+void pl_mpi_range(int K, int M, int chunk, int64_t *begin, int64_t *end);
+struct tbl_builder;
+/* Collective, after every rank planned its range into tb[0..n_tb): on rank 0 each tb[si] is
+ * replaced by a full-range builder holding every rank's rows and statistics (byte-identical to
+ * a one-process run's); rep's counts and *planned_total become sums over ranks, its seconds the
+ * slowest rank's (on every rank). */
+int pl_mpi_gather(struct tbl_builder **tb, int n_tb, pl_report *rep, int64_t *planned_total, sd_err *err);
 
 /* Parses "1,2,4,8,16" into o->n_sweep (ascending, distinct, 1..1024). */
 int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err);

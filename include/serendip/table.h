@@ -101,4 +101,11 @@ int tbl_lookup(const tbl_table *t, int64_t ctx_index, const tbl_entry **e, uint3
  * one full table at out (atomic). */
 int tbl_merge(const char *const *shards, int n, const char *out, sd_err *err);
 
+/* Builders across processes (plan --mpi, plan_mpi.c). The bytes tbl_write would write for b
+ * (header + slots), in a fresh malloc'd *buf of *len bytes (caller frees). */
+int tbl_builder_image(const tbl_builder *b, void **buf, size_t *len);
+/* Copies the slots of part s (a table of the same run whose range lies inside b's) into b and adds
+ * its statistics; SD_ERR_DATA when s is from another run or outside b's range. */
+int tbl_builder_absorb(tbl_builder *b, const tbl_table *s, sd_err *err);
+
 #endif

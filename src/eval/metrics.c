@@ -5,6 +5,7 @@
  * Definitions (with a worked example) are in docs/evaluation.md. The bootstrap is written by hand
  * (a dozen lines; no C statistics library in Debian does percentile bootstrap). */
 #include "serendip/eval.h"
+#include "serendip/mpi.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -287,7 +288,7 @@ int ev_like_frac(const ev_result *arm, const ev_result *random, const ev_result 
 /* Fills r's figures from the served lists list (d->n_users, S) on users[0..n), with B resamples of
  * those users (paired: the b-th resample depends on seed, b and n only). */
 static void score(const ev_data *d, const int32_t *list, const uint8_t *fell_back, int S, const int32_t *users,
-                  int64_t n, int B, uint64_t seed, ev_result *r) {
+                  int64_t n, int B, uint64_t seed, int mpi, ev_result *r) {
     r->B = n ? B : 0;
     r->users = n;
     r->served = r->fallback_users = 0;
@@ -300,13 +301,18 @@ static void score(const ev_data *d, const int32_t *list, const uint8_t *fell_bac
     int64_t *freq = sd_malloc(sizeof(int64_t) * (size_t)(d->M + 1));
     int32_t *pos = sd_malloc(sizeof(int32_t) * (size_t)(n + 1));
     aggregate(d, list, S, users, t, NULL, n, freq, r->value, r->n);
-    for (int b = 0; b < r->B; b++) {
+    /* --mpi: this rank's resamples [b0, b1), then every rank holds all (the b-th resample depends
+     * on seed, b and n only, so the split changes no bit) */
+    int64_t b0 = 0, b1 = r->B;
+    if (mpi) sd_mpi_range(r->B, &b0, &b1);
+    for (int b = (int)b0; b < (int)b1; b++) {
         int64_t nn[EV_N_METRICS];
         double v[EV_N_METRICS];
         resample(pos, n, seed, b);
         aggregate(d, list, S, users, t, pos, n, freq, v, nn);
         for (int m = 0; m < EV_N_METRICS; m++) r->boot[(size_t)m * r->B + b] = v[m];
     }
+    for (int m = 0; mpi && m < EV_N_METRICS; m++) sd_mpi_allgather_rows(r->boot + (size_t)m * r->B, sizeof(double), r->B, NULL);
     for (int m = 0; m < EV_N_METRICS; m++) {
         double f, c;
         metric_range(m, &f, &c);
@@ -360,14 +366,18 @@ int ev_run(const ev_data *d, const ev_arm *arms, int n_arms, const ev_opts *o, e
         char label[96];
         snprintf(label, sizeof label, "eval %s", arms[a].name);
         sd_progress_start(&prog, label, n + 1);
-        for (int64_t i = 0; i < n && !rc; i++) {
+        int64_t u0 = 0, u1 = n; /* --mpi: this rank's users, then every rank holds all lists */
+        if (o->mpi) sd_mpi_range(n, &u0, &u1);
+        for (int64_t i = u0; i < u1 && !rc; i++) {
             int got = arms[a].fn(arms[a].state, (int32_t)i, d->ctx + i * K, K, ranked, L);
             int f = got < 0 || got > L ? -1 : filter_user(d, i, ranked, got, S, r->list + i * S);
             if (f < 0) rc = sd_fail(err, SD_ERR_DATA, "arm '%s' failed for user %d", arms[a].name, d->user[i]);
             else r->fell_back[i] = (uint8_t)f;
             if ((i & 1023) == 0) sd_progress_update(&prog, i, NULL);
         }
-        if (!rc) score(d, r->list, r->fell_back, S, all, n, o->bootstrap, o->seed, r);
+        if (o->mpi && !(rc = sd_mpi_agree(rc, err)) && !(rc = sd_mpi_allgather_rows(r->list, sizeof(int32_t) * (size_t)S, n, err)))
+            rc = sd_mpi_allgather_rows(r->fell_back, 1, n, err);
+        if (!rc) score(d, r->list, r->fell_back, S, all, n, o->bootstrap, o->seed, o->mpi, r);
         sd_progress_end(&prog);
     }
     free(ranked);
@@ -379,7 +389,7 @@ void ev_result_subset(const ev_data *d, const ev_result *full, const int32_t *us
                       ev_result *out) {
     memset(out, 0, sizeof *out);
     out->S = full->S;
-    score(d, full->list, full->fell_back, full->S, users, n, o->bootstrap, o->seed, out);
+    score(d, full->list, full->fell_back, full->S, users, n, o->bootstrap, o->seed, o->mpi, out);
 }
 
 void ev_run_by_support(const ev_data *d, const ev_result *res, int n_arms, const ev_opts *o, ev_result *out,

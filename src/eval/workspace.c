@@ -8,6 +8,7 @@
 #include "serendip/retrieve.h"
 #include "serendip/table.h"
 #include "serendip/world.h"
+#include "serendip/mpi.h"
 
 #include <cjson/cJSON.h>
 #include <glob.h>
@@ -124,8 +125,9 @@ static int open_table(run_owned *own, const char *ws, const char *path, int *K, 
     return SD_OK;
 }
 
-int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
-                      sd_err *err) {
+/* ev_eval_workspace; *entered is set when the ranks' first agreement (before ev_run) was reached. */
+static int eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
+                          int *entered, sd_err *err) {
     memset(out, 0, sizeof *out);
     run_owned *own = sd_calloc(1, sizeof *own);
     out->owned = own;
@@ -220,10 +222,15 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
         table_arm *a = &own->tables[t];
         out->arms[out->n_arms++] = (ev_arm){a->name, a->kind, a->n, a->file, table_serve, a};
     }
+    if (o->mpi) { /* every rank has its inputs: evaluate, or stop together with the failing rank's message */
+        *entered = 1;
+        if ((rc = sd_mpi_agree(SD_OK, err))) return rc;
+    }
     rc = ev_run(&out->d, out->arms, out->n_arms, o, out->res, err);
     if (rc) return rc;
     out->by_support = sd_calloc((size_t)EV_N_SUPPORT * (size_t)out->n_arms + 1, sizeof(ev_result));
     ev_run_by_support(&out->d, out->res, out->n_arms, o, out->by_support, out->n_support);
+    if (o->mpi && sd_mpi_rank() != 0) return SD_OK; /* rank 0 alone reports and writes */
     /* the items level: the restricted retrieval model, when trained (docs/serving.md) */
     cJSON *rj = NULL;
     p = sd_path_join(ws, RT_FILE);
@@ -247,6 +254,14 @@ int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive
     p = sd_path_join(ws, EV_METRICS_FILE);
     rc = sd_write_file_atomic(p, out->json, strlen(out->json), err);
     free(p);
+    return rc;
+}
+
+int ev_eval_workspace(const char *ws, const ev_opts *o, int K, const ds_positive_rule *rule, ev_eval_run *out,
+                      sd_err *err) {
+    int entered = 0;
+    int rc = eval_workspace(ws, o, K, rule, out, &entered, err);
+    if (o->mpi && rc && !entered) rc = sd_mpi_agree(rc, err); /* failed before evaluating: tell the others */
     return rc;
 }
 

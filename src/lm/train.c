@@ -9,6 +9,7 @@
 #include "serendip/lm_train.h"
 
 #include "serendip/lm_ops.h"
+#include "serendip/mpi.h"
 #include "serendip/tokenizer.h"
 
 #include <cblas.h>
@@ -246,6 +247,18 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
     t->model = model;
     t->opts = *o;
     t->B = o->batch;
+    t->dp_size = 1;
+    if (o->dp && sd_mpi_size() > 1) { /* this rank's rows of every micro-batch */
+        int R = sd_mpi_size(), r = sd_mpi_rank();
+        if (o->batch < R) {
+            openblas_set_num_threads(t->blas_threads_before);
+            free(t);
+            return sd_fail(err, SD_ERR_USAGE, "training: batch %d is smaller than the %d MPI ranks (each needs a row)", o->batch, R);
+        }
+        t->dp_size = R;
+        t->dp_row0 = o->batch * r / R;
+        t->B = o->batch * (r + 1) / R - t->dp_row0;
+    }
     t->T = o->seq_len;
     sd_rng_seed(&t->rng, o->seed);
     if (o->lora_rank > 0) {
@@ -488,6 +501,11 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
      * the gradient of one big batch */
     size_t total = 0;
     for (int k = 0; k < n_micro; k++) total += count_targets(t, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
+    if (t->dp_size > 1) { /* data-parallel: the normaliser is the whole batch's count, over every rank */
+        int64_t all = (int64_t)total;
+        sd_mpi_sum_i64(&all, 1, NULL); /* MPI errors abort the job (MPI_ERRORS_ARE_FATAL) */
+        total = (size_t)all;
+    }
     float scale = total ? 1.0f / (float)total : 0.0f;
     int ns = t->n_shards;
     /* one parallel region: each thread runs whole forward/backward passes over its rows, and the
@@ -515,6 +533,10 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
     }
     double s = 0;
     for (int p = 0; p < ns; p++) s += t->shards[p].loss;
+    if (t->dp_size > 1) { /* data-parallel: every rank's rows summed (then every rank steps alike) */
+        sd_mpi_sum_f32(t->grads, t->n_train, NULL);
+        sd_mpi_sum_f64(&s, 1, NULL);
+    }
     if (loss) *loss = total ? (float)(s / (double)total) : 0.0f;
 }
 
@@ -721,7 +743,7 @@ static void ckpt_fill(ckpt_header *h, const lm_trainer *t, const lm_batcher *b) 
     h->n_train = t->n_train;
     h->step = t->step;
     memcpy(h->rng, t->rng.s, sizeof h->rng);
-    h->B = t->B;
+    h->B = t->dp_size > 1 ? t->opts.batch : t->B; /* the whole batch: resumable on any rank count */
     h->T = t->T;
     if (b) {
         h->has_batcher = 1;
@@ -819,24 +841,36 @@ int lm_checkpoint_load(lm_trainer *t, lm_batcher *b, const char *path, sd_err *e
 int lm_train_run(lm_trainer *t, lm_batcher *b, const char *label, lm_train_cb cb, void *ctx, float *final_loss,
                  double *tokens_per_s, sd_err *err) {
     const lm_train_opts *o = &t->opts;
-    if (b->B != t->B || b->T != t->T)
+    const int gB = t->dp_size > 1 ? o->batch : t->B; /* rows the batcher deals per micro-batch */
+    if (b->B != gB || b->T != t->T)
         return sd_fail(err, SD_ERR_USAGE, "training: batcher is (%d, %d) but the trainer is (%d, %d)", b->B, b->T,
-                       t->B, t->T);
+                       gB, t->T);
     size_t rowtok = (size_t)t->B * (t->T + 1), rowmask = (size_t)t->B * t->T;
+    size_t growtok = (size_t)gB * (t->T + 1), growmask = (size_t)gB * t->T;
     int32_t *tokens = sd_malloc(o->accum * rowtok * sizeof(int32_t));
     uint8_t *mask = sd_malloc(o->accum * rowmask);
+    int32_t *gtokens = t->dp_size > 1 ? sd_malloc(growtok * sizeof(int32_t)) : NULL; /* (gB, T+1) one whole micro-batch */
+    uint8_t *gmask = t->dp_size > 1 ? sd_malloc(growmask) : NULL;
     sd_progress pr;
     sd_progress_start(&pr, label ? label : "training", o->steps);
     double t0 = sd_now(), tps = 0, ema = NAN;
     int first = t->step, rc = SD_OK;
     float loss = 0;
     while (t->step < o->steps) {
-        for (int k = 0; k < o->accum; k++) lm_batcher_next(b, tokens + k * rowtok, mask + k * rowmask);
+        for (int k = 0; k < o->accum; k++) {
+            if (!gtokens) {
+                lm_batcher_next(b, tokens + k * rowtok, mask + k * rowmask);
+                continue;
+            }
+            lm_batcher_next(b, gtokens, gmask); /* the whole micro-batch, then this rank's rows of it */
+            memcpy(tokens + k * rowtok, gtokens + (size_t)t->dp_row0 * (t->T + 1), rowtok * sizeof(int32_t));
+            memcpy(mask + k * rowmask, gmask + (size_t)t->dp_row0 * t->T, rowmask);
+        }
         rc = lm_trainer_step(t, tokens, mask, &loss, err);
         if (rc) break;
         ema = isnan(ema) ? loss : 0.9 * ema + 0.1 * loss;
         double dt = sd_now() - t0;
-        tps = dt > 0 ? (double)(t->step - first) * o->accum * rowmask / dt : 0;
+        tps = dt > 0 ? (double)(t->step - first) * o->accum * (gtokens ? growmask : rowmask) / dt : 0; /* the whole job's */
         char extra[96];
         snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", ema, tps);
         sd_progress_update(&pr, t->step, extra);
@@ -845,6 +879,8 @@ int lm_train_run(lm_trainer *t, lm_batcher *b, const char *label, lm_train_cb cb
     sd_progress_end(&pr);
     free(tokens);
     free(mask);
+    free(gtokens);
+    free(gmask);
     if (final_loss) *final_loss = loss;
     if (tokens_per_s) *tokens_per_s = tps;
     return rc;

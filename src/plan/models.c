@@ -48,6 +48,7 @@ static void train_opts(lm_train_opts *to, const md_opts *o, int steps, float lr,
     to->seq_len = T;
     to->seed = seed;
     to->lora_rank = o->lora_rank;
+    to->dp = o->mpi; /* train --mpi: every rank's share of each batch (models_mpi.c) */
 }
 
 /* Trains m on ex for to's steps; *loss the final step's loss, *secs the time taken. */

@@ -12,6 +12,7 @@
 #include "serendip/lm_infer.h"
 #include "serendip/manifest.h"
 #include "serendip/models.h"
+#include "serendip/mpi.h"
 #include "serendip/select.h"
 #include "serendip/sft.h"
 #include "serendip/table.h"
@@ -86,6 +87,7 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddNumberToObject(j, "top", o->top);
     cJSON_AddNumberToObject(j, "feedback_shrink", o->feedback_m);
     cJSON_AddNumberToObject(j, "threads", sd_num_threads());
+    cJSON_AddNumberToObject(j, "ranks", sd_mpi_size()); /* plan --mpi: processes, each with `threads` */
     cJSON_AddNumberToObject(j, "sample_seconds", rep->sample_s);
     cJSON_AddNumberToObject(j, "score_seconds", rep->score_s);
     cJSON_AddNumberToObject(j, "total_seconds", rep->total_s);
@@ -142,6 +144,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     if (o->n_shards < 1 || o->shard < 0 || o->shard >= o->n_shards)
         return sd_fail(err, SD_ERR_USAGE, "plan: shard %d of %d is not a valid slice", o->shard + 1, o->n_shards);
     if (o->n_shards > 1 && o->n_count > 1) return sd_fail(err, SD_ERR_USAGE, "plan: --shard and --n-sweep cannot be combined");
+    if (o->mpi && o->n_shards > 1) return sd_fail(err, SD_ERR_USAGE, "plan: --mpi splits the work itself; drop --shard");
     int single_gen = !strcmp(o->generator, "single");
     if (!single_gen && strcmp(o->generator, "novelty"))
         return sd_fail(err, SD_ERR_USAGE, "plan: --generator '%s' must be 'novelty' or 'single'", o->generator);
@@ -164,6 +167,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     int32_t **acont = NULL;
     int *acont_len = NULL;
     int rc;
+    int mpi_stage = 0; /* --mpi: 1 after the agreement before planning, 2 after the last one */
     if (!sd_file_exists(p_tax)) {
         rc = sd_fail(err, SD_ERR_STATE, "%s: no taxonomy (run 'serendip cluster' first)", p_tax);
         goto done;
@@ -193,6 +197,11 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     int64_t begin = n_chunks * o->shard / o->n_shards * chunk, end = n_chunks * (o->shard + 1) / o->n_shards * chunk;
     if (begin > n_ctx) begin = n_ctx;
     if (end > n_ctx) end = n_ctx;
+    if (o->mpi) { /* this rank's run of whole chunks */
+        pl_mpi_range(K, M, chunk, &begin, &end);
+        sd_log("plan: rank %d of %d plans contexts [%lld, %lld) of %lld", sd_mpi_rank(), sd_mpi_size(), (long long)begin,
+               (long long)end, (long long)n_ctx);
+    }
     const int n_max = o->n_sweep[o->n_count - 1];
 
     /* description -> cluster, and the longest description in tokens (bounds max_new) */
@@ -334,6 +343,11 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         int32_t c[JR_K_MAX];
         jr_context_from_index(i, K, M, c);
         valid_in_range += jr_context_valid(c, K, M);
+    }
+    if (o->mpi) { /* every rank has its models: plan, or stop together with the failing rank's message */
+        mpi_stage = 1;
+        if ((rc = sd_mpi_agree(rc, err))) mpi_stage = 2;
+        sd_mpi_test_fault("plan");
     }
     sd_progress prog;
     sd_progress_start(&prog, "plan", valid_in_range);
@@ -498,12 +512,18 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         sd_progress_update(&prog, planned_total, extra);
     }
     sd_progress_end(&prog);
+    if (o->mpi && mpi_stage == 1) { /* every rank planned: rank 0 gathers the rows */
+        mpi_stage = 2;
+        rc = sd_mpi_agree(rc, err);
+        if (!rc) rc = pl_mpi_gather(tb, n_tb, rep, &planned_total, err);
+    }
+    const int writer = !o->mpi || sd_mpi_rank() == 0;
 
     /* write the tables */
     const char *prefix = single_gen ? "single" : "explore";
     char *pdir = sd_path_join(ws, PL_DIR);
     if (!rc && o->n_count > 1) rc = sd_mkdir_p(pdir, err);
-    for (int si = 0; si < n_tb && !rc; si++) {
+    for (int si = 0; si < n_tb && !rc && writer; si++) {
         pl_result *r = &rep->r[si];
         r->compliance = r->samples ? (double)r->compliant / (double)r->samples : 0;
         r->fallback_share = r->contexts ? (double)r->fallback / (double)r->contexts : 0;
@@ -538,7 +558,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     rep->count = n_tb;
     rep->total_s = sd_now() - t_start;
     rep->contexts_per_s = rep->total_s > 0 ? (double)planned_total / rep->total_s : 0;
-    if (!rc) {
+    if (!rc && writer) {
         rc = sd_mkdir_p(pdir, err);
         char name[64];
         snprintf(name, sizeof name, "plan-%s%s.json", prefix, o->n_shards > 1 ? "-shard" : "");
@@ -553,6 +573,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     free(aprefix), free(aplen), free(aconts), free(aclen), free(acp), free(aslot);
     free(buf), free(text), free(work), free(ent);
 done:
+    if (o->mpi && mpi_stage == 0) rc = sd_mpi_agree(rc, err); /* failed before planning: tell the others */
     free(fb_rates);
     free(fb_last);
     free(choice);

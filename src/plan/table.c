@@ -356,3 +356,27 @@ done:
     free(order);
     return rc;
 }
+
+/* ---------------------------------------------------------------- builders across processes (plan --mpi) */
+
+int tbl_builder_image(const tbl_builder *b, void **buf, size_t *len) {
+    size_t body = (size_t)(b->p.end - b->p.begin) * b->slot_size;
+    uint8_t *p = sd_malloc(TBL_HEADER_SIZE + body);
+    encode_header(p, &b->p, &b->s, b->slot_size);
+    if (body) memcpy(p + TBL_HEADER_SIZE, b->slots, body);
+    *buf = p;
+    *len = TBL_HEADER_SIZE + body;
+    return SD_OK;
+}
+
+int tbl_builder_absorb(tbl_builder *b, const tbl_table *s, sd_err *err) {
+    if (!same_run(&b->p, &s->p) || s->p.kind != b->p.kind || (b->s.fallback_kind && s->s.fallback_kind != b->s.fallback_kind))
+        return sd_fail(err, SD_ERR_DATA, "table: a part comes from a different run (parameters, seed or hashes differ)");
+    if (s->p.begin < b->p.begin || s->p.end > b->p.end || s->p.begin > s->p.end)
+        return sd_fail(err, SD_ERR_DATA, "table: part [%lld, %lld) is outside [%lld, %lld)", (long long)s->p.begin,
+                       (long long)s->p.end, (long long)b->p.begin, (long long)b->p.end);
+    size_t bytes = (size_t)(s->p.end - s->p.begin) * b->slot_size;
+    if (bytes) memcpy(b->slots + (size_t)(s->p.begin - b->p.begin) * b->slot_size, s->slots, bytes);
+    tbl_builder_add_stats(b, &s->s);
+    return SD_OK;
+}
