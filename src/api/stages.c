@@ -530,7 +530,8 @@ static int eval_run(const char *stage, const char *ws, const eval_flags *f, ev_e
     ds_positive_rule rule;
     int rc = jr_resolve_rule(ws, f->positive, &rule, err);
     if (rc) return rc;
-    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, f->depth, f->min_users, f->shrink};
+    ev_opts o = {.serve = f->serve, .bootstrap = f->bootstrap, .seed = (uint64_t)f->seed, .depth = f->depth,
+                 .min_users = f->min_users, .shrink = f->shrink};
     return ev_eval_workspace(ws, &o, f->k, &rule, r, err);
 }
 
