@@ -7,6 +7,7 @@
  * are found by their "kind", never by name. HTML is written by hand: it is a few tags of text. */
 #include "serendip/eval.h"
 #include "serendip/svg.h"
+#include "serendip/report_alt.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -518,6 +519,12 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         svg_frame f = svg_frame_make(900, 300, "cluster sizes (sorted)", "cluster rank", "items");
         plot_append(&h, svg_bar_chart(&f, v, NULL, nc));
         free(v);
+    }
+    { /* the rejected alternatives (RL, pairwise; report_alt.c) from the workspace holding html_path */
+        const char *slash = strrchr(html_path, '/');
+        char *ws_dir = slash ? sd_asprintf("%.*s", (int)(slash - html_path), html_path) : sd_strdup(".");
+        ev_report_alternatives(&h, ws_dir);
+        free(ws_dir);
     }
     svg_buf_printf(&h, "</body>\n</html>\n");
     int rc = sd_write_file_atomic(html_path, h.s, h.len, err);

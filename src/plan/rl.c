@@ -335,6 +335,7 @@ int rl_train(const char *ws, const rl_opts *o, rl_report *rep, sd_err *err) {
     for (int x = 0; x < o->eval_contexts; x++) random_context(&r, &erng, ectx + (size_t)x * r.K);
     const int32_t pad = pad_of(r.tok), eos = tok_eos(r.tok);
 
+    snprintf(rep->model, sizeof rep->model, "%s", p_out);
     sd_log("RL fine-tuning of the novelty model (%s reward): %d steps, %d contexts x %d samples, beta %g, lr %g",
            o->guarded ? "guarded" : "raw", o->steps, C, G, (double)o->beta, (double)o->lr);
     cap_rec = o->steps / o->every + 3;
@@ -410,6 +411,10 @@ int rl_train(const char *ws, const rl_opts *o, rl_report *rep, sd_err *err) {
             char extra[128];
             snprintf(extra, sizeof extra, "reward %.2f kl %.3f compliance %.0f%%", rec->reward, rec->kl, 100 * rec->compliance);
             sd_progress_update(&prog, step + 1, extra);
+            /* the records so far, so that a long run can be watched (and survives an interruption) */
+            rep->steps = step + 1;
+            rep->seconds = rec->seconds;
+            if ((rc = write_rl_json(ws, o->guarded ? "guarded" : "raw", run_json(o, rep, T, sd_num_threads()), err))) break;
         }
         if (last) {
             step++;
@@ -419,7 +424,6 @@ int rl_train(const char *ws, const rl_opts *o, rl_report *rep, sd_err *err) {
     sd_progress_end(&prog);
     rep->steps = step;
     rep->seconds = sd_now() - t_start;
-    snprintf(rep->model, sizeof rep->model, "%s", p_out);
     if (rc) goto done;
     if ((rc = lm_gguf_save(p_out, &r.pol, r.tok, o->guarded ? "rl-guarded" : "rl", err))) goto done;
     if ((rc = write_rl_json(ws, o->guarded ? "guarded" : "raw", run_json(o, rep, T, sd_num_threads()), err))) goto done;
