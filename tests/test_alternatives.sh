@@ -5,7 +5,8 @@
 # (step 0 first, the asked steps last, finite reward and KL >= 0, shares in [0, 1]) into rl.json
 # and refuses bad flags; `plan --generator rl` and `plan --selector pairwise` write their tables
 # under plans/ without replacing explore.tbl; eval finds them as arms of kinds rl and llm_pairwise
-# (the kind comes from the table header) and the report shows the RL and pairwise sections.
+# (the kind comes from the table header; the guarded RL arm is named apart) and the report shows
+# the RL and pairwise sections.
 set -euo pipefail
 BIN=${BUILD:-build}/serendip
 ws=$(mktemp -d /tmp/sdalt.XXXXXX)
@@ -55,8 +56,9 @@ PY
 
 "$BIN" plan --ws "$ws" --n-sweep 1,4 --top 4 >/dev/null 2>&1 || fail "plan"
 "$BIN" plan --ws "$ws" --generator rl --n 1 --top 4 >/dev/null 2>&1 || fail "plan --generator rl"
+"$BIN" plan --ws "$ws" --generator rl_guarded --n 1 --top 4 >/dev/null 2>&1 || fail "plan --generator rl_guarded"
 "$BIN" plan --ws "$ws" --selector pairwise --n-sweep 1,4 --top 4 >/dev/null 2>&1 || fail "plan --selector pairwise"
-for t in plans/rl_n1.tbl plans/explore_pairwise_n1.tbl plans/explore_pairwise_n4.tbl; do
+for t in plans/rl_n1.tbl plans/rl_guarded_n1.tbl plans/explore_pairwise_n1.tbl plans/explore_pairwise_n4.tbl; do
     [ -s "$ws/$t" ] || fail "$t not written"
 done
 cmp -s "$ws/explore.tbl" "$ws/plans/explore_n4.tbl" || fail "a pairwise or rl run replaced explore.tbl"
@@ -66,6 +68,9 @@ import json, sys
 m = json.load(open(sys.argv[1]))
 kinds = {a["kind"]: a for a in m["arms"]}
 assert "rl" in kinds and "llm_pairwise" in kinds, sorted(kinds)
+names = sorted(a["name"] for a in m["arms"] if a["kind"] == "rl")
+assert names == ["RL (best-of-1)", "RL guarded (best-of-1)"], names
+assert sorted(a["name"] for a in m["arms"] if a["kind"] == "llm_pairwise") == ["best-of-1 pairwise", "best-of-4 pairwise"]
 PY
 "$BIN" report --ws "$ws" >/dev/null 2>&1 || fail "report"
 grep -q "RL against the alignment reward" "$ws/report.html" || fail "report lacks the RL section"
