@@ -49,6 +49,10 @@ typedef struct {
                                 * strength in pseudo-exposures (docs/planning.md); 0 = off (default) */
 } pl_opts;
 void pl_opts_default(pl_opts *o);
+/* The file prefix of o's tables: "explore", "single", "rl", "rl_guarded", or "explore_pairwise"
+ * (ws/plans/<prefix>_n<n>.tbl, plans/plan-<prefix>.json). Only "explore" runs write
+ * ws/explore.tbl; the others' single-n tables default to ws/plans/<prefix>_n<n>.tbl. */
+const char *pl_prefix(const pl_opts *o);
 
 typedef struct {
     int n;
@@ -72,11 +76,6 @@ typedef struct {
  * writes ws/plans/<generator-prefix>_n<n>.tbl for every n, and ws/explore.tbl for the largest n
  * when the generator is the novelty model. Also ws/plans/plan-<prefix>.json with the report. */
 int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err);
-
-/* The file prefix of o's tables: "explore", "single", "rl", "rl_guarded", or "explore_pairwise"
- * (ws/plans/<prefix>_n<n>.tbl, plans/plan-<prefix>.json). Only "explore" runs write
- * ws/explore.tbl; the others' single-n tables default to ws/plans/<prefix>_n<n>.tbl. */
-const char *pl_prefix(const pl_opts *o);
 
 /* Parses "1,2,4,8,16" into o->n_sweep (ascending, distinct, 1..1024). */
 int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err);

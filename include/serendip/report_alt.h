@@ -10,5 +10,7 @@
  * first and last records) and the pointwise-vs-pairwise figures of ws/models/train.json
  * ("pairwise"). Appends nothing when neither exists; a malformed file is noted, not fatal. */
 void ev_report_alternatives(svg_buf *h, const char *ws);
+/* The same for the workspace that holds html_path (its folder; "." for a bare file name). */
+void ev_report_alternatives_beside(svg_buf *h, const char *html_path);
 
 #endif

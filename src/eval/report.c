@@ -7,13 +7,14 @@
  * are found by their "kind", never by name. HTML is written by hand: it is a few tags of text. */
 #include "serendip/eval.h"
 #include "serendip/svg.h"
-#include "serendip/report_alt.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "serendip/report_alt.h"
 
 /* ================================================================ reading metrics.json */
 
@@ -449,6 +450,7 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     g_root = NULL;
     support_section(&h, root, has_metric[EV_LIKE] ? EV_LIKE : EV_POS_POOLED);
     retrieval_table(&h, root);
+    ev_report_alternatives_beside(&h, html_path); /* RL and pairwise, when the workspace has them (report_alt.c) */
     /* each metric against n */
     int ns = 0;
     for (int a = 0; a < na; a++) ns += is_sweep(&arms[a]);
@@ -519,12 +521,6 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
         svg_frame f = svg_frame_make(900, 300, "cluster sizes (sorted)", "cluster rank", "items");
         plot_append(&h, svg_bar_chart(&f, v, NULL, nc));
         free(v);
-    }
-    { /* the rejected alternatives (RL, pairwise; report_alt.c) from the workspace holding html_path */
-        const char *slash = strrchr(html_path, '/');
-        char *ws_dir = slash ? sd_asprintf("%.*s", (int)(slash - html_path), html_path) : sd_strdup(".");
-        ev_report_alternatives(&h, ws_dir);
-        free(ws_dir);
     }
     svg_buf_printf(&h, "</body>\n</html>\n");
     int rc = sd_write_file_atomic(html_path, h.s, h.len, err);

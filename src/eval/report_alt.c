@@ -114,3 +114,10 @@ void ev_report_alternatives(svg_buf *h, const char *ws) {
     cJSON_Delete(rl);
     cJSON_Delete(train);
 }
+
+void ev_report_alternatives_beside(svg_buf *h, const char *html_path) {
+    const char *slash = strrchr(html_path, '/');
+    char *ws = slash ? sd_asprintf("%.*s", (int)(slash - html_path), html_path) : sd_strdup(".");
+    ev_report_alternatives(h, ws);
+    free(ws);
+}

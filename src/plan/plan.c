@@ -12,12 +12,13 @@
 #include "serendip/lm_infer.h"
 #include "serendip/manifest.h"
 #include "serendip/models.h"
-#include "serendip/rl.h"
 #include "serendip/select.h"
 #include "serendip/sft.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
 #include "serendip/tokenizer.h"
+
+#include "serendip/rl.h" /* --generator rl / rl_guarded: the RL-tuned models' file names */
 
 #define PROMPT_CAP 4096
 
@@ -700,13 +701,13 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     free(aprefix), free(aplen), free(aconts), free(aclen), free(acp), free(aslot);
     free(buf), free(text), free(work), free(ent);
 done:
-    free(pm), free(psub), free(pss), free(pcs);
-    for (int32_t c = 0; pcont && c < tax.n_clusters; c++) free(pcont[c]);
-    free(pcont), free(pcont_len);
     free(fb_rates);
     free(fb_last);
     free(choice);
     free(choice_lp);
+    free(pm), free(psub), free(pss), free(pcs); /* --selector pairwise */
+    for (int32_t c = 0; pcont && c < tax.n_clusters; c++) free(pcont[c]);
+    free(pcont), free(pcont_len);
     lm_trie_free(trie);
     for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);
