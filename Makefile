@@ -44,7 +44,7 @@ BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libserendip.a
 BIN      := $(BUILD)/serendip
 
-.PHONY: all deps test test-bin asan demo study-movielens study-paper-scale bench fuzz conformance clean
+.PHONY: all deps test test-bin asan demo study-movielens study-paper-scale study-alternatives bench fuzz conformance clean
 all: $(BIN)
 
 deps:
@@ -100,6 +100,12 @@ study-movielens: deps
 study-paper-scale: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@bash scripts/study-paper-scale
+
+# The alternatives the paper rejected (RL against the alignment reward, pairwise labels) on a
+# copy of the demo workspace (run `make demo` first); 25-60 minutes on 2 cores.
+study-alternatives: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	@bash scripts/study-alternatives
 
 # Benchmarks install their comparisons: FAISS, wrk + Redis, cmake/npm for llama.cpp.
 bench:

@@ -73,6 +73,7 @@ SD_CMD(cmd_lm_info);
 SD_CMD(cmd_train);
 SD_CMD(cmd_plan);
 SD_CMD(cmd_plan_merge);
+SD_CMD(cmd_rl);
 SD_CMD(cmd_explore);
 SD_CMD(cmd_eval);
 SD_CMD(cmd_report);

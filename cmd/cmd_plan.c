@@ -11,7 +11,7 @@
 #include "serendip/table.h"
 
 int cmd_plan(int argc, char **argv) {
-    const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;
+    const char *ws = NULL, *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL, *selector = "pointwise";
     pl_opts o;
     pl_opts_default(&o);
     int n = 16, seed = 1, json = 0, mpi = 0;
@@ -25,7 +25,9 @@ int cmd_plan(int argc, char **argv) {
         {"top-p", FL_FLOAT, &o.top_p, "nucleus sampling: the most likely tokens holding this probability (1 = off)"},
         {"top", FL_INT, &o.top, "clusters kept per context"},
         {"shard", FL_STR, &shard, "plan only slice I of N, written as ws/explore.tbl.I-of-N (join with plan-merge)"},
-        {"generator", FL_STR, &gen, "proposing model: novelty, or single (the baseline)"},
+        {"generator", FL_STR, &gen, "proposing model: novelty, single (the baseline), or rl / rl_guarded (serendip rl)"},
+        {"selector", FL_STR, &selector, "pointwise (the alignment model's score) or pairwise (a tournament of the pairwise\n"
+                                        "model over every pair of candidates: train --pairwise; tables plans/explore_pairwise_n<N>.tbl)"},
         {"constrained", FL_BOOL, &o.constrained, "constrained decoding: sample only valid descriptions (a token trie)"},
         {"no-align", FL_BOOL, &o.no_align, "rank by the generator's log-probability, without the alignment model"},
         {"out", FL_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
@@ -67,6 +69,7 @@ int cmd_plan(int argc, char **argv) {
         return cmd_usage_error(argv[0], "--feedback-shrink needs the alignment model and the novelty generator");
     o.feedback_m = fb_m;
     o.generator = gen;
+    o.selector = selector;
     o.out = out;
     o.seed = (uint64_t)seed;
     if (mpi && shard) return cmd_usage_error(argv[0], "--mpi splits the contexts itself; drop --shard");
@@ -76,8 +79,7 @@ int cmd_plan(int argc, char **argv) {
     if (pl_plan(sd_mpi_test_ws(ws), &o, &rep, &err)) return cmd_fail(&err);
     if (cmd_mpi_quiet()) return 0;
     if (json) {
-        char *path = sd_asprintf("%s/plans/plan-%s%s.json", ws, strcmp(gen, "single") ? "explore" : "single",
-                                 o.n_shards > 1 ? "-shard" : "");
+        char *path = sd_asprintf("%s/plans/plan-%s%s.json", ws, pl_prefix(&o), o.n_shards > 1 ? "-shard" : "");
         char *text;
         if (!sd_read_file(path, &text, NULL, &err)) {
             fputs(text, stdout);

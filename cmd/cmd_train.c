@@ -52,7 +52,9 @@ int cmd_train(int argc, char **argv) {
         {"min-users", FL_INT, &o.corpus.min_users, "held-out alignment tuples backed by fewer users are judged on the probe only"},
         {"train-min-users", FL_INT, &o.corpus.train_min_users, "alignment training tuples backed by fewer users are dropped"},
         {"label-shrink", FL_FLOAT, &label_shrink, "alignment labels: percentile of the rate shrunk with this many pseudo-exposures (0 = raw)"},
-        {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
+        {"pairwise", FL_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus and train the pairwise model on it\n"
+                                                   "(models/align_pairwise.gguf, as many steps as the alignment model)"},
+        {"pairwise-examples", FL_INT, &o.corpus.pairwise_examples, "pairs in the pairwise corpus"},
         {"seed", FL_INT, &seed, "random seed"},
         {"json", FL_BOOL, &json, "print the report as JSON"},
         {"mpi", FL_BOOL, &mpi, "data-parallel on MPI (under mpirun/srun): ranks split every batch; rank 0 writes"},
@@ -87,6 +89,14 @@ int cmd_train(int argc, char **argv) {
         printf("novelty   loss %.3f  %.1fs  (%lld examples)\n", r.novelty_loss, r.novelty_s, (long long)r.corpus.novelty_examples);
         printf("align     loss %.3f  %.1fs  (%lld tuples)\n", r.align_loss, r.align_s, (long long)r.corpus.align_train);
         if (o.baseline) printf("single    loss %.3f  %.1fs\n", r.single_loss, r.single_s);
+        if (o.corpus.pairwise) {
+            const md_pair_quality *pq = &r.pair_quality;
+            printf("pairwise  loss %.3f  %.1fs  (%lld pairs)\n", r.pairwise_loss, r.pairwise_s, (long long)r.corpus.pairwise_examples);
+            printf("  held-out pairs ordered as their labels: pointwise %.3f, pairwise %.3f (%lld pairs); as the truth: "
+                   "pointwise %.3f, pairwise %.3f (%lld pairs)\n",
+                   pq->acc_point, pq->acc_pair, (long long)pq->pairs, pq->truth_acc_point, pq->truth_acc_pair,
+                   (long long)pq->truth_pairs);
+        }
         if (o.no_retrieval) printf("retrieval model (item level): skipped (--no-retrieval)\n");
         else printf("retrieval model (item level) %.1fs: %s/retrieval.bin\n", r.retrieval_s, ws);
         print_quality(&r.quality);

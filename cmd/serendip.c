@@ -19,6 +19,7 @@ static const command commands[] = {
     {"journeys", cmd_journeys, "cluster journeys, transitions and collective feedback"},
     {"info", cmd_info, "summary of a workspace (--json for machines)"},
     {"train", cmd_train, "pretrain the base LM and fine-tune the novelty and alignment models"},
+    {"rl", cmd_rl, "RL fine-tuning of the novelty model against the alignment reward (the rejected alternative)"},
     {"plan", cmd_plan, "best-of-n explore table over every context"},
     {"plan-merge", cmd_plan_merge, "join sharded plan slices into one explore table"},
     {"explore", cmd_explore, "novel clusters (and items) for a user or a context"},

@@ -7,7 +7,7 @@ check() { local want=$1; shift; "$@" >/dev/null 2>&1; local got=$?; if [ $got -n
 check 0 $BIN --help
 check 2 $BIN
 check 2 $BIN no-such-command
-for c in world ingest split cluster journeys info train plan plan-merge explore eval report serve; do
+for c in world ingest split cluster journeys info train rl plan plan-merge explore eval report serve; do
     check 0 $BIN $c --help
     check 2 $BIN $c --no-such-flag
 done

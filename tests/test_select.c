@@ -98,12 +98,39 @@ static void test_shrink_is_the_beta_posterior_mean(void **state) {
     assert_float_equal(high, 10.0 / 12.0, 1e-12);
 }
 
+/* Four candidates; p[i][j] = P(i beats j | i shown first). Pooled q_ij = (p_ij + 1 - p_ji) / 2:
+ *   q01 = (0.8 + 0.7)/2 = 0.75   q02 = (0.6 + 0.4)/2 = 0.50   q03 = (0.9 + 0.8)/2 = 0.85
+ *   q12 = (0.4 + 0.3)/2 = 0.35   q13 = (0.7 + 0.9)/2 = 0.80   q23 = (0.2 + 0.1)/2 = 0.15
+ * Wins: 0 beats 1 and 3, ties 2 -> 2.5; 1 beats 3 -> 1; 2 ties 0, beats 1 -> 1.5; 3 beats 2 -> 1.
+ * Borda sums: 0: 0.75+0.5+0.85 = 2.1; 1: 0.25+0.35+0.8 = 1.4; 2: 0.5+0.65+0.15 = 1.3;
+ * 3: 0.15+0.2+0.85 = 1.2; each divided by 2n = 8 and added. Order 0, 2, 1, 3: 1 and 3 tie on wins
+ * and the Borda sum puts 1 first. (Reading one order only, p_02 = 0.6 would make 0 beat 2.) */
+static void test_pairwise_tournament(void **state) {
+    (void)state;
+    const float p[16] = {0, 0.8f, 0.6f, 0.9f, /**/ 0.3f, 0, 0.4f, 0.7f, /**/ 0.6f, 0.7f, 0, 0.2f, /**/ 0.2f, 0.1f, 0.9f, 0};
+    float s[4];
+    sl_pairwise_scores(p, 4, s);
+    assert_float_equal(s[0], 2.5 + 2.1 / 8, 1e-6);
+    assert_float_equal(s[1], 1.0 + 1.4 / 8, 1e-6);
+    assert_float_equal(s[2], 1.5 + 1.3 / 8, 1e-6);
+    assert_float_equal(s[3], 1.0 + 1.2 / 8, 1e-6);
+    assert_true(s[0] > s[2] && s[2] > s[1] && s[1] > s[3]);
+    /* a model that always answers "A" with 0.9 has no preference: every pooled q is 1/2 */
+    float a[9] = {0, 0.9f, 0.9f, 0.9f, 0, 0.9f, 0.9f, 0.9f, 0};
+    sl_pairwise_scores(a, 3, s);
+    for (int i = 0; i < 3; i++) assert_float_equal(s[i], 1.0 + 1.0 / 6, 1e-6);
+    /* one candidate: score 0 */
+    sl_pairwise_scores(a, 1, s);
+    assert_float_equal(s[0], 0, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_best_of_n_filters_merges_and_orders),
         cmocka_unit_test(test_best_of_n_ties_by_cluster),
         cmocka_unit_test(test_prior_rate_is_the_percentile_of_the_score),
         cmocka_unit_test(test_shrink_is_the_beta_posterior_mean),
+        cmocka_unit_test(test_pairwise_tournament),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

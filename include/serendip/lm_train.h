@@ -125,6 +125,30 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
  * gradient is not finite (the parameters are then left unchanged). */
 int lm_trainer_step(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss, sd_err *err);
 
+/* The update half of lm_trainer_step: clips t->grads (already computed, e.g. by
+ * lm_trainer_grad_weighted) by the global norm and takes one AdamW step at the scheduled lr; l is
+ * the loss recorded in t->last_loss. SD_ERR_DATA (parameters unchanged) when l or the gradient
+ * is not finite. */
+int lm_trainer_update(lm_trainer *t, float l, sd_err *err);
+
+/* Forward only over one micro-batch tokens (B, T+1): nll (B, T) receives, at position i of row b,
+ * -log p(tokens[b][i+1] | tokens[b][0..i]) (natural log; caller's buffer). */
+void lm_trainer_token_nll(lm_trainer *t, const int32_t *tokens, float *nll);
+
+/* Per-token weights of a weighted loss: called once per row b after the forward pass with that
+ * row's nll[0..T) (as lm_trainer_token_nll) and writes w[0..T) (0 = no gradient from that
+ * position). Called from several threads at once for different rows: must only write w. */
+typedef void (*lm_weight_fn)(void *ctx, int row, const float *nll, float *w, int T);
+
+/* Zeroes t->grads, then accumulates into it the gradient of sum_{b,i} w[b,i] * nll[b,i] over one
+ * micro-batch tokens (B, T+1), the weights w (B, T, caller's scratch) being what weigh writes for
+ * each row given its nll at the current parameters (treated as constants: the gradient flows
+ * through nll only). nll (B, T, may be NULL) receives the nll; *wloss (may be NULL) the weighted
+ * sum. A policy-gradient loss -A log p is the weight A; any loss f(nll) has the gradient of the
+ * weight f'(nll). Does not change the parameters (lm_trainer_update does). */
+void lm_trainer_grad_weighted(lm_trainer *t, const int32_t *tokens, lm_weight_fn weigh, void *ctx, float *w,
+                              float *nll, double *wloss);
+
 /* ---------------------------------------------------------------- examples and batches */
 
 /* A list of examples: token ids with a per-token target flag (1: this token is predicted and

@@ -16,6 +16,7 @@
 #define MD_NOVELTY "novelty.gguf"
 #define MD_ALIGN "align.gguf"
 #define MD_SINGLE "single.gguf"
+#define MD_ALIGN_PAIRWISE "align_pairwise.gguf" /* with --pairwise: the alignment model on relative labels */
 #define MD_REPORT "train.json"
 
 typedef struct {
@@ -58,11 +59,25 @@ typedef struct {
     int64_t sparse_tuples;
 } md_align_quality;
 
+/* Held-out agreement of the pointwise and the pairwise alignment models on pairs of held-out tuples
+ * of the same context (md_pair_quality_of). A pointwise model orders a pair by its two expected
+ * scores; the pairwise model by p = (P(A first wins) + 1 - P(B first wins)) / 2 > 1/2 (both orders,
+ * so a position bias cancels). A tie (equal scores, p = 1/2) counts one half. */
+typedef struct {
+    int64_t pairs;            /* pairs whose labels differ */
+    double acc_point, acc_pair; /* share ordered as the labels */
+    int64_t truth_pairs;      /* pairs whose true mean like-probabilities differ (world only) */
+    double truth_acc_point, truth_acc_pair; /* share ordered as the truth (NaN without one) */
+} md_pair_quality;
+
 typedef struct {
     cp_stats corpus;
     int64_t n_params;
     float pretrain_loss, novelty_loss, align_loss, single_loss; /* final training losses */
     double pretrain_s, novelty_s, align_s, single_s, retrieval_s; /* seconds */
+    float pairwise_loss;  /* with corpus.pairwise: the pairwise model's final loss, */
+    double pairwise_s;    /* its training seconds (as many steps as the pointwise model) */
+    md_pair_quality pair_quality; /* and both models on held-out pairs */
     double tokens_per_s;                                        /* pretraining */
     md_align_quality quality;
 } md_report;
@@ -84,6 +99,18 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
  * context's prompt once and its candidates as continuations. */
 int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
                         const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err);
+
+/* Pairwise preference of the pairwise model: out[i] = P("A") / (P("A") + P("B")) for the next
+ * token after prompts[cprompt[i]] + conts[i] (arguments as md_align_scores_ids; the prompt of a
+ * pair is cp_pair_prompt: the first candidate is A). */
+int md_pair_probs_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
+                      const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err);
+
+/* Judges the pointwise model at point_path and the pairwise model at pair_path on the pairs of
+ * held-out tuples (heldout_path, align_heldout.jsonl) of one context; ws gives the taxonomy (for
+ * the pair prompts) and the truth (md_tuple_refs). */
+int md_pair_quality_of(const char *point_path, const char *pair_path, const char *heldout_path, const char *ws,
+                       md_pair_quality *q, sd_err *err);
 
 /* Judges the alignment model at model_path on the held-out tuples file (align_heldout.jsonl).
  * ws non-NULL: also against the workspace's references (md_tuple_refs), and on the probe file

@@ -34,7 +34,10 @@ typedef struct {
                                 * (default 0.95; 1 = off) */
     int top;                   /* entries kept per context (default 8) */
     uint64_t seed;
-    const char *generator;     /* model that proposes: "novelty" (default) or "single" (baseline) */
+    const char *generator;     /* model that proposes: "novelty" (default), "single" (baseline), or the
+                                * RL-tuned novelty model "rl" / "rl_guarded" (models/rl*.gguf, rl.h) */
+    const char *selector;      /* "pointwise" (default: the alignment model's expected score) or "pairwise"
+                                * (a tournament of models/align_pairwise.gguf over every pair, select.h) */
     int no_align;              /* rank by novelty log-probability instead of the alignment model */
     int constrained;           /* sample through the token trie of the descriptions (every sample is a
                                 * valid description; compliance is 1 by construction) instead of freely */
@@ -48,6 +51,10 @@ typedef struct {
                                 * the rows and alone writes the tables (docs/scale.md); not with a shard */
 } pl_opts;
 void pl_opts_default(pl_opts *o);
+/* The file prefix of o's tables: "explore", "single", "rl", "rl_guarded", or "explore_pairwise"
+ * (ws/plans/<prefix>_n<n>.tbl, plans/plan-<prefix>.json). Only "explore" runs write
+ * ws/explore.tbl; the others' single-n tables default to ws/plans/<prefix>_n<n>.tbl. */
+const char *pl_prefix(const pl_opts *o);
 
 typedef struct {
     int n;

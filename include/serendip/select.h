@@ -1,5 +1,5 @@
 /* select.h - the selection rules of the planner, as pure functions over hand-sized inputs:
- * best-of-n (the paper's inference-time scaling) and confidence-aware selection (best-of-n whose
+ * best-of-n (the paper's inference-time scaling), the pairwise tournament, and confidence-aware selection (best-of-n whose
  * alignment score is shrunk toward the observed collective feedback; docs/planning.md).
  * plan.c applies them to every context; tests/test_select.c checks them on hand-made candidates. */
 #ifndef SERENDIP_SELECT_H
@@ -39,6 +39,14 @@ int sl_cand_cmp(const void *a, const void *b);
  * Returns the number written; c (may be NULL) receives the counts. work must hold n entries. */
 int sl_best_of_n(const sl_sample *s, int n, const int32_t *ctx, int k, const sl_cand *scored, int n_scored,
                  int use_logprob, sl_cand *work, tbl_entry *out, int top, sl_counts *c);
+
+/* Pairwise tournament (best-of-n with the pairwise alignment model): p is (n, n) row-major,
+ * p[i*n+j] = the model's probability that candidate i beats j when i is shown first (as "A"); the
+ * diagonal is ignored. Both orders are pooled, q_ij = (p_ij + 1 - p_ji) / 2 (so q_ij + q_ji = 1 and
+ * a position bias cancels), and score[i] = Copeland wins (the number of j with q_ij > 1/2, plus
+ * 1/2 per j with q_ij = 1/2) + sum_j q_ij / (2n), a Borda tie-break below 1/2 that never overturns
+ * a difference in wins. Higher is better; n = 1 gives score 0. */
+void sl_pairwise_scores(const float *p, int n, float *score);
 
 /* The prior positive rate of an alignment score: the model is trained on labels that are the
  * percentile rank of a tuple's pooled rate among all kept tuples, rounded to a digit (corpus.h),

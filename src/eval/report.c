@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "serendip/report_alt.h"
+
 /* ================================================================ reading metrics.json */
 
 typedef struct {
@@ -449,6 +451,7 @@ int ev_report_write(const char *metrics_json, const char *html_path, sd_err *err
     g_root = NULL;
     support_section(&h, root, has_metric[EV_LIKE] ? EV_LIKE : EV_POS_POOLED);
     retrieval_table(&h, root);
+    ev_report_alternatives_beside(&h, html_path); /* RL and pairwise, when the workspace has them (report_alt.c) */
     /* each metric against n */
     int ns = 0;
     for (int a = 0; a < na; a++) ns += is_sweep(&arms[a]);

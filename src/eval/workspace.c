@@ -110,6 +110,8 @@ static int open_table(run_owned *own, const char *ws, const char *path, int *K, 
         return sd_fail(err, SD_ERR_DATA, "%s: unknown table kind %d in the header (a newer serendip?)", path, a->t.p.kind);
     a->n = a->t.p.n_samples;
     ev_arm_name(a->kind, a->n, a->name, sizeof a->name);
+    if (a->kind == EV_KIND_RL && strstr(a->file, "guarded")) /* plan --generator rl_guarded: the display name says so */
+        snprintf(a->name, sizeof a->name, "RL guarded (best-of-%d)", a->n);
     a->M = a->t.p.n_clusters;
     if (a->t.p.n_clusters != own->tx.n_clusters || a->t.p.tax_hash != tx_hash(&own->tx))
         return sd_fail(err, SD_ERR_DATA,

@@ -394,8 +394,9 @@ static double forward(const lm_trainer *t, lm_shard *sh, float *raw_logits) {
     return s;
 }
 
-/* The backward pass after forward(): accumulates d(sum of masked losses * scale) into t->grads. */
-static void backward(const lm_trainer *t, lm_shard *sh, float scale) {
+/* The backward pass after forward(): accumulates d(sum of masked losses * scale) into t->grads;
+ * with pw (the shard's rows, (nb, T)), d(sum of masked losses * pw) instead (scale unused). */
+static void backward(const lm_trainer *t, lm_shard *sh, float scale, const float *pw) {
     const lm_config *c = &t->model->cfg;
     const lm_weights *w = &t->model->w;
     lm_weights *g = t->lora ? NULL : &sh->gw; /* NULL: base frozen */
@@ -403,7 +404,15 @@ static void backward(const lm_trainer *t, lm_shard *sh, float scale) {
     int B = sh->nb, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
     int nh = c->n_heads, nkv = c->n_kv_heads, hd = lm_head_dim(c), KvD = lm_kv_dim(c);
     size_t ND = (size_t)N * D, NH = (size_t)N * H, NK = (size_t)N * KvD;
-    lm_xent_backward(sh->logits, sh->logits, a->tgt, a->mask, scale, N, V); /* logits now hold dlogits */
+    if (pw) { /* per-position weights: dlogits = pw (probs - onehot), in place */
+        for (int n = 0; n < N; n++) {
+            float *d = sh->logits + (size_t)n * V, s = a->mask[n] ? pw[n] : 0.0f;
+            for (int i = 0; i < V; i++) d[i] *= s;
+            d[a->tgt[n]] -= s;
+        }
+    } else {
+        lm_xent_backward(sh->logits, sh->logits, a->tgt, a->mask, scale, N, V); /* logits now hold dlogits */
+    }
     memset(a->dxn, 0, ND * sizeof(float));
     lm_matmul_backward(a->dxn, g ? g->out : NULL, sh->logits, a->xnf, w->out, N, D, V);
     memset(a->dres, 0, ND * sizeof(float));
@@ -518,7 +527,7 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
         for (int k = 0; k < n_micro; k++) {
             load_batch(t, sh, tokens + k * rowtok, mask ? mask + k * rowmask : NULL);
             sh->loss += forward(t, sh, NULL);
-            backward(t, sh, scale);
+            backward(t, sh, scale, NULL);
         }
     }
     /* grads (shard 0's buffer) += the others, in shard order */
@@ -558,11 +567,59 @@ static double sumsq_fixed(const float *x, size_t n) {
     return s;
 }
 
+void lm_trainer_token_nll(lm_trainer *t, const int32_t *tokens, float *nll) {
+    forward_all(t, tokens, NULL, NULL, NULL);
+    for (int p = 0; p < t->n_shards; p++) {
+        const lm_shard *sh = &t->shards[p];
+        memcpy(nll + (size_t)sh->b0 * t->T, sh->a->losses, (size_t)sh->nb * t->T * sizeof(float));
+    }
+}
+
+void lm_trainer_grad_weighted(lm_trainer *t, const int32_t *tokens, lm_weight_fn weigh, void *ctx, float *w,
+                              float *nll, double *wloss) {
+    blas_single();
+    int ns = t->n_shards, T = t->T;
+#pragma omp parallel for schedule(static) num_threads(ns) if (ns > 1)
+    for (int p = 0; p < ns; p++) {
+        lm_shard *sh = &t->shards[p];
+        memset(sh->grads, 0, t->n_train * sizeof(float));
+        load_batch(t, sh, tokens, NULL);
+        forward(t, sh, NULL);
+        double s = 0;
+        for (int b = 0; b < sh->nb; b++) {
+            const float *rl = sh->a->losses + (size_t)b * T;
+            float *rw = w + (size_t)(sh->b0 + b) * T;
+            weigh(ctx, sh->b0 + b, rl, rw, T);
+            for (int i = 0; i < T; i++)
+                if (sh->a->mask[b * T + i]) s += (double)rw[i] * rl[i];
+            if (nll) memcpy(nll + (size_t)(sh->b0 + b) * T, rl, (size_t)T * sizeof(float));
+        }
+        sh->loss = s;
+        backward(t, sh, 0.0f, w + (size_t)sh->b0 * T);
+    }
+    if (ns > 1) {
+        size_t n = t->n_train;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float g = t->grads[i];
+            for (int p = 1; p < ns; p++) g += t->shards[p].grads[i];
+            t->grads[i] = g;
+        }
+    }
+    double s = 0;
+    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
+    if (wloss) *wloss = s;
+}
+
 int lm_trainer_step(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, float *loss, sd_err *err) {
-    const lm_train_opts *o = &t->opts;
     float l;
-    lm_trainer_grad(t, tokens, mask, o->accum, &l);
+    lm_trainer_grad(t, tokens, mask, t->opts.accum, &l);
     if (loss) *loss = l;
+    return lm_trainer_update(t, l, err);
+}
+
+int lm_trainer_update(lm_trainer *t, float l, sd_err *err) {
+    const lm_train_opts *o = &t->opts;
     double norm = sqrt(sumsq_fixed(t->grads, t->n_train));
     t->last_loss = l;
     t->last_grad_norm = norm;

@@ -18,6 +18,7 @@
 #include "serendip/rankstats.h"
 #include "serendip/retrieve.h"
 #include "serendip/sft.h"
+#include "serendip/taxonomy.h"
 
 void md_opts_default(md_opts *o) {
     memset(o, 0, sizeof *o);
@@ -203,6 +204,48 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
     return rc;
 }
 
+int md_pair_probs_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
+                      const int32_t *const *conts, const int *clen, const int *cprompt, int n, float *out, sd_err *err) {
+    int32_t ab[2];
+    for (int d = 0; d < 2; d++) {
+        char c = (char)('A' + d);
+        size_t k = 0;
+        if (tok_encode(tok, &c, 1, ab + d, 1, &k, 0) || k != 1)
+            return sd_fail(err, SD_ERR_DATA, "the tokenizer does not encode the answer '%c' as one token", c);
+    }
+    if (n == 0) return SD_OK;
+    int V = tok_vocab_size(tok);
+    float *lp = sd_malloc((size_t)n * V * sizeof *lp);
+    int rc = lm_next_logprobs_after(inf, prompts, plen, np, conts, clen, cprompt, n, lp, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const float *row = lp + (size_t)i * V;
+        out[i] = (float)(1.0 / (1.0 + exp((double)row[ab[1]] - row[ab[0]]))); /* P(A) / (P(A) + P(B)) */
+    }
+    free(lp);
+    return rc;
+}
+
+/* md_pair_probs_ids over whole prompt strings (each encoded as lm_sft_encode_prompt). */
+static int pair_probs(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
+    const int chunk = 256;
+    int32_t **ids = sd_calloc(chunk, sizeof *ids);
+    int *lens = sd_calloc(chunk, sizeof *lens), *cp = sd_calloc(chunk, sizeof *cp), *zero = sd_calloc(chunk, sizeof *zero);
+    int rc = SD_OK;
+    for (int s = 0; s < n && !rc; s += chunk) {
+        int m = n - s < chunk ? n - s : chunk;
+        for (int i = 0; i < m; i++) {
+            free(ids[i]);
+            lens[i] = lm_sft_encode_prompt(tok, prompts[s + i], &ids[i]);
+            cp[i] = i;
+        }
+        rc = md_pair_probs_ids(inf, tok, (const int32_t *const *)ids, lens, m, (const int32_t *const *)ids, zero, cp, m,
+                               out + s, err);
+    }
+    for (int i = 0; i < chunk; i++) free(ids[i]);
+    free(ids), free(lens), free(cp), free(zero);
+    return rc;
+}
+
 typedef struct {
     const char *path;
     int k;                               /* context length (from the first line) */
@@ -350,6 +393,94 @@ int md_align_quality_of(const char *model_path, const char *heldout_path, const 
     return rc;
 }
 
+/* 1 when x orders i before j as y does, 0 when the opposite, 1/2 when x ties. */
+static double agrees(double xi, double xj, double yi, double yj) {
+    if (xi == xj) return 0.5;
+    return (xi > xj) == (yi > yj) ? 1.0 : 0.0;
+}
+
+int md_pair_quality_of(const char *point_path, const char *pair_path, const char *heldout_path, const char *ws,
+                       md_pair_quality *q, sd_err *err) {
+    memset(q, 0, sizeof *q);
+    q->acc_point = q->acc_pair = q->truth_acc_point = q->truth_acc_pair = NAN;
+    tx_taxonomy tax = {0};
+    heldout_reader hr;
+    lm_model m = {0};
+    lm_tokenizer *tok = NULL;
+    lm_infer *inf = NULL;
+    double *s = NULL, *truth = NULL, *ha = NULL, *hb = NULL;
+    char *p_tax = sd_path_join(ws, TX_FILE), **prompts = NULL;
+    float *pab = NULL;
+    int *pi = NULL, *pj = NULL, np = 0;
+    int rc = reader_load(&hr, heldout_path, err);
+    int n = (int)hr.prompts.len, k = hr.k;
+    if (!rc) rc = tx_load(&tax, p_tax, err);
+    if (rc || n < 2 || k < 1) goto done;
+    /* the pointwise model's scores and the references of every held-out tuple */
+    s = sd_malloc((size_t)n * sizeof *s);
+    if ((rc = lm_gguf_load(point_path, &m, &tok, err))) goto done;
+    if (!(inf = lm_infer_new(&m, 256, m.cfg.seq_len, err))) rc = err ? err->code : SD_ERR_USAGE;
+    if (!rc) rc = reader_scores(inf, tok, &hr, s, err);
+    lm_infer_free(inf), inf = NULL;
+    lm_model_free(&m), tok_free(tok), tok = NULL;
+    if (rc || (rc = reader_refs(ws, &hr, &truth, &ha, &hb, err))) goto done;
+    /* pairs of one context that labels or truth order; each asked in both orders */
+    const int32_t *ctx = hr.ctx.data, *cand = hr.cand.data;
+    const double *lab = hr.label.data;
+    sd_vec vi, vj;
+    sd_vec_init(&vi, sizeof(int));
+    sd_vec_init(&vj, sizeof(int));
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (!memcmp(ctx + (size_t)i * JR_K_MAX, ctx + (size_t)j * JR_K_MAX, sizeof(int32_t) * JR_K_MAX) &&
+                (lab[i] != lab[j] || (isfinite(truth[i]) && isfinite(truth[j]) && truth[i] != truth[j]))) {
+                *(int *)sd_vec_push(&vi) = i;
+                *(int *)sd_vec_push(&vj) = j;
+            }
+    np = (int)vi.len;
+    pi = vi.data, pj = vj.data;
+    prompts = sd_calloc((size_t)2 * np + 1, sizeof *prompts);
+    pab = sd_malloc(((size_t)2 * np + 1) * sizeof *pab);
+    char buf[4096];
+    for (int x = 0; x < np; x++)
+        for (int o = 0; o < 2; o++) {
+            int a = o ? pj[x] : pi[x], b = o ? pi[x] : pj[x];
+            cp_pair_prompt(&tax, ctx + (size_t)a * JR_K_MAX, k, cand[a], cand[b], buf, sizeof buf);
+            prompts[2 * x + o] = sd_strdup(buf);
+        }
+    if ((rc = lm_gguf_load(pair_path, &m, &tok, err))) goto done;
+    if (!(inf = lm_infer_new(&m, 256, m.cfg.seq_len, err))) rc = err ? err->code : SD_ERR_USAGE;
+    if (!rc) rc = pair_probs(inf, tok, (const char *const *)prompts, 2 * np, pab, err);
+    if (rc) goto done;
+    double ap = 0, aq = 0, tp = 0, tq = 0;
+    for (int x = 0; x < np; x++) {
+        int i = pi[x], j = pj[x];
+        double p = 0.5 * (pab[2 * x] + 1.0 - pab[2 * x + 1]); /* P(i beats j), both orders */
+        if (lab[i] != lab[j]) {
+            q->pairs++;
+            ap += agrees(s[i], s[j], lab[i], lab[j]);
+            aq += agrees(p, 0.5, lab[i], lab[j]);
+        }
+        if (isfinite(truth[i]) && isfinite(truth[j]) && truth[i] != truth[j]) {
+            q->truth_pairs++;
+            tp += agrees(s[i], s[j], truth[i], truth[j]);
+            tq += agrees(p, 0.5, truth[i], truth[j]);
+        }
+    }
+    if (q->pairs) q->acc_point = ap / (double)q->pairs, q->acc_pair = aq / (double)q->pairs;
+    if (q->truth_pairs) q->truth_acc_point = tp / (double)q->truth_pairs, q->truth_acc_pair = tq / (double)q->truth_pairs;
+done:
+    for (int x = 0; prompts && x < 2 * np; x++) free(prompts[x]);
+    free(prompts), free(pab), free(pi), free(pj);
+    free(s), free(truth), free(ha), free(hb), free(p_tax);
+    lm_infer_free(inf);
+    lm_model_free(&m);
+    tok_free(tok);
+    tx_free(&tax);
+    reader_free(&hr);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- the stage */
 
 static int write_report(const char *path, const md_opts *o, const md_report *r, sd_err *err) {
@@ -376,6 +507,19 @@ static int write_report(const char *path, const md_opts *o, const md_report *r, 
     cJSON_AddNumberToObject(j, "novelty_examples", (double)r->corpus.novelty_examples);
     cJSON_AddNumberToObject(j, "align_train", (double)r->corpus.align_train);
     cJSON_AddNumberToObject(j, "align_heldout", (double)r->corpus.align_heldout);
+    if (o->corpus.pairwise) { /* the pairwise alternative beside the pointwise model (issue 14) */
+        const md_pair_quality *pq = &r->pair_quality;
+        cJSON *pw = cJSON_AddObjectToObject(j, "pairwise");
+        cJSON_AddNumberToObject(pw, "loss", r->pairwise_loss);
+        cJSON_AddNumberToObject(pw, "seconds", r->pairwise_s);
+        cJSON_AddNumberToObject(pw, "pointwise_seconds", r->align_s);
+        cJSON_AddNumberToObject(pw, "examples", (double)r->corpus.pairwise_examples);
+        cJSON_AddNumberToObject(pw, "heldout_pairs", (double)pq->pairs);
+        cJSON_AddNumberToObject(pw, "truth_pairs", (double)pq->truth_pairs);
+        double v[4] = {pq->acc_point, pq->acc_pair, pq->truth_acc_point, pq->truth_acc_pair};
+        const char *k[4] = {"pointwise_accuracy", "pairwise_accuracy", "pointwise_truth_accuracy", "pairwise_truth_accuracy"};
+        for (int i = 0; i < 4; i++) cJSON_AddItemToObject(pw, k[i], isfinite(v[i]) ? cJSON_CreateNumber(v[i]) : cJSON_CreateNull());
+    }
     cJSON *q = cJSON_AddObjectToObject(j, "align_quality");
     /* NaN is not JSON: a figure that could not be computed is null */
     const md_align_quality *aq = &r->quality;
@@ -424,7 +568,7 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     char *cdir = sd_path_join(ws, CP_DIR);
     char *pre = sd_path_join(cdir, CP_PRETRAIN), *nov = sd_path_join(cdir, CP_NOVELTY),
          *ali = sd_path_join(cdir, CP_ALIGN), *held = sd_path_join(cdir, CP_ALIGN_HELDOUT),
-         *bas = sd_path_join(cdir, CP_BASELINE);
+         *bas = sd_path_join(cdir, CP_BASELINE), *pai = sd_path_join(cdir, CP_ALIGN_PAIRWISE);
     char *text = NULL, *base_path = sd_path_join(mdir, MD_BASE), *align_path = sd_path_join(mdir, MD_ALIGN);
     lm_tokenizer *tok = NULL;
     lm_model base = {0};
@@ -473,6 +617,10 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         goto done;
     if ((rc = finetune(mdir, &base, tok, o, ali, MD_ALIGN, "align", o->align_steps, &r->align_loss, &r->align_s, err)))
         goto done;
+    if (o->corpus.pairwise && r->corpus.pairwise_examples > 0 &&
+        (rc = finetune(mdir, &base, tok, o, pai, MD_ALIGN_PAIRWISE, "pairwise", o->align_steps, &r->pairwise_loss,
+                       &r->pairwise_s, err)))
+        goto done;
     if (o->baseline && (rc = finetune(mdir, &base, tok, o, bas, MD_SINGLE, "single", o->novelty_steps,
                                       &r->single_loss, &r->single_s, err)))
         goto done;
@@ -482,6 +630,11 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     r->retrieval_s = sd_now() - t_rt;
     if (sd_file_exists(held) && r->corpus.align_heldout > 0) {
         if ((rc = md_align_quality_of(align_path, held, ws, &r->quality, err))) goto done;
+        char *pair_path = sd_path_join(mdir, MD_ALIGN_PAIRWISE);
+        if (o->corpus.pairwise && sd_file_exists(pair_path))
+            rc = md_pair_quality_of(align_path, pair_path, held, ws, &r->pair_quality, err);
+        free(pair_path);
+        if (rc) goto done;
     }
     char *rep = sd_path_join(mdir, MD_REPORT);
     rc = write_report(rep, o, r, err);
@@ -491,12 +644,14 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
     const char *const from[4] = {DS_FILE, DS_SPLIT_FILE, TX_FILE, JR_FILE};
     const char *const made[4] = {MD_DIR "/" MD_BASE, MD_DIR "/" MD_NOVELTY, MD_DIR "/" MD_ALIGN, MD_DIR "/" MD_SINGLE};
     for (int i = 0; i < 3 + !!o->baseline && !rc; i++) rc = mf_record(ws, made[i], "train", from, 4, err);
+    if (!rc && o->corpus.pairwise && r->pairwise_s > 0)
+        rc = mf_record(ws, MD_DIR "/" MD_ALIGN_PAIRWISE, "train", from, 4, err);
 done:
     if (rc) sd_remove_tree(mdir, NULL);
     lm_examples_free(&ex);
     lm_model_free(&base);
     tok_free(tok);
     free(text);
-    free(cdir), free(mdir), free(final_dir), free(pre), free(nov), free(ali), free(held), free(bas), free(base_path), free(align_path);
+    free(cdir), free(mdir), free(final_dir), free(pre), free(nov), free(ali), free(held), free(bas), free(pai), free(base_path), free(align_path);
     return rc;
 }

@@ -19,6 +19,8 @@
 #include "serendip/taxonomy.h"
 #include "serendip/tokenizer.h"
 
+#include "serendip/rl.h" /* --generator rl / rl_guarded: the RL-tuned models' file names */
+
 #define PROMPT_CAP 4096
 
 void pl_opts_default(pl_opts *o) {
@@ -30,9 +32,22 @@ void pl_opts_default(pl_opts *o) {
     o->top = 32; /* deep enough that the per-user novelty filter rarely runs out (docs/evaluation.md) */
     o->seed = 1;
     o->generator = "novelty";
+    o->selector = "pointwise";
     o->n_shards = 1;
     o->chunk = 64;
     o->feedback_m = 0;
+}
+
+const char *pl_prefix(const pl_opts *o) {
+    if (o->selector && !strcmp(o->selector, "pairwise")) return "explore_pairwise";
+    if (!strcmp(o->generator, "single") || !strcmp(o->generator, "rl") || !strcmp(o->generator, "rl_guarded"))
+        return o->generator;
+    return "explore";
+}
+
+/* The generator's model file under ws/models. */
+static const char *generator_file(const char *g) {
+    return !strcmp(g, "single") ? MD_SINGLE : !strcmp(g, "rl") ? RL_MODEL_RAW : !strcmp(g, "rl_guarded") ? RL_MODEL_GUARDED : MD_NOVELTY;
 }
 
 int pl_parse_sweep(const char *s, pl_opts *o, sd_err *err) {
@@ -116,11 +131,14 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
 }
 
 /* Records (manifest.h) a table written at path when it lies inside ws; *rc set on failure. */
-static void record_table(const char *ws, const char *path, int single_gen, int *rc, sd_err *err) {
+static void record_table(const char *ws, const char *path, const pl_opts *o, int *rc, sd_err *err) {
     size_t n = strlen(ws);
     if (*rc || strncmp(path, ws, n) || path[n] != '/') return; /* --out elsewhere: not the workspace's */
-    const char *in[4] = {TX_FILE, JR_FILE, MD_DIR "/" MD_ALIGN, single_gen ? MD_DIR "/" MD_SINGLE : MD_DIR "/" MD_NOVELTY};
-    *rc = mf_record(ws, path + n + 1, "plan", in, single_gen ? 3 : 4, err);
+    int pairwise = !strcmp(pl_prefix(o), "explore_pairwise");
+    char gen[256];
+    snprintf(gen, sizeof gen, "%s/%s", MD_DIR, generator_file(o->generator));
+    const char *in[4] = {TX_FILE, JR_FILE, pairwise ? MD_DIR "/" MD_ALIGN_PAIRWISE : MD_DIR "/" MD_ALIGN, gen};
+    *rc = mf_record(ws, path + n + 1, "plan", in, 4, err);
 }
 
 /* Loads a model from ws/models/name, with a hint when it is missing. */
@@ -128,12 +146,80 @@ static int load_model(const char *ws, const char *name, lm_model *m, lm_tokenize
     char *dir = sd_path_join(ws, MD_DIR), *path = sd_path_join(dir, name);
     int rc;
     if (!sd_file_exists(path))
-        rc = sd_fail(err, SD_ERR_STATE, "%s: no such model (run 'serendip train%s' first)", path,
-                     strcmp(name, MD_SINGLE) ? "" : " --baseline");
+        rc = sd_fail(err, SD_ERR_STATE, "%s: no such model (run 'serendip %s' first)", path,
+                     !strcmp(name, MD_SINGLE) ? "train --baseline" : !strcmp(name, MD_ALIGN_PAIRWISE) ? "train --pairwise"
+                     : !strcmp(name, RL_MODEL_RAW) ? "rl" : !strcmp(name, RL_MODEL_GUARDED) ? "rl --reward guarded" : "train");
     else if (!(rc = lm_gguf_load(path, m, tok, err))) rc = sd_hash_file(path, hash, err);
     free(dir);
     free(path);
     return rc;
+}
+
+/* --selector pairwise: for each context x of a chunk, pm[x] (n_max, n_max) gets the pairwise
+ * model's P(i beats j | i shown first) for every ordered pair of its distinct candidates
+ * cands[x*per_ctx + i]; the prompt of (i, j) is the context's prefix + desc(i) <|sep|> desc(j)
+ * <|score|> (pcont: each cluster's description tokens). Pairs are scored in batches of 1024. */
+static int pair_matrices(lm_infer *ainf, const lm_tokenizer *atok, int32_t *const *aprefix, const int *aplen, int nc,
+                         const sl_cand *cands, const int *n_cands, int per_ctx, int32_t *const *pcont, const int *pcont_len,
+                         int32_t sep, int32_t score, int n_max, float *pm, int64_t *n_scored, sd_err *err) {
+    enum { BATCH = 1024 };
+    int32_t **conts = sd_calloc(BATCH, sizeof *conts);
+    int *clen = sd_calloc(BATCH, sizeof *clen), *cp = sd_calloc(BATCH, sizeof *cp);
+    size_t *slot = sd_malloc(BATCH * sizeof *slot);
+    float *out = sd_malloc(BATCH * sizeof *out);
+    int nb = 0, rc = SD_OK;
+    for (int x = 0; x <= nc && !rc; x++) {
+        int m = x < nc ? n_cands[x] : 0;
+        for (int i = 0; i < m && !rc; i++)
+            for (int j = 0; j < m && !rc; j++) {
+                if (i == j) continue;
+                int32_t a = cands[(size_t)x * per_ctx + i].cluster, b = cands[(size_t)x * per_ctx + j].cluster;
+                int len = pcont_len[a] + pcont_len[b] + 2;
+                conts[nb] = sd_realloc(conts[nb], (size_t)len * sizeof **conts);
+                memcpy(conts[nb], pcont[a], (size_t)pcont_len[a] * sizeof **conts);
+                conts[nb][pcont_len[a]] = sep;
+                memcpy(conts[nb] + pcont_len[a] + 1, pcont[b], (size_t)pcont_len[b] * sizeof **conts);
+                conts[nb][len - 1] = score;
+                clen[nb] = len;
+                cp[nb] = x;
+                slot[nb++] = ((size_t)x * n_max + i) * n_max + j;
+                if (nb == BATCH) { /* flush: every prompt is passed, the batch reads the ones it names */
+                    rc = md_pair_probs_ids(ainf, atok, (const int32_t *const *)aprefix, aplen, nc, (const int32_t *const *)conts,
+                                           clen, cp, nb, out, err);
+                    for (int q = 0; q < nb && !rc; q++) pm[slot[q]] = out[q];
+                    *n_scored += nb;
+                    nb = 0;
+                }
+            }
+        if (x == nc && nb > 0 && !rc) {
+            rc = md_pair_probs_ids(ainf, atok, (const int32_t *const *)aprefix, aplen, nc, (const int32_t *const *)conts, clen,
+                                   cp, nb, out, err);
+            for (int q = 0; q < nb && !rc; q++) pm[slot[q]] = out[q];
+            *n_scored += nb;
+        }
+    }
+    for (int q = 0; q < BATCH; q++) free(conts[q]);
+    free(conts), free(clen), free(cp), free(slot), free(out);
+    return rc;
+}
+
+/* The tournament among the candidates of the first n samples of a context: they are the first m
+ * entries of its candidate list cs (built in sample order), so their matrix is the top-left m x m
+ * block of pm (stride n_max). Writes (cluster, Copeland + Borda score) to out[0..m); returns m. */
+static int pair_scored(const sl_sample *s, int n, const sl_cand *cs, int n_cs, const float *pm, int n_max, float *sub,
+                       float *score, sl_cand *out) {
+    int m = 0;
+    for (int d = 0; d < n_cs; d++) {
+        int in = 0;
+        for (int q = 0; q < n && !in; q++) in = s[q].cluster == cs[d].cluster;
+        if (!in) break; /* later candidates first appeared after sample n */
+        m++;
+    }
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < m; j++) sub[i * m + j] = i == j ? 0.5f : pm[(size_t)i * n_max + j];
+    sl_pairwise_scores(sub, m, score);
+    for (int i = 0; i < m; i++) out[i] = (sl_cand){cs[i].cluster, score[i], NAN};
+    return m;
 }
 
 int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
@@ -146,8 +232,16 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     if (o->n_shards > 1 && o->n_count > 1) return sd_fail(err, SD_ERR_USAGE, "plan: --shard and --n-sweep cannot be combined");
     if (o->mpi && o->n_shards > 1) return sd_fail(err, SD_ERR_USAGE, "plan: --mpi splits the work itself; drop --shard");
     int single_gen = !strcmp(o->generator, "single");
-    if (!single_gen && strcmp(o->generator, "novelty"))
-        return sd_fail(err, SD_ERR_USAGE, "plan: --generator '%s' must be 'novelty' or 'single'", o->generator);
+    if (!single_gen && strcmp(o->generator, "novelty") && strcmp(o->generator, "rl") && strcmp(o->generator, "rl_guarded"))
+        return sd_fail(err, SD_ERR_USAGE, "plan: --generator '%s' must be novelty, single, rl or rl_guarded", o->generator);
+    const int pairwise = o->selector && !strcmp(o->selector, "pairwise");
+    if (o->selector && !pairwise && strcmp(o->selector, "pointwise"))
+        return sd_fail(err, SD_ERR_USAGE, "plan: --selector '%s' must be pointwise or pairwise", o->selector);
+    if (pairwise && (o->no_align || o->feedback_m > 0))
+        return sd_fail(err, SD_ERR_USAGE, "plan: --selector pairwise cannot be combined with --no-align or --feedback-shrink");
+    const int32_t kind = pairwise ? TBL_KIND_LLM_PAIRWISE : single_gen ? TBL_KIND_SINGLE
+                         : strcmp(o->generator, "novelty") ? TBL_KIND_RL : TBL_KIND_LLM;
+    const int main_table = !strcmp(pl_prefix(o), "explore"); /* only these write ws/explore.tbl */
 
     tx_taxonomy tax = {0};
     jr_journeys jr = {0};
@@ -166,6 +260,10 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     int64_t *fb_last = NULL;  /* (M, M, 2) exposures, positives by (last context cluster, candidate) */
     int32_t **acont = NULL;
     int *acont_len = NULL;
+    int32_t **pcont = NULL, psep = -1, pscore = -1; /* --selector pairwise: description tokens, <|sep|>, <|score|> */
+    int *pcont_len = NULL;
+    float *pm = NULL, *psub = NULL, *pss = NULL;     /* pair matrices (chunk, n_max, n_max), scratch */
+    sl_cand *pcs = NULL;
     int rc;
     int mpi_stage = 0; /* --mpi: 1 after the agreement before planning, 2 after the last one */
     if (!sd_file_exists(p_tax)) {
@@ -179,8 +277,8 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     const char *const reads[4] = {TX_FILE, JR_FILE, MD_DIR "/" MD_NOVELTY, MD_DIR "/" MD_ALIGN};
     if ((rc = mf_check(ws, reads, 4, err))) goto done; /* inputs built from older ones */
     if ((rc = tx_load(&tax, p_tax, err)) || (rc = jr_load(&jr, p_jr, err))) goto done;
-    if ((rc = load_model(ws, single_gen ? MD_SINGLE : MD_NOVELTY, &gen, &tok, &gen_hash, err))) goto done;
-    if (!o->no_align && (rc = load_model(ws, MD_ALIGN, &al, &atok, &al_hash, err))) goto done;
+    if ((rc = load_model(ws, generator_file(o->generator), &gen, &tok, &gen_hash, err))) goto done;
+    if (!o->no_align && (rc = load_model(ws, pairwise ? MD_ALIGN_PAIRWISE : MD_ALIGN, &al, &atok, &al_hash, err))) goto done;
     if (tok_eos(tok) < 0) {
         rc = sd_fail(err, SD_ERR_DATA, "the generator model's tokenizer has no end-of-sequence token");
         goto done;
@@ -235,7 +333,37 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 
     /* the alignment prompt of (context, c) is the novelty prompt of the context followed by
      * desc(c) "<|score|>" (corpus.h): the context is prefilled once, candidates are continuations */
-    if (!o->no_align) {
+    if (!o->no_align && pairwise) { /* desc(a) <|sep|> desc(b) <|score|> from each description's tokens */
+        pcont = sd_calloc((size_t)M, sizeof *pcont);
+        pcont_len = sd_calloc((size_t)M, sizeof *pcont_len);
+        for (int32_t c = 0; c < M; c++) {
+            size_t n = 0, cap = strlen(tax.desc[c]) + 8;
+            pcont[c] = sd_malloc(cap * sizeof **pcont);
+            tok_encode(atok, tax.desc[c], strlen(tax.desc[c]), pcont[c], cap, &n, 1);
+            pcont_len[c] = (int)n;
+        }
+        size_t n1 = 0, n2 = 0;
+        tok_encode(atok, CP_TOK_SEP, strlen(CP_TOK_SEP), &psep, 1, &n1, 1);
+        tok_encode(atok, CP_TOK_SCORE, strlen(CP_TOK_SCORE), &pscore, 1, &n2, 1);
+        /* the pieces must give the corpus's own prompt (cp_pair_prompt) token for token */
+        int32_t c2[JR_K_MAX] = {0};
+        for (int i = 0; i < K; i++) c2[i] = (M > 1 && i == 0) ? 1 : 0;
+        char *pp = sd_malloc(PROMPT_CAP), *npr = sd_malloc(PROMPT_CAP);
+        int nl = cp_novelty_prompt(&tax, c2, K, npr, PROMPT_CAP), pl = cp_pair_prompt(&tax, c2, K, 0, M - 1, pp, PROMPT_CAP);
+        int32_t want[512];
+        size_t nw = 0;
+        int ok = n1 == 1 && n2 == 1 && nl >= 0 && pl > nl && !memcmp(pp, npr, (size_t)nl) &&
+                 !tok_encode(atok, pp + nl, (size_t)(pl - nl), want, 512, &nw, 1) &&
+                 (int)nw == pcont_len[0] + pcont_len[M - 1] + 2 && !memcmp(want, pcont[0], (size_t)pcont_len[0] * 4) &&
+                 want[pcont_len[0]] == psep && !memcmp(want + pcont_len[0] + 1, pcont[M - 1], (size_t)pcont_len[M - 1] * 4) &&
+                 want[nw - 1] == pscore;
+        free(pp), free(npr);
+        if (!ok) {
+            rc = sd_fail(err, SD_ERR_STATE, "plan: the pairwise prompt is not the novelty prompt + desc <|sep|> desc <|score|>");
+            goto done;
+        }
+    }
+    if (!o->no_align && !pairwise) {
         acont = sd_calloc((size_t)M, sizeof *acont);
         acont_len = sd_calloc((size_t)M, sizeof *acont_len);
         int32_t c2[JR_K_MAX] = {0};
@@ -300,7 +428,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         tbl_params p = {.k = K, .n_clusters = M, .n_contexts = n_ctx, .top = o->top,
                         .n_samples = o->n_sweep[fb ? o->n_count - 1 : s], .temperature = o->temperature, .top_p = o->top_p, .seed = o->seed,
                         .tax_hash = tx_hash(&tax), .novelty_hash = gen_hash, .align_hash = al_hash, .begin = begin,
-                        .end = end, .kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM};
+                        .end = end, .kind = fb ? TBL_KIND_LLM_FEEDBACK : kind};
         if (!(tb[s] = tbl_builder_new(&p, err))) {
             rc = err ? err->code : SD_ERR_USAGE;
             goto done;
@@ -334,6 +462,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     const int32_t **aconts = sd_calloc((size_t)chunk * per_ctx, sizeof *aconts); /* candidate continuations */
     int *aclen = sd_calloc((size_t)chunk * per_ctx, sizeof *aclen), *acp = sd_calloc((size_t)chunk * per_ctx, sizeof *acp);
     float *ascore = sd_malloc((size_t)chunk * per_ctx * sizeof *ascore);
+    if (pairwise) {
+        pm = sd_malloc((size_t)chunk * n_max * n_max * sizeof *pm);
+        psub = sd_malloc((size_t)n_max * n_max * sizeof *psub);
+        pss = sd_malloc((size_t)n_max * sizeof *pss);
+        pcs = sd_malloc((size_t)n_max * sizeof *pcs);
+    }
     size_t *aslot = sd_malloc((size_t)chunk * per_ctx * sizeof *aslot); /* the candidate each scored pair belongs to */
     char *buf = sd_malloc(PROMPT_CAP), *text = sd_malloc(PROMPT_CAP);
     sl_cand *work = sd_malloc((size_t)per_ctx * sizeof *work);
@@ -432,7 +566,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
                         if (d == n_cands[x] && !jr_ctx_has(c, K, cl)) cs[n_cands[x]++] = (sl_cand){cl, 0, NAN};
                     }
                 }
-                if (!o->no_align)
+                if (!o->no_align && !pairwise)
                     for (int d = from; d < n_cands[x]; d++) {
                         aconts[na] = acont[cs[d].cluster];
                         aclen[na] = acont_len[cs[d].cluster];
@@ -447,6 +581,9 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         if (rc) break;
         rep->scored += na;
         for (int a = 0; a < na; a++) cands[aslot[a]].score = ascore[a];
+        if (pairwise && (rc = pair_matrices(ainf, atok, aprefix, aplen, nc, cands, n_cands, per_ctx, pcont, pcont_len, psep,
+                                            pscore, n_max, pm, &rep->scored, err)))
+            break;
         rep->score_s += sd_now() - t0;
 
         /* 3. every n of the sweep from the first n samples (best-of-n), then the feedback table */
@@ -456,9 +593,15 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             for (int x = 0; x < nc; x++) {
                 int32_t c[JR_K_MAX];
                 jr_context_from_index(ctx_idx[x], K, M, c);
-                const sl_cand *cs = &cands[(size_t)x * per_ctx];
+                const sl_cand *cs = &cands[(size_t)x * per_ctx], *scored = cs;
+                int n_scored = n_cands[x];
+                if (pairwise) { /* the tournament among the candidates of the first n samples */
+                    n_scored = pair_scored(&samples[x * n_max], n, cs, n_cands[x], pm + (size_t)x * n_max * n_max, n_max, psub,
+                                           pss, pcs);
+                    scored = pcs;
+                }
                 sl_counts cnt;
-                int ne = sl_best_of_n(&samples[x * n_max], n, c, K, cs, n_cands[x], o->no_align, work, ent, o->top, &cnt);
+                int ne = sl_best_of_n(&samples[x * n_max], n, c, K, scored, n_scored, o->no_align, work, ent, o->top, &cnt);
                 uint32_t flags = 0;
                 if (fb) { /* every candidate of the context, its prior shrunk toward its observed rate */
                     int nw = 0, observed = 0;
@@ -499,7 +642,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             tbl_builder_add_stats(tb[si], &st);
             pl_result *r = &rep->r[si];
             r->n = n;
-            r->kind = fb ? TBL_KIND_LLM_FEEDBACK : single_gen ? TBL_KIND_SINGLE : TBL_KIND_LLM;
+            r->kind = fb ? TBL_KIND_LLM_FEEDBACK : kind;
             r->contexts += st.contexts_planned;
             r->samples += st.samples;
             r->compliant += st.samples_compliant;
@@ -520,7 +663,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
     const int writer = !o->mpi || sd_mpi_rank() == 0;
 
     /* write the tables */
-    const char *prefix = single_gen ? "single" : "explore";
+    const char *prefix = pl_prefix(o);
     char *pdir = sd_path_join(ws, PL_DIR);
     if (!rc && o->n_count > 1) rc = sd_mkdir_p(pdir, err);
     for (int si = 0; si < n_tb && !rc && writer; si++) {
@@ -538,6 +681,11 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
             path = sd_path_join(pdir, name);
         } else if (o->out) {
             path = sd_strdup(o->out);
+        } else if (!main_table) { /* rl, pairwise: beside the sweep's tables, never ws/explore.tbl */
+            if ((rc = sd_mkdir_p(pdir, err))) break;
+            if (o->n_shards > 1) snprintf(name, sizeof name, "%s_n%d.tbl.%d-of-%d", prefix, r->n, o->shard + 1, o->n_shards);
+            else snprintf(name, sizeof name, "%s_n%d.tbl", prefix, r->n);
+            path = sd_path_join(pdir, name);
         } else if (o->n_shards > 1) {
             snprintf(name, sizeof name, "%s.%d-of-%d", TBL_FILE, o->shard + 1, o->n_shards);
             path = sd_path_join(ws, name);
@@ -546,12 +694,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         }
         snprintf(r->path, sizeof r->path, "%s", path);
         rc = tbl_write(tb[si], path, err);
-        record_table(ws, path, single_gen, &rc, err);
+        record_table(ws, path, o, &rc, err);
         free(path);
-        if (!rc && o->n_count > 1 && si == o->n_count - 1 && !single_gen) {
+        if (!rc && o->n_count > 1 && si == o->n_count - 1 && main_table) {
             char *main_path = sd_path_join(ws, TBL_FILE);
             rc = tbl_write(tb[si], main_path, err);
-            record_table(ws, main_path, 0, &rc, err);
+            record_table(ws, main_path, o, &rc, err);
             free(main_path);
         }
     }
@@ -578,6 +726,9 @@ done:
     free(fb_last);
     free(choice);
     free(choice_lp);
+    free(pm), free(psub), free(pss), free(pcs); /* --selector pairwise */
+    for (int32_t c = 0; pcont && c < tax.n_clusters; c++) free(pcont[c]);
+    free(pcont), free(pcont_len);
     lm_trie_free(trie);
     for (int s = 0; s <= PL_MAX_SWEEP; s++)
         if (tb[s]) tbl_builder_free(tb[s]);

@@ -1,4 +1,5 @@
-/* select.c - best-of-n and the shrinkage of confidence-aware selection (see select.h). */
+/* select.c - best-of-n, the pairwise tournament and the shrinkage of confidence-aware selection
+ * (see select.h). */
 #include "serendip/select.h"
 #include "serendip/journeys.h"
 
@@ -39,6 +40,19 @@ int sl_best_of_n(const sl_sample *s, int n, const int32_t *ctx, int k, const sl_
     for (int d = 0; d < ne; d++) out[d] = (tbl_entry){work[d].cluster, use_logprob ? NAN : work[d].score, work[d].logprob};
     if (c) *c = (sl_counts){n, compliant, nw};
     return ne;
+}
+
+void sl_pairwise_scores(const float *p, int n, float *score) {
+    for (int i = 0; i < n; i++) {
+        double wins = 0, borda = 0;
+        for (int j = 0; j < n; j++) {
+            if (j == i) continue;
+            double q = 0.5 * ((double)p[(size_t)i * n + j] + 1.0 - (double)p[(size_t)j * n + i]);
+            wins += q > 0.5 ? 1.0 : q == 0.5 ? 0.5 : 0.0;
+            borda += q;
+        }
+        score[i] = (float)(wins + borda / (2.0 * n));
+    }
 }
 
 double sl_prior_rate(double s, const double *rates, int64_t n) {
