@@ -420,7 +420,8 @@ static int st_train(STAGE_ARGS) {
         {"min-users", OP_INT, &o.corpus.min_users, "held-out alignment tuples backed by fewer users: probe only"},
         {"train-min-users", OP_INT, &o.corpus.train_min_users, "alignment training tuples backed by fewer users are dropped"},
         {"label-shrink", OP_FLOAT, &label_shrink, "alignment labels: rate shrunk with this many pseudo-exposures (0 = raw)"},
-        {"pairwise", OP_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus"},
+        {"pairwise", OP_BOOL, &o.corpus.pairwise, "also write the pairwise alignment corpus and train the pairwise model on it"},
+        {"pairwise-examples", OP_INT, &o.corpus.pairwise_examples, "pairs in the pairwise corpus"},
         {"seed", OP_INT, &seed, "random seed"},
         {0},
     };
@@ -437,7 +438,7 @@ static int st_train(STAGE_ARGS) {
 /* ---------------------------------------------------------------- plan (cmd_plan.c) */
 
 static int st_plan(STAGE_ARGS) {
-    const char *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL;
+    const char *sweep = NULL, *shard = NULL, *gen = "novelty", *out = NULL, *selector = "pointwise";
     pl_opts o;
     pl_opts_default(&o);
     int n = 16, seed = 1;
@@ -450,7 +451,8 @@ static int st_plan(STAGE_ARGS) {
         {"top-p", OP_FLOAT, &o.top_p, "nucleus sampling threshold (1 = off)"},
         {"top", OP_INT, &o.top, "clusters kept per context"},
         {"shard", OP_STR, &shard, "plan only slice I of N (I/N), joined with `serendip plan-merge`"},
-        {"generator", OP_STR, &gen, "proposing model: novelty, or single (the baseline)"},
+        {"generator", OP_STR, &gen, "proposing model: novelty, single (the baseline), or rl / rl_guarded (serendip rl)"},
+        {"selector", OP_STR, &selector, "pointwise (the alignment model's score) or pairwise (a tournament of the pairwise model)"},
         {"constrained", OP_BOOL, &o.constrained, "constrained decoding: sample only valid descriptions"},
         {"no-align", OP_BOOL, &o.no_align, "rank by the generator's log-probability, without the alignment model"},
         {"out", OP_STR, &out, "table path for a single-n run (default ws/explore.tbl)"},
@@ -483,13 +485,13 @@ static int st_plan(STAGE_ARGS) {
         return sd_fail(err, SD_ERR_USAGE, "plan: feedback-shrink needs the alignment model and the novelty generator");
     o.feedback_m = fb_m;
     o.generator = gen;
+    o.selector = selector;
     o.out = out;
     o.seed = (uint64_t)seed;
     pl_report rep;
     if ((rc = pl_plan(ws, &o, &rep, err))) return rc;
     char rel[128];
-    snprintf(rel, sizeof rel, "%s/plan-%s%s.json", PL_DIR, strcmp(gen, "single") ? "explore" : "single",
-             o.n_shards > 1 ? "-shard" : "");
+    snprintf(rel, sizeof rel, "%s/plan-%s%s.json", PL_DIR, pl_prefix(&o), o.n_shards > 1 ? "-shard" : "");
     return put_file(report, ws, rel, err);
 }
 
