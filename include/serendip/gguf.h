@@ -43,6 +43,7 @@ typedef enum {
 #define GGUF_TENSOR_F32 0
 #define GGUF_TENSOR_F16 1
 #define GGUF_TENSOR_Q8_0 8
+/* (and the Q4_0, Q4_K, Q5_K, Q6_K numbers of lm_quant.h, LM_Q_*) */
 
 const char *gguf_type_name(gguf_type t);     /* "u32", "string", ... */
 const char *gguf_tensor_type_name(uint32_t t); /* "F32", "Q8_0", ... or NULL if unknown */
@@ -156,7 +157,12 @@ int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, 
 int lm_gguf_load(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err);
 /* Same from an open file (to also read serendip.* keys from g). */
 int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err);
-/* Only the lm_config (from llama.* keys and tensor shapes). */
+/* Same, but matrices stored F16 or quantized (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) stay in that encoding
+ * in memory (m->qm, lm.h: inference and LoRA fine-tuning of a quantized base); a file whose
+ * matrices are all F32 loads as lm_gguf_load. qwen2 files: see lm.h for the q/k row order. */
+int lm_gguf_load_quant(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err);
+int lm_gguf_load_quant_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err);
+/* Only the lm_config (from llama.* or qwen2.* keys and tensor shapes). */
 int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err);
 /* The gpt2-style tokenizer stored in g's metadata (tokenizer.ggml.model must be "gpt2"). */
 int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err);
