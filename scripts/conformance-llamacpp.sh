@@ -126,14 +126,14 @@ tol_of() {
     *) echo 2e-1 ;;
     esac
 }
-for fmt in F16 Q8_0 Q4_0 Q4_K_S Q4_K_M Q5_K_S Q6_K; do
+for fmt in F16 Q8_0 Q4_0 Q5_0 Q5_1 Q4_K_S Q4_K_M Q5_K_S Q6_K; do
     Q=$OUT/llamacpp_$fmt.gguf
     "$QUANT" "$QBASE" "$Q" "$fmt" >"$Q.log" 2>&1 || { tail -20 "$Q.log" >&2; fail=1; continue; }
     check_weights "$Q" "llama-quantize $fmt"
     check_model "$Q" "llama-quantize $fmt read by serendip" "$(tol_of "$fmt")"
 done
 # serendip's own encoders, read by llama.cpp (layouts written as ggml reads them)
-for type in Q4_0 Q4_K Q5_K Q6_K; do
+for type in Q4_0 Q5_0 Q5_1 Q4_K Q5_K Q6_K; do
     Q=$OUT/serendip_$type.gguf
     "$INTEROP" make "$Q" 0 llama 256 768 "$type"
     check_weights "$Q" "serendip-encoded $type"
@@ -147,4 +147,4 @@ check_weights "$Q" "qwen2 llama-quantize Q4_K_M"
 check_model "$Q" "qwen2, llama-quantize Q4_K_M read by serendip" "$(tol_of Q4_K_M)"
 
 if [ $fail -ne 0 ]; then echo "conformance-llamacpp: FAILED"; exit 1; fi
-echo "conformance-llamacpp: ok (tokens identical, logits within tolerance: llama tied/untied, qwen2 tied/untied, F16 Q8_0 Q4_0 Q4_K_S Q4_K_M Q5_K_S Q6_K from llama-quantize, serendip's Q4_0 Q4_K Q5_K Q6_K, qwen2 Q4_K_M)"
+echo "conformance-llamacpp: ok (tokens identical, logits within tolerance: llama tied/untied, qwen2 tied/untied, F16 Q8_0 Q4_0 Q5_0 Q5_1 Q4_K_S Q4_K_M Q5_K_S Q6_K from llama-quantize, serendip's Q4_0 Q5_0 Q5_1 Q4_K Q5_K Q6_K, qwen2 Q4_K_M)"

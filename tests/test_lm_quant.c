@@ -34,7 +34,7 @@
 #include "serendip/lm_quant.h"
 #include "serendip/lm_train.h"
 
-static const uint32_t TYPES[] = {LM_Q_F16, LM_Q_Q8_0, LM_Q_Q4_0, LM_Q_Q4_K, LM_Q_Q5_K, LM_Q_Q6_K};
+static const uint32_t TYPES[] = {LM_Q_F16, LM_Q_Q8_0, LM_Q_Q4_0, LM_Q_Q5_0, LM_Q_Q5_1, LM_Q_Q4_K, LM_Q_Q5_K, LM_Q_Q6_K};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 /* Random valid encoded bytes: random payload, every f16 scale field set to a finite value in
@@ -48,7 +48,8 @@ static void random_encoded(uint32_t type, uint8_t *b, int64_t n, sd_rng *r) {
                          lm_fp32_to_fp16((float)(sd_rng_uniform(r) * 0.1))};
         switch (type) {
         case LM_Q_F16: memcpy(blk, h, 2); break;
-        case LM_Q_Q8_0: case LM_Q_Q4_0: memcpy(blk, h, 2); break;
+        case LM_Q_Q8_0: case LM_Q_Q4_0: case LM_Q_Q5_0: memcpy(blk, h, 2); break;
+        case LM_Q_Q5_1: memcpy(blk, h, 4); break;
         case LM_Q_Q4_K: case LM_Q_Q5_K: memcpy(blk, h, 4); break;
         case LM_Q_Q6_K: memcpy(blk + 208, h, 2); break;
         }
@@ -83,6 +84,9 @@ static void test_decoders_fast_vs_ref(void **state) {
  * Q8_0: step d = max|x|/127, error <= d/2 + 127 |d - f16(d)| <= (0.5 + 127 * 2^-11) d.
  * Q4_0: step d = max|x|/8 signed so the extreme maps to q = -8 exactly; the other side is
  * clamped at q = +7, so error <= (1 + 8 * 2^-11) d (ggml's design).
+ * Q5_0: as Q4_0 with 32 levels: error <= (1 + 16 * 2^-11) max|x|/16.
+ * Q5_1: step d = (max - min)/31 from m = min: error <= 0.5 d + f16 rounding of d (31 d 2^-11) and
+ * of m (|min| 2^-11).
  * Q4_K / Q5_K: per sub-block step (range/15 or /31), with 6-bit scales and mins quantized
  * against the block's largest: error <= 1.5 steps of the block's largest sub-block.
  * Q6_K: per 16 elements step max|x|/31 with 8-bit scales: error <= 1 step of the largest. */
@@ -109,6 +113,8 @@ static void test_encoders_round_trip(void **state) {
             double bound = t == LM_Q_F16    ? amax * 1e-3
                            : t == LM_Q_Q8_0 ? (0.5 + 127.0 / 2048) * amax / 127
                            : t == LM_Q_Q4_0 ? (1 + 8.0 / 2048) * amax / 8
+                           : t == LM_Q_Q5_0 ? (1 + 16.0 / 2048) * amax / 16
+                           : t == LM_Q_Q5_1 ? (0.5 + 31.0 / 2048) * (hi - lo) / 31 + fabs(lo) / 2048
                            : t == LM_Q_Q4_K ? 1.5 * (hi - lo) / 15
                            : t == LM_Q_Q5_K ? 1.5 * (hi - lo) / 31
                                             : amax / 31;
@@ -198,13 +204,16 @@ static char *tmp_path(const char *tag) {
     return p;
 }
 
-/* A random model with weights N(0, 0.1) so that logits are far from uniform. */
+/* A random model with weights N(0, 0.1) (finite-difference tests, as test_lm_train.c), or, for
+ * the wider models, N(0, 0.8 / sqrt(dim)): logits far from uniform, each matrix a gain of ~0.8,
+ * so that weight rounding is not amplified layer after layer. */
 static void random_model(lm_model *m, const lm_config *c, uint64_t seed) {
+    double std = c->dim >= 64 ? 0.8 / sqrt((double)c->dim) : 0.1;
     sd_err err = {0};
     assert_int_equal(lm_model_init(m, c, seed, &err), SD_OK);
     sd_rng r;
     sd_rng_seed(&r, seed + 1);
-    for (size_t i = 0; i < m->n_params; i++) m->params[i] = (float)(sd_rng_normal(&r) * 0.1);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] = (float)(sd_rng_normal(&r) * std);
     size_t D = c->dim, L = c->n_layers;
     for (size_t i = 0; i < L * D; i++) m->w.attn_norm[i] += 1, m->w.ffn_norm[i] += 1;
     for (size_t i = 0; i < D; i++) m->w.out_norm[i] += 1;
@@ -267,7 +276,8 @@ static void test_quantized_model_inference(void **state) {
             print_message("%s %s: quantized vs decoded %.2g; vs the unquantized model: max %.3f (spread %.2f), "
                           "correlation %.4f\n", arch ? "qwen2" : "llama", lm_qtype_name(TYPES[k]), d, dq, spread, corr);
             assert_true(d < 1e-4);
-            int four_bit = TYPES[k] == LM_Q_Q4_0 || TYPES[k] == LM_Q_Q4_K || TYPES[k] == LM_Q_Q5_K;
+            int four_bit = TYPES[k] == LM_Q_Q4_0 || TYPES[k] == LM_Q_Q4_K || TYPES[k] == LM_Q_Q5_K ||
+                           TYPES[k] == LM_Q_Q5_0 || TYPES[k] == LM_Q_Q5_1;
             assert_true(corr >= (four_bit ? 0.9 : 0.99));
             unlink(path);
             free(path);

@@ -131,6 +131,9 @@ void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *vals, size_t
  * duplicate name, bad dims or unsupported type. */
 int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
                     const float *data, sd_err *err);
+/* Same with data already encoded in type (lm_qrow_bytes(type, ne[0]) bytes per row, borrowed). */
+int gguf_add_tensor_raw(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                        const void *bytes, sd_err *err);
 /* Writes the file atomically; tensor data aligned to general.alignment (set as a u32 KV to
  * change it; default 32). */
 int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err);
@@ -144,9 +147,11 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
                   uint32_t tensor_type, sd_err *err);
 /* lm_gguf_build + write, F32. */
 int lm_gguf_save(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name, sd_err *err);
-/* Same with a chosen matrix type: GGUF_TENSOR_F32, GGUF_TENSOR_F16, or GGUF_TENSOR_Q8_0 (for
- * inference only; matrices whose rows are not a multiple of 32 are then stored F16). Norm
- * weights are always F32. */
+/* Same with a chosen matrix type: GGUF_TENSOR_F32, GGUF_TENSOR_F16, GGUF_TENSOR_Q8_0 or lm_quant.h's
+ * Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (for inference or a QLoRA base; a matrix whose rows are not
+ * whole blocks falls back as llama-quantize does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; rows
+ * not a multiple of 32 -> F16). Norms and biases are always F32. A quantized base (m->qm) is
+ * written with its matrices as they are (tensor_type then only names general.file_type). */
 int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name,
                     uint32_t tensor_type, sd_err *err);
 

@@ -7,6 +7,9 @@
  *   Q8_0  32 elems, 34 bytes:  f16 d, int8 q[32];                     x = d q
  *   Q4_0  32 elems, 18 bytes:  f16 d, u8 qs[16] (elem j low nibble of qs[j], j+16 the high one);
  *                              x = d (q - 8)
+ *   Q5_0  32 elems, 22 bytes:  f16 d, u32 qh (5th bit of elem j at bit j), u8 qs[16] as Q4_0;
+ *                              x = d (q - 16)
+ *   Q5_1  32 elems, 24 bytes:  f16 d, f16 m, then as Q5_0;           x = d q + m
  *   Q4_K 256 elems, 144 bytes: f16 d, f16 dmin, u8 scales[12] (8 sub-blocks of 32: 6-bit scale
  *                              sc and min m each), u8 qs[128];        x = d sc q - dmin m
  *   Q5_K 256 elems, 176 bytes: as Q4_K plus u8 qh[32] holding the 5th bit of every q
@@ -32,12 +35,16 @@
 #define LM_Q_F32 0
 #define LM_Q_F16 1
 #define LM_Q_Q4_0 2
+#define LM_Q_Q5_0 6
+#define LM_Q_Q5_1 7
 #define LM_Q_Q8_0 8
 #define LM_Q_Q4_K 12
 #define LM_Q_Q5_K 13
 #define LM_Q_Q6_K 14
 
-/* 1 when the type is one this module decodes (the list above). */
+/* 1 when the type is one this module decodes (the list above). The K formats need rows of whole
+ * 256-blocks; llama-quantize stores narrower rows (SmolLM2's 576, Qwen2.5-0.5B's 896) in its
+ * fallbacks Q5_0 (for Q4_K), Q5_1 (Q5_K) and Q8_0 (Q6_K), which is why those are here too. */
 int lm_qtype_ok(uint32_t type);
 const char *lm_qtype_name(uint32_t type); /* "Q4_K", ... or "?" */
 int lm_qtype_block(uint32_t type);        /* elements per block (1, 32 or 256); 0 if unsupported */
@@ -53,8 +60,8 @@ uint16_t lm_fp32_to_fp16(float f); /* round to nearest even */
 /* n elements (a multiple of the block) from src into dst. */
 void lm_dequant_ref(uint32_t type, const void *src, float *dst, int64_t n);
 void lm_dequant_row(uint32_t type, const void *src, float *dst, int64_t n);
-/* Encodes n floats (a multiple of the block) into dst (lm_qrow_bytes bytes). Q8_0, Q4_0 follow
- * ggml's reference quantizers; the K formats use a plain per-sub-block min/max fit (not ggml's
+/* Encodes n floats (a multiple of the block) into dst (lm_qrow_bytes bytes). Q8_0, Q4_0 (and Q5_0,
+ * Q5_1 alike) follow ggml's reference quantizers; the K formats use a plain per-sub-block min/max fit (not ggml's
  * search, so files differ from llama-quantize's in the last bit, but decode by the same rules). */
 void lm_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 

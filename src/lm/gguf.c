@@ -489,7 +489,7 @@ int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_
     size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
     if (!lm_qtype_ok(t->type))
         return sd_fail(err, SD_ERR_FORMAT,
-                       "%s: tensor %s has type %s; serendip converts F32, F16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K",
+                       "%s: tensor %s has type %s; serendip converts F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K",
                        g->name, t->name, gguf_tensor_type_name(t->type));
     lm_dequant_row(t->type, t->data, out, (int64_t)n); /* rows are whole blocks (checked by parse) */
     return SD_OK;
@@ -509,6 +509,7 @@ typedef struct {
     int64_t ne[4];
     const float *data; /* borrowed, or own */
     float *own;        /* a copy the writer frees (lm_gguf_build's permuted qwen2 rows), or NULL */
+    const void *raw;   /* already encoded bytes (nbytes, borrowed or in own) instead of data */
     size_t n, nbytes;
 } w_tensor;
 
@@ -643,6 +644,13 @@ int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_
     return SD_OK;
 }
 
+int gguf_add_tensor_raw(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                        const void *bytes, sd_err *err) {
+    int rc = gguf_add_tensor(w, name, type, n_dims, ne, NULL, err);
+    if (!rc) ((w_tensor *)w->t.data)[w->t.len - 1].raw = bytes;
+    return rc;
+}
+
 static void write_pad(FILE *f, size_t pos, size_t align) {
     static const char zeros[256];
     size_t pad = (align - pos % align) % align;
@@ -697,7 +705,8 @@ int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err) {
     for (size_t i = 0; i < w->t.len; i++) {
         w_tensor *t = (w_tensor *)w->t.data + i;
         size_t rb = lm_qrow_bytes(t->type, t->ne[0]), nrows = t->n / (size_t)t->ne[0];
-        if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
+        if (t->raw) fwrite(t->raw, 1, t->nbytes, a.f);
+        else if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
         else {
             if (rb > cap) buf = sd_realloc(buf, cap = rb);
             for (size_t r = 0; r < nrows; r++) { /* encoded row by row */
@@ -835,7 +844,6 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
     if (!lm_qtype_ok(tensor_type))
         return sd_fail(err, SD_ERR_USAGE, "models are saved as F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, not type %u",
                        tensor_type);
-    if (m->qm) return sd_fail(err, SD_ERR_USAGE, "a quantized base is saved through lm_model_to_f32 first");
     if (t && tok_vocab_size(t) != c->vocab_size)
         return sd_fail(err, SD_ERR_USAGE, "tokenizer has %d tokens but the model's vocab_size is %d", tok_vocab_size(t),
                        c->vocab_size);
@@ -863,7 +871,24 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
         /* norms and biases stay F32, as llama.cpp's converter keeps them; a matrix whose rows are
          * not a multiple of the format's block falls back to Q8_0, then F16 */
         uint32_t ty = refs[i].n_dims == 1 ? GGUF_TENSOR_F32 : tensor_type;
-        if (refs[i].ne[0] % lm_qtype_block(ty)) ty = refs[i].ne[0] % 32 ? GGUF_TENSOR_F16 : GGUF_TENSOR_Q8_0;
+        if (refs[i].ne[0] % lm_qtype_block(ty)) /* llama-quantize's fallbacks for rows of partial 256-blocks */
+            ty = refs[i].ne[0] % 32          ? GGUF_TENSOR_F16
+                 : tensor_type == LM_Q_Q4_K ? LM_Q_Q5_0
+                 : tensor_type == LM_Q_Q5_K ? LM_Q_Q5_1
+                                            : GGUF_TENSOR_Q8_0;
+        if (m->qm && refs[i].mat >= 0) { /* a quantized base: its matrices as they are */
+            const lm_qmat *q = &m->qm[refs[i].mat];
+            char *own = NULL;
+            if (refs[i].permute) { /* back to the file's row order */
+                own = sd_malloc(q->row_bytes * (size_t)q->rows);
+                for (int64_t r = 0; r < q->rows; r++)
+                    memcpy(own + lm_qwen2_file_row(r, lm_head_dim(c)) * q->row_bytes, lm_qmat_row_ptr(q, r), q->row_bytes);
+            }
+            rc = gguf_add_tensor_raw(w, refs[i].name, q->type, 2, refs[i].ne, own ? (const void *)own : q->data, err);
+            if (rc) free(own);
+            else ((w_tensor *)w->t.data)[w->t.len - 1].own = (float *)(void *)own;
+            continue;
+        }
         float *own = NULL;
         if (refs[i].permute) {
             int64_t rows = refs[i].n_dims == 2 ? refs[i].ne[1] : refs[i].ne[0], cols = refs[i].n_dims == 2 ? refs[i].ne[0] : 1;
@@ -1025,7 +1050,7 @@ static int check_tensors(const gguf_file *g, const lm_config *c, sd_err *err) {
                          (long long)gt->ne[3], (long long)refs[i].ne[0], (long long)want1);
         else if (!lm_qtype_ok(gt->type))
             rc = sd_fail(err, SD_ERR_FORMAT,
-                         "%s: tensor %s has type %s; serendip loads F32, F16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K (requantize "
+                         "%s: tensor %s has type %s; serendip loads F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (requantize "
                          "with llama-quantize to one of them)",
                          gguf_name(g), refs[i].name, gguf_tensor_type_name(gt->type));
     }

@@ -32,7 +32,7 @@ typedef struct {
 
 static const qtype_info qtypes[] = {
     {LM_Q_F32, "F32", 1, 4},        {LM_Q_F16, "F16", 1, 2},        {LM_Q_Q4_0, "Q4_0", QK, 18},
-    {LM_Q_Q8_0, "Q8_0", QK, 34},    {LM_Q_Q4_K, "Q4_K", QK_K, 144}, {LM_Q_Q5_K, "Q5_K", QK_K, 176},
+    {LM_Q_Q5_0, "Q5_0", QK, 22},    {LM_Q_Q5_1, "Q5_1", QK, 24},    {LM_Q_Q8_0, "Q8_0", QK, 34},    {LM_Q_Q4_K, "Q4_K", QK_K, 144}, {LM_Q_Q5_K, "Q5_K", QK_K, 176},
     {LM_Q_Q6_K, "Q6_K", QK_K, 210},
 };
 #define N_QTYPES (sizeof qtypes / sizeof qtypes[0])
@@ -141,6 +141,16 @@ static float ref_elem(uint32_t type, const uint8_t *row, int64_t i) {
         int j = (int)(i % QK), q = j < 16 ? (b[2 + j] & 0xF) : (b[2 + j - 16] >> 4);
         return rd_f16(b) * (float)(q - 8);
     }
+    case LM_Q_Q5_0:
+    case LM_Q_Q5_1: {
+        int one = type == LM_Q_Q5_1;
+        const uint8_t *b = row + (i / QK) * (one ? 24 : 22);
+        int j = (int)(i % QK), h = one ? 4 : 2;
+        uint32_t qh;
+        memcpy(&qh, b + h, 4);
+        int q = (j < 16 ? (b[h + 4 + j] & 0xF) : (b[h + 4 + j - 16] >> 4)) | (int)(((qh >> j) & 1) << 4);
+        return one ? rd_f16(b) * (float)q + rd_f16(b + 2) : rd_f16(b) * (float)(q - 16);
+    }
     case LM_Q_Q4_K:
     case LM_Q_Q5_K: {
         int five = type == LM_Q_Q5_K;
@@ -184,6 +194,21 @@ static void deq_q4_0(const uint8_t *b, float *y, int64_t nb) {
         for (int i = 0; i < 16; i++) {
             y[i] = d * (float)((b[2 + i] & 0xF) - 8);
             y[i + 16] = d * (float)((b[2 + i] >> 4) - 8);
+        }
+    }
+}
+
+static void deq_q5_01(const uint8_t *b, float *y, int64_t nb, int one) {
+    size_t bytes = one ? 24 : 22, h = one ? 4 : 2;
+    for (int64_t k = 0; k < nb; k++, b += bytes, y += QK) {
+        float d = rd_f16(b), m = one ? rd_f16(b + 2) : 0;
+        uint32_t qh;
+        memcpy(&qh, b + h, 4);
+        const uint8_t *qs = b + h + 4;
+        for (int i = 0; i < 16; i++) {
+            int q0 = (qs[i] & 0xF) | (int)(((qh >> i) & 1) << 4), q1 = (qs[i] >> 4) | (int)(((qh >> (i + 16)) & 1) << 4);
+            if (one) y[i] = d * (float)q0 + m, y[i + 16] = d * (float)q1 + m;
+            else y[i] = d * (float)(q0 - 16), y[i + 16] = d * (float)(q1 - 16);
         }
     }
 }
@@ -238,6 +263,8 @@ void lm_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
         break;
     case LM_Q_Q8_0: deq_q8_0(b, dst, n / QK); break;
     case LM_Q_Q4_0: deq_q4_0(b, dst, n / QK); break;
+    case LM_Q_Q5_0: deq_q5_01(b, dst, n / QK, 0); break;
+    case LM_Q_Q5_1: deq_q5_01(b, dst, n / QK, 1); break;
     case LM_Q_Q4_K: deq_q45_k(b, dst, n / QK_K, 0); break;
     case LM_Q_Q5_K: deq_q45_k(b, dst, n / QK_K, 1); break;
     case LM_Q_Q6_K: deq_q6_k(b, dst, n / QK_K); break;
@@ -271,6 +298,36 @@ static void enc_q4_0(const float *x, uint8_t *b) {
         int q0 = clampi((int)(x[i] * id + 8.5f), 0, 15), q1 = clampi((int)(x[i + 16] * id + 8.5f), 0, 15);
         b[2 + i] = (uint8_t)(q0 | (q1 << 4));
     }
+}
+
+/* Q5_0 as Q4_0 with 32 levels: d = (signed extreme) / -16; Q5_1: d = (max - min) / 31, m = min,
+ * q = round((x - m) / d). The 5th bits of the 32 quants go to the u32 qh (bit j for element j). */
+static void enc_q5_01(const float *x, uint8_t *b, int one) {
+    float d, m = 0, id;
+    if (one) {
+        float lo = x[0], hi = x[0];
+        for (int i = 1; i < QK; i++) lo = fminf(lo, x[i]), hi = fmaxf(hi, x[i]);
+        d = (hi - lo) / 31.0f, m = lo;
+        wr_f16(b, d);
+        wr_f16(b + 2, m);
+    } else {
+        float amax = 0, mx = 0;
+        for (int i = 0; i < QK; i++)
+            if (fabsf(x[i]) > amax) amax = fabsf(x[i]), mx = x[i];
+        d = mx / -16.0f;
+        wr_f16(b, d);
+    }
+    id = d != 0 ? 1.0f / d : 0.0f;
+    size_t h = one ? 4 : 2;
+    uint32_t qh = 0;
+    for (int i = 0; i < 16; i++) {
+        int q0 = one ? clampi((int)((x[i] - m) * id + 0.5f), 0, 31) : clampi((int)(x[i] * id + 16.5f), 0, 31);
+        int q1 = one ? clampi((int)((x[i + 16] - m) * id + 0.5f), 0, 31) : clampi((int)(x[i + 16] * id + 16.5f), 0, 31);
+        b[h + 4 + i] = (uint8_t)((q0 & 0xF) | ((q1 & 0xF) << 4));
+        qh |= (uint32_t)(q0 >> 4) << i;
+        qh |= (uint32_t)(q1 >> 4) << (i + 16);
+    }
+    memcpy(b + h, &qh, 4);
 }
 
 /* Packs 8 six-bit scales and mins into 12 bytes (the inverse of k_scale_min). */
@@ -361,6 +418,12 @@ void lm_quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
         break;
     case LM_Q_Q4_0:
         for (int64_t k = 0; k < n / QK; k++) enc_q4_0(src + k * QK, b + k * 18);
+        break;
+    case LM_Q_Q5_0:
+        for (int64_t k = 0; k < n / QK; k++) enc_q5_01(src + k * QK, b + k * 22, 0);
+        break;
+    case LM_Q_Q5_1:
+        for (int64_t k = 0; k < n / QK; k++) enc_q5_01(src + k * QK, b + k * 24, 1);
         break;
     case LM_Q_Q4_K:
         for (int64_t k = 0; k < n / QK_K; k++) enc_q45_k(src + k * QK_K, b + k * 144, 0);
