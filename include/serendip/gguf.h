@@ -8,8 +8,8 @@
  * file size before anything is used; a truncated, foreign, wrong-version or inconsistent file is
  * refused with SD_ERR_FORMAT and a message naming the file and what is wrong.
  * Writer (gguf_writer): collects KVs and tensors, then writes the file atomically.
- * lm_gguf_*: the `llama` architecture's keys and tensor names as llama.cpp expects them, plus the
- * tokenizer as `gpt2` BPE metadata. */
+ * lm_gguf_*: the `llama` and `qwen2` architectures' keys and tensor names as llama.cpp expects
+ * them, plus the tokenizer as `gpt2` BPE metadata. */
 #ifndef SERENDIP_GGUF_H
 #define SERENDIP_GGUF_H
 
@@ -106,7 +106,7 @@ int gguf_get_arr_i32(const gguf_file *g, const char *key, int32_t **out, uint64_
 int64_t gguf_n_tensors(const gguf_file *g);
 const gguf_tensor *gguf_tensor_at(const gguf_file *g, int64_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name); /* NULL if absent */
-/* Converts n elements of a F32, F16 or Q8_0 tensor to floats (n = product of ne). */
+/* Converts n elements of a tensor of any lm_quant.h type to floats (n = product of ne). */
 int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_err *err);
 
 /* ---------------------------------------------------------------- writer */
@@ -155,7 +155,8 @@ int lm_gguf_save(const char *path, const lm_model *m, const lm_tokenizer *t, con
 int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name,
                     uint32_t tensor_type, sd_err *err);
 
-/* Reads the config from llama.* keys and the weights (F32, F16 or Q8_0, converted to F32) into a
+/* Reads the config from llama.* (or qwen2.*) keys and the weights (any lm_quant.h type, converted
+ * to F32) into a
  * freshly allocated, owned parameter block of m (free with lm_model_free). If t is non-NULL, also
  * loads the tokenizer (a file without one is then refused with SD_ERR_FORMAT). Checks every tensor's
  * presence and dims against the config, naming what is missing or wrong. */

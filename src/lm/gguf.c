@@ -1,10 +1,10 @@
-/* gguf.c - GGUF v3: a bounds-checked mmap reader, an atomic writer, and Llama models in GGUF.
+/* gguf.c - GGUF v3: a bounds-checked mmap reader, an atomic writer, and llama/qwen2 models in GGUF.
  *
  * Written by hand, and why: ggml's own gguf reader is C++ inside libggml, which is not a Debian
  * bookworm package; the format is small and fully specified (docs/formats-gguf.md), and a reader
  * that checks every field against the file size is the part that matters for untrusted files
- * (fuzz/fuzz_gguf.c drives it). F16 conversion is hand-written too (no libc function; round to
- * nearest even, as ggml's GGML_FP32_TO_FP16 does).
+ * (fuzz/fuzz_gguf.c drives it). Tensor encodings (F16 and the quantized block formats) are decoded
+ * and encoded by lm_quant.h (src/lm/quant.c).
  *
  * Reader: parse the header, KVs and tensor infos once into small tables (offsets into the map),
  * then every getter reads from the mapping. Nothing in the file is trusted: each length is
