@@ -4,22 +4,28 @@
 # layers, width 288, FFN 512, tied head) and quantized to Q4_K by `lm init` - which stores rows of
 # partial 256-blocks in Q5_0, as llama-quantize does with SmolLM2's width 576 - with llama.cpp's
 # GPT-2 vocabulary (models/ggml-vocab-gpt-2.gguf; SmolLM2's own starcoder-family tokenizer is
-# issue 15 part 1, another branch). Checks: the fine-tunes train through LoRA over the quantized
+# issue 15 part 1, another branch; without llama.cpp's source, a vocabulary serendip trains).
+# Checks: the fine-tunes train through LoRA over the quantized
 # base, the saved base keeps its encodings, the adapters are written, the fine-tuned models keep
 # the base's shape and `plan` runs on them; without --lora the base is refused with the reason.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=$BUILD/serendip
-VOCAB=third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf
+VOCAB=${SERENDIP_VOCAB_GGUF:-third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf}
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
-if [ ! -f $VOCAB ]; then
-    echo "FAIL: test_train_qbase.sh: $VOCAB missing (scripts/fetch-llama-cpp brings llama.cpp's source)"
-    exit 1
-fi
 W=$(mktemp -d /tmp/sdqb.XXXXXX)
 trap 'rm -rf "$W"' EXIT
+if [ ! -f $VOCAB ]; then
+    # without llama.cpp's source (scripts/fetch-llama-cpp), the same path runs with a vocabulary
+    # serendip trains itself, and says so
+    echo "test_train_qbase: $VOCAB absent: using a vocabulary trained by serendip instead"
+    for i in $(seq 200); do echo "Space opera $i, war drama, romantic comedy; the quick brown fox."; done >$W/text.txt
+    VOCAB=$W/vocab.gguf
+    $BIN lm pretrain --text $W/text.txt --out $VOCAB --vocab 400 --dim 32 --layers 1 --hidden 64 --seq-len 32 \
+        --steps 1 >/dev/null 2>&1 || bad "lm pretrain (the stand-in vocabulary)"
+fi
 ws=$W/w
 $BIN world --ws $ws --users 300 --items 200 --topics 3 --subtopics 3 --seed 3 >/dev/null 2>&1 || bad "world"
 $BIN split --ws $ws >/dev/null 2>&1 || bad "split"
