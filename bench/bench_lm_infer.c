@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
     }
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
-    printf("cpu %s\nthreads %d\nparams %zu\n", cpu, sd_num_threads(), m.n_params);
+    printf("cpu %s\nthreads %d\nparams %zu\n", cpu, sd_num_threads(), lm_param_count(&m.cfg));
     printf("config dim=%d layers=%d heads=%d kv_heads=%d hidden=%d vocab=%d\n", m.cfg.dim, m.cfg.n_layers,
            m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.hidden_dim, m.cfg.vocab_size);
 
@@ -215,6 +215,7 @@ int main(int argc, char **argv) {
         printf("constrained_strings %d trie_nodes %d\n", NS, lm_trie_n_nodes(trie));
         printf("constrained_prompts_per_s %.1f\n", n_prompts / mc);
         printf("trie_logprobs_prompts_per_s %.1f\n", n_prompts / ml);
+        printf("constrained_seconds %.4f\ntrie_logprobs_seconds %.4f\n", mc, ml);
         free(choice);
         free(lp);
         free(all);

@@ -14,9 +14,9 @@
 #     alignment model's workload; tokens/s = prompts x (prompt + trie nodes - 1) / s) beside
 #     llama.cpp's prompt processing (llama-bench -p 64 -n 0: batched forward of prompt tokens);
 #   - the planner's workload: constrained best-of-n prompts/s, from which the demo's plan time is
-#     projected (9,900 contexts x n = 16: 9,900 / prompts-per-s, each prompt one context's 16
-#     samples; the demo runs two models, novelty and alignment, so x2 for the alignment scoring
-#     is NOT included: see docs/pretrained.md);
+#     projected (9,900 contexts x n = 16): sampling = 9,900 / prompts-per-s (each prompt one
+#     context's 16 samples), and with the alignment scoring x 16.6 / 9.8 (the demo's measured
+#     total / sampling seconds at n = 16 with the default model, docs/planning.md);
 #   - peak RSS of each process (GNU time).
 # Exits non-zero if any run fails.
 set -euo pipefail
@@ -49,9 +49,9 @@ for type in F16 Q4_K; do
     pp_ts=$(nice "$LLAMA_BIN/llama-bench" -m "$M" -p 64 -n 0 -r 1 -t "$THREADS" -o json 2>/dev/null \
         | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)[0]["avg_ts"])')
     nodes=$(echo "$ours" | awk '$1 == "constrained_strings" { print $4 }')
-    tl=$(get "$ours" trie_logprobs_prompts_per_s)
-    score_ts=$(awk -v p="$tl" -v n="$nodes" -v l=$PLEN 'BEGIN { printf "%.1f", p * (l + n - 1) }')
-    cp=$(get "$ours" constrained_prompts_per_s)
+    tl=$(get "$ours" trie_logprobs_seconds)
+    score_ts=$(awk -v s="$tl" -v n="$nodes" -v l=$PLEN -v p="$PROMPTS" 'BEGIN { printf "%.1f", p * (l + n - 1) / s }')
+    cp=$(awk -v s="$(get "$ours" constrained_seconds)" -v p="$PROMPTS" 'BEGIN { printf "%.3f", p / s }')
     row() { printf "%-6s %-40s %12s %12s\n" "$type" "$1" "$2" "$3"; }
     row "best-of-n generation tokens/s" "$(get "$ours" bestofn_tokens_per_s)" "$(get "$theirs" llamacpp_bestofn_tokens_per_s)"
     row "single-sequence decode tokens/s" "$(get "$ours" single_tokens_per_s)" "$(get "$theirs" llamacpp_single_tokens_per_s)"
@@ -59,6 +59,7 @@ for type in F16 Q4_K; do
     row "constrained best-of-n prompts/s" "$cp" "-"
     row "peak RSS MiB" "$(rss "$OUT/time_ours_$type.txt")" "$(rss "$OUT/time_theirs_$type.txt")"
     row "file MiB" "$(($(stat -c %s "$M") / 1048576))" "same file"
-    row "projected demo plan (9,900 x n 16), h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 }')" "-"
+    row "projected demo plan sampling, h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 }')" "-"
+    row "projected demo plan with scoring, h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 * 16.6 / 9.8 }')" "-"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

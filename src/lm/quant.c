@@ -97,10 +97,18 @@ float lm_fp16_to_fp32(uint16_t h) {
     return f;
 }
 
-static float rd_f16(const uint8_t *p) {
+/* Every half-precision value decoded once (256 KiB, as ggml's table): the build targets x86-64-v2,
+ * which has no F16C instruction, and F16 weights and block scales are decoded in the hot loops. */
+static float f16_table[65536];
+
+__attribute__((constructor)) static void f16_table_init(void) {
+    for (uint32_t h = 0; h < 65536; h++) f16_table[h] = lm_fp16_to_fp32((uint16_t)h);
+}
+
+static inline float rd_f16(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, 2);
-    return lm_fp16_to_fp32(h);
+    return f16_table[h];
 }
 
 static void wr_f16(uint8_t *p, float f) {
@@ -121,6 +129,13 @@ static inline void k_scale_min(const uint8_t *s, int j, int *sc, int *m) {
     }
 }
 
+/* The reference's half decoder: the arithmetic conversion, not the table. */
+static float ref_f16(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return lm_fp16_to_fp32(h);
+}
+
 /* ---------------------------------------------------------------- reference decoders
  * One element at a time, each from its own byte/bit position (the layout of lm_quant.h). */
 
@@ -131,15 +146,15 @@ static float ref_elem(uint32_t type, const uint8_t *row, int64_t i) {
         memcpy(&f, row + 4 * i, 4);
         return f;
     }
-    case LM_Q_F16: return rd_f16(row + 2 * i);
+    case LM_Q_F16: return ref_f16(row + 2 * i);
     case LM_Q_Q8_0: {
         const uint8_t *b = row + (i / QK) * 34;
-        return rd_f16(b) * (float)(int8_t)b[2 + i % QK];
+        return ref_f16(b) * (float)(int8_t)b[2 + i % QK];
     }
     case LM_Q_Q4_0: {
         const uint8_t *b = row + (i / QK) * 18;
         int j = (int)(i % QK), q = j < 16 ? (b[2 + j] & 0xF) : (b[2 + j - 16] >> 4);
-        return rd_f16(b) * (float)(q - 8);
+        return ref_f16(b) * (float)(q - 8);
     }
     case LM_Q_Q5_0:
     case LM_Q_Q5_1: {
@@ -149,7 +164,7 @@ static float ref_elem(uint32_t type, const uint8_t *row, int64_t i) {
         uint32_t qh;
         memcpy(&qh, b + h, 4);
         int q = (j < 16 ? (b[h + 4 + j] & 0xF) : (b[h + 4 + j - 16] >> 4)) | (int)(((qh >> j) & 1) << 4);
-        return one ? rd_f16(b) * (float)q + rd_f16(b + 2) : rd_f16(b) * (float)(q - 16);
+        return one ? ref_f16(b) * (float)q + ref_f16(b + 2) : ref_f16(b) * (float)(q - 16);
     }
     case LM_Q_Q4_K:
     case LM_Q_Q5_K: {
@@ -160,7 +175,7 @@ static float ref_elem(uint32_t type, const uint8_t *row, int64_t i) {
         int q = w < 32 ? (qs[chunk * 32 + w] & 0xF) : (qs[chunk * 32 + w - 32] >> 4);
         if (five) q += ((b[16 + w % 32] >> sub) & 1) << 4; /* qh bit: 2 chunk + (w >= 32) == sub */
         k_scale_min(b + 4, sub, &sc, &m);
-        return rd_f16(b) * (float)sc * (float)q - rd_f16(b + 2) * (float)m;
+        return ref_f16(b) * (float)sc * (float)q - ref_f16(b + 2) * (float)m;
     }
     case LM_Q_Q6_K: {
         const uint8_t *b = row + (i / QK_K) * 210;
@@ -168,7 +183,7 @@ static float ref_elem(uint32_t type, const uint8_t *row, int64_t i) {
         uint8_t lo = b[half * 64 + l + (quarter & 1) * 32];
         int q = (quarter < 2 ? lo & 0xF : lo >> 4) | (((b[128 + half * 32 + l] >> (2 * quarter)) & 3) << 4);
         int sc = (int8_t)b[192 + half * 8 + l / 16 + 2 * quarter];
-        return rd_f16(b + 208) * (float)sc * (float)(q - 32);
+        return ref_f16(b + 208) * (float)sc * (float)(q - 32);
     }
     default: return NAN;
     }
