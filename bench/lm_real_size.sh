@@ -17,6 +17,8 @@
 #     projected (9,900 contexts x n = 16): sampling = 9,900 / prompts-per-s (each prompt one
 #     context's 16 samples), and with the alignment scoring x 16.6 / 9.8 (the demo's measured
 #     total / sampling seconds at n = 16 with the default model, docs/planning.md);
+#   - QLoRA fine-tuning tokens/s (bench_qlora: rank 16 adapters over the encoded base, batch 4 x
+#     64 tokens; llama.cpp has no counterpart run here) and its peak RSS;
 #   - peak RSS of each process (GNU time).
 # Exits non-zero if any run fails.
 set -euo pipefail
@@ -28,7 +30,7 @@ THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 VOCAB=third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf
-make --no-print-directory BUILD="$BUILD" "$BUILD/serendip" "$BUILD/bench/bench_lm_infer" >/dev/null
+make --no-print-directory BUILD="$BUILD" "$BUILD/serendip" "$BUILD/bench/bench_lm_infer" "$BUILD/bench/bench_qlora" >/dev/null
 DRIVER=$(BUILD="$BUILD" bash scripts/conformance-llamacpp.sh --build-only)
 LLAMA_BIN=$(cd "${LLAMA_BUILD:-third_party/llama-build-infer}/bin" && pwd)
 OUT=$BUILD/interop
@@ -59,6 +61,9 @@ for type in F16 Q4_K; do
     row "constrained best-of-n prompts/s" "$cp" "-"
     row "peak RSS MiB" "$(rss "$OUT/time_ours_$type.txt")" "$(rss "$OUT/time_theirs_$type.txt")"
     row "file MiB" "$(($(stat -c %s "$M") / 1048576))" "same file"
+    ql=$(nice "$BUILD/bench/bench_qlora" "$M" 4 64 2 16)
+    row "QLoRA training tokens/s (rank 16)" "$(get "$ql" qlora_tokens_per_s)" "-"
+    row "QLoRA peak RSS MiB" "$(get "$ql" qlora_peak_rss_mib)" "-"
     row "projected demo plan sampling, h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 }')" "-"
     row "projected demo plan with scoring, h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 * 16.6 / 9.8 }')" "-"
 done
