@@ -324,6 +324,33 @@ static void test_qwen2_round_trip_and_biases(void **state) {
     lm_model_free(&m), lm_model_free(&f);
 }
 
+/* A file with RoPE frequency scaling (Llama 3.1's rope_freqs tensor, or a scaling type) is refused
+ * by name instead of run with wrong positions. */
+static void test_rope_scaling_refused(void **state) {
+    (void)state;
+    lm_config c = k_cfg(LM_ARCH_LLAMA, 1);
+    c.dim = 64, c.hidden_dim = 96;
+    lm_model m, f;
+    random_model(&m, &c, 5);
+    char *path = tmp_path("ropefreqs");
+    sd_err err = {0};
+    for (int k = 0; k < 2; k++) {
+        gguf_writer *w = gguf_writer_new();
+        assert_int_equal(lm_gguf_build(w, &m, NULL, "r", LM_Q_F32, &err), SD_OK);
+        float freqs[8] = {1, 1, 1, 1, 2, 4, 8, 8};
+        int64_t ne[1] = {8};
+        if (k == 0) assert_int_equal(gguf_add_tensor(w, "rope_freqs.weight", LM_Q_F32, 1, ne, freqs, &err), SD_OK);
+        else gguf_set_str(w, "llama.rope.scaling.type", "yarn");
+        assert_int_equal(gguf_writer_write(w, path, &err), SD_OK);
+        gguf_writer_free(w);
+        assert_int_equal(lm_gguf_load(path, &f, NULL, &err), SD_ERR_FORMAT);
+        assert_non_null(strstr(err.msg, k == 0 ? "rope_freqs" : "rope.scaling.type"));
+    }
+    unlink(path);
+    free(path);
+    lm_model_free(&m);
+}
+
 /* ---------------------------------------------------------------- training */
 
 #define FD_H 3e-3f
@@ -499,7 +526,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decoders_fast_vs_ref),     cmocka_unit_test(test_encoders_round_trip),
         cmocka_unit_test(test_matmuls_fast_vs_ref),      cmocka_unit_test(test_quantized_model_inference),
-        cmocka_unit_test(test_qwen2_round_trip_and_biases), cmocka_unit_test(test_qwen2_gradients_fd),
+        cmocka_unit_test(test_qwen2_round_trip_and_biases), cmocka_unit_test(test_rope_scaling_refused),
+        cmocka_unit_test(test_qwen2_gradients_fd),
         cmocka_unit_test(test_qlora_gradients_fd),       cmocka_unit_test(test_qlora_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -962,6 +962,15 @@ int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err) {
         err->code = SD_ERR_FORMAT;
         return SD_ERR_FORMAT;
     }
+    /* RoPE frequency scaling (Llama 3.1/3.2's rope_freqs factors, linear/YaRN scaling) changes every
+     * position's angle: refused rather than run with the wrong positions */
+    char *scaling = NULL;
+    if (gguf_find_kv(g, AKEY(k1, "rope.scaling.type")) >= 0) gguf_get_str(g, k1, &scaling, NULL);
+    int scaled = scaling && strcmp(scaling, "none") != 0;
+    free(scaling);
+    if (scaled || gguf_find_tensor(g, "rope_freqs.weight"))
+        return sd_fail(err, SD_ERR_FORMAT, "%s: RoPE frequency scaling (%s) is not supported", gguf_name(g),
+                       scaled ? k1 : "tensor rope_freqs.weight, Llama 3.1+");
     if (gguf_find_kv(g, AKEY(k1, "rope.dimension_count")) >= 0) {
         int32_t rd_;
         if ((rc = gguf_get_i32(g, k1, &rd_, err))) return rc;
