@@ -443,13 +443,10 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         /* a given base (e.g. a pretrained Llama-family GGUF): its tokenizer and sizes are kept;
          * pretraining on the corpus, if any steps are asked, continues from it */
         sd_log("starting from the base model %s", o->base);
-        /* kept quantized in memory unless it is to be pretrained in full */
-        if ((rc = (o->pretrain_steps > 0 ? lm_gguf_load : lm_gguf_load_quant)(o->base, &base, &tok, err))) goto done;
-        if (base.qm && !o->lora_rank) {
-            rc = sd_fail(err, SD_ERR_USAGE, "%s: a quantized base is fine-tuned with LoRA adapters only: set --lora R (QLoRA)",
-                         o->base);
-            goto done;
-        }
+        /* with LoRA fine-tunes and no pretraining the base stays in its encoding (QLoRA: F16 or
+         * quantized matrices never decoded); any training of the base itself decodes it to F32 */
+        int keep = o->pretrain_steps == 0 && o->lora_rank > 0;
+        if ((rc = (keep ? lm_gguf_load_quant : lm_gguf_load)(o->base, &base, &tok, err))) goto done;
         if (tok_eos(tok) < 0) {
             rc = sd_fail(err, SD_ERR_DATA, "%s: the tokenizer has no end-of-sequence token to end answers with", o->base);
             goto done;
