@@ -8,7 +8,9 @@
  *       exactly; llama_decode of those tokens (F32 KV cache, no flash attention) must give logits
  *       within |a - b| <= LOGIT_TOL * (1 + |b|) of serendip's reference at every position, and the
  *       log-softmax of the last position within the same tolerance of serendip's fast path.
- *       Exits 1 on any mismatch.
+ *       Exits 1 on any mismatch. With LLAMACPP_ADAPTER=F.gguf in the environment, that LoRA adapter
+ *       is applied (scale 1, so alpha/rank as the file says) and DUMP.txt holds the logits of
+ *       serendip's merged model (base + adapters).
  *   llamacpp_driver dequant MODEL.gguf OUT.bin
  *       Every tensor of MODEL in file order, decoded to float32 by ggml's own to_float of its type
  *       (the reference dequantize_row_* of ggml-quants.c), appended to OUT.bin; compared with
@@ -92,6 +94,16 @@ static int check(const char *model_path, const char *dump_path) {
     if (!ctx) {
         fprintf(stderr, "llamacpp_driver: cannot create a context\n");
         return 1;
+    }
+    const char *adapter_path = getenv("LLAMACPP_ADAPTER");
+    if (adapter_path && *adapter_path) {
+        struct llama_adapter_lora *ad = llama_adapter_lora_init(model, adapter_path);
+        float scale = 1.0f;
+        if (!ad || llama_set_adapters_lora(ctx, &ad, 1, &scale)) {
+            fprintf(stderr, "llamacpp_driver: llama.cpp cannot apply the adapter %s\n", adapter_path);
+            return 1;
+        }
+        printf("llamacpp_driver: adapter %s applied\n", adapter_path);
     }
     FILE *f = fopen(dump_path, "r");
     if (!f) {

@@ -18,6 +18,13 @@
  *                                         serendip's fast decoder (lm_dequant_row), appended to
  *                                         OUT.bin; exits 1 if the reference decoder disagrees
  *
+ *   lm_interop adapter BASE.gguf ADAPTER.gguf MERGED.gguf
+ *                                         rank-4 LoRA adapters (alpha 8) with random A and B
+ *                                         (B nonzero, so they change the logits) for BASE (kept
+ *                                         quantized), written with lm_lora_save_gguf; MERGED is
+ *                                         the decoded base + adapters (lm_lora_merge), F32, for
+ *                                         `dump`: llama.cpp applies ADAPTER to BASE and compares
+ *
  * OUT.txt, per case:   "case <hex of the text>" / "tokens <n> <ids...>" /
  *                      "logits <n> <V>" + n lines of V floats / "next <V floats>"
  * Not built by the Makefile (it is not a test_*.c): the conformance script compiles it against
@@ -31,6 +38,7 @@
 #include "serendip/gguf.h"
 #include "serendip/lm_infer.h"
 #include "serendip/lm_quant.h"
+#include "serendip/lm_train.h"
 #include "serendip/tokenizer.h"
 
 static const char *TRAIN_TEXT =
@@ -154,6 +162,30 @@ static int dequant(const char *model, const char *out) {
     return 0;
 }
 
+static int adapter(const char *base, const char *apath, const char *merged) {
+    sd_err err = {0};
+    lm_model m, f;
+    lm_tokenizer *tok;
+    lm_lora lo;
+    if (lm_gguf_load_quant(base, &m, &tok, &err) || lm_lora_init(&lo, &m.cfg, 4, 8.0f, 5, &err)) goto fail;
+    sd_rng r;
+    sd_rng_seed(&r, 9);
+    for (size_t i = 0; i < lo.n_params; i++) lo.params[i] = (float)(sd_rng_normal(&r) * 0.05);
+    if (lm_lora_save_gguf(&lo, apath, &err)) goto fail;
+    lm_model_to_f32(&f, &m);
+    lm_lora_merge(&lo, &f);
+    if (lm_gguf_save(merged, &f, tok, "serendip-merged", &err)) goto fail;
+    printf("lm_interop: wrote %s and the merged %s\n", apath, merged);
+    lm_lora_free(&lo);
+    lm_model_free(&f);
+    lm_model_free(&m);
+    tok_free(tok);
+    return 0;
+fail:
+    fprintf(stderr, "lm_interop: %s\n", err.msg);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && !strcmp(argv[1], "make")) {
         int arch = argc > 4 && !strcmp(argv[4], "qwen2") ? LM_ARCH_QWEN2 : LM_ARCH_LLAMA;
@@ -166,6 +198,7 @@ int main(int argc, char **argv) {
                     argc > 6 ? atoi(argv[6]) : 160, type);
     }
     if (argc == 4 && !strcmp(argv[1], "dequant")) return dequant(argv[2], argv[3]);
+    if (argc == 5 && !strcmp(argv[1], "adapter")) return adapter(argv[2], argv[3], argv[4]);
     if (argc == 5 && !strcmp(argv[1], "dump")) return dump(argv[2], argv[3], argv[4]);
     fprintf(stderr, "usage: lm_interop make OUT.gguf [tied [arch [dim hidden [type]]]] | dump MODEL.gguf CASES.txt OUT.txt\n");
     return 2;
