@@ -20,7 +20,8 @@
 #   - QLoRA fine-tuning tokens/s (bench_qlora: rank 16 adapters over the encoded base, batch 4 x
 #     64 tokens; llama.cpp has no counterpart run here) and its peak RSS;
 #   - peak RSS of each process (GNU time).
-# Exits non-zero if any run fails.
+# Exits non-zero if any run fails, or if serendip's batched generation falls below a quarter of
+# llama.cpp's on the same file (measured 0.63-1.06x under load: a regression guard, not a goal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -37,6 +38,7 @@ OUT=$BUILD/interop
 mkdir -p "$OUT"
 get() { echo "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
 rss() { awk '/Maximum resident/ { printf "%.0f", $NF / 1024 }' "$1"; }
+fail=0
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); threads $THREADS; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "workload: $PROMPTS prompts x $SAMPLES samples x $NEW new tokens (prompts of $PLEN tokens); scoring: 100 strings of 3-8 tokens per prompt"
@@ -56,6 +58,11 @@ for type in F16 Q4_K; do
     cp=$(awk -v s="$(get "$ours" constrained_seconds)" -v p="$PROMPTS" 'BEGIN { printf "%.3f", p / s }')
     row() { printf "%-6s %-40s %12s %12s\n" "$type" "$1" "$2" "$3"; }
     row "best-of-n generation tokens/s" "$(get "$ours" bestofn_tokens_per_s)" "$(get "$theirs" llamacpp_bestofn_tokens_per_s)"
+    ob=$(get "$ours" bestofn_tokens_per_s) lb=$(get "$theirs" llamacpp_bestofn_tokens_per_s)
+    if ! awk -v a="$ob" -v b="$lb" 'BEGIN { exit !(a > 0 && b > 0 && a >= 0.25 * b) }'; then
+        echo "FAIL: $type best-of-n: serendip $ob tokens/s, llama.cpp $lb (guard: >= 0.25x)"
+        fail=1
+    fi
     row "single-sequence decode tokens/s" "$(get "$ours" single_tokens_per_s)" "$(get "$theirs" llamacpp_single_tokens_per_s)"
     row "scoring tokens/s (trie / prompt proc.)" "$score_ts" "$pp_ts"
     row "constrained best-of-n prompts/s" "$cp" "-"
@@ -68,3 +75,4 @@ for type in F16 Q4_K; do
     row "projected demo plan with scoring, h" "$(awk -v p="$cp" 'BEGIN { printf "%.1f", 9900 / p / 3600 * 16.6 / 9.8 }')" "-"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+exit $fail
