@@ -18,8 +18,9 @@
  *
  * Why hand-written: ggml is the only library implementing these formats, and linking it would
  * clash with serendip's own gguf_* symbols (ggml exports the same names); the formats are small
- * and fixed, and the conformance check (scripts/conformance-llamacpp.sh) compares the logits of
- * files quantized by llama.cpp's own tool.
+ * and fixed, and the conformance check (scripts/conformance-llamacpp.sh) checks every tensor of
+ * files quantized by llama.cpp's own tool decodes bit for bit as ggml decodes it (and the other
+ * way round for serendip's encoders), then the logits.
  *
  * Every decoder exists twice: lm_dequant_ref (element by element from the layout above, for
  * tests) and lm_dequant_row (block loops, used by the kernels). The matrix products dequantise a
