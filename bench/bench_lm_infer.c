@@ -10,6 +10,7 @@
  *   --single N           tokens of the single-sequence decode (default 128)
  *   --rows N             rows per batched forward (default 1024)
  *   --reps N             repetitions; the median is reported (default 3)
+ *   --quant 1            keep --model's F16/quantized matrices encoded in memory (lm_gguf_load_quant)
  *
  * Prompt token ids are the formula (p * 31 + t * 17 + 5) % 256 (byte tokens, valid in every
  * serendip vocabulary), shared with tests/llamacpp_driver.c. No stop token: every sample makes
@@ -80,7 +81,7 @@ static int make_model(lm_model *m, lm_tokenizer **tok, sd_err *err) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *save = NULL;
-    int n_prompts = 64, n_samples = 16, n_new = 12, plen = 20, single = 128, rows = 1024, reps = 3;
+    int n_prompts = 64, n_samples = 16, n_new = 12, plen = 20, single = 128, rows = 1024, reps = 3, quant = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -97,6 +98,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--single")) single = atoi(v);
         else if (!strcmp(a, "--rows")) rows = atoi(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
+        else if (!strcmp(a, "--quant")) quant = atoi(v);
         else {
             fprintf(stderr, "bench_lm_infer: unknown flag %s\n", a);
             return 2;
@@ -106,7 +108,7 @@ int main(int argc, char **argv) {
     sd_err err = {0};
     lm_model m;
     lm_tokenizer *tok = NULL;
-    int rc = model_path ? lm_gguf_load(model_path, &m, &tok, &err) : make_model(&m, &tok, &err);
+    int rc = model_path ? (quant ? lm_gguf_load_quant : lm_gguf_load)(model_path, &m, &tok, &err) : make_model(&m, &tok, &err);
     if (rc) {
         fprintf(stderr, "bench_lm_infer: %s\n", err.msg);
         return 1;
@@ -117,7 +119,7 @@ int main(int argc, char **argv) {
     }
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
-    printf("cpu %s\nthreads %d\nparams %zu\n", cpu, sd_num_threads(), m.n_params);
+    printf("cpu %s\nthreads %d\nparams %zu\n", cpu, sd_num_threads(), lm_param_count(&m.cfg));
     printf("config dim=%d layers=%d heads=%d kv_heads=%d hidden=%d vocab=%d\n", m.cfg.dim, m.cfg.n_layers,
            m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.hidden_dim, m.cfg.vocab_size);
 
@@ -213,6 +215,7 @@ int main(int argc, char **argv) {
         printf("constrained_strings %d trie_nodes %d\n", NS, lm_trie_n_nodes(trie));
         printf("constrained_prompts_per_s %.1f\n", n_prompts / mc);
         printf("trie_logprobs_prompts_per_s %.1f\n", n_prompts / ml);
+        printf("constrained_seconds %.4f\ntrie_logprobs_seconds %.4f\n", mc, ml);
         free(choice);
         free(lp);
         free(all);

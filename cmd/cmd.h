@@ -70,6 +70,7 @@ SD_CMD(cmd_lm_sft);
 SD_CMD(cmd_lm_generate);
 SD_CMD(cmd_lm_score);
 SD_CMD(cmd_lm_info);
+SD_CMD(cmd_lm_init);
 SD_CMD(cmd_train);
 SD_CMD(cmd_plan);
 SD_CMD(cmd_plan_merge);

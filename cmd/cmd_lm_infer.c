@@ -138,7 +138,7 @@ int cmd_lm_generate(int argc, char **argv) {
     sd_err err = {0};
     lm_model m;
     lm_tokenizer *tok = NULL;
-    if (lm_gguf_load(model, &m, &tok, &err)) return cmd_fail(&err);
+    if (lm_gguf_load_quant(model, &m, &tok, &err)) return cmd_fail(&err); /* F16/quantized matrices stay encoded */
     int32_t bos_id = bos ? tok_bos(tok) : -1, eos = tok_eos(tok);
     cJSON **objs = NULL;
     int np = 1;
@@ -318,7 +318,7 @@ int cmd_lm_score(int argc, char **argv) {
     sd_err err = {0};
     lm_model m;
     lm_tokenizer *tok = NULL;
-    if (lm_gguf_load(model, &m, &tok, &err)) return cmd_fail(&err);
+    if (lm_gguf_load_quant(model, &m, &tok, &err)) return cmd_fail(&err); /* F16/quantized matrices stay encoded */
     cJSON **objs = NULL;
     int n = 0;
     if (read_jsonl(data, &objs, &n, &err)) {

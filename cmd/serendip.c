@@ -35,6 +35,7 @@ static const command lm_commands[] = {
     {"generate", cmd_lm_generate, "sample continuations of prompts (batched, best-of-n ready)"},
     {"score", cmd_lm_score, "log-probabilities of continuations after prompts"},
     {"info", cmd_lm_info, "describe a GGUF model file"},
+    {"init", cmd_lm_init, "a random-weight model of given shapes (or a preset) with a GGUF file's vocabulary"},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

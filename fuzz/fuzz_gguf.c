@@ -1,6 +1,6 @@
 /* fuzz_gguf.c - libFuzzer target for the GGUF reader and the model/tokenizer loaders on top of it.
- * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/tokenizer_gguf.c src/lm/model.c
- * fuzz-libs: -lpcre2-8
+ * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/tokenizer_gguf.c src/lm/model.c src/lm/quant.c
+ * fuzz-libs: -lpcre2-8 -lopenblas
  * fuzz-max-len: 131072   (the seed models of fuzz/seeds.c are up to 65 KB)
  *
  * Build and run by hand (scripts/fuzz does this for every target):
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "serendip/gguf.h"
+#include "serendip/lm_quant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -80,6 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (lm_gguf_read_config(g, &c, &err) == SD_OK) { /* allocation bounded: shapes are checked first */
         lm_model m;
         if (lm_gguf_load_from(g, &m, NULL, &err) == SD_OK) lm_model_free(&m);
+        if (lm_gguf_load_quant_from(g, &m, NULL, &err) == SD_OK) { /* matrices kept encoded */
+            float row[64];
+            if (m.cfg.dim <= 64) { /* decode one row of every matrix: offsets and sizes are in bounds */
+                for (int i = 0; i < LM_MAT_PER_LAYER * m.cfg.n_layers + 2 && m.qm; i++)
+                    if (m.qm[i].cols <= 64) lm_qmat_get_row(&m.qm[i], m.qm[i].rows - 1, row);
+            }
+            lm_model_free(&m);
+        }
     }
     (void)sink;
     gguf_close(g);

@@ -6,13 +6,14 @@
  *
  * Usage: seeds OUTDIR  ->  OUTDIR/fuzz_gguf/, OUTDIR/fuzz_table/, OUTDIR/fuzz_csv/, OUTDIR/fuzz_ingest/, OUTDIR/fuzz_http/
  * (scripts/fuzz builds and runs it, then hands each folder to its target as a second corpus).
- * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/tokenizer_gguf.c src/lm/model.c src/plan/table.c */
+ * fuzz-sources: src/base/base.c src/lm/gguf.c src/lm/tokenizer.c src/lm/tokenizer_gguf.c src/lm/model.c src/lm/quant.c src/plan/table.c */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "serendip/gguf.h"
+#include "serendip/lm_quant.h"
 #include "serendip/lm.h"
 #include "serendip/table.h"
 #include "serendip/tokenizer.h"
@@ -52,8 +53,8 @@ static void put_file(const char *target, const char *name, const char *path) {
     free(buf);
 }
 
-/* Tiny Llama models with a trained BPE tokenizer, in F32, F16 and Q8_0 (dim 32 so that Q8_0 rows
- * are whole blocks), and one without a tokenizer. */
+/* Tiny Llama models with a trained BPE tokenizer, in F32, F16, Q8_0, Q4_0, Q5_0 and Q5_1 (dim 32 so
+ * that rows are whole blocks), a qwen2 one, and one without a tokenizer. */
 static void gguf_seeds(const char *tmp) {
     sd_err err = {0};
     const char *text = "war drama space alien comedy family noir crime <|ctx|> war, drama <|sep|> space, alien\n"
@@ -66,7 +67,8 @@ static void gguf_seeds(const char *tmp) {
     if (lm_model_init(&m, &c, 3, &err)) die("lm_model_init", &err);
     char *path = sd_path_join(tmp, "m.gguf");
     const struct { uint32_t type; const char *name; } kinds[] = {
-        {GGUF_TENSOR_F32, "model-f32.gguf"}, {GGUF_TENSOR_F16, "model-f16.gguf"}, {GGUF_TENSOR_Q8_0, "model-q8_0.gguf"}};
+        {GGUF_TENSOR_F32, "model-f32.gguf"}, {GGUF_TENSOR_F16, "model-f16.gguf"}, {GGUF_TENSOR_Q8_0, "model-q8_0.gguf"},
+        {LM_Q_Q4_0, "model-q4_0.gguf"},       {LM_Q_Q5_0, "model-q5_0.gguf"},       {LM_Q_Q5_1, "model-q5_1.gguf"}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (lm_gguf_save_as(path, &m, tok, "seed", kinds[i].type, &err)) die(kinds[i].name, &err);
         put_file("fuzz_gguf", kinds[i].name, path);
@@ -94,6 +96,11 @@ static void gguf_seeds(const char *tmp) {
         lm_model_free(&ms);
         tok_free(spm);
     }
+    lm_model q;
+    c.arch = LM_ARCH_QWEN2; /* qwen2: biases and the q/k row order */
+    if (lm_model_init(&q, &c, 3, &err) || lm_gguf_save_as(path, &q, tok, "seed", LM_Q_Q4_0, &err)) die("qwen2", &err);
+    put_file("fuzz_gguf", "model-qwen2-q4_0.gguf", path);
+    lm_model_free(&q);
     /* a file of assorted metadata types and small tensors */
     gguf_writer *w = gguf_writer_new();
     gguf_set_str(w, "general.name", "kv");

@@ -2,13 +2,19 @@
  * Links llama.cpp's libllama only (never libserendip: ggml exports gguf_* symbols of its own).
  * Built by scripts/conformance-llamacpp.sh and bench/lm_infer_vs_llamacpp.sh, not by the Makefile.
  *
- *   llamacpp_driver check MODEL.gguf DUMP.txt
+ *   llamacpp_driver check MODEL.gguf DUMP.txt [TOL]
  *       DUMP.txt is written by tests/lm_interop.c (serendip's tokens and logits for each case).
  *       For each case: llama_tokenize (no BOS, specials not parsed) must give serendip's tokens
  *       exactly; llama_decode of those tokens (F32 KV cache, no flash attention) must give logits
  *       within |a - b| <= LOGIT_TOL * (1 + |b|) of serendip's reference at every position, and the
  *       log-softmax of the last position within the same tolerance of serendip's fast path.
- *       Exits 1 on any mismatch.
+ *       Exits 1 on any mismatch. With LLAMACPP_ADAPTER=F.gguf in the environment, that LoRA adapter
+ *       is applied (scale 1, so alpha/rank as the file says) and DUMP.txt holds the logits of
+ *       serendip's merged model (base + adapters).
+ *   llamacpp_driver dequant MODEL.gguf OUT.bin
+ *       Every tensor of MODEL in file order, decoded to float32 by ggml's own to_float of its type
+ *       (the reference dequantize_row_* of ggml-quants.c), appended to OUT.bin; compared with
+ *       serendip's decoding (lm_interop dequant) by the conformance script, bit for bit.
  *   llamacpp_driver bench MODEL.gguf PROMPTS SAMPLES NEW PROMPT_LEN THREADS SINGLE REPS
  *       The best-of-n workload as llama.cpp does it best: per chunk of 256 sequences (llama.cpp's
  *       limit), the prompts are prefilled once into a unified KV cache with each prompt token
@@ -23,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gguf.h"
 #include "llama.h"
 
 /* ggml computes in float32 with its own reduction order, RoPE angles in float, and a float
@@ -30,6 +37,9 @@
  * observed are ~1e-6 (float rounding), so 1e-4 relative leaves a 100x margin while a wrong
  * convention (RoPE pairing, GQA mapping, norm epsilon, tied head) changes logits by 1e-1 or more. */
 #define LOGIT_TOL 1e-4
+/* The tolerance in force: LOGIT_TOL, or check's TOL argument for a quantized file (llama.cpp's CPU
+ * kernels then quantize the activations too; scripts/conformance-llamacpp.sh states each value). */
+static double tol = LOGIT_TOL;
 
 static double now(void) {
     struct timespec ts;
@@ -84,6 +94,16 @@ static int check(const char *model_path, const char *dump_path) {
     if (!ctx) {
         fprintf(stderr, "llamacpp_driver: cannot create a context\n");
         return 1;
+    }
+    const char *adapter_path = getenv("LLAMACPP_ADAPTER");
+    if (adapter_path && *adapter_path) {
+        struct llama_adapter_lora *ad = llama_adapter_lora_init(model, adapter_path);
+        float scale = 1.0f;
+        if (!ad || llama_set_adapters_lora(ctx, &ad, 1, &scale)) {
+            fprintf(stderr, "llamacpp_driver: llama.cpp cannot apply the adapter %s\n", adapter_path);
+            return 1;
+        }
+        printf("llamacpp_driver: adapter %s applied\n", adapter_path);
     }
     FILE *f = fopen(dump_path, "r");
     if (!f) {
@@ -169,8 +189,8 @@ static int check(const char *model_path, const char *dump_path) {
             if (d > nw) nw = d;
         }
         printf("  logits max rel diff %.2e (reference forward), next-token log-softmax %.2e (batched path)%s\n",
-               case_worst, nw, case_worst > LOGIT_TOL || nw > LOGIT_TOL ? "  MISMATCH" : "");
-        if (case_worst > LOGIT_TOL || nw > LOGIT_TOL) fail = 1;
+               case_worst, nw, case_worst > tol || nw > tol ? "  MISMATCH" : "");
+        if (case_worst > tol || nw > tol) fail = 1;
         if (case_worst > worst) worst = case_worst;
         if (nw > worst_next) worst_next = nw;
         llama_batch_free(b);
@@ -182,7 +202,7 @@ static int check(const char *model_path, const char *dump_path) {
         fail = 1;
     }
     printf("llamacpp_driver: %d cases, worst logit diff %.2e, worst log-softmax diff %.2e (tolerance %.0e): %s\n",
-           n_cases, worst, worst_next, LOGIT_TOL, fail ? "FAIL" : "ok");
+           n_cases, worst, worst_next, tol, fail ? "FAIL" : "ok");
     llama_free(ctx);
     llama_model_free(model);
     return fail;
@@ -329,11 +349,49 @@ static int bench(const char *model_path, int n_prompts, int n_samples, int n_new
     return 0;
 }
 
+static int dequant(const char *model_path, const char *out_path) {
+    struct ggml_context *ctx = NULL;
+    struct gguf_init_params gp = {.no_alloc = false, .ctx = &ctx};
+    struct gguf_context *g = gguf_init_from_file(model_path, gp);
+    if (!g) {
+        fprintf(stderr, "llamacpp_driver: cannot read %s\n", model_path);
+        return 1;
+    }
+    FILE *f = fopen(out_path, "wb");
+    if (!f) return 1;
+    int n = (int)gguf_get_n_tensors(g);
+    for (int i = 0; i < n; i++) { /* file order (the context also holds the data blob) */
+        struct ggml_tensor *t = ggml_get_tensor(ctx, gguf_get_tensor_name(g, i));
+        int64_t ne = ggml_nelements(t);
+        float *y = malloc(sizeof(float) * (size_t)ne);
+        if (t->type == GGML_TYPE_F32) memcpy(y, t->data, sizeof(float) * (size_t)ne);
+        else {
+            const struct ggml_type_traits *tr = ggml_get_type_traits(t->type);
+            if (!tr->to_float) {
+                fprintf(stderr, "llamacpp_driver: no to_float for %s\n", t->name);
+                return 1;
+            }
+            tr->to_float(t->data, y, ne);
+        }
+        fwrite(y, sizeof(float), (size_t)ne, f);
+        free(y);
+    }
+    fclose(f);
+    printf("llamacpp_driver: %d tensors decoded by ggml\n", n);
+    gguf_free(g);
+    ggml_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     llama_log_set(quiet_log, NULL);
     llama_backend_init();
     int rc = 2;
-    if (argc == 4 && !strcmp(argv[1], "check")) rc = check(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "dequant")) return dequant(argv[2], argv[3]);
+    if ((argc == 4 || argc == 5) && !strcmp(argv[1], "check")) {
+        if (argc == 5) tol = atof(argv[4]);
+        rc = check(argv[2], argv[3]);
+    }
     else if (argc == 10 && !strcmp(argv[1], "bench"))
         rc = bench(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atoi(argv[7]), atoi(argv[8]),
                    atoi(argv[9]));

@@ -8,8 +8,8 @@
  * file size before anything is used; a truncated, foreign, wrong-version or inconsistent file is
  * refused with SD_ERR_FORMAT and a message naming the file and what is wrong.
  * Writer (gguf_writer): collects KVs and tensors, then writes the file atomically.
- * lm_gguf_*: the `llama` architecture's keys and tensor names as llama.cpp expects them, plus the
- * tokenizer as `gpt2` BPE metadata. */
+ * lm_gguf_*: the `llama` and `qwen2` architectures' keys and tensor names as llama.cpp expects
+ * them, plus the tokenizer as `gpt2` BPE metadata. */
 #ifndef SERENDIP_GGUF_H
 #define SERENDIP_GGUF_H
 
@@ -43,6 +43,7 @@ typedef enum {
 #define GGUF_TENSOR_F32 0
 #define GGUF_TENSOR_F16 1
 #define GGUF_TENSOR_Q8_0 8
+/* (and the Q4_0, Q4_K, Q5_K, Q6_K numbers of lm_quant.h, LM_Q_*) */
 
 const char *gguf_type_name(gguf_type t);     /* "u32", "string", ... */
 const char *gguf_tensor_type_name(uint32_t t); /* "F32", "Q8_0", ... or NULL if unknown */
@@ -105,7 +106,7 @@ int gguf_get_arr_i32(const gguf_file *g, const char *key, int32_t **out, uint64_
 int64_t gguf_n_tensors(const gguf_file *g);
 const gguf_tensor *gguf_tensor_at(const gguf_file *g, int64_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name); /* NULL if absent */
-/* Converts n elements of a F32, F16 or Q8_0 tensor to floats (n = product of ne). */
+/* Converts n elements of a tensor of any lm_quant.h type to floats (n = product of ne). */
 int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_err *err);
 
 /* ---------------------------------------------------------------- writer */
@@ -130,6 +131,9 @@ void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *vals, size_t
  * duplicate name, bad dims or unsupported type. */
 int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
                     const float *data, sd_err *err);
+/* Same with data already encoded in type (lm_qrow_bytes(type, ne[0]) bytes per row, borrowed). */
+int gguf_add_tensor_raw(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                        const void *bytes, sd_err *err);
 /* Writes the file atomically; tensor data aligned to general.alignment (set as a u32 KV to
  * change it; default 32). */
 int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err);
@@ -143,20 +147,28 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
                   uint32_t tensor_type, sd_err *err);
 /* lm_gguf_build + write, F32. */
 int lm_gguf_save(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name, sd_err *err);
-/* Same with a chosen matrix type: GGUF_TENSOR_F32, GGUF_TENSOR_F16, or GGUF_TENSOR_Q8_0 (for
- * inference only; matrices whose rows are not a multiple of 32 are then stored F16). Norm
- * weights are always F32. */
+/* Same with a chosen matrix type: GGUF_TENSOR_F32, GGUF_TENSOR_F16, GGUF_TENSOR_Q8_0 or lm_quant.h's
+ * Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (for inference or a QLoRA base; a matrix whose rows are not
+ * whole blocks falls back as llama-quantize does: Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; rows
+ * not a multiple of 32 -> F16). Norms and biases are always F32. A quantized base (m->qm) is
+ * written with its matrices as they are (tensor_type then only names general.file_type). */
 int lm_gguf_save_as(const char *path, const lm_model *m, const lm_tokenizer *t, const char *name,
                     uint32_t tensor_type, sd_err *err);
 
-/* Reads the config from llama.* keys and the weights (F32, F16 or Q8_0, converted to F32) into a
+/* Reads the config from llama.* (or qwen2.*) keys and the weights (any lm_quant.h type, converted
+ * to F32) into a
  * freshly allocated, owned parameter block of m (free with lm_model_free). If t is non-NULL, also
  * loads the tokenizer (a file without one is then refused with SD_ERR_FORMAT). Checks every tensor's
  * presence and dims against the config, naming what is missing or wrong. */
 int lm_gguf_load(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err);
 /* Same from an open file (to also read serendip.* keys from g). */
 int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err);
-/* Only the lm_config (from llama.* keys and tensor shapes). */
+/* Same, but matrices stored F16 or quantized (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) stay in that encoding
+ * in memory (m->qm, lm.h: inference and LoRA fine-tuning of a quantized base); a file whose
+ * matrices are all F32 loads as lm_gguf_load. qwen2 files: see lm.h for the q/k row order. */
+int lm_gguf_load_quant(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err);
+int lm_gguf_load_quant_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err);
+/* Only the lm_config (from llama.* or qwen2.* keys and tensor shapes). */
 int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err);
 /* The gpt2-style tokenizer stored in g's metadata (tokenizer.ggml.model must be "gpt2"). */
 int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err);

@@ -11,7 +11,13 @@
  *    (llama.cpp's LLAMA_ROPE_TYPE_NORM, used by the `llama` architecture).
  *  - Grouped-query attention: query head h reads kv head h / (n_heads / n_kv_heads).
  *  - Feed-forward: w2( silu(w1 x) * (w3 x) ); w1 = gate, w3 = up, w2 = down.
- *  - Tied output: when cfg.tied, out == tok_emb and the block stores it once. */
+ *  - Tied output: when cfg.tied, out == tok_emb and the block stores it once.
+ *  - qwen2 (cfg.arch LM_ARCH_QWEN2): the same plus biases on q, k, v (added before RoPE). Its
+ *    files use llama.cpp's NEOX RoPE (pairs (x[i], x[i + hd/2])); the loader permutes the rows of
+ *    wq, wk (and bq, bk) of every head into the adjacent-pair order above, the writer back, so
+ *    one RoPE serves both (attention scores are invariant under a common permutation of q, k).
+ *  - Quantized base (m->qm non-NULL): the matrices stay in their GGUF encoding (lm_quant.h) and
+ *    are reached through lm_model_mat; the float block then holds only norms and biases. */
 #ifndef SERENDIP_LM_H
 #define SERENDIP_LM_H
 
@@ -28,7 +34,11 @@ typedef struct {
     int32_t tied;       /* 1: output head shares tok_emb */
     float norm_eps;     /* 1e-5 */
     float rope_theta;   /* 10000 */
+    int32_t arch;       /* LM_ARCH_LLAMA (0) or LM_ARCH_QWEN2 (q, k, v biases) */
 } lm_config;
+
+#define LM_ARCH_LLAMA 0
+#define LM_ARCH_QWEN2 1
 
 static inline int lm_head_dim(const lm_config *c) { return c->dim / c->n_heads; }
 static inline int lm_kv_dim(const lm_config *c) { return lm_head_dim(c) * c->n_kv_heads; }
@@ -46,7 +56,23 @@ typedef struct {
     float *w3;        /* (L, H, D)  up */
     float *out_norm;  /* (D) */
     float *out;       /* (V, D), == tok_emb when tied */
+    float *bq;        /* (L, D)   qwen2 only, else NULL (after out in the block) */
+    float *bk;        /* (L, KvD) */
+    float *bv;        /* (L, KvD) */
 } lm_weights;
+
+/* A weight matrix in one of lm_quant.h's encodings (F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K):
+ * rows x cols, row r at data + r * row_bytes. */
+typedef struct {
+    uint32_t type;     /* ggml type number (LM_Q_*) */
+    int32_t rows, cols;
+    size_t row_bytes;
+    const void *data;  /* borrowed */
+} lm_qmat;
+
+/* Matrices of a layer (same order as lm_train.h's LoRA targets) and the two global ones. */
+enum { LM_MAT_WQ, LM_MAT_WK, LM_MAT_WV, LM_MAT_WO, LM_MAT_W1, LM_MAT_W2, LM_MAT_W3, LM_MAT_PER_LAYER,
+       LM_MAT_EMB = LM_MAT_PER_LAYER, LM_MAT_OUT };
 
 typedef struct {
     lm_config cfg;
@@ -54,6 +80,10 @@ typedef struct {
     float *params;     /* the one block, n_params floats */
     size_t n_params;
     int owns_params;   /* 0 when params points into a mapping */
+    lm_qmat *qm;       /* NULL, or a quantized base: 7 L + 2 typed matrices (layer l's matrix t at
+                          7 l + t, then tok_emb, out); w's matrix pointers are then NULL */
+    void *qdata;       /* owned bytes of qm's matrices */
+    size_t qbytes;
 } lm_model;
 
 /* Validates a config (positive sizes, divisibility, even head_dim); fills err naming the field. */
@@ -66,5 +96,21 @@ void lm_weights_point(lm_weights *w, const lm_config *c, float *base);
  * 1/sqrt(2L) as in GPT-2), deterministic for seed. */
 int lm_model_init(lm_model *m, const lm_config *c, uint64_t seed, sd_err *err);
 void lm_model_free(lm_model *m);
+
+/* Floats of the block of a quantized base: norms, then biases (qwen2). */
+size_t lm_norm_param_count(const lm_config *c);
+/* Points the norms and biases of w into base (lm_norm_param_count floats); matrices NULL. */
+void lm_weights_point_norms(lm_weights *w, const lm_config *c, float *base);
+/* Matrix `which` (LM_MAT_*) of layer l (ignored for LM_MAT_EMB / LM_MAT_OUT): the quantized one,
+ * or an F32 view into the float block. */
+lm_qmat lm_model_mat(const lm_model *m, int l, int which);
+/* qwen2: the file row (NEOX order) of serendip's row r of a q or k matrix or bias; hd = head_dim.
+ * Row 2i + j of a head is row i + j hd/2 of the same head in the file. */
+static inline int64_t lm_qwen2_file_row(int64_t r, int hd) {
+    int64_t h = r / hd, k = r % hd;
+    return h * hd + k / 2 + (k % 2) * (hd / 2);
+}
+/* A full F32 copy of m (dequantising a quantized base) into *out, owned. */
+void lm_model_to_f32(lm_model *out, const lm_model *m);
 
 #endif

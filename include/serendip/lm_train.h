@@ -65,7 +65,8 @@ void lm_lora_free(lm_lora *lo);
 void lm_lora_point(const lm_lora *lo, float *base, int l, int t, float **A, float **B, int *in, int *out);
 /* The base weight matrix (out, in) of layer l, target t in w. */
 float *lm_lora_base_matrix(const lm_weights *w, const lm_config *cfg, int l, int t);
-/* Adds (alpha/r) B A into every adapted matrix of m (m's config must match). */
+/* Adds (alpha/r) B A into every adapted matrix of m (m's config must match; m must hold F32
+ * matrices: lm_model_to_f32 a quantized base first). */
 void lm_lora_merge(const lm_lora *lo, lm_model *m);
 /* Writes the adapters as a llama.cpp LoRA adapter GGUF (general.type "adapter", adapter.type
  * "lora", adapter.lora.alpha; tensors "blk.N.attn_q.weight.lora_a" ne={in,r} / ".lora_b"

@@ -1,16 +1,18 @@
-/* gguf.c - GGUF v3: a bounds-checked mmap reader, an atomic writer, and Llama models in GGUF.
+/* gguf.c - GGUF v3: a bounds-checked mmap reader, an atomic writer, and llama/qwen2 models in GGUF.
  *
  * Written by hand, and why: ggml's own gguf reader is C++ inside libggml, which is not a Debian
  * bookworm package; the format is small and fully specified (docs/formats-gguf.md), and a reader
  * that checks every field against the file size is the part that matters for untrusted files
- * (fuzz/fuzz_gguf.c drives it). F16 conversion is hand-written too (no libc function; round to
- * nearest even, as ggml's GGML_FP32_TO_FP16 does).
+ * (fuzz/fuzz_gguf.c drives it). Tensor encodings (F16 and the quantized block formats) are decoded
+ * and encoded by lm_quant.h (src/lm/quant.c).
  *
  * Reader: parse the header, KVs and tensor infos once into small tables (offsets into the map),
  * then every getter reads from the mapping. Nothing in the file is trusted: each length is
  * checked against the bytes left before it is used, counts are bounded by what could possibly fit,
  * sizes are computed with overflow checks. */
 #include "serendip/gguf.h"
+
+#include "serendip/lm_quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -54,45 +56,6 @@ static const tensor_type_info *tensor_type(uint32_t t) {
 const char *gguf_tensor_type_name(uint32_t t) {
     const tensor_type_info *i = tensor_type(t);
     return i ? i->name : NULL;
-}
-
-/* ---------------------------------------------------------------- half precision */
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t exp = (x >> 23) & 0xFF, man = x & 0x7FFFFFu;
-    if (exp == 0xFF) return (uint16_t)(sign | 0x7C00u | (man ? 0x200u | (man >> 13) : 0)); /* inf/nan */
-    int32_t e = (int32_t)exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7C00u); /* overflow -> inf */
-    if (e <= 0) {                                   /* subnormal half or zero */
-        if (e < -10) return (uint16_t)sign;
-        man |= 0x800000u;
-        uint32_t shift = (uint32_t)(14 - e);
-        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1FFFu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++; /* may carry into the exponent: correct */
-    return (uint16_t)(sign | h);
-}
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FFu, x;
-    if (exp == 0) {
-        if (!man) x = sign;
-        else { /* subnormal: value = man * 2^-24 */
-            float v = (float)man * 0x1p-24f;
-            memcpy(&x, &v, 4);
-            x |= sign;
-        }
-    } else if (exp == 31) x = sign | 0x7F800000u | (man << 13);
-    else x = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
 }
 
 /* ---------------------------------------------------------------- reader */
@@ -524,44 +487,15 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *g, const char *name) {
 
 int gguf_tensor_to_f32(const gguf_file *g, const gguf_tensor *t, float *out, sd_err *err) {
     size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
-    const uint8_t *p = t->data;
-    switch (t->type) {
-    case GGUF_TENSOR_F32: memcpy(out, p, n * 4); break;
-    case GGUF_TENSOR_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = f16_to_f32(h);
-        }
-        break;
-    case GGUF_TENSOR_Q8_0: /* blocks of 32: f16 scale d, then 32 int8 q; x = d * q */
-        for (size_t b = 0; b < n / 32; b++) {
-            uint16_t h;
-            memcpy(&h, p + 34 * b, 2);
-            float d = f16_to_f32(h);
-            const int8_t *q = (const int8_t *)(p + 34 * b + 2);
-            for (int i = 0; i < 32; i++) out[32 * b + i] = d * (float)q[i];
-        }
-        break;
-    default:
-        return sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has type %s; serendip converts only F32, F16 and Q8_0",
+    if (!lm_qtype_ok(t->type))
+        return sd_fail(err, SD_ERR_FORMAT,
+                       "%s: tensor %s has type %s; serendip converts F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K",
                        g->name, t->name, gguf_tensor_type_name(t->type));
-    }
+    lm_dequant_row(t->type, t->data, out, (int64_t)n); /* rows are whole blocks (checked by parse) */
     return SD_OK;
 }
 
 /* ---------------------------------------------------------------- writer */
-
-/* One Q8_0 block as ggml's quantize_row_q8_0_ref makes it: d = max|x| / 127 (stored as f16),
- * q = round(x / d). */
-static void quantize_q8_0(const float *x, uint8_t out[34]) {
-    float amax = 0;
-    for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-    uint16_t h = f32_to_f16(d);
-    memcpy(out, &h, 2);
-    for (int i = 0; i < 32; i++) out[2 + i] = (uint8_t)(int8_t)roundf(x[i] * id);
-}
 
 typedef struct {
     char *key;
@@ -573,7 +507,9 @@ typedef struct {
     char *name;
     uint32_t type, n_dims;
     int64_t ne[4];
-    const float *data; /* borrowed */
+    const float *data; /* borrowed, or own */
+    float *own;        /* a copy the writer frees (lm_gguf_build's permuted qwen2 rows), or NULL */
+    const void *raw;   /* already encoded bytes (nbytes, borrowed or in own) instead of data */
     size_t n, nbytes;
 } w_tensor;
 
@@ -595,7 +531,10 @@ void gguf_writer_free(gguf_writer *w) {
         free(((w_kv *)w->kv.data)[i].key);
         free(((w_kv *)w->kv.data)[i].val);
     }
-    for (size_t i = 0; i < w->t.len; i++) free(((w_tensor *)w->t.data)[i].name);
+    for (size_t i = 0; i < w->t.len; i++) {
+        free(((w_tensor *)w->t.data)[i].name);
+        free(((w_tensor *)w->t.data)[i].own);
+    }
     sd_vec_free(&w->kv);
     sd_vec_free(&w->t);
     free(w);
@@ -682,8 +621,9 @@ void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, size_t n)
 
 int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
                     const float *data, sd_err *err) {
-    if (type != GGUF_TENSOR_F32 && type != GGUF_TENSOR_F16 && type != GGUF_TENSOR_Q8_0)
-        return sd_fail(err, SD_ERR_USAGE, "tensor %s: the writer stores F32, F16 or Q8_0, not type %u", name, type);
+    if (!lm_qtype_ok(type))
+        return sd_fail(err, SD_ERR_USAGE, "tensor %s: the writer stores F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, not type %u",
+                       name, type);
     if (n_dims < 1 || n_dims > 4) return sd_fail(err, SD_ERR_USAGE, "tensor %s: %u dims (1..4 allowed)", name, n_dims);
     for (size_t i = 0; i < w->t.len; i++)
         if (!strcmp(((w_tensor *)w->t.data)[i].name, name))
@@ -695,13 +635,20 @@ int gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_
         t.ne[d] = ne[d];
         t.n *= (size_t)ne[d];
     }
-    if (type == GGUF_TENSOR_Q8_0 && ne[0] % 32)
-        return sd_fail(err, SD_ERR_USAGE, "tensor %s: row length %lld is not a multiple of the Q8_0 block (32)", name,
-                       (long long)ne[0]);
-    t.nbytes = type == GGUF_TENSOR_F32 ? t.n * 4 : type == GGUF_TENSOR_F16 ? t.n * 2 : t.n / 32 * 34;
+    if (ne[0] % lm_qtype_block(type))
+        return sd_fail(err, SD_ERR_USAGE, "tensor %s: row length %lld is not a multiple of the %s block (%d)", name,
+                       (long long)ne[0], lm_qtype_name(type), lm_qtype_block(type));
+    t.nbytes = lm_qrow_bytes(type, t.ne[0]) * (t.n / (size_t)t.ne[0]);
     t.name = sd_strdup(name);
     *(w_tensor *)sd_vec_push(&w->t) = t;
     return SD_OK;
+}
+
+int gguf_add_tensor_raw(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                        const void *bytes, sd_err *err) {
+    int rc = gguf_add_tensor(w, name, type, n_dims, ne, NULL, err);
+    if (!rc) ((w_tensor *)w->t.data)[w->t.len - 1].raw = bytes;
+    return rc;
 }
 
 static void write_pad(FILE *f, size_t pos, size_t align) {
@@ -753,24 +700,23 @@ int gguf_writer_write(gguf_writer *w, const char *path, sd_err *err) {
     fwrite(h.p, 1, h.n, a.f);
     write_pad(a.f, h.n, align);
     free(h.p);
-    uint16_t buf[4096];
+    uint8_t *buf = NULL;
+    size_t cap = 0;
     for (size_t i = 0; i < w->t.len; i++) {
         w_tensor *t = (w_tensor *)w->t.data + i;
-        if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
-        else if (t->type == GGUF_TENSOR_Q8_0)
-            for (size_t blk = 0; blk < t->n / 32; blk++) {
-                uint8_t q[34];
-                quantize_q8_0(t->data + 32 * blk, q);
-                fwrite(q, 1, sizeof q, a.f);
+        size_t rb = lm_qrow_bytes(t->type, t->ne[0]), nrows = t->n / (size_t)t->ne[0];
+        if (t->raw) fwrite(t->raw, 1, t->nbytes, a.f);
+        else if (t->type == GGUF_TENSOR_F32) fwrite(t->data, 4, t->n, a.f);
+        else {
+            if (rb > cap) buf = sd_realloc(buf, cap = rb);
+            for (size_t r = 0; r < nrows; r++) { /* encoded row by row */
+                lm_quantize_row(t->type, t->data + r * (size_t)t->ne[0], buf, t->ne[0]);
+                fwrite(buf, 1, rb, a.f);
             }
-        else
-            for (size_t s = 0; s < t->n; s += 4096) {
-                size_t k = t->n - s < 4096 ? t->n - s : 4096;
-                for (size_t j = 0; j < k; j++) buf[j] = f32_to_f16(t->data[s + j]);
-                fwrite(buf, 2, k, a.f);
-            }
+        }
         write_pad(a.f, t->nbytes, align);
     }
+    free(buf);
     return sd_afile_commit(&a, err);
 }
 
@@ -783,46 +729,87 @@ typedef struct {
     int n_dims;
     int64_t ne[2];
     float *data; /* into the parameter block */
+    int mat;     /* matrix index into lm_model.qm (7 l + t, 7 L, 7 L + 1), -1 for norms and biases */
+    int permute; /* qwen2 q and k (weights and biases): rows in NEOX order in the file */
 } lm_tensor_ref;
 
-/* Lists m's tensors into refs (capacity 3 + 9 L); returns the count. out is omitted when tied.
- * w may be NULL (shapes only; data pointers NULL). */
+#define LM_MAX_REFS(c) (3 + 12 * (size_t)(c)->n_layers)
+
+/* Lists m's tensors into refs (capacity LM_MAX_REFS); returns the count. out is omitted when
+ * tied; qwen2 adds the q, k, v biases. w may be NULL (shapes only; data pointers NULL), and its
+ * matrix pointers are NULL for a quantized base. */
 static int lm_tensor_refs(const lm_config *c, const lm_weights *w, lm_tensor_ref *refs) {
-    int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, KvD = lm_kv_dim(c);
-    int n = 0;
-#define REF(nm, nd, in, out_, ptr)                                    \
-    do {                                                              \
-        lm_tensor_ref *r_ = &refs[n++];                               \
-        snprintf(r_->name, sizeof r_->name, "%s", nm);                \
-        r_->n_dims = nd, r_->ne[0] = in, r_->ne[1] = out_, r_->data = w ? ptr : NULL; \
+    int64_t D = c->dim, H = c->hidden_dim, V = c->vocab_size, KvD = lm_kv_dim(c), L = c->n_layers;
+    int n = 0, qwen = c->arch == LM_ARCH_QWEN2;
+#define PTR(p, off) (w && (p) ? (p) + (off) : NULL)
+#define REF(nm, nd, in, out_, ptr, mat_, perm)                                                        \
+    do {                                                                                             \
+        lm_tensor_ref *r_ = &refs[n++];                                                              \
+        snprintf(r_->name, sizeof r_->name, "%s", nm);                                               \
+        r_->n_dims = nd, r_->ne[0] = in, r_->ne[1] = out_, r_->data = ptr, r_->mat = mat_, r_->permute = perm; \
     } while (0)
-    REF("token_embd.weight", 2, D, V, w->tok_emb);
-    for (int64_t l = 0; l < c->n_layers; l++) {
+    REF("token_embd.weight", 2, D, V, PTR(w->tok_emb, 0), (int)(LM_MAT_PER_LAYER * L), 0);
+    for (int64_t l = 0; l < L; l++) {
         char nm[64];
-#define LREF(suffix, nd, in, out_, ptr) \
+        int m0 = (int)(LM_MAT_PER_LAYER * l);
+#define LREF(suffix, nd, in, out_, ptr, mat_, perm)                \
     snprintf(nm, sizeof nm, "blk.%lld.%s", (long long)l, suffix); \
-    REF(nm, nd, in, out_, ptr)
-        LREF("attn_norm.weight", 1, D, 1, w->attn_norm + l * D);
-        LREF("attn_q.weight", 2, D, D, w->wq + l * D * D);
-        LREF("attn_k.weight", 2, D, KvD, w->wk + l * KvD * D);
-        LREF("attn_v.weight", 2, D, KvD, w->wv + l * KvD * D);
-        LREF("attn_output.weight", 2, D, D, w->wo + l * D * D);
-        LREF("ffn_norm.weight", 1, D, 1, w->ffn_norm + l * D);
-        LREF("ffn_gate.weight", 2, D, H, w->w1 + l * H * D);
-        LREF("ffn_down.weight", 2, H, D, w->w2 + l * D * H);
-        LREF("ffn_up.weight", 2, D, H, w->w3 + l * H * D);
+    REF(nm, nd, in, out_, ptr, mat_, perm)
+        LREF("attn_norm.weight", 1, D, 1, PTR(w->attn_norm, l * D), -1, 0);
+        LREF("attn_q.weight", 2, D, D, PTR(w->wq, l * D * D), m0 + LM_MAT_WQ, qwen);
+        LREF("attn_k.weight", 2, D, KvD, PTR(w->wk, l * KvD * D), m0 + LM_MAT_WK, qwen);
+        LREF("attn_v.weight", 2, D, KvD, PTR(w->wv, l * KvD * D), m0 + LM_MAT_WV, 0);
+        if (qwen) {
+            LREF("attn_q.bias", 1, D, 1, PTR(w->bq, l * D), -1, 1);
+            LREF("attn_k.bias", 1, KvD, 1, PTR(w->bk, l * KvD), -1, 1);
+            LREF("attn_v.bias", 1, KvD, 1, PTR(w->bv, l * KvD), -1, 0);
+        }
+        LREF("attn_output.weight", 2, D, D, PTR(w->wo, l * D * D), m0 + LM_MAT_WO, 0);
+        LREF("ffn_norm.weight", 1, D, 1, PTR(w->ffn_norm, l * D), -1, 0);
+        LREF("ffn_gate.weight", 2, D, H, PTR(w->w1, l * H * D), m0 + LM_MAT_W1, 0);
+        LREF("ffn_down.weight", 2, H, D, PTR(w->w2, l * D * H), m0 + LM_MAT_W2, 0);
+        LREF("ffn_up.weight", 2, D, H, PTR(w->w3, l * H * D), m0 + LM_MAT_W3, 0);
 #undef LREF
     }
-    REF("output_norm.weight", 1, D, 1, w->out_norm);
-    if (!c->tied) REF("output.weight", 2, D, V, w->out);
+    REF("output_norm.weight", 1, D, 1, PTR(w->out_norm, 0), -1, 0);
+    if (!c->tied) REF("output.weight", 2, D, V, PTR(w->out, 0), (int)(LM_MAT_PER_LAYER * L + 1), 0);
 #undef REF
+#undef PTR
     return n;
+}
+
+/* Rows of a (rows, cols) float tensor reordered between serendip's order and the file's:
+ * to_file 1 writes dst[lm_qwen2_file_row(r)] = src[r], 0 writes dst[r] = src[lm_qwen2_file_row(r)]. */
+static void permute_rows_f32(float *dst, const float *src, int64_t rows, int64_t cols, int hd, int to_file) {
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t f = lm_qwen2_file_row(r, hd);
+        memcpy(dst + (to_file ? f : r) * cols, src + (to_file ? r : f) * cols, (size_t)cols * sizeof(float));
+    }
 }
 
 /* llama.cpp's LLAMA_FTYPE values for general.file_type */
 #define LM_FTYPE_ALL_F32 0
 #define LM_FTYPE_MOSTLY_F16 1
+#define LM_FTYPE_MOSTLY_Q4_0 2
 #define LM_FTYPE_MOSTLY_Q8_0 7
+#define LM_FTYPE_MOSTLY_Q4_K_S 14
+#define LM_FTYPE_MOSTLY_Q5_K_S 16
+#define LM_FTYPE_MOSTLY_Q6_K 18
+
+static uint32_t ftype_of(uint32_t tensor_type) {
+    switch (tensor_type) {
+    case GGUF_TENSOR_F16: return LM_FTYPE_MOSTLY_F16;
+    case GGUF_TENSOR_Q8_0: return LM_FTYPE_MOSTLY_Q8_0;
+    case LM_Q_Q4_0: return LM_FTYPE_MOSTLY_Q4_0;
+    case LM_Q_Q4_K: return LM_FTYPE_MOSTLY_Q4_K_S;
+    case LM_Q_Q5_K: return LM_FTYPE_MOSTLY_Q5_K_S;
+    case LM_Q_Q6_K: return LM_FTYPE_MOSTLY_Q6_K;
+    default: return LM_FTYPE_ALL_F32;
+    }
+}
+
+/* The metadata key prefix of c's architecture. */
+static const char *arch_name(const lm_config *c) { return c->arch == LM_ARCH_QWEN2 ? "qwen2" : "llama"; }
 
 static void tok_to_gguf(gguf_writer *w, const lm_tokenizer *t) {
     int32_t n = tok_vocab_size(t), nm = tok_n_merges(t);
@@ -862,35 +849,63 @@ int lm_gguf_build(gguf_writer *w, const lm_model *m, const lm_tokenizer *t, cons
     const lm_config *c = &m->cfg;
     int rc = lm_config_check(c, err);
     if (rc) return rc;
-    if (tensor_type != GGUF_TENSOR_F32 && tensor_type != GGUF_TENSOR_F16 && tensor_type != GGUF_TENSOR_Q8_0)
-        return sd_fail(err, SD_ERR_USAGE, "models are saved as F32, F16 or Q8_0, not type %u", tensor_type);
+    if (!lm_qtype_ok(tensor_type))
+        return sd_fail(err, SD_ERR_USAGE, "models are saved as F32, F16, Q8_0, Q4_0, Q4_K, Q5_K or Q6_K, not type %u",
+                       tensor_type);
     if (t && tok_vocab_size(t) != c->vocab_size)
         return sd_fail(err, SD_ERR_USAGE, "tokenizer has %d tokens but the model's vocab_size is %d", tok_vocab_size(t),
                        c->vocab_size);
-    gguf_set_str(w, "general.architecture", "llama");
+    const char *a = arch_name(c);
+    char key[96];
+#define AKEY(suffix) (snprintf(key, sizeof key, "%s.%s", a, suffix), key)
+    gguf_set_str(w, "general.architecture", a);
     gguf_set_str(w, "general.name", name ? name : "serendip");
-    gguf_set_u32(w, "general.file_type", tensor_type == GGUF_TENSOR_F16    ? LM_FTYPE_MOSTLY_F16
-                                         : tensor_type == GGUF_TENSOR_Q8_0 ? LM_FTYPE_MOSTLY_Q8_0
-                                                                           : LM_FTYPE_ALL_F32);
-    gguf_set_u32(w, "llama.context_length", (uint32_t)c->seq_len);
-    gguf_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
-    gguf_set_u32(w, "llama.block_count", (uint32_t)c->n_layers);
-    gguf_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
-    gguf_set_u32(w, "llama.attention.head_count", (uint32_t)c->n_heads);
-    gguf_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    gguf_set_f32(w, "llama.rope.freq_base", c->rope_theta);
-    gguf_set_u32(w, "llama.rope.dimension_count", (uint32_t)lm_head_dim(c));
-    gguf_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab_size);
+    gguf_set_u32(w, "general.file_type", ftype_of(tensor_type));
+    gguf_set_u32(w, AKEY("context_length"), (uint32_t)c->seq_len);
+    gguf_set_u32(w, AKEY("embedding_length"), (uint32_t)c->dim);
+    gguf_set_u32(w, AKEY("block_count"), (uint32_t)c->n_layers);
+    gguf_set_u32(w, AKEY("feed_forward_length"), (uint32_t)c->hidden_dim);
+    gguf_set_u32(w, AKEY("attention.head_count"), (uint32_t)c->n_heads);
+    gguf_set_u32(w, AKEY("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    gguf_set_f32(w, AKEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+    gguf_set_f32(w, AKEY("rope.freq_base"), c->rope_theta);
+    gguf_set_u32(w, AKEY("rope.dimension_count"), (uint32_t)lm_head_dim(c));
+    gguf_set_u32(w, AKEY("vocab_size"), (uint32_t)c->vocab_size);
+#undef AKEY
     if (t) tok_to_gguf(w, t);
-    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
+    lm_tensor_ref *refs = sd_malloc(LM_MAX_REFS(c) * sizeof *refs);
     int n = lm_tensor_refs(c, &m->w, refs);
     for (int i = 0; i < n && !rc; i++) {
-        /* norms stay F32, as llama.cpp's converter keeps them; a Q8_0 matrix whose rows are not
-         * a multiple of 32 falls back to F16, as llama.cpp's quantizer does */
+        /* norms and biases stay F32, as llama.cpp's converter keeps them; a matrix whose rows are
+         * not a multiple of the format's block falls back to Q8_0, then F16 */
         uint32_t ty = refs[i].n_dims == 1 ? GGUF_TENSOR_F32 : tensor_type;
-        if (ty == GGUF_TENSOR_Q8_0 && refs[i].ne[0] % 32) ty = GGUF_TENSOR_F16;
-        rc = gguf_add_tensor(w, refs[i].name, ty, (uint32_t)refs[i].n_dims, refs[i].ne, refs[i].data, err);
+        if (refs[i].ne[0] % lm_qtype_block(ty)) /* llama-quantize's fallbacks for rows of partial 256-blocks */
+            ty = refs[i].ne[0] % 32          ? GGUF_TENSOR_F16
+                 : tensor_type == LM_Q_Q4_K ? LM_Q_Q5_0
+                 : tensor_type == LM_Q_Q5_K ? LM_Q_Q5_1
+                                            : GGUF_TENSOR_Q8_0;
+        if (m->qm && refs[i].mat >= 0) { /* a quantized base: its matrices as they are */
+            const lm_qmat *q = &m->qm[refs[i].mat];
+            char *own = NULL;
+            if (refs[i].permute) { /* back to the file's row order */
+                own = sd_malloc(q->row_bytes * (size_t)q->rows);
+                for (int64_t r = 0; r < q->rows; r++)
+                    memcpy(own + lm_qwen2_file_row(r, lm_head_dim(c)) * q->row_bytes, lm_qmat_row_ptr(q, r), q->row_bytes);
+            }
+            rc = gguf_add_tensor_raw(w, refs[i].name, q->type, 2, refs[i].ne, own ? (const void *)own : q->data, err);
+            if (rc) free(own);
+            else ((w_tensor *)w->t.data)[w->t.len - 1].own = (float *)(void *)own;
+            continue;
+        }
+        float *own = NULL;
+        if (refs[i].permute) {
+            int64_t rows = refs[i].n_dims == 2 ? refs[i].ne[1] : refs[i].ne[0], cols = refs[i].n_dims == 2 ? refs[i].ne[0] : 1;
+            own = sd_malloc((size_t)(rows * cols) * sizeof(float));
+            permute_rows_f32(own, refs[i].data, rows, cols, lm_head_dim(c), 1);
+        }
+        rc = gguf_add_tensor(w, refs[i].name, ty, (uint32_t)refs[i].n_dims, refs[i].ne, own ? own : refs[i].data, err);
+        if (rc) free(own);
+        else ((w_tensor *)w->t.data)[w->t.len - 1].own = own;
     }
     free(refs);
     return rc;
@@ -921,30 +936,33 @@ int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err) {
     char *arch = NULL;
     int rc = gguf_get_str(g, "general.architecture", &arch, err);
     if (rc) return rc;
-    if (strcmp(arch, "llama") != 0) {
-        sd_fail(err, SD_ERR_FORMAT, "%s: architecture \"%s\" is not supported (serendip runs \"llama\")", gguf_name(g), arch);
+    if (!strcmp(arch, "qwen2")) c->arch = LM_ARCH_QWEN2;
+    else if (strcmp(arch, "llama") != 0) {
+        sd_fail(err, SD_ERR_FORMAT, "%s: architecture \"%s\" is not supported (serendip runs \"llama\" and \"qwen2\")",
+                gguf_name(g), arch);
         free(arch);
         return SD_ERR_FORMAT;
     }
     free(arch);
-    if ((rc = get_i32_pos(g, "llama.embedding_length", &c->dim, err)) ||
-        (rc = get_i32_pos(g, "llama.block_count", &c->n_layers, err)) ||
-        (rc = get_i32_pos(g, "llama.attention.head_count", &c->n_heads, err)) ||
-        (rc = get_i32_pos(g, "llama.feed_forward_length", &c->hidden_dim, err)) ||
-        (rc = get_i32_pos(g, "llama.context_length", &c->seq_len, err)))
+    const char *a = arch_name(c);
+    char k1[96], k2[96], k3[96], k4[96], k5[96];
+#define AKEY(buf, suffix) (snprintf(buf, sizeof buf, "%s.%s", a, suffix), buf)
+    if ((rc = get_i32_pos(g, AKEY(k1, "embedding_length"), &c->dim, err)) ||
+        (rc = get_i32_pos(g, AKEY(k2, "block_count"), &c->n_layers, err)) ||
+        (rc = get_i32_pos(g, AKEY(k3, "attention.head_count"), &c->n_heads, err)) ||
+        (rc = get_i32_pos(g, AKEY(k4, "feed_forward_length"), &c->hidden_dim, err)) ||
+        (rc = get_i32_pos(g, AKEY(k5, "context_length"), &c->seq_len, err)))
         return rc;
     c->n_kv_heads = c->n_heads;
-    if (gguf_find_kv(g, "llama.attention.head_count_kv") >= 0 &&
-        (rc = get_i32_pos(g, "llama.attention.head_count_kv", &c->n_kv_heads, err)))
+    if (gguf_find_kv(g, AKEY(k1, "attention.head_count_kv")) >= 0 && (rc = get_i32_pos(g, k1, &c->n_kv_heads, err)))
         return rc;
-    if ((rc = gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c->norm_eps, err))) return rc;
+    if ((rc = gguf_get_f32(g, AKEY(k1, "attention.layer_norm_rms_epsilon"), &c->norm_eps, err))) return rc;
     c->rope_theta = 10000.0f;
-    if (gguf_find_kv(g, "llama.rope.freq_base") >= 0 && (rc = gguf_get_f32(g, "llama.rope.freq_base", &c->rope_theta, err)))
-        return rc;
+    if (gguf_find_kv(g, AKEY(k1, "rope.freq_base")) >= 0 && (rc = gguf_get_f32(g, k1, &c->rope_theta, err))) return rc;
     const gguf_tensor *emb = gguf_find_tensor(g, "token_embd.weight");
     if (!emb) return sd_fail(err, SD_ERR_FORMAT, "%s: tensor token_embd.weight missing", gguf_name(g));
-    if (gguf_find_kv(g, "llama.vocab_size") >= 0) {
-        if ((rc = get_i32_pos(g, "llama.vocab_size", &c->vocab_size, err))) return rc;
+    if (gguf_find_kv(g, AKEY(k1, "vocab_size")) >= 0) {
+        if ((rc = get_i32_pos(g, k1, &c->vocab_size, err))) return rc;
     } else if (emb->ne[1] > 0 && emb->ne[1] <= INT32_MAX) c->vocab_size = (int32_t)emb->ne[1];
     c->tied = gguf_find_tensor(g, "output.weight") == NULL;
     if ((rc = lm_config_check(c, err))) {
@@ -952,13 +970,23 @@ int lm_gguf_read_config(const gguf_file *g, lm_config *c, sd_err *err) {
         err->code = SD_ERR_FORMAT;
         return SD_ERR_FORMAT;
     }
-    if (gguf_find_kv(g, "llama.rope.dimension_count") >= 0) {
+    /* RoPE frequency scaling (Llama 3.1/3.2's rope_freqs factors, linear/YaRN scaling) changes every
+     * position's angle: refused rather than run with the wrong positions */
+    char *scaling = NULL;
+    if (gguf_find_kv(g, AKEY(k1, "rope.scaling.type")) >= 0) gguf_get_str(g, k1, &scaling, NULL);
+    int scaled = scaling && strcmp(scaling, "none") != 0;
+    free(scaling);
+    if (scaled || gguf_find_tensor(g, "rope_freqs.weight"))
+        return sd_fail(err, SD_ERR_FORMAT, "%s: RoPE frequency scaling (%s) is not supported", gguf_name(g),
+                       scaled ? k1 : "tensor rope_freqs.weight, Llama 3.1+");
+    if (gguf_find_kv(g, AKEY(k1, "rope.dimension_count")) >= 0) {
         int32_t rd_;
-        if ((rc = gguf_get_i32(g, "llama.rope.dimension_count", &rd_, err))) return rc;
+        if ((rc = gguf_get_i32(g, k1, &rd_, err))) return rc;
         if (rd_ != lm_head_dim(c))
-            return sd_fail(err, SD_ERR_FORMAT, "%s: llama.rope.dimension_count %d differs from head_dim %d (partial RoPE is not supported)",
-                           gguf_name(g), rd_, lm_head_dim(c));
+            return sd_fail(err, SD_ERR_FORMAT, "%s: %s %d differs from head_dim %d (partial RoPE is not supported)",
+                           gguf_name(g), k1, rd_, lm_head_dim(c));
     }
+#undef AKEY
     return SD_OK;
 }
 
@@ -968,11 +996,11 @@ int lm_gguf_load_tokenizer(const gguf_file *g, lm_tokenizer **out, sd_err *err) 
 
 /* Checks that every tensor of config c is present with the right shape. */
 static int check_tensors(const gguf_file *g, const lm_config *c, sd_err *err) {
-    int64_t need = 2 + 9 * (int64_t)c->n_layers + !c->tied;
+    int64_t need = 2 + (c->arch == LM_ARCH_QWEN2 ? 12 : 9) * (int64_t)c->n_layers + !c->tied;
     if (gguf_n_tensors(g) < need)
-        return sd_fail(err, SD_ERR_FORMAT, "%s: llama.block_count %d needs %lld tensors, the file has %lld", gguf_name(g),
-                       c->n_layers, (long long)need, (long long)gguf_n_tensors(g));
-    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c->n_layers) * sizeof *refs);
+        return sd_fail(err, SD_ERR_FORMAT, "%s: %s.block_count %d needs %lld tensors, the file has %lld", gguf_name(g),
+                       arch_name(c), c->n_layers, (long long)need, (long long)gguf_n_tensors(g));
+    lm_tensor_ref *refs = sd_malloc(LM_MAX_REFS(c) * sizeof *refs);
     int n = lm_tensor_refs(c, NULL, refs), rc = SD_OK;
     for (int i = 0; i < n && !rc; i++) {
         const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
@@ -982,15 +1010,57 @@ static int check_tensors(const gguf_file *g, const lm_config *c, sd_err *err) {
             rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has shape [%lld, %lld, %lld, %lld], the config needs [%lld, %lld]",
                          gguf_name(g), refs[i].name, (long long)gt->ne[0], (long long)gt->ne[1], (long long)gt->ne[2],
                          (long long)gt->ne[3], (long long)refs[i].ne[0], (long long)want1);
-        else if (gt->type != GGUF_TENSOR_F32 && gt->type != GGUF_TENSOR_F16 && gt->type != GGUF_TENSOR_Q8_0)
-            rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s has type %s; serendip loads F32, F16 and Q8_0", gguf_name(g),
-                         refs[i].name, gguf_tensor_type_name(gt->type));
+        else if (!lm_qtype_ok(gt->type))
+            rc = sd_fail(err, SD_ERR_FORMAT,
+                         "%s: tensor %s has type %s; serendip loads F32, F16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (requantize "
+                         "with llama-quantize to one of them)",
+                         gguf_name(g), refs[i].name, gguf_tensor_type_name(gt->type));
     }
     free(refs);
     return rc;
 }
 
-int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err) {
+/* 1 when some matrix of the file is not F32 (a quantized or half-precision base). */
+static int has_encoded_matrix(const gguf_file *g, const lm_tensor_ref *refs, int n) {
+    for (int i = 0; i < n; i++)
+        if (refs[i].mat >= 0 && gguf_find_tensor(g, refs[i].name)->type != GGUF_TENSOR_F32) return 1;
+    return 0;
+}
+
+/* Copies the matrices of g into m->qm / m->qdata in their file encoding (rows of qwen2 q and k
+ * reordered), each 64-byte aligned. Values are not scanned for NaN: decoding a whole published
+ * model to check it would cost as much as loading it as F32. */
+static void load_quant_matrices(const gguf_file *g, lm_model *m, const lm_tensor_ref *refs, int n) {
+    const lm_config *c = &m->cfg;
+    size_t nq = (size_t)LM_MAT_PER_LAYER * c->n_layers + 2, total = 0;
+    m->qm = sd_calloc(nq, sizeof *m->qm);
+    for (int i = 0; i < n; i++)
+        if (refs[i].mat >= 0) total += (gguf_find_tensor(g, refs[i].name)->nbytes + 63) / 64 * 64;
+    m->qdata = sd_malloc(total ? total : 1);
+    m->qbytes = total;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (refs[i].mat < 0) continue;
+        const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
+        lm_qmat *q = &m->qm[refs[i].mat];
+        q->type = gt->type;
+        q->cols = (int32_t)gt->ne[0];
+        q->rows = (int32_t)gt->ne[1];
+        q->row_bytes = lm_qrow_bytes(gt->type, gt->ne[0]);
+        char *dst = (char *)m->qdata + off;
+        if (refs[i].permute)
+            for (int64_t r = 0; r < q->rows; r++)
+                memcpy(dst + r * q->row_bytes, (const char *)gt->data + lm_qwen2_file_row(r, lm_head_dim(c)) * q->row_bytes,
+                       q->row_bytes);
+        else memcpy(dst, gt->data, gt->nbytes);
+        q->data = dst;
+        off += (gt->nbytes + 63) / 64 * 64;
+    }
+    if (c->tied) m->qm[nq - 1] = m->qm[nq - 2];
+}
+
+/* lm_gguf_load_from, keeping encoded matrices as they are when keep_quant. */
+static int load_model(const gguf_file *g, lm_model *m, lm_tokenizer **t, int keep_quant, sd_err *err) {
     memset(m, 0, sizeof *m);
     if (t) *t = NULL;
     lm_config c;
@@ -998,17 +1068,29 @@ int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err 
     /* shapes first: the tensors then bound the allocation by the file's size */
     if (!rc) rc = check_tensors(g, &c, err);
     if (rc) return rc;
-    lm_model mm = {.cfg = c, .n_params = lm_param_count(&c), .owns_params = 1};
+    lm_tensor_ref *refs = sd_malloc(LM_MAX_REFS(&c) * sizeof *refs);
+    int n = lm_tensor_refs(&c, NULL, refs);
+    keep_quant = keep_quant && has_encoded_matrix(g, refs, n);
+    lm_model mm = {.cfg = c, .n_params = keep_quant ? lm_norm_param_count(&c) : lm_param_count(&c), .owns_params = 1};
     mm.params = sd_malloc(mm.n_params * sizeof(float));
-    lm_weights_point(&mm.w, &c, mm.params);
-    lm_tensor_ref *refs = sd_malloc((3 + 9 * (size_t)c.n_layers) * sizeof *refs);
-    int n = lm_tensor_refs(&c, &mm.w, refs);
+    if (keep_quant) lm_weights_point_norms(&mm.w, &c, mm.params);
+    else lm_weights_point(&mm.w, &c, mm.params);
+    n = lm_tensor_refs(&c, &mm.w, refs);
+    if (keep_quant) load_quant_matrices(g, &mm, refs, n);
     for (int i = 0; i < n && !rc; i++) {
+        if (!refs[i].data) continue; /* a matrix kept encoded */
         const gguf_tensor *gt = gguf_find_tensor(g, refs[i].name);
         if ((rc = gguf_tensor_to_f32(g, gt, refs[i].data, err))) break;
+        size_t ne = (size_t)(gt->ne[0] * gt->ne[1] * gt->ne[2] * gt->ne[3]);
+        if (refs[i].permute) {
+            int64_t rows = gt->ne[1] > 1 ? gt->ne[1] : gt->ne[0], cols = gt->ne[1] > 1 ? gt->ne[0] : 1;
+            float *tmp = sd_malloc(ne * sizeof(float));
+            memcpy(tmp, refs[i].data, ne * sizeof(float));
+            permute_rows_f32(refs[i].data, tmp, rows, cols, lm_head_dim(&c), 0);
+            free(tmp);
+        }
         /* no header check covers the values: a diverged training run or a corrupted file shows
          * here, not as NaN logits (and a table of NaN scores) much later */
-        size_t ne = (size_t)(gt->ne[0] * gt->ne[1] * gt->ne[2] * gt->ne[3]);
         for (size_t j = 0; j < ne && !rc; j++)
             if (!isfinite(refs[i].data[j]))
                 rc = sd_fail(err, SD_ERR_FORMAT, "%s: tensor %s element %zu is %s (a diverged model or a corrupted file)",
@@ -1017,8 +1099,8 @@ int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err 
     free(refs);
     if (!rc && t) rc = lm_gguf_load_tokenizer(g, t, err);
     if (!rc && t && tok_vocab_size(*t) != c.vocab_size)
-        rc = sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer has %d tokens but llama.vocab_size is %d", gguf_name(g),
-                     tok_vocab_size(*t), c.vocab_size);
+        rc = sd_fail(err, SD_ERR_FORMAT, "%s: tokenizer has %d tokens but %s.vocab_size is %d", gguf_name(g),
+                     tok_vocab_size(*t), arch_name(&c), c.vocab_size);
     if (rc) {
         if (t) {
             tok_free(*t);
@@ -1031,11 +1113,28 @@ int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err 
     return SD_OK;
 }
 
+int lm_gguf_load_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err) {
+    return load_model(g, m, t, 0, err);
+}
+
+int lm_gguf_load_quant_from(const gguf_file *g, lm_model *m, lm_tokenizer **t, sd_err *err) {
+    return load_model(g, m, t, 1, err);
+}
+
 int lm_gguf_load(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err) {
     gguf_file *g;
     int rc = gguf_open(&g, path, err);
     if (rc) return rc;
     rc = lm_gguf_load_from(g, m, t, err);
+    gguf_close(g);
+    return rc;
+}
+
+int lm_gguf_load_quant(const char *path, lm_model *m, lm_tokenizer **t, sd_err *err) {
+    gguf_file *g;
+    int rc = gguf_open(&g, path, err);
+    if (rc) return rc;
+    rc = lm_gguf_load_quant_from(g, m, t, err);
     gguf_close(g);
     return rc;
 }

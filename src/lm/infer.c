@@ -14,6 +14,7 @@
  * model's definition (lm.h) and no Debian library implements this decoder; matrix products go to
  * OpenBLAS. */
 #include "serendip/lm_infer.h"
+#include "serendip/lm_quant.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -173,15 +174,23 @@ static inline void rope_row(const lm_infer *inf, float *vec, int n_heads, int hd
     }
 }
 
-/* C (n, out) = A (n, in) . W^T, W (out, in) row-major; beta 1 accumulates into C (residual).
- * Single-threaded OpenBLAS (see forward_rows). */
-static void matmul_rows(float *C, const float *A, const float *W, int n, int out, int in, float beta) {
-    if (n <= 0) return;
-    if (n == 1) { /* one row: a matrix-vector product (cheaper entry into OpenBLAS) */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, A, 1, beta, C, 1);
-        return;
+/* C (n, rows of W) = A . W^T (+ C when beta 1) for weight matrix `which` of layer l, whatever its
+ * encoding (lm_quant.h: F32 goes straight to BLAS, a quantized base is decoded tile by tile). */
+static void wmatmul(float *C, const float *A, const lm_model *m, int l, int which, int n, float beta) {
+    lm_qmat W = lm_model_mat(m, l, which);
+    lm_qmatmul(C, A, &W, n, beta);
+}
+
+/* qwen2: q, k, v (n rows each) += their layer's biases (before RoPE). */
+static void add_qkv_bias(const lm_weights *w, const lm_config *c, int l, float *q, float *k, float *v, int n) {
+    int D = c->dim, KvD = lm_kv_dim(c);
+    for (int r = 0; r < n; r++) {
+        for (int i = 0; i < D; i++) q[(size_t)r * D + i] += w->bq[(size_t)l * D + i];
+        for (int i = 0; i < KvD; i++) {
+            k[(size_t)r * KvD + i] += w->bk[(size_t)l * KvD + i];
+            v[(size_t)r * KvD + i] += w->bv[(size_t)l * KvD + i];
+        }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, A, in, W, in, beta, C, out);
 }
 
 /* out = rmsnorm(x) * g for one row of width D. */
@@ -271,16 +280,17 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
         float *k = inf->k + (size_t)r0 * KvD, *v = inf->v + (size_t)r0 * KvD, *att = inf->att + (size_t)r0 * D;
         float *h1 = inf->h1 + (size_t)r0 * H, *h3 = inf->h3 + (size_t)r0 * H;
         float *sc = inf->att_buf + (size_t)tid * inf->max_seq;
-        for (int r = 0; r < rn; r++)
-            memcpy(x + (size_t)r * D, w->tok_emb + (size_t)rows[r0 + r].token * D, D * sizeof(float));
+        lm_qmat emb = lm_model_mat(inf->m, 0, LM_MAT_EMB);
+        for (int r = 0; r < rn; r++) lm_qmat_get_row(&emb, rows[r0 + r].token, x + (size_t)r * D);
 
         for (int l = 0; l < c->n_layers; l++) {
             /* attention block: norm, q k v, RoPE, keys/values into the cache */
             for (int r = 0; r < rn; r++)
                 rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->attn_norm + (size_t)l * D, D, c->norm_eps);
-            matmul_rows(q, xb, w->wq + (size_t)l * D * D, rn, D, D, 0.0f);
-            matmul_rows(k, xb, w->wk + (size_t)l * KvD * D, rn, KvD, D, 0.0f);
-            matmul_rows(v, xb, w->wv + (size_t)l * KvD * D, rn, KvD, D, 0.0f);
+            wmatmul(q, xb, inf->m, l, LM_MAT_WQ, rn, 0.0f);
+            wmatmul(k, xb, inf->m, l, LM_MAT_WK, rn, 0.0f);
+            wmatmul(v, xb, inf->m, l, LM_MAT_WV, rn, 0.0f);
+            if (w->bq) add_qkv_bias(w, c, l, q, k, v, rn);
             for (int r = 0; r < rn; r++) {
                 const row_desc *rd = &rows[r0 + r];
                 rope_row(inf, q + (size_t)r * D, nh, hd, rd->pos);
@@ -292,18 +302,18 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
             }
 #pragma omp barrier
             for (int r = 0; r < rn; r++) attend_row(inf, &rows[r0 + r], l, q + (size_t)r * D, att + (size_t)r * D, sc);
-            matmul_rows(x, att, w->wo + (size_t)l * D * D, rn, D, D, 1.0f);
+            wmatmul(x, att, inf->m, l, LM_MAT_WO, rn, 1.0f);
 
             /* feed-forward block */
             for (int r = 0; r < rn; r++)
                 rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->ffn_norm + (size_t)l * D, D, c->norm_eps);
-            matmul_rows(h1, xb, w->w1 + (size_t)l * H * D, rn, H, D, 0.0f);
-            matmul_rows(h3, xb, w->w3 + (size_t)l * H * D, rn, H, D, 0.0f);
+            wmatmul(h1, xb, inf->m, l, LM_MAT_W1, rn, 0.0f);
+            wmatmul(h3, xb, inf->m, l, LM_MAT_W3, rn, 0.0f);
             for (size_t i = 0; i < (size_t)rn * H; i++) {
                 float g = h1[i];
                 h1[i] = g / (1.0f + expf(-g)) * h3[i];
             }
-            matmul_rows(x, h1, w->w2 + (size_t)l * D * H, rn, D, H, 1.0f);
+            wmatmul(x, h1, inf->m, l, LM_MAT_W2, rn, 1.0f);
         }
 
         /* output head on this block's rows that want logits, written at their rank among all
@@ -315,7 +325,7 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
                 rmsnorm_row(xb + (size_t)cnt * D, x + (size_t)r * D, w->out_norm, D, c->norm_eps);
                 cnt++;
             }
-        matmul_rows(inf->logits + (size_t)first * V, xb, w->out, cnt, V, D, 0.0f);
+        wmatmul(inf->logits + (size_t)first * V, xb, inf->m, 0, LM_MAT_OUT, cnt, 0.0f);
     }
     if (blas_prev != 1) openblas_set_num_threads(blas_prev);
     return nl;
@@ -326,6 +336,13 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
 /* Naive, one sequence, no cache; double accumulators. Written straight from lm.h's conventions
  * and sharing no code with the fast path. */
 void lm_forward_reference(const lm_model *m, const int32_t *tokens, int n, float *logits) {
+    if (m->qm) { /* a quantized base: the same numbers, decoded once */
+        lm_model f;
+        lm_model_to_f32(&f, m);
+        lm_forward_reference(&f, tokens, n, logits);
+        lm_model_free(&f);
+        return;
+    }
     const lm_config *c = &m->cfg;
     const lm_weights *w = &m->w;
     int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
@@ -345,7 +362,7 @@ void lm_forward_reference(const lm_model *m, const int32_t *tokens, int n, float
             for (int o = 0; o < D; o++) {
                 double a = 0;
                 for (int i = 0; i < D; i++) a += w->wq[((size_t)l * D + o) * D + i] * xn[i];
-                q[t * D + o] = a;
+                q[t * D + o] = a + (w->bq ? w->bq[(size_t)l * D + o] : 0);
             }
             for (int o = 0; o < KvD; o++) {
                 double a = 0, b = 0;
@@ -353,8 +370,8 @@ void lm_forward_reference(const lm_model *m, const int32_t *tokens, int n, float
                     a += w->wk[((size_t)l * KvD + o) * D + i] * xn[i];
                     b += w->wv[((size_t)l * KvD + o) * D + i] * xn[i];
                 }
-                k[t * KvD + o] = a;
-                v[t * KvD + o] = b;
+                k[t * KvD + o] = a + (w->bk ? w->bk[(size_t)l * KvD + o] : 0);
+                v[t * KvD + o] = b + (w->bv ? w->bv[(size_t)l * KvD + o] : 0);
             }
             /* RoPE: adjacent pairs, angle pos * theta^(-2i/hd) */
             for (int j = 0; j < D; j += 2) {

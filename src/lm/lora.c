@@ -93,7 +93,8 @@ void lm_lora_free(lm_lora *lo) {
     memset(lo, 0, sizeof *lo);
 }
 
-/* W (out, in) += (alpha/r) B (out, r) A (r, in), in double per element for an exact-as-possible
+/* m must hold F32 matrices (lm_model_to_f32 a quantized base first).
+ * W (out, in) += (alpha/r) B (out, r) A (r, in), in double per element for an exact-as-possible
  * merge; cost L * 7 * out * in * r, small next to training. */
 void lm_lora_merge(const lm_lora *lo, lm_model *m) {
     double scale = (double)lo->alpha / lo->rank;
@@ -115,11 +116,13 @@ void lm_lora_merge(const lm_lora *lo, lm_model *m) {
 
 int lm_lora_save_gguf(const lm_lora *lo, const char *path, sd_err *err) {
     gguf_writer *w = gguf_writer_new();
-    gguf_set_str(w, "general.architecture", "llama");
+    int qwen = lo->cfg.arch == LM_ARCH_QWEN2, hd = lm_head_dim(&lo->cfg);
+    gguf_set_str(w, "general.architecture", qwen ? "qwen2" : "llama");
     gguf_set_str(w, "general.type", "adapter");
     gguf_set_str(w, "adapter.type", "lora");
     gguf_set_f32(w, "adapter.lora.alpha", lo->alpha);
-    int rc = SD_OK;
+    int rc = SD_OK, n_perm = 0;
+    float **perm = sd_calloc(2 * (size_t)lo->cfg.n_layers + 1, sizeof *perm); /* permuted copies, alive until written */
     for (int l = 0; l < lo->cfg.n_layers && !rc; l++)
         for (int t = 0; t < LM_LORA_NTARGETS && !rc; t++) {
             float *A, *B;
@@ -131,9 +134,19 @@ int lm_lora_save_gguf(const lm_lora *lo, const char *path, sd_err *err) {
             rc = gguf_add_tensor(w, name, GGUF_TENSOR_F32, 2, nea, A, err);
             if (rc) break;
             snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, lora_names[t]);
+            if (qwen && (t == LM_LORA_WQ || t == LM_LORA_WK)) {
+                /* B's rows follow the base's q/k rows: back to the file's NEOX order (lm.h) */
+                float *Bf = sd_malloc((size_t)out * lo->rank * sizeof(float));
+                for (int o = 0; o < out; o++)
+                    memcpy(Bf + lm_qwen2_file_row(o, hd) * lo->rank, B + (size_t)o * lo->rank, lo->rank * sizeof(float));
+                perm[n_perm++] = Bf;
+                B = Bf;
+            }
             rc = gguf_add_tensor(w, name, GGUF_TENSOR_F32, 2, neb, B, err);
         }
     if (!rc) rc = gguf_writer_write(w, path, err);
     gguf_writer_free(w);
+    for (int i = 0; i < n_perm; i++) free(perm[i]);
+    free(perm);
     return rc;
 }

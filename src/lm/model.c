@@ -5,6 +5,8 @@
  * blocks use, so a parameter and its gradient sit at the same offset. */
 #include "serendip/lm.h"
 
+#include "serendip/lm_quant.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,8 @@ int lm_config_check(const lm_config *c, sd_err *err) {
     if (c->tied != 0 && c->tied != 1) return sd_fail(err, SD_ERR_USAGE, "model config: tied %d must be 0 or 1", c->tied);
     if (!(c->norm_eps > 0) || !isfinite(c->norm_eps))
         return sd_fail(err, SD_ERR_USAGE, "model config: norm_eps %g must be a positive number", (double)c->norm_eps);
+    if (c->arch != LM_ARCH_LLAMA && c->arch != LM_ARCH_QWEN2)
+        return sd_fail(err, SD_ERR_USAGE, "model config: arch %d is neither llama (0) nor qwen2 (1)", c->arch);
     if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
         return sd_fail(err, SD_ERR_USAGE, "model config: rope_theta %g must be a positive number", (double)c->rope_theta);
     return SD_OK;
@@ -52,6 +56,7 @@ size_t lm_param_count(const lm_config *c) {
     n += 3 * L * H * D;                            /* w1 w2 w3 */
     n += D;                                        /* out_norm */
     if (!c->tied) n += V * D;                      /* out */
+    if (c->arch == LM_ARCH_QWEN2) n += L * (D + 2 * KvD); /* bq bk bv */
     return n;
 }
 
@@ -76,6 +81,90 @@ void lm_weights_point(lm_weights *w, const lm_config *c, float *base) {
         w->out = p;
         p += V * D;
     }
+    w->bq = w->bk = w->bv = NULL;
+    if (c->arch == LM_ARCH_QWEN2) {
+        w->bq = p; p += L * D;
+        w->bk = p; p += L * KvD;
+        w->bv = p; p += L * KvD;
+    }
+}
+
+size_t lm_norm_param_count(const lm_config *c) {
+    size_t D = (size_t)c->dim, L = (size_t)c->n_layers, KvD = (size_t)lm_kv_dim(c);
+    return 2 * L * D + D + (c->arch == LM_ARCH_QWEN2 ? L * (D + 2 * KvD) : 0);
+}
+
+void lm_weights_point_norms(lm_weights *w, const lm_config *c, float *base) {
+    size_t D = (size_t)c->dim, L = (size_t)c->n_layers, KvD = (size_t)lm_kv_dim(c);
+    memset(w, 0, sizeof *w);
+    float *p = base;
+    w->attn_norm = p; p += L * D;
+    w->ffn_norm = p; p += L * D;
+    w->out_norm = p; p += D;
+    if (c->arch == LM_ARCH_QWEN2) {
+        w->bq = p; p += L * D;
+        w->bk = p; p += L * KvD;
+        w->bv = p; p += L * KvD;
+    }
+}
+
+/* (rows, cols) of matrix `which` and its F32 storage in w (NULL for a quantized base). */
+static const float *mat_f32(const lm_weights *w, const lm_config *c, int l, int which, int *rows, int *cols) {
+    size_t D = (size_t)c->dim, H = (size_t)c->hidden_dim, KvD = (size_t)lm_kv_dim(c);
+    size_t L = (size_t)l;
+    switch (which) {
+    case LM_MAT_WQ: *rows = (int)D, *cols = (int)D; return w->wq ? w->wq + L * D * D : NULL;
+    case LM_MAT_WK: *rows = (int)KvD, *cols = (int)D; return w->wk ? w->wk + L * KvD * D : NULL;
+    case LM_MAT_WV: *rows = (int)KvD, *cols = (int)D; return w->wv ? w->wv + L * KvD * D : NULL;
+    case LM_MAT_WO: *rows = (int)D, *cols = (int)D; return w->wo ? w->wo + L * D * D : NULL;
+    case LM_MAT_W1: *rows = (int)H, *cols = (int)D; return w->w1 ? w->w1 + L * H * D : NULL;
+    case LM_MAT_W2: *rows = (int)D, *cols = (int)H; return w->w2 ? w->w2 + L * D * H : NULL;
+    case LM_MAT_W3: *rows = (int)H, *cols = (int)D; return w->w3 ? w->w3 + L * H * D : NULL;
+    case LM_MAT_EMB: *rows = c->vocab_size, *cols = (int)D; return w->tok_emb;
+    default: *rows = c->vocab_size, *cols = (int)D; return w->out;
+    }
+}
+
+lm_qmat lm_model_mat(const lm_model *m, int l, int which) {
+    if (m->qm) return which >= LM_MAT_PER_LAYER ? m->qm[LM_MAT_PER_LAYER * m->cfg.n_layers + (which - LM_MAT_EMB)]
+                                                : m->qm[LM_MAT_PER_LAYER * l + which];
+    int rows, cols;
+    const float *p = mat_f32(&m->w, &m->cfg, l, which, &rows, &cols);
+    return lm_qmat_f32(p, rows, cols);
+}
+
+/* Dequantises every matrix into a fresh F32 block; norms and biases copied. */
+void lm_model_to_f32(lm_model *out, const lm_model *m) {
+    const lm_config *c = &m->cfg;
+    memset(out, 0, sizeof *out);
+    out->cfg = *c;
+    out->n_params = lm_param_count(c);
+    out->params = sd_malloc(out->n_params * sizeof(float));
+    out->owns_params = 1;
+    lm_weights_point(&out->w, c, out->params);
+    if (!m->qm) {
+        memcpy(out->params, m->params, out->n_params * sizeof(float));
+        return;
+    }
+    size_t D = (size_t)c->dim, L = (size_t)c->n_layers, KvD = (size_t)lm_kv_dim(c);
+    memcpy(out->w.attn_norm, m->w.attn_norm, L * D * sizeof(float));
+    memcpy(out->w.ffn_norm, m->w.ffn_norm, L * D * sizeof(float));
+    memcpy(out->w.out_norm, m->w.out_norm, D * sizeof(float));
+    if (c->arch == LM_ARCH_QWEN2) {
+        memcpy(out->w.bq, m->w.bq, L * D * sizeof(float));
+        memcpy(out->w.bk, m->w.bk, L * KvD * sizeof(float));
+        memcpy(out->w.bv, m->w.bv, L * KvD * sizeof(float));
+    }
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int t = 0; t < LM_MAT_PER_LAYER; t++) {
+            int which = l < c->n_layers ? t : LM_MAT_EMB + t;
+            if (l == c->n_layers && (t > 1 || (t == 1 && c->tied))) break;
+            int rows, cols;
+            float *dst = (float *)mat_f32(&out->w, c, l, which, &rows, &cols);
+            lm_qmat q = lm_model_mat(m, l, which);
+#pragma omp parallel for schedule(static)
+            for (int r = 0; r < rows; r++) lm_qmat_get_row(&q, r, dst + (size_t)r * cols);
+        }
 }
 
 static void fill_normal(float *x, size_t n, double std, sd_rng *r) {
@@ -115,11 +204,15 @@ int lm_model_init(lm_model *m, const lm_config *c, uint64_t seed, sd_err *err) {
     fill_normal(m->w.w3, L * H * D, LM_INIT_STD, &r);
     fill_const(m->w.out_norm, D, 1.0f);
     if (!c->tied) fill_normal(m->w.out, V * D, LM_INIT_STD, &r);
+    if (c->arch == LM_ARCH_QWEN2) /* last, so a llama config draws the same stream as before */
+        fill_normal(m->w.bq, L * (D + 2 * KvD), LM_INIT_STD, &r);
     return SD_OK;
 }
 
 /* Frees the block when the model owns it; leaves m zeroed. Safe on a zeroed model. */
 void lm_model_free(lm_model *m) {
     if (m->owns_params) free(m->params);
+    free(m->qm);
+    free(m->qdata);
     memset(m, 0, sizeof *m);
 }

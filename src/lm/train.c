@@ -10,6 +10,7 @@
 
 #include "serendip/lm_ops.h"
 #include "serendip/mpi.h"
+#include "serendip/lm_quant.h"
 #include "serendip/tokenizer.h"
 
 #include <cblas.h>
@@ -174,9 +175,10 @@ typedef struct {
     float scale;
 } proj_lora;
 
-/* out (N, OC) = x W^T [+ scale * (x A^T) B^T] */
-static void proj_forward(float *out, const float *x, const float *w, const proj_lora *lo, int N, int C, int OC) {
-    lm_matmul_forward(out, x, w, N, C, OC);
+/* out (N, OC) = x W^T [+ scale * (x A^T) B^T]. W F32 (lm_ops) or a quantized base (lm_quant). */
+static void proj_forward(float *out, const float *x, const lm_qmat *W, const proj_lora *lo, int N, int C, int OC) {
+    if (W->type == LM_Q_F32) lm_matmul_forward(out, x, W->data, N, C, OC);
+    else lm_qmatmul(out, x, W, N, 0.0f);
     if (lo && lo->A) {
         lm_matmul_forward(lo->lh, x, lo->A, N, C, lo->r);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, lo->r, lo->scale, lo->lh, lo->r, lo->Bm, lo->r,
@@ -186,9 +188,10 @@ static void proj_forward(float *out, const float *x, const float *w, const proj_
 
 /* dx += dout W [+ adapter path]; dw (may be NULL) += dout^T x; adapter grads accumulate. dlh is
  * (N, r) scratch. */
-static void proj_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const proj_lora *lo,
+static void proj_backward(float *dx, float *dw, const float *dout, const float *x, const lm_qmat *W, const proj_lora *lo,
                           float *dlh, int N, int C, int OC) {
-    lm_matmul_backward(dx, dw, dout, x, w, N, C, OC);
+    if (W->type == LM_Q_F32) lm_matmul_backward(dx, dw, dout, x, W->data, N, C, OC);
+    else lm_qmatmul_dx(dx, dout, W, N); /* a quantized base is frozen: dw is NULL */
     if (lo && lo->A) {
         int r = lo->r;
         /* dB (OC, r) += scale * dout^T lh */
@@ -234,6 +237,9 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
         return sd_fail(err, SD_ERR_USAGE, "training: lr %g must be positive and min_lr %g >= 0", (double)o->lr,
                        (double)o->min_lr);
     if (o->lora_rank < 0) return sd_fail(err, SD_ERR_USAGE, "training: lora rank %d must be >= 0", o->lora_rank);
+    if (model->qm && o->lora_rank == 0)
+        return sd_fail(err, SD_ERR_USAGE,
+                       "training: a quantized base trains only through LoRA adapters (set a LoRA rank; QLoRA)");
     lm_trainer *t = sd_calloc(1, sizeof *t);
     t->blas_threads_before = openblas_get_num_threads();
 #ifdef _OPENMP
@@ -288,6 +294,7 @@ int lm_trainer_new(lm_trainer **out, lm_model *model, const lm_train_opts *o, sd
         memset(t->decay + (gw.attn_norm - t->grads), 0, L * D);
         memset(t->decay + (gw.ffn_norm - t->grads), 0, L * D);
         memset(t->decay + (gw.out_norm - t->grads), 0, D);
+        if (gw.bq) memset(t->decay + (gw.bq - t->grads), 0, L * (D + 2 * (size_t)lm_kv_dim(c))); /* nor biases */
     }
     int ns = 1;
 #ifdef _OPENMP
@@ -362,30 +369,46 @@ static double forward(const lm_trainer *t, lm_shard *sh, float *raw_logits) {
     lm_acts *a = sh->a;
     int B = sh->nb, T = t->T, N = B * T, D = c->dim, H = c->hidden_dim, V = c->vocab_size;
     int nh = c->n_heads, nkv = c->n_kv_heads, hd = lm_head_dim(c), KvD = lm_kv_dim(c);
-    lm_embedding_forward(a->x[0], a->inp, w->tok_emb, N, D);
+    const lm_model *md = t->model;
+    if (md->qm) {
+        lm_qmat emb = lm_model_mat(md, 0, LM_MAT_EMB);
+        for (int i = 0; i < N; i++) lm_qmat_get_row(&emb, a->inp[i], a->x[0] + (size_t)i * D);
+    } else lm_embedding_forward(a->x[0], a->inp, w->tok_emb, N, D);
     for (int l = 0; l < c->n_layers; l++) {
+        lm_qmat Wq = lm_model_mat(md, l, LM_MAT_WQ), Wk = lm_model_mat(md, l, LM_MAT_WK), Wv = lm_model_mat(md, l, LM_MAT_WV);
+        lm_qmat Wo = lm_model_mat(md, l, LM_MAT_WO), W1 = lm_model_mat(md, l, LM_MAT_W1), W2 = lm_model_mat(md, l, LM_MAT_W2);
+        lm_qmat W3 = lm_model_mat(md, l, LM_MAT_W3);
         size_t oD = (size_t)l * D;
         proj_lora lq = lora_of(t, sh, l, LM_LORA_WQ), lk = lora_of(t, sh, l, LM_LORA_WK), lv = lora_of(t, sh, l, LM_LORA_WV);
         proj_lora lo = lora_of(t, sh, l, LM_LORA_WO), l1 = lora_of(t, sh, l, LM_LORA_W1), l2 = lora_of(t, sh, l, LM_LORA_W2);
         proj_lora l3 = lora_of(t, sh, l, LM_LORA_W3);
         lm_rmsnorm_forward(a->xn1[l], a->rstd1[l], a->x[l], w->attn_norm + oD, N, D, c->norm_eps);
-        proj_forward(a->q[l], a->xn1[l], w->wq + (size_t)l * D * D, &lq, N, D, D);
-        proj_forward(a->k[l], a->xn1[l], w->wk + (size_t)l * KvD * D, &lk, N, D, KvD);
-        proj_forward(a->v[l], a->xn1[l], w->wv + (size_t)l * KvD * D, &lv, N, D, KvD);
+        proj_forward(a->q[l], a->xn1[l], &Wq, &lq, N, D, D);
+        proj_forward(a->k[l], a->xn1[l], &Wk, &lk, N, D, KvD);
+        proj_forward(a->v[l], a->xn1[l], &Wv, &lv, N, D, KvD);
+        if (w->bq) /* qwen2: biases before RoPE */
+            for (int i = 0; i < N; i++) {
+                for (int j = 0; j < D; j++) a->q[l][(size_t)i * D + j] += w->bq[oD + j];
+                for (int j = 0; j < KvD; j++) {
+                    a->k[l][(size_t)i * KvD + j] += w->bk[(size_t)l * KvD + j];
+                    a->v[l][(size_t)i * KvD + j] += w->bv[(size_t)l * KvD + j];
+                }
+            }
         lm_rope_forward(a->q[l], a->rope_cos, a->rope_sin, B, T, nh, hd);
         lm_rope_forward(a->k[l], a->rope_cos, a->rope_sin, B, T, nkv, hd);
         lm_attention_forward(a->ao[l], a->att[l], a->q[l], a->k[l], a->v[l], B, T, nh, nkv, hd);
-        proj_forward(a->tmp, a->ao[l], w->wo + (size_t)l * D * D, &lo, N, D, D);
+        proj_forward(a->tmp, a->ao[l], &Wo, &lo, N, D, D);
         lm_residual_forward(a->xmid[l], a->x[l], a->tmp, (size_t)N * D);
         lm_rmsnorm_forward(a->xn2[l], a->rstd2[l], a->xmid[l], w->ffn_norm + oD, N, D, c->norm_eps);
-        proj_forward(a->h1[l], a->xn2[l], w->w1 + (size_t)l * H * D, &l1, N, D, H);
-        proj_forward(a->h3[l], a->xn2[l], w->w3 + (size_t)l * H * D, &l3, N, D, H);
+        proj_forward(a->h1[l], a->xn2[l], &W1, &l1, N, D, H);
+        proj_forward(a->h3[l], a->xn2[l], &W3, &l3, N, D, H);
         lm_swiglu_forward(a->hg[l], a->h1[l], a->h3[l], (size_t)N * H);
-        proj_forward(a->tmp, a->hg[l], w->w2 + (size_t)l * D * H, &l2, N, H, D);
+        proj_forward(a->tmp, a->hg[l], &W2, &l2, N, H, D);
         lm_residual_forward(a->x[l + 1], a->xmid[l], a->tmp, (size_t)N * D);
     }
     lm_rmsnorm_forward(a->xnf, a->rstdf, a->x[c->n_layers], w->out_norm, N, D, c->norm_eps);
-    lm_matmul_forward(sh->logits, a->xnf, w->out, N, D, V);
+    lm_qmat Wout = lm_model_mat(md, 0, LM_MAT_OUT);
+    proj_forward(sh->logits, a->xnf, &Wout, NULL, N, D, V);
     if (raw_logits) memcpy(raw_logits + (size_t)sh->b0 * T * V, sh->logits, (size_t)N * V * sizeof(float));
     lm_xent_forward(sh->logits, a->losses, sh->logits, a->tgt, N, V);
     double s = 0;
@@ -414,7 +437,9 @@ static void backward(const lm_trainer *t, lm_shard *sh, float scale, const float
         lm_xent_backward(sh->logits, sh->logits, a->tgt, a->mask, scale, N, V); /* logits now hold dlogits */
     }
     memset(a->dxn, 0, ND * sizeof(float));
-    lm_matmul_backward(a->dxn, g ? g->out : NULL, sh->logits, a->xnf, w->out, N, D, V);
+    const lm_model *md = t->model;
+    lm_qmat Wout = lm_model_mat(md, 0, LM_MAT_OUT);
+    proj_backward(a->dxn, g ? g->out : NULL, sh->logits, a->xnf, &Wout, NULL, NULL, N, D, V);
     memset(a->dres, 0, ND * sizeof(float));
     lm_rmsnorm_backward(a->dres, g ? g->out_norm : NULL, a->dxn, a->x[c->n_layers], w->out_norm, a->rstdf, N, D);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -422,23 +447,26 @@ static void backward(const lm_trainer *t, lm_shard *sh, float scale, const float
         proj_lora lq = lora_of(t, sh, l, LM_LORA_WQ), lk = lora_of(t, sh, l, LM_LORA_WK), lv = lora_of(t, sh, l, LM_LORA_WV);
         proj_lora lo = lora_of(t, sh, l, LM_LORA_WO), l1 = lora_of(t, sh, l, LM_LORA_W1), l2 = lora_of(t, sh, l, LM_LORA_W2);
         proj_lora l3 = lora_of(t, sh, l, LM_LORA_W3);
+        lm_qmat Wq = lm_model_mat(md, l, LM_MAT_WQ), Wk = lm_model_mat(md, l, LM_MAT_WK), Wv = lm_model_mat(md, l, LM_MAT_WV);
+        lm_qmat Wo = lm_model_mat(md, l, LM_MAT_WO), W1 = lm_model_mat(md, l, LM_MAT_W1), W2 = lm_model_mat(md, l, LM_MAT_W2);
+        lm_qmat W3 = lm_model_mat(md, l, LM_MAT_W3);
         /* feed-forward: x[l+1] = xmid + w2(swiglu(w1 xn2, w3 xn2)); dres is d x[l+1] */
         memset(a->dhg, 0, NH * sizeof(float));
-        proj_backward(a->dhg, g ? g->w2 + (size_t)l * D * H : NULL, a->dres, a->hg[l], w->w2 + (size_t)l * D * H, &l2,
+        proj_backward(a->dhg, g ? g->w2 + (size_t)l * D * H : NULL, a->dres, a->hg[l], &W2, &l2,
                       a->dlh, N, H, D);
         memset(a->dh1, 0, NH * sizeof(float));
         memset(a->dh3, 0, NH * sizeof(float));
         lm_swiglu_backward(a->dh1, a->dh3, a->dhg, a->h1[l], a->h3[l], NH);
         memset(a->dxn, 0, ND * sizeof(float));
-        proj_backward(a->dxn, g ? g->w1 + (size_t)l * H * D : NULL, a->dh1, a->xn2[l], w->w1 + (size_t)l * H * D, &l1,
+        proj_backward(a->dxn, g ? g->w1 + (size_t)l * H * D : NULL, a->dh1, a->xn2[l], &W1, &l1,
                       a->dlh, N, D, H);
-        proj_backward(a->dxn, g ? g->w3 + (size_t)l * H * D : NULL, a->dh3, a->xn2[l], w->w3 + (size_t)l * H * D, &l3,
+        proj_backward(a->dxn, g ? g->w3 + (size_t)l * H * D : NULL, a->dh3, a->xn2[l], &W3, &l3,
                       a->dlh, N, D, H);
         lm_rmsnorm_backward(a->dres, g ? g->ffn_norm + oD : NULL, a->dxn, a->xmid[l], w->ffn_norm + oD, a->rstd2[l], N,
                             D);
         /* attention: xmid = x[l] + wo(attn(rope(wq xn1), rope(wk xn1), wv xn1)); dres is d xmid */
         memset(a->dao, 0, ND * sizeof(float));
-        proj_backward(a->dao, g ? g->wo + (size_t)l * D * D : NULL, a->dres, a->ao[l], w->wo + (size_t)l * D * D, &lo,
+        proj_backward(a->dao, g ? g->wo + (size_t)l * D * D : NULL, a->dres, a->ao[l], &Wo, &lo,
                       a->dlh, N, D, D);
         memset(a->dq, 0, ND * sizeof(float));
         memset(a->dk, 0, NK * sizeof(float));
@@ -447,12 +475,20 @@ static void backward(const lm_trainer *t, lm_shard *sh, float scale, const float
                               a->att_scratch);
         lm_rope_backward(a->dq, a->rope_cos, a->rope_sin, B, T, nh, hd);
         lm_rope_backward(a->dk, a->rope_cos, a->rope_sin, B, T, nkv, hd);
+        if (g && g->bq) /* qwen2 biases: the column sums of dq, dk, dv before RoPE */
+            for (int i = 0; i < N; i++) {
+                for (int j = 0; j < D; j++) g->bq[oD + j] += a->dq[(size_t)i * D + j];
+                for (int j = 0; j < KvD; j++) {
+                    g->bk[(size_t)l * KvD + j] += a->dk[(size_t)i * KvD + j];
+                    g->bv[(size_t)l * KvD + j] += a->dv[(size_t)i * KvD + j];
+                }
+            }
         memset(a->dxn, 0, ND * sizeof(float));
-        proj_backward(a->dxn, g ? g->wq + (size_t)l * D * D : NULL, a->dq, a->xn1[l], w->wq + (size_t)l * D * D, &lq,
+        proj_backward(a->dxn, g ? g->wq + (size_t)l * D * D : NULL, a->dq, a->xn1[l], &Wq, &lq,
                       a->dlh, N, D, D);
-        proj_backward(a->dxn, g ? g->wk + (size_t)l * KvD * D : NULL, a->dk, a->xn1[l], w->wk + (size_t)l * KvD * D,
+        proj_backward(a->dxn, g ? g->wk + (size_t)l * KvD * D : NULL, a->dk, a->xn1[l], &Wk,
                       &lk, a->dlh, N, D, KvD);
-        proj_backward(a->dxn, g ? g->wv + (size_t)l * KvD * D : NULL, a->dv, a->xn1[l], w->wv + (size_t)l * KvD * D,
+        proj_backward(a->dxn, g ? g->wv + (size_t)l * KvD * D : NULL, a->dv, a->xn1[l], &Wv,
                       &lv, a->dlh, N, D, KvD);
         lm_rmsnorm_backward(a->dres, g ? g->attn_norm + oD : NULL, a->dxn, a->x[l], w->attn_norm + oD, a->rstd1[l], N,
                             D);

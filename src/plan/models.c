@@ -100,7 +100,10 @@ static int finetune(const char *dir, const lm_model *base, const lm_tokenizer *t
     lm_examples ex;
     lm_examples_init(&ex);
     lm_model m;
-    model_copy(&m, base);
+    /* a quantized base (QLoRA) is trained in place: LoRA never writes the base; the merge below
+     * works on a decoded F32 copy */
+    if (base->qm) m = *base;
+    else model_copy(&m, base);
     lm_lora *lora = NULL;
     size_t n = 0, n_cut = 0;
     int longest = 0;
@@ -122,6 +125,7 @@ static int finetune(const char *dir, const lm_model *base, const lm_tokenizer *t
         char *apath = sd_asprintf("%.*s.lora.gguf", (int)(strlen(path) - 5), path);
         rc = lm_lora_save_gguf(lora, apath, err);
         free(apath);
+        if (!rc && base->qm) lm_model_to_f32(&m, base);
         if (!rc) lm_lora_merge(lora, &m);
     }
     if (!rc) rc = lm_gguf_save(path, &m, tok, role, err);
@@ -132,7 +136,7 @@ done:
         free(lora);
     }
     lm_examples_free(&ex);
-    lm_model_free(&m);
+    if (m.params != base->params) lm_model_free(&m); /* not the borrowed quantized base */
     return rc;
 }
 
@@ -584,7 +588,10 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         /* a given base (e.g. a pretrained Llama-family GGUF): its tokenizer and sizes are kept;
          * pretraining on the corpus, if any steps are asked, continues from it */
         sd_log("starting from the base model %s", o->base);
-        if ((rc = lm_gguf_load(o->base, &base, &tok, err))) goto done;
+        /* with LoRA fine-tunes and no pretraining the base stays in its encoding (QLoRA: F16 or
+         * quantized matrices never decoded); any training of the base itself decodes it to F32 */
+        int keep = o->pretrain_steps == 0 && o->lora_rank > 0;
+        if ((rc = (keep ? lm_gguf_load_quant : lm_gguf_load)(o->base, &base, &tok, err))) goto done;
         if (tok_eos(tok) < 0) {
             rc = sd_fail(err, SD_ERR_DATA, "%s: the tokenizer has no end-of-sequence token to end answers with", o->base);
             goto done;
@@ -596,7 +603,7 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
         cfg.vocab_size = tok_vocab_size(tok);
         if ((rc = lm_model_init(&base, &cfg, o->seed, err))) goto done;
     }
-    r->n_params = (int64_t)base.n_params;
+    r->n_params = (int64_t)lm_param_count(&base.cfg); /* all of them, also for a quantized base */
     if (o->pretrain_steps > 0) {
         pretrain_examples(tok, text, len, cfg.seq_len, &ex);
         sd_log("pretraining the base model: %lld parameters, %zu windows of %d tokens, %d steps",
@@ -610,7 +617,8 @@ int md_train(const char *ws, const md_opts *o, md_report *r, sd_err *err) {
             goto done;
     }
     r->pretrain_s = sd_now() - t0;
-    if ((rc = lm_gguf_save(base_path, &base, tok, "serendip-base", err))) goto done;
+    if ((rc = lm_gguf_save_as(base_path, &base, tok, "serendip-base", base.qm ? base.qm[0].type : GGUF_TENSOR_F32, err)))
+        goto done;
 
     if ((rc = finetune(mdir, &base, tok, o, nov, MD_NOVELTY, "novelty", o->novelty_steps, &r->novelty_loss,
                        &r->novelty_s, err)))
