@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # lm_real_size.sh - serendip and llama.cpp at a real model size: a random-weight model with the
 # shapes of SmolLM2-135M (30 layers, width 576, 9 heads, 3 KV heads, FFN 1536, tied head; `serendip
-# lm init --preset smollm2-135m`) and the vocabulary of llama.cpp's models/ggml-vocab-gpt-2.gguf
-# (50,257 tokens; SmolLM2's own 49,152-token starcoder-family vocabulary needs the tokenizer of
-# issue 15 part 1), written in F16 and in Q4_K (rows of 576 then stored Q5_0, as llama-quantize
+# lm init --preset smollm2-135m`) and the vocabulary of llama.cpp's models/ggml-vocab-starcoder.gguf
+# (49,152 tokens, the starcoder family of SmolLM2's own tokenizer; VOCAB=... to use another), written in F16 and in Q4_K (rows of 576 then stored Q5_0, as llama-quantize
 # does for SmolLM2). Weights are random, so only speed and memory mean anything.
 #
 # Run: bash bench/lm_real_size.sh [PROMPTS SAMPLES NEW]   (default 8 16 12; THREADS default 2)
@@ -30,7 +29,7 @@ PLEN=20 SINGLE=32
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-VOCAB=third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf
+VOCAB=${VOCAB:-third_party/llama.cpp/models/ggml-vocab-starcoder.gguf}
 make --no-print-directory BUILD="$BUILD" "$BUILD/serendip" "$BUILD/bench/bench_lm_infer" "$BUILD/bench/bench_qlora" >/dev/null
 DRIVER=$(BUILD="$BUILD" bash scripts/conformance-llamacpp.sh --build-only)
 LLAMA_BIN=$(cd "${LLAMA_BUILD:-third_party/llama-build-infer}/bin" && pwd)

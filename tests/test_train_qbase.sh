@@ -3,8 +3,9 @@
 # a random-weight model of SmolLM2-135M's structure, shrunk (9 heads of 32 over 3 KV heads, 2
 # layers, width 288, FFN 512, tied head) and quantized to Q4_K by `lm init` - which stores rows of
 # partial 256-blocks in Q5_0, as llama-quantize does with SmolLM2's width 576 - with llama.cpp's
-# GPT-2 vocabulary (models/ggml-vocab-gpt-2.gguf; SmolLM2's own starcoder-family tokenizer is
-# issue 15 part 1, another branch; without llama.cpp's source, a vocabulary serendip trains).
+# starcoder vocabulary (models/ggml-vocab-starcoder.gguf: 49,152 tokens, the family of SmolLM2's
+# own tokenizer; without llama.cpp's source, which `make test` may run before `make conformance`
+# fetches it, a vocabulary serendip trains, said so).
 # Checks: the fine-tunes train through LoRA over the quantized
 # base, the saved base keeps its encodings, the adapters are written, the fine-tuned models keep
 # the base's shape and `plan` runs on them.
@@ -12,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BIN=$BUILD/serendip
-VOCAB=${SERENDIP_VOCAB_GGUF:-third_party/llama.cpp/models/ggml-vocab-gpt-2.gguf}
+VOCAB=${SERENDIP_VOCAB_GGUF:-third_party/llama.cpp/models/ggml-vocab-starcoder.gguf}
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 W=$(mktemp -d /tmp/sdqb.XXXXXX)
