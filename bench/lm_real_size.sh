@@ -2,7 +2,8 @@
 # lm_real_size.sh - serendip and llama.cpp at a real model size: a random-weight model with the
 # shapes of SmolLM2-135M (30 layers, width 576, 9 heads, 3 KV heads, FFN 1536, tied head; `serendip
 # lm init --preset smollm2-135m`) and the vocabulary of llama.cpp's models/ggml-vocab-starcoder.gguf
-# (49,152 tokens, the starcoder family of SmolLM2's own tokenizer; VOCAB=... to use another), written in F16 and in Q4_K (rows of 576 then stored Q5_0, as llama-quantize
+# (49,152 tokens, the starcoder family of SmolLM2's own tokenizer; VOCAB=... to use another),
+# written in F16 and in Q4_K (rows of 576 then stored Q5_0, as llama-quantize
 # does for SmolLM2). Weights are random, so only speed and memory mean anything.
 #
 # Run: bash bench/lm_real_size.sh [PROMPTS SAMPLES NEW]   (default 8 16 12; THREADS default 2)
