@@ -140,3 +140,8 @@ double cmd_infer_bytes(const lm_config *c, int rows, int seq) {
     double KvD = c->n_heads > 0 ? (double)c->dim / c->n_heads * c->n_kv_heads : c->dim;
     return 4.0 * (params_of(c, c->vocab_size) + 2.0 * rows * seq * c->n_layers * KvD + (double)rows * c->vocab_size);
 }
+
+int cmd_stage_fail(const char *cmd, const sd_err *err) {
+    if (err->code == SD_ERR_USAGE) return cmd_usage_error(cmd, "%s", err->msg);
+    return cmd_fail(err);
+}
