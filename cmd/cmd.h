@@ -36,6 +36,11 @@ int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cmd_check_out(const char *path);
 /* Checks that --ws was given; returns 0 or prints a usage error and returns 2. */
 int cmd_need_ws(const char *cmd, const char *ws);
+/* Parses argv (argv[0] the command) of pipeline stage t: --ws (ws_help; required) first, then the
+ * stage's table (n entries from sd_<stage>_opts), then the command's own flags (extra, terminated
+ * by {0}: --json, --mpi, --show). Returns 0, FL_HELP (help printed), or the exit code of a usage error. */
+int cmd_stage_parse(const sd_stage_text *t, const char **ws, const char *ws_help, const fl_spec *stage, int n,
+                    const fl_spec *extra, int argc, char **argv);
 /* A stage's check failed with err (stage.h, flags named "--flag"): a usage error (2) for
  * SD_ERR_USAGE, as cmd_usage_error, else cmd_fail. */
 int cmd_stage_fail(const char *cmd, const sd_err *err);

@@ -10,14 +10,14 @@ int cmd_cluster(int argc, char **argv) {
     sd_cluster_args_init(&a);
     const char *ws = NULL;
     int show = 8, json = 0;
-    fl_spec specs[SD_STAGE_OPTS + 4] = {{"ws", FL_STR, &ws, "workspace folder (needs dataset.bin and split.json)"}};
-    int n = 1 + sd_cluster_opts(&a, specs + 1);
-    specs[n++] = (fl_spec){"show", FL_INT, &show, "example clusters to print"};
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the summary as JSON"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_cluster.usage, sd_stage_cluster.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"show", FL_INT, &show, "example clusters to print"},
+        {"json", FL_BOOL, &json, "print the summary as JSON"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_cluster, &ws, "workspace folder (needs dataset.bin and split.json)", opts, sd_cluster_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     if (sd_cluster_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     const tx_config cfg = a.cfg;

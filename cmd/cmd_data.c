@@ -17,13 +17,13 @@ int cmd_ingest(int argc, char **argv) {
     sd_ingest_args_init(&a);
     const char *ws = NULL;
     int json = 0;
-    fl_spec specs[SD_STAGE_OPTS + 3] = {{"ws", FL_STR, &ws, "workspace folder (created if needed); writes dataset.bin"}};
-    int n = 1 + sd_ingest_opts(&a, specs + 1);
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the summary as JSON"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_ingest.usage, sd_stage_ingest.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"json", FL_BOOL, &json, "print the summary as JSON"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_ingest, &ws, "workspace folder (created if needed); writes dataset.bin", opts, sd_ingest_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     if (sd_ingest_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
 
@@ -67,13 +67,13 @@ int cmd_split(int argc, char **argv) {
     sd_split_args_init(&a);
     const char *ws = NULL;
     int json = 0;
-    fl_spec specs[SD_STAGE_OPTS + 3] = {{"ws", FL_STR, &ws, "workspace folder with dataset.bin; writes split.json"}};
-    int n = 1 + sd_split_opts(&a, specs + 1);
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the windows as JSON"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_split.usage, sd_stage_split.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"json", FL_BOOL, &json, "print the windows as JSON"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_split, &ws, "workspace folder with dataset.bin; writes split.json", opts, sd_split_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     if (sd_split_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     ds_dataset d;

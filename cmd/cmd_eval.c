@@ -108,14 +108,12 @@ static void print_retrieval(const char *json, const char *ws) {
  * --json and --mpi for eval; checks it. Returns 0, FL_HELP or an exit code. */
 static int eval_parse(const sd_stage_text *t, sd_eval_args *a, const char **ws, int *json, int *mpi, int argc, char **argv) {
     sd_eval_args_init(a);
-    fl_spec specs[SD_STAGE_OPTS + 4] = {{"ws", FL_STR, ws, "workspace folder"}};
-    int n = 1 + sd_eval_opts(a, json == NULL, specs + 1);
-    if (json) specs[n++] = (fl_spec){"json", FL_BOOL, json, "print metrics.json to stdout instead of the table"};
-    if (mpi) specs[n++] = (fl_spec){"mpi", FL_BOOL, mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 writes"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(t->usage, t->summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS], extra[3] = {{0}};
+    int n = sd_eval_opts(a, json == NULL, opts), k = 0;
+    if (json) extra[k++] = (fl_spec){"json", FL_BOOL, json, "print metrics.json to stdout instead of the table"};
+    if (mpi) extra[k++] = (fl_spec){"mpi", FL_BOOL, mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 writes"};
+    int rc = cmd_stage_parse(t, ws, "workspace folder", opts, n, extra, argc, argv);
     if (rc) return rc;
-    if (cmd_need_ws(argv[0], *ws)) return 2;
     sd_err err = {0};
     if (sd_eval_check(a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     return 0;

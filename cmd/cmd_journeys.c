@@ -8,12 +8,12 @@ int cmd_journeys(int argc, char **argv) {
     sd_journeys_args a;
     sd_journeys_args_init(&a);
     const char *ws = NULL;
-    fl_spec specs[SD_STAGE_OPTS + 2] = {{"ws", FL_STR, &ws, "workspace folder"}};
-    int n = 1 + sd_journeys_opts(&a, specs + 1);
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_journeys.usage, sd_stage_journeys.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_journeys, &ws, "workspace folder", opts, sd_journeys_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     if (sd_journeys_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     const int k = a.k;

@@ -15,14 +15,14 @@ int cmd_plan(int argc, char **argv) {
     sd_plan_args_init(&a);
     const char *ws = NULL;
     int json = 0, mpi = 0;
-    fl_spec specs[SD_STAGE_OPTS + 4] = {{"ws", FL_STR, &ws, "workspace folder (needs taxonomy, journeys, models)"}};
-    int n = 1 + sd_plan_opts(&a, specs + 1);
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the run report as JSON"};
-    specs[n++] = (fl_spec){"mpi", FL_BOOL, &mpi, "run on MPI (under mpirun/srun): ranks split the contexts, rank 0 writes the table"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_plan.usage, sd_stage_plan.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"json", FL_BOOL, &json, "print the run report as JSON"},
+        {"mpi", FL_BOOL, &mpi, "run on MPI (under mpirun/srun): ranks split the contexts, rank 0 writes the table"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_plan, &ws, "workspace folder (needs taxonomy, journeys, models)", opts, sd_plan_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     sd_err err = {0};
     if (sd_plan_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     pl_opts o = a.o;

@@ -28,14 +28,14 @@ int cmd_train(int argc, char **argv) {
     sd_train_args_init(&a);
     const char *ws = NULL;
     int json = 0, mpi = 0;
-    fl_spec specs[SD_STAGE_OPTS + 4] = {{"ws", FL_STR, &ws, "workspace folder (needs dataset, taxonomy, journeys)"}};
-    int n = 1 + sd_train_opts(&a, specs + 1);
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the report as JSON"};
-    specs[n++] = (fl_spec){"mpi", FL_BOOL, &mpi, "data-parallel on MPI (under mpirun/srun): ranks split every batch; rank 0 writes"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_train.usage, sd_stage_train.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"json", FL_BOOL, &json, "print the report as JSON"},
+        {"mpi", FL_BOOL, &mpi, "data-parallel on MPI (under mpirun/srun): ranks split every batch; rank 0 writes"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_train, &ws, "workspace folder (needs dataset, taxonomy, journeys)", opts, sd_train_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     if (!a.o.base && (rc = cmd_check_memory(argv[0], cmd_train_bytes(&a.o.cfg, a.o.vocab, a.o.batch), "--dim, --layers, --hidden, --vocab, --seq-len and --batch"))) return rc;
     sd_err err = {0};
     if (sd_train_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);

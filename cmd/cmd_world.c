@@ -30,13 +30,13 @@ int cmd_world(int argc, char **argv) {
     if (sd_world_args_init(&w, find_preset(argc, argv), &err)) return cmd_fail(&err);
     const char *ws = NULL;
     int json = 0;
-    fl_spec specs[SD_STAGE_OPTS + 3] = {{"ws", FL_STR, &ws, "workspace folder (created if missing)"}};
-    int n = 1 + sd_world_opts(&w, specs + 1);
-    specs[n++] = (fl_spec){"json", FL_BOOL, &json, "print the summary as JSON"};
-    specs[n] = (fl_spec){0};
-    int rc = fl_parse(sd_stage_world.usage, sd_stage_world.summary, specs, argc, argv);
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
+        {"json", FL_BOOL, &json, "print the summary as JSON"},
+        {0},
+    };
+    int rc = cmd_stage_parse(&sd_stage_world, &ws, "workspace folder (created if missing)", opts, sd_world_opts(&w, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
     if (sd_world_check(&w, "--", &err)) return cmd_stage_fail(argv[0], &err);
     const world_params p = w.p;
     const char *preset = w.preset;
