@@ -147,6 +147,13 @@ static int op_parse(const char *stage, sd_opt *specs, const char *const *options
         sd_err_prefix(err, "%s", stage);             \
         return rc;                                   \
     }
+/* The usual opening: args a of stage X with their defaults, its table, the prologue. */
+#define STAGE_OPEN(X)                      \
+    sd_##X##_args a;                       \
+    sd_##X##_args_init(&a);                \
+    sd_opt specs[SD_STAGE_OPTS + 1];       \
+    int n = sd_##X##_opts(&a, specs);      \
+    STAGE_PROLOGUE(sd_stage_##X, n, sd_##X##_check, &a)
 #define STAGE_ARGS const char *stage, const char *ws, const char *const *options, char **report, char **help, sd_err *err
 
 static void put_json(char **report, cJSON *j) {
@@ -195,11 +202,7 @@ static int st_world(STAGE_ARGS) {
 /* ---------------------------------------------------------------- ingest (cmd_data.c) */
 
 static int st_ingest(STAGE_ARGS) {
-    sd_ingest_args a;
-    sd_ingest_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_ingest_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_ingest, n, sd_ingest_check, &a);
+    STAGE_OPEN(ingest);
     ingest_report rep = {0};
     char *path;
     if ((rc = sd_ingest_run(&a, ws, &rep, &path, err))) return rc;
@@ -211,11 +214,7 @@ static int st_ingest(STAGE_ARGS) {
 /* ---------------------------------------------------------------- split (cmd_data.c) */
 
 static int st_split(STAGE_ARGS) {
-    sd_split_args a;
-    sd_split_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_split_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_split, n, sd_split_check, &a);
+    STAGE_OPEN(split);
     ds_dataset d;
     ds_split_counts c;
     char *spath;
@@ -230,11 +229,7 @@ static int st_split(STAGE_ARGS) {
 /* ---------------------------------------------------------------- cluster (cmd_cluster.c) */
 
 static int st_cluster(STAGE_ARGS) {
-    sd_cluster_args a;
-    sd_cluster_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_cluster_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_cluster, n, sd_cluster_check, &a);
+    STAGE_OPEN(cluster);
     tx_taxonomy t;
     tx_stats st;
     double secs;
@@ -259,11 +254,7 @@ static int st_cluster(STAGE_ARGS) {
 /* ---------------------------------------------------------------- journeys (cmd_journeys.c) */
 
 static int st_journeys(STAGE_ARGS) {
-    sd_journeys_args a;
-    sd_journeys_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_journeys_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_journeys, n, sd_journeys_check, &a);
+    STAGE_OPEN(journeys);
     jr_journeys j;
     if ((rc = jr_run(ws, a.k, &a.rule, &j, err))) return rc;
     int64_t users_with = 0, kept3 = 0;
@@ -289,11 +280,7 @@ static int st_journeys(STAGE_ARGS) {
 /* ---------------------------------------------------------------- train (cmd_train.c) */
 
 static int st_train(STAGE_ARGS) {
-    sd_train_args a;
-    sd_train_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_train_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_train, n, sd_train_check, &a);
+    STAGE_OPEN(train);
     md_report r;
     if ((rc = md_train(ws, &a.o, &r, err))) return rc;
     return put_file(report, ws, MD_DIR "/" MD_REPORT, err);
@@ -302,11 +289,7 @@ static int st_train(STAGE_ARGS) {
 /* ---------------------------------------------------------------- plan (cmd_plan.c) */
 
 static int st_plan(STAGE_ARGS) {
-    sd_plan_args a;
-    sd_plan_args_init(&a);
-    sd_opt specs[SD_STAGE_OPTS + 1];
-    int n = sd_plan_opts(&a, specs);
-    STAGE_PROLOGUE(sd_stage_plan, n, sd_plan_check, &a);
+    STAGE_OPEN(plan);
     pl_report rep;
     if ((rc = pl_plan(ws, &a.o, &rep, err))) return rc;
     char rel[128];
