@@ -17,7 +17,11 @@ static int put_opts(sd_opt *out, const sd_opt *t, size_t n) {
     memcpy(out, t, n * sizeof *t);
     return (int)n;
 }
-#define PUT(out, t) put_opts(out, t, sizeof t / sizeof t[0])
+/* Ends an sd_X_opts: copies its table t into out and returns the count; a table longer than
+ * SD_STAGE_OPTS (the callers' array size) does not compile. */
+#define RETURN_TABLE(out, t)                                                                    \
+    _Static_assert(sizeof t / sizeof t[0] <= SD_STAGE_OPTS, "a stage table exceeds SD_STAGE_OPTS"); \
+    return put_opts(out, t, sizeof t / sizeof t[0])
 #define USAGE(...) sd_fail(err, SD_ERR_USAGE, __VA_ARGS__)
 
 /* ---------------------------------------------------------------- world */
@@ -58,7 +62,7 @@ int sd_world_opts(sd_world_args *a, sd_opt *out) {
         {"word-sharing", SD_OPT_FLOAT, &a->sharing,
          "[0,1] probability that an interest's theme word is its taste community's (0 = unrelated words)"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_world_check(sd_world_args *a, const char *dash, sd_err *err) {
@@ -100,7 +104,7 @@ int sd_ingest_opts(sd_ingest_args *a, sd_opt *out) {
         {"title-col", SD_OPT_STR, &c->title_col, "catalogue title column"},
         {"tags-col", SD_OPT_STR, &c->tags_col, "catalogue tags column ('|'-separated)"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_ingest_check(sd_ingest_args *a, const char *d, sd_err *err) {
@@ -180,7 +184,7 @@ int sd_split_opts(sd_split_args *a, sd_opt *out) {
          "and every user keeps at least one train event (a one-event user is all train)"},
         {"per-user-valid", SD_OPT_STR, &a->per_user_valid, "with --per-user: the last:M or frac:G events just before the test window are valid"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_split_check(sd_split_args *a, const char *d, sd_err *err) {
@@ -276,7 +280,7 @@ int sd_cluster_opts(sd_cluster_args *a, sd_opt *out) {
         {"iters", SD_OPT_INT, &c->iters, "k-means iterations"},
         {"seed", SD_OPT_I64, &a->seed, "random seed (same seed, same thread count: same taxonomy)"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_cluster_check(sd_cluster_args *a, const char *d, sd_err *err) {
@@ -308,7 +312,7 @@ int sd_journeys_opts(sd_journeys_args *a, sd_opt *out) {
         {"k", SD_OPT_INT, &a->k, "context length K: the last K distinct positive clusters (1..4)"},
         {"positive", SD_OPT_STR, &a->positive, "positive engagement: rating:X and/or watch:X (comma-separated)"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_journeys_check(sd_journeys_args *a, const char *d, sd_err *err) {
@@ -359,7 +363,7 @@ int sd_train_opts(sd_train_args *a, sd_opt *out) {
         {"pairwise-examples", SD_OPT_INT, &o->corpus.pairwise_examples, "pairs in the pairwise corpus"},
         {"seed", SD_OPT_INT, &a->seed, "random seed"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_train_check(sd_train_args *a, const char *dash, sd_err *err) {
@@ -404,7 +408,7 @@ int sd_plan_opts(sd_plan_args *a, sd_opt *out) {
                                                     "feedback with this strength in pseudo-exposures (e.g. 10; 0 = off)"},
         {"seed", SD_OPT_INT, &a->seed, "sampling seed"},
     };
-    return PUT(out, t);
+    RETURN_TABLE(out, t);
 }
 
 int sd_plan_check(sd_plan_args *a, const char *d, sd_err *err) {
