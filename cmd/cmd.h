@@ -7,15 +7,17 @@
 
 #include "serendip/base.h"
 #include "serendip/lm.h"
+#include "serendip/stage.h"
 
-typedef enum { FL_STR, FL_INT, FL_I64, FL_FLOAT, FL_BOOL } fl_type;
-
-typedef struct {
-    const char *name; /* without the leading "--" */
-    fl_type type;
-    void *ptr;        /* const char **, int *, int64_t *, float *, int * (bool) */
-    const char *help; /* one line; the default is printed from *ptr */
-} fl_spec;
+/* The flag table is the library's option table (stage.h): a pipeline stage's flags are declared
+ * once there (sd_<stage>_opts) and read by both the command and serendip_run. */
+typedef sd_opt_type fl_type;
+typedef sd_opt fl_spec;
+#define FL_STR SD_OPT_STR
+#define FL_INT SD_OPT_INT
+#define FL_I64 SD_OPT_I64
+#define FL_FLOAT SD_OPT_FLOAT
+#define FL_BOOL SD_OPT_BOOL
 
 /* Parses argv (argv[0] is the command name) against specs (terminated by {0}). Accepts
  * "--name value" and "--name=value"; bools take no value. Prints usage on --help.
@@ -34,6 +36,14 @@ int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cmd_check_out(const char *path);
 /* Checks that --ws was given; returns 0 or prints a usage error and returns 2. */
 int cmd_need_ws(const char *cmd, const char *ws);
+/* Parses argv (argv[0] the command) of pipeline stage t: --ws (ws_help; required) first, then the
+ * stage's table (n entries from sd_<stage>_opts), then the command's own flags (extra, terminated
+ * by {0}: --json, --mpi, --show). Returns 0, FL_HELP (help printed), or the exit code of a usage error. */
+int cmd_stage_parse(const sd_stage_text *t, const char **ws, const char *ws_help, const fl_spec *stage, int n,
+                    const fl_spec *extra, int argc, char **argv);
+/* A stage's check failed with err (stage.h, flags named "--flag"): a usage error (2) for
+ * SD_ERR_USAGE, as cmd_usage_error, else cmd_fail. */
+int cmd_stage_fail(const char *cmd, const sd_err *err);
 
 /* Checks, before any work, that `bytes` (a lower bound of what the command is about to allocate)
  * fits in this machine's physical memory; returns 0, or prints a usage error naming `flags` (the

@@ -1,4 +1,4 @@
-/* cmd_cluster.c - `serendip cluster`: flags and the summary of the cluster stage (tx_run builds the
+/* cmd_cluster.c - `serendip cluster`: the summary of the cluster stage (its flags and checks: stage.h) (tx_run builds the
  * two-level interest-cluster taxonomy from the train window: taxonomy.bin and clusters.tsv). */
 #include "cmd.h"
 #include "serendip/taxonomy.h"
@@ -6,39 +6,22 @@
 #include <stdlib.h>
 
 int cmd_cluster(int argc, char **argv) {
-    tx_config cfg = TX_DEFAULT;
+    sd_cluster_args a;
+    sd_cluster_args_init(&a);
     const char *ws = NULL;
-    int64_t seed = (int64_t)cfg.seed;
     int show = 8, json = 0;
-    fl_spec specs[] = {
-        {"ws", FL_STR, &ws, "workspace folder (needs dataset.bin and split.json)"},
-        {"top", FL_INT, &cfg.n_top, "level-1 clusters K1"},
-        {"clusters", FL_INT, &cfg.n_clusters, "level-2 clusters M (capped at the number of embedded items)"},
-        {"dim", FL_INT, &cfg.dim, "item embedding dimension"},
-        {"window", FL_INT, &cfg.window, "co-occurrence window in positions of a user's history (0 = whole history)"},
-        {"iters", FL_INT, &cfg.iters, "k-means iterations"},
-        {"seed", FL_I64, &seed, "random seed (same seed, same thread count: same taxonomy)"},
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
         {"show", FL_INT, &show, "example clusters to print"},
         {"json", FL_BOOL, &json, "print the summary as JSON"},
         {0},
     };
-    int rc = fl_parse("cluster --ws DIR [flags]",
-                      "Learns item embeddings from train-window co-occurrence (PPMI + truncated SVD), groups items\n"
-                      "into M level-2 clusters by k-means and those into K1 level-1 clusters, and describes each\n"
-                      "cluster with a few unique keywords. Writes DIR/taxonomy.bin and DIR/clusters.tsv\n"
-                      "(see docs/formats-taxonomy.md).",
-                      specs, argc, argv);
+    int rc = cmd_stage_parse(&sd_stage_cluster, &ws, "workspace folder (needs dataset.bin and split.json)", opts, sd_cluster_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
-    if (cfg.n_clusters < 1) return cmd_usage_error(argv[0], "--clusters must be at least 1 (got %d)", cfg.n_clusters);
-    if (cfg.n_top < 1 || cfg.n_top > cfg.n_clusters)
-        return cmd_usage_error(argv[0], "--top must be in 1..--clusters (got %d, clusters %d)", cfg.n_top, cfg.n_clusters);
-    if (cfg.dim < 1 || cfg.dim > 1024) return cmd_usage_error(argv[0], "--dim must be in 1..1024 (got %d)", cfg.dim);
-    if (cfg.iters < 1) return cmd_usage_error(argv[0], "--iters must be at least 1 (got %d)", cfg.iters);
-    if (cfg.window < 0) return cmd_usage_error(argv[0], "--window must be >= 0 (got %d)", cfg.window);
-    cfg.seed = (uint64_t)seed;
-
     sd_err err = {0};
+    if (sd_cluster_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
+    const tx_config cfg = a.cfg;
+
     tx_taxonomy t;
     tx_stats st;
     ds_dataset d;

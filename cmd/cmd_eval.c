@@ -1,5 +1,6 @@
 /* cmd_eval.c - `serendip eval` (every arm on the test window, metrics.json) and `serendip report`
- * (report.html with inline SVG plots). Flag parsing and printing only; the work is in src/eval/. */
+ * (report.html with inline SVG plots). Printing only: the flags and their checks are the eval and report
+ * stages' table in stage.h (shared with serendip_run); the work is in src/eval/. */
 #include "cmd.h"
 #include "serendip/eval.h"
 #include "serendip/table.h"
@@ -103,75 +104,31 @@ static void print_retrieval(const char *json, const char *ws) {
     cJSON_Delete(root);
 }
 
-typedef struct {
-    const char *ws, *positive;
-    int serve, bootstrap, k, json;
-    int64_t seed;
-} eval_flags;
-
-/* Flags added with the per-user filter and the feedback-rate arm. */
-typedef struct {
-    int depth, min_users;
-    float shrink;
-    int mpi; /* eval only */
-} eval_more;
-
-static int eval_parse(const char *usage, const char *summary, eval_flags *f, eval_more *x, int *force, int argc,
-                      char **argv) {
-    ev_opts def = EV_OPTS_DEFAULT;
-    *f = (eval_flags){NULL, NULL /* the workspace's rule */, def.serve, def.bootstrap, 0, 0, (int64_t)def.seed};
-    fl_spec specs[] = {
-        {"ws", FL_STR, &f->ws, "workspace folder"},
-        {"serve", FL_INT, &f->serve, "clusters served per user (S)"},
-        {"bootstrap", FL_INT, &f->bootstrap, "bootstrap resamples for the 95% intervals (0: none)"},
-        {"seed", FL_I64, &f->seed, "seed of the bootstrap and of the random baseline"},
-        {"k", FL_INT, &f->k, "context length K (0: from the tables, else 2)"},
-        {"depth", FL_INT, &x->depth, "clusters asked of each arm before the per-user filter (0: all M)"},
-        {"min-users", FL_INT, &x->min_users, "feedback-rate arm: tuples backed by fewer users are ignored"},
-        {"shrink", FL_FLOAT, &x->shrink, "shrunk-feedback arm: prior strength in pseudo-exposures (as plan --feedback-shrink)"},
-        {"positive", FL_STR, &f->positive, "positive engagement rule (rating:R,watch:W)"},
-        {force ? "rerun" : "json", FL_BOOL, force ? (void *)force : (void *)&f->json,
-         force ? "recompute metrics.json even when it exists" : "print metrics.json to stdout instead of the table"},
-        force ? (fl_spec){0} : (fl_spec){"mpi", FL_BOOL, &x->mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 writes"},
-        {0},
-    };
-    *x = (eval_more){def.depth, def.min_users, (float)def.shrink, 0};
-    int rc = fl_parse(usage, summary, specs, argc, argv);
+/* Parses argv with the eval stage's table (stage.h; report: the report stage's) after --ws, plus
+ * --json and --mpi for eval; checks it. Returns 0, FL_HELP or an exit code. */
+static int eval_parse(const sd_stage_text *t, sd_eval_args *a, const char **ws, int *json, int *mpi, int argc, char **argv) {
+    sd_eval_args_init(a);
+    fl_spec opts[SD_STAGE_OPTS], extra[3] = {{0}};
+    int n = sd_eval_opts(a, json == NULL, opts), k = 0;
+    if (json) extra[k++] = (fl_spec){"json", FL_BOOL, json, "print metrics.json to stdout instead of the table"};
+    if (mpi) extra[k++] = (fl_spec){"mpi", FL_BOOL, mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 writes"};
+    int rc = cmd_stage_parse(t, ws, "workspace folder", opts, n, extra, argc, argv);
     if (rc) return rc;
-    if (cmd_need_ws(argv[0], f->ws)) return 2;
-    if (f->serve < 1) return cmd_usage_error(argv[0], "--serve must be at least 1");
-    if (f->serve > TBL_TOP_MAX) return cmd_usage_error(argv[0], "--serve must be at most %d (a table slot's clusters)", TBL_TOP_MAX);
-    if (f->bootstrap < 0) return cmd_usage_error(argv[0], "--bootstrap must be >= 0");
-    if (f->k < 0 || f->k > EV_MAX_K) return cmd_usage_error(argv[0], "--k must be in 0..%d", EV_MAX_K);
-    if (x->depth < 0) return cmd_usage_error(argv[0], "--depth must be >= 0");
-    if (x->min_users < 1) return cmd_usage_error(argv[0], "--min-users must be at least 1");
-    if (!(x->shrink >= 0 && x->shrink <= 1e6)) return cmd_usage_error(argv[0], "--shrink must be in 0..1e6");
+    sd_err err = {0};
+    if (sd_eval_check(a, "--", &err)) return cmd_stage_fail(argv[0], &err);
     return 0;
 }
 
-static int run(const eval_flags *f, const eval_more *x, ev_eval_run *r, sd_err *err) {
-    ds_positive_rule rule;
-    int rc = jr_resolve_rule(f->ws, f->positive, &rule, err);
-    if (rc) return rc;
-    ev_opts o = {f->serve, f->bootstrap, (uint64_t)f->seed, x->depth, x->min_users, x->shrink, x->mpi};
-    return ev_eval_workspace(sd_mpi_test_ws(f->ws), &o, f->k, &rule, r, err);
-}
-
 int cmd_eval(int argc, char **argv) {
-    eval_flags f;
-    eval_more x;
-    int rc = eval_parse("eval --ws DIR [--serve S] [--bootstrap B] [--depth L] [--min-users U] [--json]",
-                        "Serves every evaluated user (full train-window context, a test-window event) from each arm:\n"
-                        "random, most popular, transition and back-off counts, the feedback-rate table (journeys.bin),\n"
-                        "the two oracles (world only) and every table in DIR/plans/, each the first clusters of its\n"
-                        "ranking the user never interacted with. Prints the arms x metrics with 95% bootstrap\n"
-                        "intervals, the same by context support, and writes DIR/metrics.json.",
-                        &f, &x, NULL, argc, argv);
+    sd_eval_args f;
+    const char *ws = NULL;
+    int json = 0, mpi = 0;
+    int rc = eval_parse(&sd_stage_eval, &f, &ws, &json, &mpi, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_mpi_start(argv[0], x.mpi))) return rc;
+    if ((rc = cmd_mpi_start(argv[0], mpi))) return rc;
     sd_err err = {0};
     ev_eval_run r = {0};
-    rc = run(&f, &x, &r, &err);
+    rc = sd_eval_run(ws, sd_mpi_test_ws(ws), &f, mpi, &r, &err);
     if (rc) {
         ev_eval_run_free(&r);
         return cmd_fail(&err);
@@ -180,12 +137,12 @@ int cmd_eval(int argc, char **argv) {
         ev_eval_run_free(&r);
         return 0;
     }
-    if (f.json) fputs(r.json, stdout);
+    if (json) fputs(r.json, stdout);
     else {
         print_table(&r);
         print_support(&r);
-        print_retrieval(r.json, f.ws);
-        char *p = sd_path_join(f.ws, EV_METRICS_FILE);
+        print_retrieval(r.json, ws);
+        char *p = sd_path_join(ws, EV_METRICS_FILE);
         printf("wrote %s\n", p);
         free(p);
     }
@@ -194,27 +151,24 @@ int cmd_eval(int argc, char **argv) {
 }
 
 int cmd_report(int argc, char **argv) {
-    eval_flags f;
-    eval_more x;
-    int force = 0;
-    int rc = eval_parse("report --ws DIR [--rerun]",
-                        "Writes DIR/report.html (self-contained: inline SVG and CSS, no JavaScript) from\n"
-                        "DIR/metrics.json, running the evaluation first when metrics.json is absent (or --rerun).",
-                        &f, &x, &force, argc, argv);
+    sd_eval_args f;
+    const char *ws = NULL;
+    int rc = eval_parse(&sd_stage_report, &f, &ws, NULL, NULL, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
+    const int force = f.rerun;
     sd_err err = {0};
-    char *mpath = sd_path_join(f.ws, EV_METRICS_FILE), *hpath = sd_path_join(f.ws, EV_REPORT_FILE);
+    char *mpath = sd_path_join(ws, EV_METRICS_FILE), *hpath = sd_path_join(ws, EV_REPORT_FILE);
     char *json = NULL;
     size_t len;
     if (!force && sd_file_exists(mpath) && argc > 3)
         sd_log("report: using the existing %s; evaluation flags apply only with --rerun", mpath);
     if (force || !sd_file_exists(mpath)) {
         ev_eval_run r = {0};
-        rc = run(&f, &x, &r, &err);
+        rc = sd_eval_run(ws, sd_mpi_test_ws(ws), &f, 0, &r, &err);
         if (!rc) {
             print_table(&r);
             print_support(&r);
-            print_retrieval(r.json, f.ws);
+            print_retrieval(r.json, ws);
             json = r.json;
             r.json = NULL;
         }

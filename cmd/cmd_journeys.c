@@ -1,29 +1,23 @@
 /* cmd_journeys.c - `serendip journeys`: journeys, transitions and collective feedback of a
- * workspace (the work is jr_run in src/journeys/). */
+ * workspace (the work is jr_run in src/journeys/; the flags and checks are stage.h's). */
 #include "cmd.h"
 
 #include "serendip/journeys.h"
 
 int cmd_journeys(int argc, char **argv) {
-    const char *ws = NULL, *positive = "rating:4,watch:0.7";
-    int k = JR_K_DEFAULT;
-    fl_spec specs[] = {
-        {"ws", FL_STR, &ws, "workspace folder"},
-        {"k", FL_INT, &k, "context length K: the last K distinct positive clusters (1..4)"},
-        {"positive", FL_STR, &positive, "positive engagement: rating:X and/or watch:X (comma-separated)"},
+    sd_journeys_args a;
+    sd_journeys_args_init(&a);
+    const char *ws = NULL;
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
         {0},
     };
-    int rc = fl_parse("journeys --ws DIR [--k 2] [--positive RULE]",
-                      "Per-user journeys over level-2 clusters (train window), transitions (last K distinct positive\n"
-                      "clusters -> next) and collective feedback per (context, candidate). Writes journeys.bin and\n"
-                      "feedback.tsv.",
-                      specs, argc, argv);
+    int rc = cmd_stage_parse(&sd_stage_journeys, &ws, "workspace folder", opts, sd_journeys_opts(&a, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
-    if (k < 1 || k > JR_K_MAX) return cmd_usage_error(argv[0], "--k %d is not in 1..%d", k, JR_K_MAX);
     sd_err err = {0};
-    ds_positive_rule rule = DS_POSITIVE_DEFAULT;
-    if (jr_parse_positive(positive, &rule, &err)) return cmd_fail(&err);
+    if (sd_journeys_check(&a, "--", &err)) return cmd_stage_fail(argv[0], &err);
+    const int k = a.k;
+    const ds_positive_rule rule = a.rule;
     jr_journeys j;
     if (jr_run(ws, k, &rule, &j, &err)) return cmd_fail(&err);
     int64_t users_with = 0;

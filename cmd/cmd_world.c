@@ -1,4 +1,5 @@
-/* cmd_world.c - `serendip world`: generate the embedded synthetic world into a workspace. */
+/* cmd_world.c - `serendip world`: generate the embedded synthetic world into a workspace (the flags
+ * and their checks are the world stage's table in stage.h, shared with serendip_run). */
 #include "cmd.h"
 #include "serendip/world.h"
 
@@ -24,51 +25,22 @@ static const char *find_preset(int argc, char **argv) {
 }
 
 int cmd_world(int argc, char **argv) {
-    world_params p;
     sd_err err = {0};
-    const char *preset = find_preset(argc, argv);
-    if (world_params_preset(&p, preset, &err)) return cmd_fail(&err);
-    if (!preset) preset = "default";
+    sd_world_args w;
+    if (sd_world_args_init(&w, find_preset(argc, argv), &err)) return cmd_fail(&err);
     const char *ws = NULL;
-    int64_t seed = (int64_t)p.seed, users = p.n_users, items = p.n_items;
-    int topics = p.n_topics, subtopics = p.n_subtopics, days = p.days, json = 0;
-    float explore = p.explore_prob, sessions = p.sessions_mean, sharing = p.word_sharing;
-    fl_spec specs[] = {
-        {"ws", FL_STR, &ws, "workspace folder (created if missing)"},
-        {"preset", FL_STR, &preset,
-         "default, or paper (40x19 = 760 subtopics, 100000 users, 20000 items); other flags override it"},
-        {"seed", FL_I64, &seed, "random seed: the same seed gives byte-identical files"},
-        {"users", FL_I64, &users, "number of users"},
-        {"items", FL_I64, &items, "number of items (at least topics x subtopics)"},
-        {"topics", FL_INT, &topics, "hidden top-level topics"},
-        {"subtopics", FL_INT, &subtopics, "hidden subtopics per topic"},
-        {"days", FL_INT, &days, "length of the log in days (starting 2023-01-01 UTC)"},
-        {"explore", FL_FLOAT, &explore, "mean probability that a session explores a new subtopic"},
-        {"sessions", FL_FLOAT, &sessions, "median number of sessions per user"},
-        {"word-sharing", FL_FLOAT, &sharing,
-         "[0,1] probability that an interest's theme word is its taste community's (0 = unrelated words)"},
+    int json = 0;
+    fl_spec opts[SD_STAGE_OPTS];
+    const fl_spec extra[] = {
         {"json", FL_BOOL, &json, "print the summary as JSON"},
         {0},
     };
-    int rc = fl_parse("world --ws DIR [flags]",
-                      "Generates the embedded synthetic world: a hidden topic hierarchy, items with titles and tags,\n"
-                      "users whose interests drift and who explore, and their interaction log. Writes\n"
-                      "DIR/dataset.bin and the ground truth DIR/world_truth.bin (see docs/world.md).\n"
-                      "--preset paper builds the papers' scale (~761 level-2 interests, 578k contexts for K = 2):\n"
-                      "  serendip world --ws W --preset paper && serendip split --ws W &&\n"
-                      "  serendip cluster --ws W --clusters 760 --top 40",
-                      specs, argc, argv);
+    int rc = cmd_stage_parse(&sd_stage_world, &ws, "workspace folder (created if missing)", opts, sd_world_opts(&w, opts), extra, argc, argv);
     if (rc) return rc == FL_HELP ? 0 : rc;
-    if ((rc = cmd_need_ws(argv[0], ws))) return rc;
-    p.seed = (uint64_t)seed;
-    p.n_users = users;
-    p.n_items = items;
-    p.n_topics = topics;
-    p.n_subtopics = subtopics;
-    p.days = days;
-    p.explore_prob = explore;
-    p.sessions_mean = sessions;
-    p.word_sharing = sharing;
+    if (sd_world_check(&w, "--", &err)) return cmd_stage_fail(argv[0], &err);
+    const world_params p = w.p;
+    const char *preset = w.preset;
+    int topics = w.topics, subtopics = w.subtopics;
     world_summary s;
     if ((rc = world_write(&p, ws, &s, &err))) return cmd_fail(&err);
     char a[32], b[32];

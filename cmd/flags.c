@@ -140,3 +140,18 @@ double cmd_infer_bytes(const lm_config *c, int rows, int seq) {
     double KvD = c->n_heads > 0 ? (double)c->dim / c->n_heads * c->n_kv_heads : c->dim;
     return 4.0 * (params_of(c, c->vocab_size) + 2.0 * rows * seq * c->n_layers * KvD + (double)rows * c->vocab_size);
 }
+
+int cmd_stage_fail(const char *cmd, const sd_err *err) {
+    if (err->code == SD_ERR_USAGE) return cmd_usage_error(cmd, "%s", err->msg);
+    return cmd_fail(err);
+}
+
+int cmd_stage_parse(const sd_stage_text *t, const char **ws, const char *ws_help, const fl_spec *stage, int n,
+                    const fl_spec *extra, int argc, char **argv) {
+    fl_spec specs[SD_STAGE_OPTS + 8] = {{"ws", FL_STR, ws, ws_help}};
+    int k = 1;
+    for (int i = 0; i < n && k < SD_STAGE_OPTS + 7; i++) specs[k++] = stage[i];
+    for (const fl_spec *e = extra; e && e->name && k < SD_STAGE_OPTS + 7; e++) specs[k++] = *e;
+    int rc = fl_parse(t->usage, t->summary, specs, argc, argv);
+    return rc ? rc : cmd_need_ws(argv[0], *ws);
+}

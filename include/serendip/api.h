@@ -23,7 +23,8 @@ void sd_api_error(serendip_error *out, const sd_err *in);
 /* Counts a handle made (+1) or freed (-1) in serendip_live_handles. */
 void sd_api_count(int delta);
 
-/* Runs a stage (stages.c; serendip_run without the progress hook and the workspace handle). */
+/* Runs a stage (stages.c; serendip_run without the progress hook and the workspace handle): its
+ * options parsed into the stage's one table and checked by its check (stage.h, shared with cmd/). */
 int sd_api_run_stage(const char *ws, const char *stage, const char *const *options, char **report, sd_err *err);
 /* The option text of a stage (stages.c; serendip_stage_help). */
 const char *sd_api_stage_help(const char *stage);

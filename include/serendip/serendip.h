@@ -88,13 +88,15 @@ typedef void (*serendip_progress_fn)(void *user, const char *label, int64_t done
  * library calls with the same defaults, so the same files for the same options): stage is one of
  * "world", "ingest", "split", "cluster", "journeys", "train", "plan", "eval", "report".
  * options: NULL or a NULL-terminated array of "name=value" strings, the names of the command's
- * flags (without "--"; '_' may stand for '-'); a flag without a value (a boolean) is "name" or
+ * flags (without "--"; '_' may stand for '-'; the stage's one options table, read by the command
+ * too, is in stage.h); a flag without a value (a boolean) is "name" or
  * "name=1" / "name=0". An unknown name or a bad value is SERENDIP_ERR_USAGE naming it.
  * progress may be NULL. On success *report (when report is non-NULL) receives the stage's summary
  * as one JSON object (the command's --json output; serendip_free). */
 SERENDIP_API int serendip_run(serendip_workspace *ws, const char *stage, const char *const *options,
                               serendip_progress_fn progress, void *user, char **report, serendip_error *err);
-/* The stage's options as text: a summary line, then one line per option,
+/* The stage's options as text (the same table and summary as `serendip <stage> --help`): a
+ * summary line, then one line per option,
  * "  name=TYPE   help (default: value)" (a boolean: "  name   help (default: off)");
  * NULL for an unknown stage. Static storage (built once per stage; thread-safe). */
 SERENDIP_API const char *serendip_stage_help(const char *stage);
