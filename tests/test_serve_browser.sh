@@ -107,5 +107,11 @@ expect "unknown user shows the API's error" "$TMP/unknown.html" 'role="alert">un
 
 get /report > "$TMP/report.out"
 check "/report serves report.html" grep -q "the report" "$TMP/report.out"
-[ $fail -eq 0 ] && echo "test_serve_browser: all passed"
+if [ $fail -eq 0 ]; then
+    echo "test_serve_browser: all passed"
+else # what the server and Chromium said, for the next person
+    kill -0 "$SERVER" 2>/dev/null || echo "test_serve_browser: the server (pid $SERVER) is no longer running"
+    echo "--- serve.err"; tail -20 "$TMP/serve.err"
+    echo "--- chrome.err"; tail -20 "$TMP/chrome.err"
+fi
 exit $fail
