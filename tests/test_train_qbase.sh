@@ -18,6 +18,9 @@ fail=0
 bad() { echo "FAIL: $*"; fail=1; }
 W=$(mktemp -d /tmp/sdqb.XXXXXX)
 trap 'rm -rf "$W"' EXIT
+if [ ! -f $VOCAB ] && [ -n "${SERENDIP_VOCAB_REQUIRED:-}" ]; then # make conformance: llama.cpp's is a must
+    echo "FAIL: test_train_qbase: $VOCAB absent (bash scripts/fetch-llama-cpp)"; exit 1
+fi
 if [ ! -f $VOCAB ]; then
     # without llama.cpp's source (scripts/fetch-llama-cpp), the same path runs with a vocabulary
     # serendip trains itself, and says so
