@@ -361,16 +361,21 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 
         /* 1. sample n_max candidates per context from the generator */
         double t0 = sd_now();
-        if (trie) { /* constrained decoding: every sample is exactly one description (its index) */
+        if (trie) { /* constrained decoding: every sample is exactly one description (its index), its
+                     * log-probability the constrained sampler's (softmax renormalised over the trie's
+                     * allowed tokens at each step): with it, a sample is finished without forward passes
+                     * as soon as its prefix determines the description (lm_generate_constrained) */
             if ((rc = lm_generate_constrained(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, trie, choice,
-                                              choice_lp, NULL, err)))
+                                              NULL, choice_lp, err)))
                 break;
             for (int q = 0; q < nc * n_max; q++) samples[q] = (sl_sample){choice[q], choice_lp[q]};
             rep->sample_s += sd_now() - t0;
             goto sampled;
         }
         lm_gen_out g;
-        if ((rc = lm_generate(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g, err)))
+        /* samples of a context that drew the same tokens so far share their forward rows */
+        if ((rc = lm_generate_shared(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g,
+                                     err)))
             break;
         for (int q = 0; q < nc * n_max; q++) {
             size_t tl = 0;
