@@ -175,6 +175,13 @@ int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const i
                            const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, float *out,
                            sd_err *err);
 
+/* As lm_next_logprobs_after, but out (n, n_pick) holds only the raw logits (before any softmax)
+ * of the tokens pick[0..n_pick) after each continuation: for a caller that needs a distribution
+ * over a few tokens (the alignment score over ten digits), where the softmax over V cancels. */
+int lm_next_logits_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                         const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n,
+                         const int32_t *pick, int n_pick, float *out, sd_err *err);
+
 /* out[i] = sum over the tokens of continuation i of their log-softmax after prompt + the previous
  * tokens of continuation i. The prompt is prefilled once for all n continuations. */
 int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,

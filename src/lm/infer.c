@@ -1018,9 +1018,40 @@ int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,
     return SD_OK;
 }
 
+/* Row i of the result of lm_next_logprobs_after (pick NULL: log-softmax, V floats) or of
+ * lm_next_logits_after (the n_pick raw logits at pick) from logits (V). */
+static void after_out(float *out, const float *logits, int V, const int32_t *pick, int n_pick) {
+    if (!pick) {
+        log_softmax(out, logits, V);
+        return;
+    }
+    for (int j = 0; j < n_pick; j++) out[j] = logits[pick[j]];
+}
+
+static int next_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                      const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, const int32_t *pick,
+                      int n_pick, float *out, sd_err *err);
+
 int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
                            const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, float *out,
                            sd_err *err) {
+    return next_after(inf, prompts, prompt_len, n_prompts, conts, cont_len, cont_prompt, n, NULL, 0, out, err);
+}
+
+int lm_next_logits_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                         const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n,
+                         const int32_t *pick, int n_pick, float *out, sd_err *err) {
+    if (!pick || n_pick < 1) return sd_fail(err, SD_ERR_USAGE, "next logits: no tokens to pick");
+    for (int j = 0; j < n_pick; j++)
+        if (pick[j] < 0 || pick[j] >= inf->c.vocab_size)
+            return sd_fail(err, SD_ERR_USAGE, "next logits: picked id %d outside the vocabulary", pick[j]);
+    return next_after(inf, prompts, prompt_len, n_prompts, conts, cont_len, cont_prompt, n, pick, n_pick, out, err);
+}
+
+/* The driver of lm_next_logprobs_after / lm_next_logits_after; rows of out are W = pick ? n_pick : V wide. */
+static int next_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                      const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, const int32_t *pick,
+                      int n_pick, float *out, sd_err *err) {
     int maxc = 0;
     for (int i = 0; i < n; i++) {
         if (cont_len[i] < 0) return sd_fail(err, SD_ERR_USAGE, "continuation %d has negative length", i);
@@ -1034,7 +1065,7 @@ int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const i
     }
     int rc = check_prompts(inf, prompts, prompt_len, n_prompts, maxc, err);
     if (rc) return rc;
-    int V = inf->c.vocab_size, R = inf->max_rows;
+    int V = inf->c.vocab_size, R = inf->max_rows, W = pick ? n_pick : V;
     row_desc *rows = sd_malloc(sizeof(row_desc) * R);
     int *owner = sd_malloc(sizeof(int) * R);
     int *who = sd_malloc(sizeof(int) * R); /* continuation of each row that wants logits */
@@ -1047,7 +1078,7 @@ int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const i
 #define FLUSH()                                                                                         \
     do {                                                                                                \
         if (nr > 0) forward_rows(inf, rows, nr);                                                        \
-        for (int u = 0; u < nw; u++) log_softmax(out + (size_t)who[u] * V, inf->logits + (size_t)u * V, V); \
+        for (int u = 0; u < nw; u++) after_out(out + (size_t)who[u] * W, inf->logits + (size_t)u * V, V, pick, n_pick); \
         nr = nw = 0;                                                                                    \
     } while (0)
     int ci = 0;
@@ -1104,8 +1135,8 @@ int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const i
                 FLUSH();
             }
             for (int i = b0; i < ci; i++) {
-                if (cont_len[i] == 0) log_softmax(out + (size_t)i * V, inf->plog + (size_t)(cont_prompt[i] - p0) * V, V);
-                else if (dup[i] >= 0) memcpy(out + (size_t)i * V, out + (size_t)dup[i] * V, sizeof(float) * V);
+                if (cont_len[i] == 0) after_out(out + (size_t)i * W, inf->plog + (size_t)(cont_prompt[i] - p0) * V, V, pick, n_pick);
+                else if (dup[i] >= 0) memcpy(out + (size_t)i * W, out + (size_t)dup[i] * W, sizeof(float) * W);
             }
         }
     }

@@ -91,6 +91,10 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddNumberToObject(j, "total_seconds", rep->total_s);
     cJSON_AddNumberToObject(j, "contexts_per_second", rep->contexts_per_s);
     cJSON_AddNumberToObject(j, "pairs_scored", (double)rep->scored);
+    cJSON_AddNumberToObject(j, "forward_gflop", rep->flops / 1e9); /* lm_infer_stats: counted, not estimated */
+    cJSON_AddNumberToObject(j, "achieved_gflops", rep->total_s > 0 ? rep->flops / 1e9 / rep->total_s : 0);
+    cJSON_AddNumberToObject(j, "generator_rows", (double)rep->gen_rows);
+    cJSON_AddNumberToObject(j, "alignment_rows", (double)rep->align_rows);
     cJSON *runs = cJSON_AddArrayToObject(j, "runs");
     for (int i = 0; i < rep->count; i++) {
         const pl_result *r = &rep->r[i];
@@ -303,7 +307,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         rc = err ? err->code : SD_ERR_USAGE;
         goto done;
     }
-    if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
+    if (!o->no_align && !(ainf = lm_infer_new(&al, 1024, al.cfg.seq_len, err))) { /* a chunk's candidates in one block */
         rc = err ? err->code : SD_ERR_USAGE;
         goto done;
     }
@@ -503,6 +507,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         sd_progress_update(&prog, planned_total, extra);
     }
     sd_progress_end(&prog);
+    lm_infer_stats gst, ast = {0};
+    lm_infer_get_stats(ginf, &gst);
+    if (ainf) lm_infer_get_stats(ainf, &ast);
+    rep->flops = gst.flops + ast.flops;
+    rep->gen_rows = gst.rows;
+    rep->align_rows = ast.rows;
 
     /* write the tables */
     const char *prefix = single_gen ? "single" : "explore";
