@@ -31,6 +31,10 @@ BUILD=${BUILD:-build}
 BIN=$BUILD/serendip
 THREADS=${THREADS:-$(nproc)}
 export OMP_NUM_THREADS=$THREADS
+# As bench/lm_infer_vs_llamacpp.sh: on a machine shared with other jobs, spinning OpenMP waits make
+# every barrier wait for a descheduled thread and count the spinning as work (measured: the same
+# plan took 3.1 CPU-seconds with spinning waits, 1.6 with passive ones); passive for both binaries.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 OLD_REV=${OLD_REV-083878e}
 N=${N:-16}
 W=${BENCH_DIR:-/tmp/serendip-bench-plan}

@@ -12,7 +12,15 @@
  * Caches are "pools" of slots: k, v (L, slots, cap, KvD). Pools grow between calls, never inside
  * a step loop. The attention and the glue (RMSNorm, RoPE, SwiGLU) are hand-written: they are the
  * model's definition (lm.h) and no Debian library implements this decoder; matrix products go to
- * OpenBLAS. */
+ * OpenBLAS.
+ *
+ * Less work for the same result (issue 12): keys/values depend only on the tokens up to their
+ * position, so whatever two sequences share is computed once and copied — consecutive prompts'
+ * common prefix (prefill), the tokens drawn alike by samples of one prompt (tree_generate: one
+ * row per distinct prefix, each sample still drawing from its own RNG stream), the common prefix
+ * of continuations scored after one prompt (next_after). lm_generate keeps the plain one row per
+ * sample and step, the reference the shared path is tested against. Every forward's work is
+ * counted in lm_infer_stats. */
 #include "serendip/lm_infer.h"
 
 #include <cblas.h>
@@ -546,44 +554,27 @@ typedef struct {
     sd_rng rng;
 } gen_row;
 
-/* Chooses the next token of row g from logits; updates its state. trie NULL = free decoding. */
-static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_sampler *s, const lm_trie *trie,
-                       int max_new, int32_t stop_id, lm_gen_out *out) {
+/* Chooses the next token of row g from logits; updates its state. */
+static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_sampler *s, int max_new, int32_t stop_id,
+                       lm_gen_out *out) {
     int V = inf->c.vocab_size;
     float *scratch = inf->samp_buf + (size_t)thread_id() * 3 * V;
-    if (!trie) {
-        int32_t tok = lm_sample(s, logits, V, NULL, 0, &g->rng, scratch);
-        g->lp += lm_logprob_of(logits, V, tok);
-        if (tok == stop_id) {
-            g->done = 1;
-            out->stopped[g->out] = 1;
-        } else {
-            out->tokens[(size_t)g->out * out->max_new + g->len++] = tok;
-            g->last = tok;
-            if (g->len >= max_new) g->done = 1;
-        }
-        return;
-    }
-    const int32_t *ct;
-    const int *ch;
-    int nc = lm_trie_children(trie, g->node, &ct, &ch);
-    int32_t tok = lm_sample(s, logits, V, ct, nc, &g->rng, scratch);
+    int32_t tok = lm_sample(s, logits, V, NULL, 0, &g->rng, scratch);
     g->lp += lm_logprob_of(logits, V, tok);
-    float mx = -INFINITY;
-    for (int j = 0; j < nc; j++) mx = logits[ct[j]] > mx ? logits[ct[j]] : mx;
-    double sum = 0;
-    for (int j = 0; j < nc; j++) sum += exp((double)(logits[ct[j]] - mx));
-    g->lp_renorm += (double)(logits[tok] - mx) - log(sum);
-    g->node = lm_trie_step(trie, g->node, tok);
-    g->last = tok;
-    g->len++;
-    if (tok == lm_trie_end(trie)) g->done = 1;
+    if (tok == stop_id) {
+        g->done = 1;
+        out->stopped[g->out] = 1;
+    } else {
+        out->tokens[(size_t)g->out * out->max_new + g->len++] = tok;
+        g->last = tok;
+        if (g->len >= max_new) g->done = 1;
+    }
 }
 
-/* Shared driver of lm_generate and lm_generate_constrained. */
+/* The driver of lm_generate: one row per sample and step (the plain path; lm_generate_shared
+ * is the same with the rows of equal samples shared, and is tested against this one). */
 static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
-                         const lm_sampler *s, int max_new, int32_t stop_id, const lm_trie *trie, lm_gen_out *out,
-                         int *choice, float *logprob, float *logprob_renorm, sd_err *err) {
+                         const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
     if (n_prompts < 0 || n_samples < 1 || max_new < 1)
         return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
                        n_samples, max_new);
@@ -597,7 +588,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
     int *active = sd_malloc(sizeof(int) * R);
     pool_reserve(&inf->gen, &inf->c, R, max_new);
     sd_progress prog;
-    sd_progress_start(&prog, trie ? "constrained decoding" : "generating", n_prompts);
+    sd_progress_start(&prog, "generating", n_prompts);
     for (int p0 = 0; p0 < n_prompts; p0 += pc) {
         int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
         for (int s0 = 0; s0 < n_samples; s0 += ns) {
@@ -613,7 +604,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
             }
 #pragma omp parallel for schedule(static) if (nr > 8) num_threads(inf->n_threads)
             for (int i = 0; i < nr; i++)
-                gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, trie, max_new, stop_id, out);
+                gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, max_new, stop_id, out);
             for (int step = 0;; step++) {
                 int na = 0;
                 for (int i = 0; i < nr; i++)
@@ -635,17 +626,11 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                 forward_rows(inf, rows, na);
 #pragma omp parallel for schedule(static) if (na > 8) num_threads(inf->n_threads)
                 for (int j = 0; j < na; j++)
-                    gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, trie, max_new, stop_id, out);
+                    gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, max_new, stop_id, out);
             }
             for (int i = 0; i < nr; i++) {
-                if (out) {
-                    out->len[g[i].out] = g[i].len;
-                    out->logprob[g[i].out] = (float)g[i].lp;
-                } else {
-                    choice[g[i].out] = lm_trie_leaf(trie, g[i].node);
-                    logprob[g[i].out] = (float)g[i].lp;
-                    if (logprob_renorm) logprob_renorm[g[i].out] = (float)g[i].lp_renorm;
-                }
+                out->len[g[i].out] = g[i].len;
+                out->logprob[g[i].out] = (float)g[i].lp;
             }
         }
         sd_progress_update(&prog, p0 + np, NULL);
@@ -899,8 +884,7 @@ int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_
     out->len = sd_calloc(n + 1, sizeof(int));
     out->stopped = sd_calloc(n + 1, sizeof(int));
     out->logprob = sd_calloc(n + 1, sizeof(float));
-    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, out, NULL, NULL,
-                           NULL, err);
+    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, out, err);
     if (rc) lm_gen_out_free(out);
     return rc;
 }
