@@ -307,7 +307,7 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         rc = err ? err->code : SD_ERR_USAGE;
         goto done;
     }
-    if (!o->no_align && !(ainf = lm_infer_new(&al, 1024, al.cfg.seq_len, err))) { /* a chunk's candidates in one block */
+    if (!o->no_align && !(ainf = lm_infer_new(&al, 512, al.cfg.seq_len, err))) {
         rc = err ? err->code : SD_ERR_USAGE;
         goto done;
     }
