@@ -106,8 +106,9 @@ print("sgemm_1024_gflops %.1f (median before %.1f, after %.1f; best %.1f); per C
 def row(t): return [float(x) for x in t.split()] if t else None
 for key, name in ((3, "plan_vs_sgemm"), (4, "plan_vs_sgemm_constrained")):
     r = row(sys.argv[key])
+    q = lambda a, b: a / b if b > 0 else float("nan")
     print("%s: tokens forwarded per second: generator %.0f (%.1f per context), alignment %.0f" % (
-          name, r[6] / r[1], r[6] / (r[3] * r[0]), r[7] / r[2]))
+          name, q(r[6], r[1]), q(r[6], r[3] * r[0]), q(r[7], r[2])))
     print("%s %.2f" % (name, r[4] / r[0] / sg))
     print("%s_per_cpu_second %.2f" % (name, r[4] / r[5] / sg_cpu))
 for key, old, name in ((3, 5, "free"), (4, 6, "constrained")):
