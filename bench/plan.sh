@@ -9,11 +9,12 @@
 # FLOPs are those of the forward passes actually done, counted by lm_infer_stats
 # (include/serendip/lm_infer.h has the formula: 2 x multiply-adds of the weight products, the
 # attention over the positions each row reads, the output head of rows that want logits). The
-# sgemm rate is the mean of the medians measured just before and just after the new binary's
-# plans, so that a change of load during the run hits both sides alike. On a machine shared with
-# other jobs the wall-clock ratio moves with the load; the bench also prints the same ratio per
-# CPU-second (plan FLOPs / its user+sys seconds, over sgemm FLOPs / its CPU seconds), which
-# is much less sensitive to it, and the load average (uptime) before and after.
+# sgemm rate is the mean of the medians measured just before and just after all the plans. On a
+# machine shared with other jobs the wall-clock ratio moves with the load (a run under load 2.6
+# printed 0.95 where a quiet one printed 0.60: sgemm had less of the machine than the plan), so
+# read it on a quiet machine; the bench also prints the same ratio per CPU-second (plan FLOPs /
+# its user+sys seconds, over sgemm FLOPs / its CPU seconds), less sensitive to the load, and
+# the load average (uptime) before and after.
 #
 # The old figure: the commit before this work (OLD_REV, default 083878e) is checked out in a
 # detached worktree under /tmp and built there, and runs the same plans on the same workspace in
