@@ -530,6 +530,209 @@ static void test_constrained_generation(void **state) {
     lm_model_free(&m);
 }
 
+/* ---------------------------------------------------------------- less work (issue 12) */
+
+/* Prompts that share leading tokens (as the plan's contexts with the same first cluster): the
+ * prefill copies the leader's keys/values, and every prompt's next-token distribution is still
+ * the reference's; fewer rows are forwarded than the prompts have tokens. */
+static void test_prefill_shares_common_prefixes(void **state) {
+    (void)state;
+    lm_model m;
+    test_model(&m, 0);
+    int V = m.cfg.vocab_size, n = 6;
+    int32_t P[6][9] = {{1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 2, 3, 4, 5, 9, 9}, {1, 2, 3, 4, 5, 6, 7, 8, 10},
+                       {1, 2, 3}, {1, 7}, {1, 2, 3, 4, 5, 6, 7, 8, 9}};
+    int len[6] = {9, 7, 9, 3, 2, 9}, tokens = 0;
+    const int32_t *pp[6];
+    for (int i = 0; i < n; i++) pp[i] = P[i], tokens += len[i];
+    int rows_opts[2] = {4, 64}; /* 4 splits leaders and followers over several forwards */
+    for (int o = 0; o < 2; o++) {
+        sd_err err = {0};
+        lm_infer *inf = lm_infer_new(&m, rows_opts[o], 32, &err);
+        float *out = malloc(sizeof(float) * n * V), *lg = malloc(sizeof(float) * 9 * V);
+        assert_int_equal(lm_next_logprobs(inf, pp, len, n, out, &err), SD_OK);
+        lm_infer_stats st;
+        lm_infer_get_stats(inf, &st);
+        /* leaders 0, 4 (shares 1 token only) and 5 (shares 1 with the last leader, 4); 1 shares 5
+         * tokens with 0, 2 shares 8 (all but its last), 3 shares 2 */
+        assert_int_equal(st.rows, tokens - (5 + 8 + 2));
+        assert_int_equal(st.logit_rows, n);
+        for (int i = 0; i < n; i++) {
+            lm_forward_reference(&m, P[i], len[i], lg);
+            for (int t = 0; t < V; t++) {
+                double ref = lm_logprob_of(lg + (size_t)(len[i] - 1) * V, V, t);
+                if (!close_to(out[i * V + t], ref)) fail_msg("prompt %d token %d: fast %.7f ref %.7f", i, t, out[i * V + t], ref);
+            }
+        }
+        free(out);
+        free(lg);
+        lm_infer_free(inf);
+    }
+    lm_model_free(&m);
+}
+
+/* Continuations of a prompt sharing prefixes, equal ones and one that is a prefix of another:
+ * each result is the reference's, shared tokens are forwarded once, and lm_next_logits_after
+ * gives the raw logits (log-probabilities up to one constant per row). */
+static void test_next_after_shares_prefixes(void **state) {
+    (void)state;
+    lm_model m;
+    test_model(&m, 1);
+    int V = m.cfg.vocab_size;
+    int32_t p0[] = {3, 4, 5, 6}, p1[] = {7, 8};
+    const int32_t *pp[2] = {p0, p1};
+    int plen[2] = {4, 2};
+    int32_t C[7][4] = {{9, 10, 11, 12}, {9, 10, 13}, {9, 10, 11, 12}, {9, 10}, {14}, {9, 10, 11, 15}, {9, 10, 13}};
+    int cl[7] = {4, 3, 4, 2, 1, 4, 3}, cp[7] = {0, 0, 0, 0, 0, 1, 1};
+    const int32_t *cc[7];
+    for (int i = 0; i < 7; i++) cc[i] = C[i];
+    int rows_opts[3] = {2, 3, 64}; /* 2 and 3: blocks of continuations and levels split over forwards */
+    for (int o = 0; o < 3; o++) {
+        sd_err err = {0};
+        lm_infer *inf = lm_infer_new(&m, rows_opts[o], 32, &err);
+        float *out = malloc(sizeof(float) * 7 * V), *lg = malloc(sizeof(float) * 7 * V), *ref = malloc(sizeof(float) * 8 * V);
+        assert_int_equal(lm_next_logprobs_after(inf, pp, plen, 2, cc, cl, cp, 7, out, &err), SD_OK);
+        lm_infer_stats st;
+        lm_infer_get_stats(inf, &st);
+        if (rows_opts[o] == 64) /* prompts 6; prompt 0: 9 10 11 12 | 13 | (dup) | 10 (its last) | 14; prompt 1: 4 | 13 */
+            assert_int_equal(st.rows, 6 + 4 + 1 + 0 + 1 + 1 + 4 + 1);
+        int32_t pick[3] = {0, 17, 39};
+        assert_int_equal(lm_next_logits_after(inf, pp, plen, 2, cc, cl, cp, 7, pick, 3, lg, &err), SD_OK);
+        for (int i = 0; i < 7; i++) {
+            int32_t seq[8];
+            int tl = plen[cp[i]] + cl[i];
+            memcpy(seq, pp[cp[i]], sizeof(int32_t) * plen[cp[i]]);
+            memcpy(seq + plen[cp[i]], C[i], sizeof(int32_t) * cl[i]);
+            lm_forward_reference(&m, seq, tl, ref);
+            const float *r = ref + (size_t)(tl - 1) * V;
+            for (int t = 0; t < V; t++)
+                if (!close_to(out[i * V + t], lm_logprob_of(r, V, t)))
+                    fail_msg("continuation %d token %d: fast %.7f ref %.7f (rows %d)", i, t, out[i * V + t], lm_logprob_of(r, V, t),
+                             rows_opts[o]);
+            for (int j = 0; j < 3; j++)
+                if (!close_to(lg[i * 3 + j], r[pick[j]])) fail_msg("continuation %d logit %d: %.7f ref %.7f", i, j, lg[i * 3 + j], r[pick[j]]);
+        }
+        free(out);
+        free(lg);
+        free(ref);
+        lm_infer_free(inf);
+    }
+    lm_model_free(&m);
+}
+
+/* lm_sample_many == lm_sample called once per stream, for every sampler rule. */
+static void test_sample_many_equals_sample(void **state) {
+    (void)state;
+    int V = 40;
+    float logits[40], scratch[120];
+    sd_rng r;
+    sd_rng_seed(&r, 5);
+    for (int i = 0; i < V; i++) logits[i] = (float)sd_rng_normal(&r) * 2;
+    int32_t cand[6] = {1, 4, 9, 16, 25, 36};
+    lm_sampler rules[4] = {{1.0f, 0, 1.0f, 0}, {0.8f, 5, 1.0f, 0}, {1.2f, 0, 0.9f, 0}, {0.0f, 0, 1.0f, 0}};
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < 2; c++) {
+            sd_rng a[16], b[16];
+            sd_rng *pb[16];
+            int32_t many[16];
+            for (int i = 0; i < 16; i++) sd_rng_seed(&a[i], 100 + i), sd_rng_seed(&b[i], 100 + i), pb[i] = &b[i];
+            lm_sample_many(&rules[k], logits, V, c ? cand : NULL, 6, pb, 16, many, scratch);
+            for (int i = 0; i < 16; i++) {
+                assert_int_equal(many[i], lm_sample(&rules[k], logits, V, c ? cand : NULL, 6, &a[i], scratch));
+                assert_true(sd_rng_uniform(&a[i]) == sd_rng_uniform(&b[i])); /* same use of the stream */
+            }
+        }
+}
+
+/* lm_generate_shared == lm_generate (same tokens, stops and log-probabilities) with fewer rows
+ * forwarded when samples coincide (a peaked sampler, 24 samples per prompt). Tokens are compared
+ * exactly: the two differ only in float rounding of the batch, far below these draws' margins. */
+static void test_shared_generation_matches_plain(void **state) {
+    (void)state;
+    lm_model m;
+    test_model(&m, 1);
+    int n = 5, ns = 24, max_new = 6;
+    int32_t *p[5];
+    int len[5];
+    make_prompts(n, 8, m.cfg.vocab_size, 21, p, len);
+    lm_sampler s = {.temperature = 0.2f, .top_k = 0, .top_p = 0.9f, .seed = 3};
+    sd_err err = {0};
+    lm_infer *a = lm_infer_new(&m, 64, 32, &err), *b = lm_infer_new(&m, 64, 32, &err);
+    lm_gen_out x, y;
+    assert_int_equal(lm_generate(a, (const int32_t *const *)p, len, n, ns, &s, max_new, 7, &x, &err), SD_OK);
+    assert_int_equal(lm_generate_shared(b, (const int32_t *const *)p, len, n, ns, &s, max_new, 7, &y, &err), SD_OK);
+    int stopped = 0;
+    for (int i = 0; i < n * ns; i++) {
+        assert_int_equal(x.len[i], y.len[i]);
+        assert_int_equal(x.stopped[i], y.stopped[i]);
+        stopped += y.stopped[i];
+        assert_memory_equal(x.tokens + (size_t)i * max_new, y.tokens + (size_t)i * max_new, sizeof(int32_t) * x.len[i]);
+        if (!close_to(x.logprob[i], y.logprob[i])) fail_msg("sequence %d: %.7f vs %.7f", i, x.logprob[i], y.logprob[i]);
+    }
+    assert_true(stopped > 0 && stopped < n * ns); /* both ends of a sequence are exercised */
+    lm_infer_stats sa, sb;
+    lm_infer_get_stats(a, &sa);
+    lm_infer_get_stats(b, &sb);
+    /* peaked: samples coincide often (measured: 401 rows against 617) */
+    if (!(sb.rows * 4 < sa.rows * 3)) fail_msg("shared %lld rows, plain %lld", (long long)sb.rows, (long long)sa.rows);
+    lm_gen_out_free(&x);
+    lm_gen_out_free(&y);
+    lm_infer_free(a);
+    lm_infer_free(b);
+    free_prompts(n, p);
+    lm_model_free(&m);
+}
+
+/* lm_trie_only against a brute-force count of the strings below each node; and constrained
+ * decoding without the unconstrained log-probability (trie-determined completion) draws the
+ * same strings with the same renormalised log-probabilities, with fewer rows forwarded. */
+static void test_constrained_determined_completion(void **state) {
+    (void)state;
+    int32_t S[8][5];
+    int L[8];
+    lm_trie *t = test_trie(S, L);
+    for (int nd = 0; nd < lm_trie_n_nodes(t); nd++) {
+        int32_t path[8];
+        int d = lm_trie_depth(t, nd), below = 0, last = -1;
+        for (int x = nd, k = d - 1; k >= 0; x = lm_trie_parent(t, x), k--) path[k] = lm_trie_token(t, x);
+        for (int i = 0; i < 8; i++) { /* string i is below nd when path is a prefix of S[i] + end */
+            int ok = d <= L[i] + 1;
+            for (int k = 0; k < d && ok; k++) ok = path[k] == (k < L[i] ? S[i][k] : 0);
+            if (ok) below++, last = i;
+        }
+        assert_int_equal(lm_trie_only(t, nd), below == 1 ? last : -1);
+    }
+    lm_model m;
+    test_model(&m, 1);
+    int32_t p0[] = {30, 31, 2, 9}, p1[] = {30, 31, 2, 4, 4};
+    const int32_t *pp[2] = {p0, p1};
+    int plen[2] = {4, 5};
+    enum { NS = 200 };
+    int *c1 = malloc(sizeof(int) * 2 * NS), *c2 = malloc(sizeof(int) * 2 * NS);
+    float *lp = malloc(sizeof(float) * 2 * NS), *r1 = malloc(sizeof(float) * 2 * NS), *r2 = malloc(sizeof(float) * 2 * NS);
+    lm_sampler s = {.temperature = 1.0f, .top_k = 0, .top_p = 0.95f, .seed = 11};
+    sd_err err = {0};
+    lm_infer *a = lm_infer_new(&m, 512, 16, &err), *b = lm_infer_new(&m, 512, 16, &err);
+    assert_int_equal(lm_generate_constrained(a, pp, plen, 2, NS, &s, t, c1, lp, r1, &err), SD_OK);
+    assert_int_equal(lm_generate_constrained(b, pp, plen, 2, NS, &s, t, c2, NULL, r2, &err), SD_OK);
+    int long_ones = 0;
+    for (int i = 0; i < 2 * NS; i++) {
+        assert_int_equal(c1[i], c2[i]);
+        if (!close_to(r1[i], r2[i])) fail_msg("sample %d: renormalised %.7f vs %.7f", i, r1[i], r2[i]);
+        long_ones += L[c1[i]] >= 4;
+    }
+    assert_true(long_ones > 0); /* strings with forced tails were drawn */
+    lm_infer_stats sa, sb;
+    lm_infer_get_stats(a, &sa);
+    lm_infer_get_stats(b, &sb);
+    assert_true(sb.rows < sa.rows);
+    free(c1), free(c2), free(lp), free(r1), free(r2);
+    lm_infer_free(a);
+    lm_infer_free(b);
+    lm_model_free(&m);
+    lm_trie_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_next_logprobs_match_reference),
@@ -542,6 +745,11 @@ int main(void) {
         cmocka_unit_test(test_trie_structure),
         cmocka_unit_test(test_trie_logprobs_match_reference),
         cmocka_unit_test(test_constrained_generation),
+        cmocka_unit_test(test_prefill_shares_common_prefixes),
+        cmocka_unit_test(test_next_after_shares_prefixes),
+        cmocka_unit_test(test_sample_many_equals_sample),
+        cmocka_unit_test(test_shared_generation_matches_plain),
+        cmocka_unit_test(test_constrained_determined_completion),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

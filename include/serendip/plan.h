@@ -71,6 +71,8 @@ typedef struct {
     double sample_s, score_s, total_s; /* generation, alignment scoring, whole run */
     double contexts_per_s;
     int64_t scored;                    /* (context, candidate) pairs scored by the alignment model */
+    double flops;                      /* FLOPs of both models' forward passes (lm_infer_stats) */
+    int64_t gen_rows, align_rows;      /* rows (tokens) forwarded by the generator, the alignment model */
 } pl_report;
 
 /* Plans the workspace (needs taxonomy.bin, journeys.bin, the models). Single n (n_count 1):

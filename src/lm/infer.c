@@ -12,7 +12,15 @@
  * Caches are "pools" of slots: k, v (L, slots, cap, KvD). Pools grow between calls, never inside
  * a step loop. The attention and the glue (RMSNorm, RoPE, SwiGLU) are hand-written: they are the
  * model's definition (lm.h) and no Debian library implements this decoder; matrix products go to
- * OpenBLAS. */
+ * OpenBLAS.
+ *
+ * Less work for the same result (issue 12): keys/values depend only on the tokens up to their
+ * position, so whatever two sequences share is computed once and copied — consecutive prompts'
+ * common prefix (prefill), the tokens drawn alike by samples of one prompt (tree_generate: one
+ * row per distinct prefix, each sample still drawing from its own RNG stream), the common prefix
+ * of continuations scored after one prompt (next_after). lm_generate keeps the plain one row per
+ * sample and step, the reference the shared path is tested against. Every forward's work is
+ * counted in lm_infer_stats. */
 #include "serendip/lm_infer.h"
 #include "serendip/lm_quant.h"
 
@@ -48,6 +56,7 @@ struct lm_infer {
     float *samp_buf; /* (threads, 3V) sampler scratch */
     float *rope_cos, *rope_sin; /* (max_seq, head_dim/2) */
     kv_pool prompt, gen;
+    lm_infer_stats st; /* work of the forward passes (lm_infer_get_stats) */
 };
 
 static void pool_free(kv_pool *p) {
@@ -139,6 +148,9 @@ void lm_infer_free(lm_infer *inf) {
     pool_free(&inf->gen);
     free(inf);
 }
+
+void lm_infer_get_stats(const lm_infer *inf, lm_infer_stats *st) { *st = inf->st; }
+void lm_infer_reset_stats(lm_infer *inf) { memset(&inf->st, 0, sizeof inf->st); }
 
 static inline int thread_id(void) {
 #ifdef _OPENMP
@@ -265,7 +277,16 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
     int blas_prev = openblas_get_num_threads();
     if (blas_prev != 1) openblas_set_num_threads(1);
     int nl = 0;
-    for (int r = 0; r < n; r++) nl += rows[r].want_logits != 0;
+    int64_t att_pos = 0; /* positions attended over all rows (the FLOP count of lm_infer_stats) */
+    for (int r = 0; r < n; r++) {
+        nl += rows[r].want_logits != 0;
+        att_pos += (rows[r].pre ? rows[r].pre_len : 0) + rows[r].own_idx + 1;
+    }
+    inf->st.rows += n;
+    inf->st.logit_rows += nl;
+    inf->st.forwards++;
+    inf->st.flops += (double)c->n_layers * ((2.0 * D * (2.0 * D + 2.0 * KvD) + 6.0 * D * H) * n + 4.0 * nh * hd * (double)att_pos) +
+                     2.0 * D * V * nl;
     int nthreads = n >= 8 * inf->n_threads ? inf->n_threads : 1;
 
 #pragma omp parallel num_threads(nthreads)
@@ -467,37 +488,76 @@ static int check_prompts(const lm_infer *inf, const int32_t *const *prompts, con
     return SD_OK;
 }
 
+/* Consecutive prompts sharing fewer leading tokens than this are prefilled apart (a copy of the
+ * keys/values per layer is not worth a token or two). */
+#define PREFILL_SHARE_MIN 2
+
+/* Forwards rows[0..n) of a prefill and copies the last-token logits to plog (row owner[i]). */
+static void prefill_flush(lm_infer *inf, const row_desc *rows, const int *owner, int n) {
+    if (n == 0) return;
+    int V = inf->c.vocab_size;
+    forward_rows(inf, rows, n);
+    int j = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].want_logits) memcpy(inf->plog + (size_t)owner[i] * V, inf->logits + (size_t)(j++) * V, V * sizeof(float));
+}
+
 /* Prefills prompts[0..np) (np <= max_rows) into prompt-pool slots 0..np-1 and copies each
- * prompt's last-token logits into plog row p. Rows of several prompts share each forward. */
+ * prompt's last-token logits into plog row p. Rows of several prompts share each forward.
+ * A prompt that starts with >= PREFILL_SHARE_MIN tokens of the last "leader" prompt before it
+ * (a prompt computed in full) copies the leader's keys/values for those tokens (all but its last
+ * token at most) and computes only the rest: in the plan, the contexts of a chunk share their
+ * first cluster's part of the prompt. Keys/values at a position depend only on the tokens up to
+ * it, so the copy is what the computation would give. */
 static void prefill(lm_infer *inf, const int32_t *const *prompts, const int *plen, int np, row_desc *rows,
                     int *owner) {
-    int V = inf->c.vocab_size, maxlen = 1;
+    const lm_config *c = &inf->c;
+    int maxlen = 1, KvD = lm_kv_dim(c);
     for (int p = 0; p < np; p++)
         if (plen[p] > maxlen) maxlen = plen[p];
-    pool_reserve(&inf->prompt, &inf->c, np, maxlen);
-    int n = 0;
-    for (int p = 0; p < np; p++)
-        for (int t = 0; t < plen[p]; t++) {
-            row_desc *r = &rows[n];
-            r->token = prompts[p][t];
-            r->pos = t;
-            r->pre = NULL;
-            r->pre_slot = r->pre_len = 0;
-            r->own = &inf->prompt;
-            r->own_slot = p;
-            r->own_idx = t;
-            r->want_logits = t == plen[p] - 1;
-            owner[n] = p;
-            n++;
-            if (n == inf->max_rows || (p == np - 1 && t == plen[p] - 1)) {
-                forward_rows(inf, rows, n);
-                int j = 0;
-                for (int i = 0; i < n; i++)
-                    if (rows[i].want_logits)
-                        memcpy(inf->plog + (size_t)owner[i] * V, inf->logits + (size_t)(j++) * V, V * sizeof(float));
-                n = 0;
+    pool_reserve(&inf->prompt, c, np, maxlen);
+    int *lead = sd_malloc(sizeof(int) * (np + 1)), *shared = sd_malloc(sizeof(int) * (np + 1));
+    for (int p = 0, l = -1; p < np; p++) {
+        int sh = 0;
+        if (l >= 0) {
+            int m = plen[p] - 1 < plen[l] ? plen[p] - 1 : plen[l];
+            while (sh < m && prompts[p][sh] == prompts[l][sh]) sh++;
+        }
+        if (l < 0 || sh < PREFILL_SHARE_MIN) l = p, sh = 0;
+        lead[p] = l;
+        shared[p] = sh;
+    }
+    for (int phase = 0; phase < 2; phase++) { /* 0: the leaders; 1: the others, from their leader's copy */
+        int n = 0;
+        for (int p = 0; p < np; p++) {
+            if ((lead[p] == p) != (phase == 0)) continue;
+            for (int l = 0; l < c->n_layers && shared[p] > 0; l++) {
+                memcpy(pool_at(&inf->prompt, inf->prompt.k, c, l, p, 0), pool_at(&inf->prompt, inf->prompt.k, c, l, lead[p], 0),
+                       sizeof(float) * KvD * shared[p]);
+                memcpy(pool_at(&inf->prompt, inf->prompt.v, c, l, p, 0), pool_at(&inf->prompt, inf->prompt.v, c, l, lead[p], 0),
+                       sizeof(float) * KvD * shared[p]);
+            }
+            for (int t = shared[p]; t < plen[p]; t++) {
+                row_desc *r = &rows[n];
+                r->token = prompts[p][t];
+                r->pos = t;
+                r->pre = NULL;
+                r->pre_slot = r->pre_len = 0;
+                r->own = &inf->prompt;
+                r->own_slot = p;
+                r->own_idx = t;
+                r->want_logits = t == plen[p] - 1;
+                owner[n++] = p;
+                if (n == inf->max_rows) {
+                    prefill_flush(inf, rows, owner, n);
+                    n = 0;
+                }
             }
         }
+        prefill_flush(inf, rows, owner, n);
+    }
+    free(lead);
+    free(shared);
 }
 
 /* ---------------------------------------------------------------- generation */
@@ -511,44 +571,27 @@ typedef struct {
     sd_rng rng;
 } gen_row;
 
-/* Chooses the next token of row g from logits; updates its state. trie NULL = free decoding. */
-static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_sampler *s, const lm_trie *trie,
-                       int max_new, int32_t stop_id, lm_gen_out *out) {
+/* Chooses the next token of row g from logits; updates its state. */
+static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_sampler *s, int max_new, int32_t stop_id,
+                       lm_gen_out *out) {
     int V = inf->c.vocab_size;
     float *scratch = inf->samp_buf + (size_t)thread_id() * 3 * V;
-    if (!trie) {
-        int32_t tok = lm_sample(s, logits, V, NULL, 0, &g->rng, scratch);
-        g->lp += lm_logprob_of(logits, V, tok);
-        if (tok == stop_id) {
-            g->done = 1;
-            out->stopped[g->out] = 1;
-        } else {
-            out->tokens[(size_t)g->out * out->max_new + g->len++] = tok;
-            g->last = tok;
-            if (g->len >= max_new) g->done = 1;
-        }
-        return;
-    }
-    const int32_t *ct;
-    const int *ch;
-    int nc = lm_trie_children(trie, g->node, &ct, &ch);
-    int32_t tok = lm_sample(s, logits, V, ct, nc, &g->rng, scratch);
+    int32_t tok = lm_sample(s, logits, V, NULL, 0, &g->rng, scratch);
     g->lp += lm_logprob_of(logits, V, tok);
-    float mx = -INFINITY;
-    for (int j = 0; j < nc; j++) mx = logits[ct[j]] > mx ? logits[ct[j]] : mx;
-    double sum = 0;
-    for (int j = 0; j < nc; j++) sum += exp((double)(logits[ct[j]] - mx));
-    g->lp_renorm += (double)(logits[tok] - mx) - log(sum);
-    g->node = lm_trie_step(trie, g->node, tok);
-    g->last = tok;
-    g->len++;
-    if (tok == lm_trie_end(trie)) g->done = 1;
+    if (tok == stop_id) {
+        g->done = 1;
+        out->stopped[g->out] = 1;
+    } else {
+        out->tokens[(size_t)g->out * out->max_new + g->len++] = tok;
+        g->last = tok;
+        if (g->len >= max_new) g->done = 1;
+    }
 }
 
-/* Shared driver of lm_generate and lm_generate_constrained. */
+/* The driver of lm_generate: one row per sample and step (the plain path; lm_generate_shared
+ * is the same with the rows of equal samples shared, and is tested against this one). */
 static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
-                         const lm_sampler *s, int max_new, int32_t stop_id, const lm_trie *trie, lm_gen_out *out,
-                         int *choice, float *logprob, float *logprob_renorm, sd_err *err) {
+                         const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
     if (n_prompts < 0 || n_samples < 1 || max_new < 1)
         return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
                        n_samples, max_new);
@@ -562,7 +605,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
     int *active = sd_malloc(sizeof(int) * R);
     pool_reserve(&inf->gen, &inf->c, R, max_new);
     sd_progress prog;
-    sd_progress_start(&prog, trie ? "constrained decoding" : "generating", n_prompts);
+    sd_progress_start(&prog, "generating", n_prompts);
     for (int p0 = 0; p0 < n_prompts; p0 += pc) {
         int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
         for (int s0 = 0; s0 < n_samples; s0 += ns) {
@@ -578,7 +621,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
             }
 #pragma omp parallel for schedule(static) if (nr > 8) num_threads(inf->n_threads)
             for (int i = 0; i < nr; i++)
-                gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, trie, max_new, stop_id, out);
+                gen_choose(inf, &g[i], inf->plog + (size_t)(i / nsc) * V, s, max_new, stop_id, out);
             for (int step = 0;; step++) {
                 int na = 0;
                 for (int i = 0; i < nr; i++)
@@ -600,17 +643,11 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                 forward_rows(inf, rows, na);
 #pragma omp parallel for schedule(static) if (na > 8) num_threads(inf->n_threads)
                 for (int j = 0; j < na; j++)
-                    gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, trie, max_new, stop_id, out);
+                    gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, max_new, stop_id, out);
             }
             for (int i = 0; i < nr; i++) {
-                if (out) {
-                    out->len[g[i].out] = g[i].len;
-                    out->logprob[g[i].out] = (float)g[i].lp;
-                } else {
-                    choice[g[i].out] = lm_trie_leaf(trie, g[i].node);
-                    logprob[g[i].out] = (float)g[i].lp;
-                    if (logprob_renorm) logprob_renorm[g[i].out] = (float)g[i].lp_renorm;
-                }
+                out->len[g[i].out] = g[i].len;
+                out->logprob[g[i].out] = (float)g[i].lp;
             }
         }
         sd_progress_update(&prog, p0 + np, NULL);
@@ -621,6 +658,234 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
     free(g);
     free(active);
     return SD_OK;
+}
+
+/* ---------------------------------------------------------------- shared-prefix generation */
+
+/* A group: the samples of one prompt that have drawn the same tokens so far. They share one
+ * forward row per step and one gen-pool slot (keys/values of their generated tokens). */
+typedef struct {
+    int p;         /* prompt, relative to the batch */
+    int slot;      /* gen-pool slot holding positions 0..depth-2 (depth-1 after the next forward); -1 none */
+    int depth;     /* tokens drawn by every member */
+    int32_t last;  /* the last token drawn, fed next */
+    int node;      /* trie node after those tokens (constrained) */
+    int m0, nm;    /* members: mem[m0 .. m0+nm) */
+} tgroup;
+
+/* log-softmax parts of logits over cand (all V when cand is NULL): *mx and log(sum exp(x - mx)),
+ * accumulated exactly as lm_logprob_of (expf terms, double sum) so the values are the same. */
+static void lse_parts(const float *logits, int V, const int32_t *cand, int n, float *mx, double *lse) {
+    float m = -INFINITY;
+    int N = cand ? n : V;
+    for (int j = 0; j < N; j++) {
+        float x = logits[cand ? cand[j] : j];
+        m = x > m ? x : m;
+    }
+    double sum = 0;
+    if (cand)
+        for (int j = 0; j < N; j++) sum += exp((double)(logits[cand[j]] - m));
+    else
+        for (int j = 0; j < N; j++) sum += expf(logits[j] - m);
+    *mx = m;
+    *lse = log(sum);
+}
+
+/* Draws the next token of every member of group gr from logits (V) and updates the members
+ * (gen_row: len, lp, lp_renorm, done, stopped/tokens in out). Thread-safe across groups. */
+static void tree_draw(lm_infer *inf, const tgroup *gr, const int *mem, gen_row *g, const float *logits,
+                      const lm_sampler *s, const lm_trie *trie, int want_lp, int max_new, int32_t stop_id,
+                      lm_gen_out *out) {
+    int V = inf->c.vocab_size, nm = gr->nm;
+    float *scratch = inf->samp_buf + (size_t)thread_id() * 3 * V;
+    sd_rng *rngs[64];
+    int32_t toks[64];
+    const int32_t *ct = NULL;
+    const int *ch;
+    int nc = trie ? lm_trie_children(trie, gr->node, &ct, &ch) : 0;
+    float mx = 0, mxr = 0;
+    double lse = 0, lser = 0;
+    if (want_lp) lse_parts(logits, V, NULL, 0, &mx, &lse);
+    if (trie) lse_parts(logits, V, ct, nc, &mxr, &lser);
+    for (int b = 0; b < nm; b += 64) { /* members in blocks of 64 rngs */
+        int k = nm - b < 64 ? nm - b : 64;
+        for (int i = 0; i < k; i++) rngs[i] = &g[mem[gr->m0 + b + i]].rng;
+        lm_sample_many(s, logits, V, ct, nc, rngs, k, toks, scratch);
+        for (int i = 0; i < k; i++) {
+            gen_row *gi = &g[mem[gr->m0 + b + i]];
+            int32_t tok = toks[i];
+            if (want_lp) gi->lp += (float)((double)(logits[tok] - mx) - lse); /* as lm_logprob_of */
+            gi->last = tok;
+            if (!trie) {
+                if (tok == stop_id) {
+                    gi->done = 1;
+                    out->stopped[gi->out] = 1;
+                } else {
+                    out->tokens[(size_t)gi->out * out->max_new + gi->len++] = tok;
+                    if (gi->len >= max_new) gi->done = 1;
+                }
+                continue;
+            }
+            gi->lp_renorm += (double)(logits[tok] - mxr) - lser;
+            gi->node = lm_trie_step(trie, gr->node, tok);
+            gi->len++;
+            if (tok == lm_trie_end(trie)) gi->done = 1;
+            else if (!want_lp && lm_trie_only(trie, gi->node) >= 0) gi->done = 1; /* the rest is forced */
+        }
+    }
+}
+
+/* Copies positions [0, n) of gen-pool slot src to slot dst, every layer. */
+static void gen_copy(lm_infer *inf, int dst, int src, int n) {
+    const lm_config *c = &inf->c;
+    size_t bytes = sizeof(float) * lm_kv_dim(c) * n;
+    for (int l = 0; l < c->n_layers && n > 0; l++) {
+        memcpy(pool_at(&inf->gen, inf->gen.k, c, l, dst, 0), pool_at(&inf->gen, inf->gen.k, c, l, src, 0), bytes);
+        memcpy(pool_at(&inf->gen, inf->gen.v, c, l, dst, 0), pool_at(&inf->gen, inf->gen.v, c, l, src, 0), bytes);
+    }
+}
+
+/* The driver of lm_generate_shared and lm_generate_constrained: like generate_core, but samples
+ * are grouped by the tokens drawn so far (see tgroup). want_lp 0 (constrained only) skips the
+ * unconstrained log-probability and finishes samples whose string the trie already determines. */
+static int tree_generate(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
+                         const lm_sampler *s, int max_new, int32_t stop_id, const lm_trie *trie, int want_lp,
+                         lm_gen_out *out, int *choice, float *logprob, float *logprob_renorm, sd_err *err) {
+    if (n_prompts < 0 || n_samples < 1 || max_new < 1)
+        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
+                       n_samples, max_new);
+    int rc = check_prompts(inf, prompts, plen, n_prompts, max_new, err);
+    if (rc) return rc;
+    int V = inf->c.vocab_size, R = inf->max_rows;
+    int ns = n_samples < R ? n_samples : R, pc = R / ns;
+    row_desc *rows = sd_malloc(sizeof(row_desc) * R);
+    int *owner = sd_malloc(sizeof(int) * R);
+    gen_row *g = sd_malloc(sizeof(gen_row) * R);
+    tgroup *grp = sd_malloc(sizeof(tgroup) * R), *ngrp = sd_malloc(sizeof(tgroup) * R);
+    int *mem = sd_malloc(sizeof(int) * R), *nmem = sd_malloc(sizeof(int) * R);
+    int *free_slots = sd_malloc(sizeof(int) * R);
+    pool_reserve(&inf->gen, &inf->c, R, max_new);
+    sd_progress prog;
+    sd_progress_start(&prog, trie ? "constrained decoding" : "generating", n_prompts);
+    for (int p0 = 0; p0 < n_prompts; p0 += pc) {
+        int np = n_prompts - p0 < pc ? n_prompts - p0 : pc;
+        for (int s0 = 0; s0 < n_samples; s0 += ns) {
+            int nsc = n_samples - s0 < ns ? n_samples - s0 : ns, nr = np * nsc;
+            prefill(inf, prompts + p0, plen + p0, np, rows, owner);
+            int ng = np, n_free = R;
+            for (int i = 0; i < R; i++) free_slots[i] = R - 1 - i;
+            for (int i = 0; i < nr; i++) {
+                gen_row *gi = &g[i];
+                memset(gi, 0, sizeof *gi);
+                gi->p = p0 + i / nsc;
+                gi->s = s0 + i % nsc;
+                gi->out = gi->p * n_samples + gi->s;
+                lm_sampler_stream(&gi->rng, s->seed, prompts[gi->p], plen[gi->p], gi->s);
+                mem[i] = i;
+            }
+            for (int p = 0; p < np; p++) grp[p] = (tgroup){.p = p, .slot = -1, .depth = 0, .node = 0, .m0 = p * nsc, .nm = nsc};
+            for (int step = 0;; step++) {
+                /* draw: from the prompt's logits first, then from the groups' rows */
+#pragma omp parallel for schedule(dynamic, 4) if (ng > 8) num_threads(inf->n_threads)
+                for (int j = 0; j < ng; j++)
+                    tree_draw(inf, &grp[j], mem, g,
+                              step == 0 ? inf->plog + (size_t)grp[j].p * V : inf->logits + (size_t)j * V, s, trie,
+                              want_lp, max_new, stop_id, out);
+                /* regroup the members still running by the token they drew (stable: members stay
+                 * in sample order within a group); the first child keeps the parent's slot */
+                int nng = 0, nmm = 0;
+                for (int j = 0; j < ng; j++) {
+                    const tgroup *gr = &grp[j];
+                    int m0 = nmm, kept = 0;
+                    for (int i = 0; i < gr->nm; i++) {
+                        int gi = mem[gr->m0 + i];
+                        if (g[gi].done) continue;
+                        int k = nmm++; /* insertion by token, stable */
+                        while (k > m0 && g[nmem[k - 1]].last > g[gi].last) nmem[k] = nmem[k - 1], k--;
+                        nmem[k] = gi;
+                    }
+                    for (int i = m0; i < nmm;) {
+                        int e = i + 1;
+                        while (e < nmm && g[nmem[e]].last == g[nmem[i]].last) e++;
+                        tgroup *ch = &ngrp[nng++];
+                        *ch = (tgroup){.p = gr->p, .depth = gr->depth + 1, .last = g[nmem[i]].last,
+                                       .node = g[nmem[i]].node, .m0 = i, .nm = e - i};
+                        if (!kept && gr->slot >= 0) {
+                            ch->slot = gr->slot;
+                            kept = 1;
+                        } else {
+                            ch->slot = free_slots[--n_free];
+                            if (gr->slot >= 0) gen_copy(inf, ch->slot, gr->slot, gr->depth);
+                        }
+                        i = e;
+                    }
+                    if (!kept && gr->slot >= 0) free_slots[n_free++] = gr->slot;
+                }
+                tgroup *tg = grp;
+                grp = ngrp, ngrp = tg;
+                int *tm = mem;
+                mem = nmem, nmem = tm;
+                ng = nng;
+                if (ng == 0) break;
+                /* one row per group: its last token at position depth-1 of its slot */
+                for (int j = 0; j < ng; j++) {
+                    const tgroup *gr = &grp[j];
+                    row_desc *r = &rows[j];
+                    r->token = gr->last;
+                    r->pre = &inf->prompt;
+                    r->pre_slot = gr->p;
+                    r->pre_len = plen[p0 + gr->p];
+                    r->own = &inf->gen;
+                    r->own_slot = gr->slot;
+                    r->own_idx = gr->depth - 1;
+                    r->pos = r->pre_len + gr->depth - 1;
+                    r->want_logits = 1;
+                }
+                forward_rows(inf, rows, ng);
+            }
+            for (int i = 0; i < nr; i++) {
+                if (out) {
+                    out->len[g[i].out] = g[i].len;
+                    out->logprob[g[i].out] = (float)g[i].lp;
+                } else {
+                    int leaf = lm_trie_leaf(trie, g[i].node);
+                    choice[g[i].out] = leaf >= 0 ? leaf : lm_trie_only(trie, g[i].node);
+                    if (logprob) logprob[g[i].out] = (float)g[i].lp;
+                    if (logprob_renorm) logprob_renorm[g[i].out] = (float)g[i].lp_renorm;
+                }
+            }
+        }
+        sd_progress_update(&prog, p0 + np, NULL);
+    }
+    sd_progress_end(&prog);
+    free(rows);
+    free(owner);
+    free(g);
+    free(grp);
+    free(ngrp);
+    free(mem);
+    free(nmem);
+    free(free_slots);
+    return SD_OK;
+}
+
+int lm_generate_shared(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                       int n_samples, const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
+    memset(out, 0, sizeof *out);
+    if (n_samples < 1 || max_new < 1 || n_prompts < 0)
+        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
+                       n_samples, max_new);
+    size_t n = (size_t)n_prompts * n_samples;
+    out->n = (int)n;
+    out->max_new = max_new;
+    out->tokens = sd_calloc(n * max_new + 1, sizeof(int32_t));
+    out->len = sd_calloc(n + 1, sizeof(int));
+    out->stopped = sd_calloc(n + 1, sizeof(int));
+    out->logprob = sd_calloc(n + 1, sizeof(float));
+    int rc = tree_generate(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, 1, out, NULL, NULL,
+                           NULL, err);
+    if (rc) lm_gen_out_free(out);
+    return rc;
 }
 
 int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts, int n_samples,
@@ -636,8 +901,7 @@ int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_
     out->len = sd_calloc(n + 1, sizeof(int));
     out->stopped = sd_calloc(n + 1, sizeof(int));
     out->logprob = sd_calloc(n + 1, sizeof(float));
-    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, out, NULL, NULL,
-                           NULL, err);
+    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, out, err);
     if (rc) lm_gen_out_free(out);
     return rc;
 }
@@ -654,8 +918,8 @@ void lm_gen_out_free(lm_gen_out *out) {
 int lm_generate_constrained(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
                             int n_samples, const lm_sampler *s, const lm_trie *trie, int *choice, float *logprob,
                             float *logprob_renorm, sd_err *err) {
-    return generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, lm_trie_max_depth(trie), -1, trie, NULL,
-                         choice, logprob, logprob_renorm, err);
+    return tree_generate(inf, prompts, prompt_len, n_prompts, n_samples, s, lm_trie_max_depth(trie), -1, trie,
+                         logprob != NULL, NULL, choice, logprob, logprob_renorm, err);
 }
 
 /* ---------------------------------------------------------------- scoring */
@@ -755,9 +1019,40 @@ int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,
     return SD_OK;
 }
 
+/* Row i of the result of lm_next_logprobs_after (pick NULL: log-softmax, V floats) or of
+ * lm_next_logits_after (the n_pick raw logits at pick) from logits (V). */
+static void after_out(float *out, const float *logits, int V, const int32_t *pick, int n_pick) {
+    if (!pick) {
+        log_softmax(out, logits, V);
+        return;
+    }
+    for (int j = 0; j < n_pick; j++) out[j] = logits[pick[j]];
+}
+
+static int next_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                      const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, const int32_t *pick,
+                      int n_pick, float *out, sd_err *err);
+
 int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
                            const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, float *out,
                            sd_err *err) {
+    return next_after(inf, prompts, prompt_len, n_prompts, conts, cont_len, cont_prompt, n, NULL, 0, out, err);
+}
+
+int lm_next_logits_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                         const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n,
+                         const int32_t *pick, int n_pick, float *out, sd_err *err) {
+    if (!pick || n_pick < 1) return sd_fail(err, SD_ERR_USAGE, "next logits: no tokens to pick");
+    for (int j = 0; j < n_pick; j++)
+        if (pick[j] < 0 || pick[j] >= inf->c.vocab_size)
+            return sd_fail(err, SD_ERR_USAGE, "next logits: picked id %d outside the vocabulary", pick[j]);
+    return next_after(inf, prompts, prompt_len, n_prompts, conts, cont_len, cont_prompt, n, pick, n_pick, out, err);
+}
+
+/* The driver of lm_next_logprobs_after / lm_next_logits_after; rows of out are W = pick ? n_pick : V wide. */
+static int next_after(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                      const int32_t *const *conts, const int *cont_len, const int *cont_prompt, int n, const int32_t *pick,
+                      int n_pick, float *out, sd_err *err) {
     int maxc = 0;
     for (int i = 0; i < n; i++) {
         if (cont_len[i] < 0) return sd_fail(err, SD_ERR_USAGE, "continuation %d has negative length", i);
@@ -771,56 +1066,89 @@ int lm_next_logprobs_after(lm_infer *inf, const int32_t *const *prompts, const i
     }
     int rc = check_prompts(inf, prompts, prompt_len, n_prompts, maxc, err);
     if (rc) return rc;
-    int V = inf->c.vocab_size, R = inf->max_rows;
+    int V = inf->c.vocab_size, R = inf->max_rows, W = pick ? n_pick : V;
     row_desc *rows = sd_malloc(sizeof(row_desc) * R);
     int *owner = sd_malloc(sizeof(int) * R);
     int *who = sd_malloc(sizeof(int) * R); /* continuation of each row that wants logits */
+    /* per continuation of a block: the earlier one it copies its first sh tokens' keys/values
+     * from, the equal earlier one whose result it takes (dup), its gen slot */
+    int *par = sd_malloc(sizeof(int) * (n + 1)), *sh = sd_malloc(sizeof(int) * (n + 1));
+    int *dup = sd_malloc(sizeof(int) * (n + 1)), *slot = sd_malloc(sizeof(int) * (n + 1));
     pool_reserve(&inf->gen, &inf->c, R, maxc > 0 ? maxc : 1);
+    int nr = 0, nw = 0;
+#define FLUSH()                                                                                         \
+    do {                                                                                                \
+        if (nr > 0) forward_rows(inf, rows, nr);                                                        \
+        for (int u = 0; u < nw; u++) after_out(out + (size_t)who[u] * W, inf->logits + (size_t)u * V, V, pick, n_pick); \
+        nr = nw = 0;                                                                                    \
+    } while (0)
     int ci = 0;
     for (int p0 = 0; p0 < n_prompts; p0 += R) {
         int np = n_prompts - p0 < R ? n_prompts - p0 : R;
         prefill(inf, prompts + p0, prompt_len + p0, np, rows, owner);
-        /* rows: every token of every continuation of these prompts, each continuation in its own
-         * gen slot reading its prompt's cache; only a continuation's last row wants logits */
-        int nr = 0, nw = 0, slot = 0;
-#define FLUSH()                                                                                         \
-    do {                                                                                                \
-        if (nr > 0) forward_rows(inf, rows, nr);                                                        \
-        for (int u = 0; u < nw; u++) log_softmax(out + (size_t)who[u] * V, inf->logits + (size_t)u * V, V); \
-        nr = nw = 0;                                                                                    \
-    } while (0)
-        for (; ci < n && cont_prompt[ci] < p0 + np; ci++) {
-            int pl = cont_prompt[ci] - p0, len = cont_len[ci];
-            if (len == 0) {
-                log_softmax(out + (size_t)ci * V, inf->plog + (size_t)pl * V, V);
-                continue;
+        while (ci < n && cont_prompt[ci] < p0 + np) {
+            /* a block: the next continuations of these prompts, at most R of them needing a slot.
+             * Within it, continuation i shares with par[i], the first earlier one of its prompt
+             * with the longest common prefix, sh[i] tokens (all but its last at most). The first
+             * such one shares fewer tokens with its own par (else an even earlier one would tie),
+             * so par's keys/values are in place by the level where i first has a row. */
+            int b0 = ci, used = 0, maxl = 0, pstart = ci;
+            for (; ci < n && cont_prompt[ci] < p0 + np; ci++) {
+                if (ci > b0 && cont_prompt[ci] != cont_prompt[ci - 1]) pstart = ci;
+                int len = cont_len[ci], best = 0, bj = -1;
+                dup[ci] = -1;
+                for (int j = pstart; j < ci && len > 0; j++) {
+                    if (dup[j] >= 0 || cont_len[j] == 0) continue;
+                    int m = len < cont_len[j] ? len : cont_len[j], k = 0;
+                    while (k < m && conts[ci][k] == conts[j][k]) k++;
+                    if (k == len && cont_len[j] == len) {
+                        dup[ci] = j; /* equal: computed once */
+                        break;
+                    }
+                    if (k > best) best = k, bj = j;
+                }
+                if (len == 0 || dup[ci] >= 0) continue;
+                if (used == R) break;
+                par[ci] = bj;
+                sh[ci] = best < len - 1 ? best : len - 1;
+                slot[ci] = used++;
+                if (len > maxl) maxl = len;
             }
-            if (slot == R) {
+            for (int d = 0; d < maxl; d++) { /* level d: the d-th token of every continuation */
+                for (int i = b0; i < ci; i++)
+                    if (cont_len[i] > 0 && dup[i] < 0 && sh[i] == d && d > 0) gen_copy(inf, slot[i], slot[par[i]], d);
+                for (int i = b0; i < ci; i++) {
+                    int len = cont_len[i];
+                    if (len == 0 || dup[i] >= 0 || d < sh[i] || d >= len) continue;
+                    if (nr == R) FLUSH(); /* rows of one level do not read each other */
+                    row_desc *r = &rows[nr++];
+                    r->token = conts[i][d];
+                    r->pre = &inf->prompt;
+                    r->pre_slot = cont_prompt[i] - p0;
+                    r->pre_len = prompt_len[cont_prompt[i]];
+                    r->own = &inf->gen;
+                    r->own_slot = slot[i];
+                    r->own_idx = d;
+                    r->pos = r->pre_len + d;
+                    r->want_logits = d == len - 1;
+                    if (r->want_logits) who[nw++] = i;
+                }
                 FLUSH();
-                slot = 0;
             }
-            for (int j = 0; j < len; j++) {
-                if (nr == R) FLUSH(); /* the slot keeps the keys/values already written */
-                row_desc *r = &rows[nr++];
-                r->token = conts[ci][j];
-                r->pre = &inf->prompt;
-                r->pre_slot = pl;
-                r->pre_len = prompt_len[cont_prompt[ci]];
-                r->own = &inf->gen;
-                r->own_slot = slot;
-                r->own_idx = j;
-                r->pos = r->pre_len + j;
-                r->want_logits = j == len - 1;
-                if (r->want_logits) who[nw++] = ci;
+            for (int i = b0; i < ci; i++) {
+                if (cont_len[i] == 0) after_out(out + (size_t)i * W, inf->plog + (size_t)(cont_prompt[i] - p0) * V, V, pick, n_pick);
+                else if (dup[i] >= 0) memcpy(out + (size_t)i * W, out + (size_t)dup[i] * W, sizeof(float) * W);
             }
-            slot++;
         }
-        FLUSH();
-#undef FLUSH
     }
+#undef FLUSH
     free(rows);
     free(owner);
     free(who);
+    free(par);
+    free(sh);
+    free(dup);
+    free(slot);
     return SD_OK;
 }
 

@@ -90,17 +90,36 @@ static void select_top_k(prob_idx *pi, int m, int k) {
     }
 }
 
-int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
-                  sd_rng *rng, float *scratch) {
+/* The distribution lm_sample draws from, prepared once for any number of draws. */
+typedef struct {
+    int kind;              /* 0: a fixed token; 1: categorical over p[0..n); 2: over pi[0..keep), u scaled by tot */
+    int32_t tok;           /* kind 0 */
+    const int32_t *cand;   /* candidate ids (NULL: position = token id) */
+    const float *p;        /* kind 1: (n) probabilities */
+    int n;
+    const prob_idx *pi;    /* kind 2: (keep) survivors, most likely first */
+    int keep;
+    double tot;
+} sample_dist;
+
+/* Builds the distribution of lm_sample's rules into d; d points into scratch (3n floats). */
+static void sample_prepare(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
+                           float *scratch, sample_dist *d) {
     int n = cand ? n_cand : V;
+    memset(d, 0, sizeof *d);
+    d->cand = cand;
 #define TOK(j) (cand ? cand[j] : (int32_t)(j))
-    if (n <= 1) return TOK(0);
+    if (n <= 1) {
+        d->tok = TOK(0);
+        return;
+    }
     /* greedy: the first maximum */
     if (!(s->temperature > 0)) {
         int best = 0;
         for (int j = 1; j < n; j++)
             if (logits[TOK(j)] > logits[TOK(best)]) best = j;
-        return TOK(best);
+        d->tok = TOK(best);
+        return;
     }
     int use_k = s->top_k > 0 && s->top_k < n;
     float inv_t = 1.0f / s->temperature;
@@ -130,12 +149,8 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
         }
         double tot = 0;
         for (int j = 0; j < keep; j++) tot += pi[j].p;
-        double u = sd_rng_uniform(rng) * tot, c = 0;
-        for (int j = 0; j < keep; j++) {
-            c += pi[j].p;
-            if (u < c) return TOK(pi[j].i);
-        }
-        return TOK(pi[keep - 1].i);
+        d->kind = 2, d->pi = pi, d->keep = keep, d->tot = tot;
+        return;
     }
     float *p = scratch; /* (n) probabilities at the temperature */
     float mx = -INFINITY;
@@ -150,16 +165,9 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
     }
     for (int j = 0; j < n; j++) p[j] = (float)(p[j] / sum);
 
-    if (!(s->top_p > 0 && s->top_p < 1)) {
-        /* plain categorical draw */
-        double u = sd_rng_uniform(rng), c = 0;
-        for (int j = 0; j < n; j++) {
-            c += p[j];
-            if (u < c) return TOK(j);
-        }
-        for (int j = n - 1; j >= 0; j--)
-            if (p[j] > 0) return TOK(j);
-        return TOK(n - 1);
+    if (!(s->top_p > 0 && s->top_p < 1)) { /* plain categorical draw */
+        d->kind = 1, d->p = p, d->n = n;
+        return;
     }
     /* top-p: sort the survivors of the safe prefilter (see the header comment) by probability */
     prob_idx *pi = (prob_idx *)(scratch + n); /* (n) pairs = 2n floats after p */
@@ -179,12 +187,42 @@ int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t
         if (c >= s->top_p) break;
     }
     for (int j = 0; j < keep; j++) tot += pi[j].p;
-    double u = sd_rng_uniform(rng) * tot;
-    c = 0;
-    for (int j = 0; j < keep; j++) {
-        c += pi[j].p;
-        if (u < c) return TOK(pi[j].i);
+    d->kind = 2, d->pi = pi, d->keep = keep, d->tot = tot;
+}
+
+/* One draw from d (one uniform from rng unless d is a fixed token). */
+static int32_t sample_draw(const sample_dist *d, sd_rng *rng) {
+    const int32_t *cand = d->cand;
+    if (d->kind == 0) return d->tok;
+    if (d->kind == 1) {
+        double u = sd_rng_uniform(rng), c = 0;
+        for (int j = 0; j < d->n; j++) {
+            c += d->p[j];
+            if (u < c) return TOK(j);
+        }
+        for (int j = d->n - 1; j >= 0; j--)
+            if (d->p[j] > 0) return TOK(j);
+        return TOK(d->n - 1);
     }
-    return TOK(pi[keep - 1].i);
+    double u = sd_rng_uniform(rng) * d->tot, c = 0;
+    for (int j = 0; j < d->keep; j++) {
+        c += d->pi[j].p;
+        if (u < c) return TOK(d->pi[j].i);
+    }
+    return TOK(d->pi[d->keep - 1].i);
 #undef TOK
+}
+
+int32_t lm_sample(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
+                  sd_rng *rng, float *scratch) {
+    sample_dist d;
+    sample_prepare(s, logits, V, cand, n_cand, scratch, &d);
+    return sample_draw(&d, rng);
+}
+
+void lm_sample_many(const lm_sampler *s, const float *logits, int V, const int32_t *cand, int n_cand,
+                    sd_rng *const *rngs, int n, int32_t *out, float *scratch) {
+    sample_dist d;
+    sample_prepare(s, logits, V, cand, n_cand, scratch, &d);
+    for (int i = 0; i < n; i++) out[i] = sample_draw(&d, rngs[i]);
 }

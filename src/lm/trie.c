@@ -22,6 +22,7 @@ struct lm_trie {
     int *parent;      /* (n_nodes) -1 for the root */
     int32_t *token;   /* (n_nodes) token of the edge into the node, -1 for the root */
     int *leaf;        /* (n_nodes) string index for an end-token leaf, else -1 */
+    int *only;        /* (n_nodes) the one string below the node when exactly one is, else -1 */
 };
 
 /* Temporary build node: children as a singly linked sibling list. */
@@ -130,6 +131,21 @@ lm_trie *lm_trie_new(const int32_t *const *seqs, const int *lens, int n, int32_t
     }
     free(order);
     sd_vec_free(&v);
+    /* the single string of each subtree: children come after their parent in BFS order, so a
+     * reverse sweep sees every child before its parent (count = strings below, capped at 2) */
+    t->only = sd_malloc(sizeof(int) * N);
+    int *cnt = sd_calloc((size_t)N, sizeof(int));
+    for (int nd = N - 1; nd >= 0; nd--) {
+        if (t->leaf[nd] >= 0) cnt[nd] = 1, t->only[nd] = t->leaf[nd];
+        else t->only[nd] = -1;
+        for (int e = t->child_start[nd]; e < t->child_start[nd] + t->child_count[nd]; e++) {
+            int ch = t->edge_child[e];
+            cnt[nd] = cnt[nd] + cnt[ch] > 2 ? 2 : cnt[nd] + cnt[ch];
+            if (cnt[ch] == 1) t->only[nd] = t->only[ch];
+        }
+        if (cnt[nd] != 1) t->only[nd] = -1;
+    }
+    free(cnt);
     return t;
 }
 
@@ -143,6 +159,7 @@ void lm_trie_free(lm_trie *t) {
     free(t->parent);
     free(t->token);
     free(t->leaf);
+    free(t->only);
     free(t);
 }
 
@@ -158,6 +175,7 @@ int lm_trie_children(const lm_trie *t, int node, const int32_t **tokens, const i
 }
 
 int lm_trie_leaf(const lm_trie *t, int node) { return t->leaf[node]; }
+int lm_trie_only(const lm_trie *t, int node) { return t->only[node]; }
 int lm_trie_depth(const lm_trie *t, int node) { return t->depth[node]; }
 int lm_trie_parent(const lm_trie *t, int node) { return t->parent[node]; }
 int32_t lm_trie_token(const lm_trie *t, int node) { return t->token[node]; }

@@ -170,21 +170,22 @@ int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *c
     int32_t digit[CP_SCORE_LEVELS];
     int rc = score_tokens(tok, digit, err);
     if (rc || n == 0) return rc;
-    int V = tok_vocab_size(tok);
-    float *lp = sd_malloc((size_t)n * V * sizeof *lp);
-    rc = lm_next_logprobs_after(inf, prompts, plen, np, conts, clen, cprompt, n, lp, err);
+    /* the softmax renormalised over the ten digits needs only their logits (the normaliser over
+     * the vocabulary cancels) */
+    float *lg = sd_malloc((size_t)n * CP_SCORE_LEVELS * sizeof *lg);
+    rc = lm_next_logits_after(inf, prompts, plen, np, conts, clen, cprompt, n, digit, CP_SCORE_LEVELS, lg, err);
     for (int i = 0; i < n && !rc; i++) {
-        const float *row = lp + (size_t)i * V;
+        const float *row = lg + (size_t)i * CP_SCORE_LEVELS;
         double mx = -INFINITY, z = 0, ev = 0;
-        for (int d = 0; d < CP_SCORE_LEVELS; d++) mx = fmax(mx, row[digit[d]]);
+        for (int d = 0; d < CP_SCORE_LEVELS; d++) mx = fmax(mx, row[d]);
         for (int d = 0; d < CP_SCORE_LEVELS; d++) {
-            double p = exp(row[digit[d]] - mx);
+            double p = exp(row[d] - mx);
             z += p;
             ev += p * d;
         }
         out[i] = (float)(ev / z);
     }
-    free(lp);
+    free(lg);
     return rc;
 }
 

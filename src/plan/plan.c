@@ -108,6 +108,10 @@ static int write_plan_json(const char *path, const pl_opts *o, const pl_report *
     cJSON_AddNumberToObject(j, "total_seconds", rep->total_s);
     cJSON_AddNumberToObject(j, "contexts_per_second", rep->contexts_per_s);
     cJSON_AddNumberToObject(j, "pairs_scored", (double)rep->scored);
+    cJSON_AddNumberToObject(j, "forward_gflop", rep->flops / 1e9); /* lm_infer_stats: counted, not estimated */
+    cJSON_AddNumberToObject(j, "achieved_gflops", rep->total_s > 0 ? rep->flops / 1e9 / rep->total_s : 0);
+    cJSON_AddNumberToObject(j, "generator_rows", (double)rep->gen_rows);
+    cJSON_AddNumberToObject(j, "alignment_rows", (double)rep->align_rows);
     cJSON *runs = cJSON_AddArrayToObject(j, "runs");
     for (int i = 0; i < rep->count; i++) {
         const pl_result *r = &rep->r[i];
@@ -509,16 +513,21 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
 
         /* 1. sample n_max candidates per context from the generator */
         double t0 = sd_now();
-        if (trie) { /* constrained decoding: every sample is exactly one description (its index) */
+        if (trie) { /* constrained decoding: every sample is exactly one description (its index), its
+                     * log-probability the constrained sampler's (softmax renormalised over the trie's
+                     * allowed tokens at each step): with it, a sample is finished without forward passes
+                     * as soon as its prefix determines the description (lm_generate_constrained) */
             if ((rc = lm_generate_constrained(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, trie, choice,
-                                              choice_lp, NULL, err)))
+                                              NULL, choice_lp, err)))
                 break;
             for (int q = 0; q < nc * n_max; q++) samples[q] = (sl_sample){choice[q], choice_lp[q]};
             rep->sample_s += sd_now() - t0;
             goto sampled;
         }
         lm_gen_out g;
-        if ((rc = lm_generate(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g, err)))
+        /* samples of a context that drew the same tokens so far share their forward rows */
+        if ((rc = lm_generate_shared(ginf, (const int32_t *const *)prompts, plen, nc, n_max, &smp, max_new, tok_eos(tok), &g,
+                                     err)))
             break;
         for (int q = 0; q < nc * n_max; q++) {
             size_t tl = 0;
@@ -655,6 +664,12 @@ int pl_plan(const char *ws, const pl_opts *o, pl_report *rep, sd_err *err) {
         sd_progress_update(&prog, planned_total, extra);
     }
     sd_progress_end(&prog);
+    lm_infer_stats gst, ast = {0};
+    lm_infer_get_stats(ginf, &gst);
+    if (ainf) lm_infer_get_stats(ainf, &ast);
+    rep->flops = gst.flops + ast.flops;
+    rep->gen_rows = gst.rows;
+    rep->align_rows = ast.rows;
     if (o->mpi && mpi_stage == 1) { /* every rank planned: rank 0 gathers the rows */
         mpi_stage = 2;
         rc = sd_mpi_agree(rc, err);

@@ -82,7 +82,7 @@ int pl_mpi_gather(tbl_builder **tb, int n_tb, pl_report *rep, int64_t *planned_t
         tb[si] = full;
     }
     /* the report's counts add up over ranks; the seconds are the slowest rank's */
-    int64_t c[5 * (PL_MAX_SWEEP + 1) + 2];
+    int64_t c[5 * (PL_MAX_SWEEP + 1) + 4];
     int k = 0;
     for (int si = 0; si < n_tb; si++) {
         const pl_result *x = &rep->r[si];
@@ -90,11 +90,14 @@ int pl_mpi_gather(tbl_builder **tb, int n_tb, pl_report *rep, int64_t *planned_t
     }
     c[k++] = rep->scored;
     c[k++] = *planned_total;
-    double s[2] = {rep->sample_s, rep->score_s};
+    c[k++] = rep->gen_rows;
+    c[k++] = rep->align_rows;
+    double s[2] = {rep->sample_s, rep->score_s}, flops = rep->flops;
     /* every rank takes part in the sums, whatever happened above (no rank waits alone) */
     sd_err e2 = {0};
     int rc2 = sd_mpi_sum_i64(c, (size_t)k, &e2);
     if (!rc2) rc2 = sd_mpi_max_f64(s, 2, &e2);
+    if (!rc2) rc2 = sd_mpi_sum_f64(&flops, 1, &e2);
     if (rc) return rc;
     if (rc2) return *err = e2, rc2;
     k = 0;
@@ -104,6 +107,9 @@ int pl_mpi_gather(tbl_builder **tb, int n_tb, pl_report *rep, int64_t *planned_t
     }
     rep->scored = c[k++];
     *planned_total = c[k++];
+    rep->gen_rows = c[k++];
+    rep->align_rows = c[k++];
+    rep->flops = flops;
     rep->sample_s = s[0];
     rep->score_s = s[1];
     return SD_OK;
