@@ -24,7 +24,7 @@ from .model import Model, Sample
 from .progress import TextBar
 from .workspace import (STAGES, ClusterRef, ExploreAnswer, Item, NovelCluster, StageResult, Workspace)
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = ["Workspace", "Model", "StageResult", "ExploreAnswer", "NovelCluster", "ClusterRef", "Item", "Sample",
            "Error", "IoError", "DataError", "FormatError", "UsageError", "StateError", "LibraryNotFound", "TextBar",
