@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "serendip/answer.h"
-#include "serendip/api.h"
 #include "serendip/journeys.h"
 #include "serendip/serendip.h"
 
@@ -30,21 +29,17 @@ static int parse_list(const char *s, int64_t *out, int cap, int64_t lo, int64_t 
     return n;
 }
 
-/* Raw item ids "A,B,..." of a dataset with string item ids into at most cap internal numbers
- * (an unknown id becomes INT64_MIN, which no item has, so the answer counts it as unknown);
- * returns the count or -1. */
-static int parse_raw_items(const char *s, const ds_dataset *d, int64_t *out, int cap) {
+/* Splits "A,B,..." (modified in place) into at most cap texts; returns the count or -1. The
+ * texts are resolved by serendip_explorer_items, which knows whether item ids are strings. */
+static int split_list(char *s, const char **out, int cap) {
     int n = 0;
     while (*s) {
-        const char *e = strchr(s, ',');
-        size_t len = e ? (size_t)(e - s) : strlen(s);
-        char id[DS_RAW_ID_MAX + 1];
-        if (n == cap || len > DS_RAW_ID_MAX) return -1;
-        memcpy(id, s, len);
-        id[len] = 0;
-        int64_t i = ds_find_item_raw(d, id);
-        out[n++] = i < 0 ? INT64_MIN : d->item_ids[i];
-        s += len + (e != NULL);
+        char *e = strchr(s, ',');
+        if (n == cap) return -1;
+        out[n++] = s;
+        if (!e) break;
+        *e = 0;
+        s = e + 1;
     }
     return n;
 }
@@ -138,12 +133,10 @@ int cmd_explore(int argc, char **argv) {
     an_query q = {.clusters = n, .items_per = per};
     int64_t list[AN_HISTORY_MAX];
     int32_t ctx[JR_K_MAX];
-    int history_names = 0; /* --history is parsed once the dataset says whether item ids are strings */
     if (user_str) {
-        q.kind = AN_QUERY_USER; /* resolved once the dataset is open: ids may be strings */
+        q.kind = AN_QUERY_USER; /* resolved by the public API once the dataset is open */
     } else if (history) {
         q.kind = AN_QUERY_ITEMS, q.items = list;
-        if ((q.n = parse_list(history, list, AN_HISTORY_MAX, INT64_MIN, INT64_MAX)) < 0) history_names = 1;
     } else {
         q.kind = AN_QUERY_CONTEXT, q.context = ctx;
         if ((q.n = parse_list(clusters, list, JR_K_MAX, 0, INT32_MAX)) < 0)
@@ -151,34 +144,28 @@ int cmd_explore(int argc, char **argv) {
                                    JR_K_MAX);
         for (int i = 0; i < q.n; i++) ctx[i] = (int32_t)list[i];
     }
-    /* the public API (serendip.h), the same call as the server's and the Python package's */
+    /* the public API (serendip.h), the same calls as the server's and the Python package's: raw
+     * ids typed as text (strings or integers) are resolved by serendip_explorer_user / _items */
     serendip_error perr;
     serendip_explorer *x;
     if (serendip_explorer_open(&x, ws, table, positive, &perr)) return fail_public(&perr);
-    const an_workspace *w = sd_api_workspace(x); /* raw string ids are resolved against its dataset */
-    if (user_str) {
-        int64_t u = ds_find_user_raw(w->ds, user_str);
-        if (u >= 0) q.user = w->ds->user_ids[u];
-        else if (ds_has_user_names(w->ds)) {
-            serendip_explorer_free(x);
-            sd_err err = {0};
-            sd_fail(&err, SD_ERR_DATA, "unknown user \"%s\"", user_str);
-            return cmd_fail(&err);
-        } else {
-            char *end;
-            errno = 0;
-            q.user = strtoll(user_str, &end, 10);
-            if (end == user_str || *end || errno) {
-                serendip_explorer_free(x);
-                return cmd_usage_error(argv[0], "--user '%s' is not an integer id", user_str);
-            }
-        }
-    }
-    if (history && ds_has_item_names(w->ds)) history_names = 1, q.n = parse_raw_items(history, w->ds, list, AN_HISTORY_MAX);
-    else if (history_names) q.n = -1;
-    if (history && q.n < 0) {
+    if (user_str && (rc = serendip_explorer_user(x, user_str, &q.user, &perr))) {
         serendip_explorer_free(x);
-        return cmd_usage_error(argv[0], "--history '%.40s': expected at most %d comma-separated item ids", history, AN_HISTORY_MAX);
+        if (rc == SERENDIP_ERR_USAGE) return cmd_usage_error(argv[0], "--user '%s' is not an integer id", user_str);
+        return fail_public(&perr);
+    }
+    if (history) {
+        char *texts = sd_strdup(history);
+        const char *raw[AN_HISTORY_MAX];
+        q.n = split_list(texts, raw, AN_HISTORY_MAX);
+        rc = q.n < 0 ? SERENDIP_ERR_USAGE : serendip_explorer_items(x, raw, q.n, list, &perr);
+        free(texts);
+        if (rc) {
+            serendip_explorer_free(x);
+            if (rc != SERENDIP_ERR_USAGE) return fail_public(&perr);
+            return cmd_usage_error(argv[0], "--history '%.40s': expected at most %d comma-separated item ids", history,
+                                   AN_HISTORY_MAX);
+        }
     }
     if (q.kind == AN_QUERY_CONTEXT && q.n != serendip_explorer_k(x)) {
         int k = serendip_explorer_k(x);

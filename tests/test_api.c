@@ -1,7 +1,8 @@
 /* test_api.c - the public C API (serendip.h) driven as a program using libserendip would: errors
  * as codes with messages, handles counted back to zero, options parsed and refused by name, the
  * progress callback, a tiny pipeline run through serendip_run, the explore answer equal to the
- * internal answer path's bytes (an_answer), embeddings, and models (generate is reproducible,
+ * internal answer path's bytes (an_answer), raw ids typed as text (integer and string
+ * datasets), embeddings, and models (generate is reproducible,
  * scores are log-probabilities). The Python suite (python/tests) compares everything with the
  * command line; this one needs no Python. */
 #include <setjmp.h>
@@ -219,6 +220,115 @@ static void test_explore(void **state) {
     assert_int_equal(serendip_explorer_open(&x, p, NULL, NULL, &err), SERENDIP_ERR_STATE);
 }
 
+/* Raw ids typed as text (serendip_explorer_user / _items, API 1.1). On the integer workspace they
+ * give the numbers a program passes today and the same answer; on a copy of it whose dataset has
+ * string ids ("u_<id>", "i_<id>", same dense order) they name users and items by those strings,
+ * an unknown user is SERENDIP_ERR_DATA naming it, and an unknown item is counted, not an error. */
+static void test_raw_ids(void **state) {
+    (void)state;
+    serendip_error err;
+    serendip_explorer *x;
+    assert_int_equal(serendip_explorer_open(&x, g_ws, NULL, NULL, &err), 0);
+    /* integer ids: text -> the same number and the same answer as before */
+    int64_t user = 0;
+    assert_int_equal(serendip_explorer_user(x, "17", &user, &err), 0);
+    assert_int_equal(user, 17);
+    serendip_query q = {.kind = SERENDIP_QUERY_USER, .user = 17, .clusters = 4, .items_per_cluster = 3};
+    serendip_answer *a, *b;
+    assert_int_equal(serendip_explore(x, NULL, 1, &q, &a, &err), 0);
+    q.user = user;
+    assert_int_equal(serendip_explore(x, NULL, 1, &q, &b, &err), 0);
+    assert_string_equal(serendip_answer_json(a, NULL), serendip_answer_json(b, NULL));
+    assert_null(strstr(serendip_answer_json(a, NULL), "raw_id")); /* integer datasets: no raw id fields */
+    serendip_answer_free(a);
+    serendip_answer_free(b);
+    assert_int_equal(serendip_explorer_user(x, "987654", &user, &err), SERENDIP_ERR_DATA);
+    assert_non_null(strstr(err.message, "unknown user 987654"));
+    assert_int_equal(serendip_explorer_user(x, "u_17", &user, &err), SERENDIP_ERR_USAGE);
+    assert_non_null(strstr(err.message, "user \"u_17\" is not an integer id"));
+    assert_int_equal(serendip_explorer_user(x, " 17", &user, &err), SERENDIP_ERR_USAGE); /* strict, as the server */
+    assert_int_equal(serendip_explorer_user(x, NULL, &user, &err), SERENDIP_ERR_USAGE);
+    const char *items[] = {"5", "999999", "7"};
+    int64_t ids[3];
+    assert_int_equal(serendip_explorer_items(x, items, 3, ids, &err), 0);
+    assert_true(ids[0] == 5 && ids[1] == 999999 && ids[2] == 7); /* unknown integers stay: the answer counts them */
+    const char *bad_items[] = {"5", "B0001"};
+    assert_int_equal(serendip_explorer_items(x, bad_items, 2, ids, &err), SERENDIP_ERR_USAGE);
+    assert_non_null(strstr(err.message, "item \"B0001\" is not an integer id"));
+    assert_int_equal(serendip_explorer_items(x, items, SERENDIP_HISTORY_MAX + 1, ids, &err), SERENDIP_ERR_USAGE);
+    serendip_explorer_free(x);
+
+    /* the same workspace with string ids */
+    char sws[192], cmd[512], path[256];
+    snprintf(sws, sizeof sws, "%s/strws", g_root);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", g_ws, sws);
+    assert_int_equal(system(cmd), 0);
+    ds_dataset d, s;
+    sd_err e = {0};
+    snprintf(path, sizeof path, "%s/dataset.bin", g_ws);
+    assert_int_equal(ds_load(&d, path, &e), 0);
+    ds_builder *bl = ds_builder_new();
+    char name[64], name2[64];
+    for (int64_t i = 0; i < d.n_items; i++) {
+        snprintf(name, sizeof name, "i_%lld", (long long)d.item_ids[i]);
+        assert_int_equal(ds_builder_add_item_str(bl, name, ds_item_title(&d, i), ds_item_tags(&d, i), &e), 0);
+    }
+    for (int64_t k = 0; k < d.n_events; k++) {
+        const ds_event *ev = &d.events[k];
+        snprintf(name, sizeof name, "u_%lld", (long long)d.user_ids[ev->user]);
+        snprintf(name2, sizeof name2, "i_%lld", (long long)d.item_ids[ev->item]);
+        ds_builder_add_event_str(bl, name, name2, ev->ts, ev->rating, ev->watch);
+    }
+    assert_int_equal(ds_builder_finish(bl, &s, &e), 0);
+    assert_true(ds_has_user_names(&s) && ds_has_item_names(&s));
+    snprintf(path, sizeof path, "%s/dataset.bin", sws);
+    assert_int_equal(ds_save(&s, path, &e), 0);
+    snprintf(path, sizeof path, "%s/world_truth.bin", sws); /* the world's truth names the integer dataset */
+    unlink(path);
+    int64_t u17 = ds_find_user(&d, 17), i5 = ds_find_item(&d, 5);
+    assert_true(u17 >= 0 && i5 >= 0);
+    int64_t want_user = s.user_ids[u17], want_item = s.item_ids[i5]; /* internal numbers, dense order kept */
+    ds_free(&s);
+    ds_free(&d);
+    serendip_workspace *ws; /* the later stages again, over the string-id dataset */
+    assert_int_equal(serendip_workspace_open(&ws, sws, 0, &err), 0);
+    const char *cluster[] = {"top=3", "clusters=12", NULL};
+    const char *train[] = {"dim=16", "layers=1", "heads=2", "kv_heads=1", "hidden=32", "vocab=300", "pretrain-steps=5",
+                           "novelty_steps=5", "align_steps=5", "batch=4", "seq_len=64", NULL};
+    const char *plan[] = {"n=2", "constrained", "seed=3", NULL};
+    run_ok(ws, "split", NULL, NULL);
+    run_ok(ws, "cluster", cluster, NULL);
+    run_ok(ws, "journeys", NULL, NULL);
+    run_ok(ws, "train", train, NULL);
+    run_ok(ws, "plan", plan, NULL);
+    serendip_workspace_free(ws);
+    assert_int_equal(serendip_explorer_open(&x, sws, NULL, NULL, &err), 0);
+    assert_int_equal(serendip_explorer_user(x, "u_17", &user, &err), 0);
+    assert_int_equal(user, want_user);
+    q = (serendip_query){.kind = SERENDIP_QUERY_USER, .user = user, .clusters = 4, .items_per_cluster = 3};
+    assert_int_equal(serendip_explore(x, NULL, 1, &q, &a, &err), 0);
+    const char *j = serendip_answer_json(a, NULL);
+    assert_non_null(strstr(j, "\"user_raw_id\":\"u_17\""));
+    assert_non_null(strstr(j, "\"raw_id\":\"i_"));
+    serendip_answer_free(a);
+    assert_int_equal(serendip_explorer_user(x, "nobody-here", &user, &err), SERENDIP_ERR_DATA);
+    assert_int_equal(err.code, SERENDIP_ERR_DATA);
+    assert_non_null(strstr(err.message, "unknown user \"nobody-here\""));
+    snprintf(name, sizeof name, "%lld", (long long)want_user); /* the internal number shown in "user" */
+    assert_int_equal(serendip_explorer_user(x, name, &user, &err), 0);
+    assert_int_equal(user, want_user);
+    const char *sitems[] = {"i_5", "no-such-item", "i_7"};
+    assert_int_equal(serendip_explorer_items(x, sitems, 3, ids, &err), 0);
+    assert_int_equal(ids[0], want_item);
+    assert_true(ids[1] == SERENDIP_ITEM_UNKNOWN);
+    q = (serendip_query){.kind = SERENDIP_QUERY_ITEMS, .items = ids, .n = 3, .clusters = 2, .items_per_cluster = 2};
+    assert_int_equal(serendip_explore(x, NULL, 1, &q, &a, &err), 0);
+    assert_non_null(strstr(serendip_answer_json(a, NULL), "\"unknown_items\":1,"));
+    serendip_answer_free(a);
+    serendip_explorer_free(x);
+    assert_int_equal(serendip_live_handles(), 0);
+}
+
 static void test_embeddings_and_models(void **state) {
     (void)state;
     serendip_error err;
@@ -267,6 +377,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workspace_errors), cmocka_unit_test(test_options_refused),
         cmocka_unit_test(test_pipeline),         cmocka_unit_test(test_explore),
+        cmocka_unit_test(test_raw_ids),
         cmocka_unit_test(test_embeddings_and_models),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

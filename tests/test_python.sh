@@ -62,5 +62,7 @@ LD_LIBRARY_PATH="$T/prefix/lib" "$T/app" "$T/ws-quick" >"$T/app.json" || fail "t
     || fail "the C program's answer differs from serendip explore --json"
 v=$(env -u SERENDIP_LIB LD_LIBRARY_PATH="$T/prefix/lib" "$T/venv/bin/python" -c "import serendip; print(serendip.library_version())") \
     || fail "the package does not find the installed library through the system loader"
-[ "$v" = "1.0.0" ] || fail "library version '$v'"
+want=$(sed -n 's/^#define SERENDIP_API_VERSION_MAJOR \([0-9]*\).*/\1/p' "$REPO/include/serendip/serendip.h").$(sed -n \
+    's/^#define SERENDIP_API_VERSION_MINOR \([0-9]*\).*/\1/p' "$REPO/include/serendip/serendip.h").0
+[ "$v" = "$want" ] || fail "library version '$v', serendip.h says '$want'"
 echo "ok: python package (pip install, pytest, quick start, make install, a C program)"

@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define SERENDIP_API_VERSION_MAJOR 1 /* the soname: libserendip.so.1 */
-#define SERENDIP_API_VERSION_MINOR 0
+#define SERENDIP_API_VERSION_MINOR 1 /* 1.1: raw ids as text (serendip_explorer_user / _items) */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -150,13 +150,35 @@ typedef enum {
 
 typedef struct {
     int kind;               /* serendip_query_kind */
-    int64_t user;           /* SERENDIP_QUERY_USER: the raw user id */
-    const int64_t *items;   /* SERENDIP_QUERY_ITEMS: raw item ids, oldest first (borrowed) */
+    int64_t user;           /* SERENDIP_QUERY_USER: the raw user id (text: serendip_explorer_user) */
+    const int64_t *items;   /* SERENDIP_QUERY_ITEMS: raw item ids, oldest first (borrowed; text: serendip_explorer_items) */
     const int32_t *context; /* SERENDIP_QUERY_CONTEXT: K cluster ids, most recent last (borrowed) */
     int n;                  /* length of items or context */
     int clusters;           /* novel clusters to answer, 1..SERENDIP_CLUSTERS_MAX */
     int items_per_cluster;  /* unseen items listed per cluster, 0..SERENDIP_ITEMS_MAX */
 } serendip_query;
+
+/* Raw ids as text (since 1.1). A dataset's users and items have integer raw ids (MovieLens) or
+ * string ones (dataset.bin version 2: RecBole tokens, Amazon ids, ...); a query names them in
+ * serendip_query by int64 (the integer raw id, or on a string side the internal number the answer
+ * shows in "user" / "items[].id"). These two turn ids typed by a person or a client into those
+ * numbers, with the one rule the command, the server and the Python package share:
+ *   - a string side matches the text exactly and, when no id has that text and it is an integer,
+ *     takes it as the internal number;
+ *   - an integer side parses the text as a decimal integer (spaces around it allowed); text that
+ *     is not one is SERENDIP_ERR_USAGE naming it. */
+#define SERENDIP_ITEM_UNKNOWN INT64_MIN /* an item id no item has: the answer counts it in "unknown_items" */
+
+/* *user (for serendip_query.user) of raw user id text raw (borrowed). A user the dataset does not
+ * have is SERENDIP_ERR_DATA: `unknown user "u_17"` on a string side, `unknown user 42` on an
+ * integer side (the answer's own wording). */
+SERENDIP_API int serendip_explorer_user(const serendip_explorer *x, const char *raw, int64_t *user, serendip_error *err);
+/* out[0..n) (for serendip_query.items) of the n raw item ids raw[0..n) (borrowed texts). An id
+ * the dataset does not have is not an error: it becomes SERENDIP_ITEM_UNKNOWN on a string side and
+ * stays its integer on an integer side, and the answer counts it in "unknown_items". n is
+ * 0..SERENDIP_HISTORY_MAX; a NULL text is SERENDIP_ERR_USAGE. */
+SERENDIP_API int serendip_explorer_items(const serendip_explorer *x, const char *const *raw, int n, int64_t *out,
+                                         serendip_error *err);
 
 typedef struct serendip_answer serendip_answer;
 

@@ -6,6 +6,8 @@ A typed binding (ctypes) over libserendip's public C API (include/serendip/seren
     ws = serendip.Workspace("ws-demo")
     ws.world(seed=1); ws.split(); ws.cluster(); ws.journeys(); ws.train(); ws.plan(n=16); ws.eval()
     answer = ws.explore(user=1, n=5)      # ExploreAnswer (dataclasses)
+    # a string-id log (ws.ingest(ratings="log.csv", user_col=..., ...)): raw ids as ingested
+    #   ws.explore(user="u_17", k=5).user_raw_id; ws.explore(items=["i1", "i2"]).novel[0].items[0].raw_id
     ws.metrics()                          # DataFrame with pandas, else a list of dicts
 
 Every stage is the command line's (same library calls, same files for the same options). Errors
@@ -24,7 +26,7 @@ from .model import Model, Sample
 from .progress import TextBar
 from .workspace import (STAGES, ClusterRef, ExploreAnswer, Item, NovelCluster, StageResult, Workspace)
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = ["Workspace", "Model", "StageResult", "ExploreAnswer", "NovelCluster", "ClusterRef", "Item", "Sample",
            "Error", "IoError", "DataError", "FormatError", "UsageError", "StateError", "LibraryNotFound", "TextBar",

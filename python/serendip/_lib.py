@@ -78,6 +78,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "serendip_explorer_open": (c_int, [POINTER(c_void_p), c_char_p, c_char_p, c_char_p, E]),
         "serendip_explorer_free": (None, [c_void_p]),
         "serendip_explorer_k": (c_int, [c_void_p]),
+        "serendip_explorer_user": (c_int, [c_void_p, c_char_p, POINTER(c_int64), E]),  # API 1.1
+        "serendip_explorer_items": (c_int, [c_void_p, POINTER(c_char_p), c_int, POINTER(c_int64), E]),  # API 1.1
         "serendip_explore": (c_int, [c_void_p, c_void_p, c_int64, POINTER(QueryStruct), POINTER(c_void_p), E]),
         "serendip_answer_json": (c_void_p, [c_void_p, POINTER(c_size_t)]),
         "serendip_answer_counts": (None, [c_void_p, POINTER(c_int), POINTER(c_int)]),

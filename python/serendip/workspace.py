@@ -70,10 +70,15 @@ class ClusterRef:
 
 @dataclass(frozen=True)
 class Item:
-    """An unseen item of a served cluster: raw id, title, score (retrieval score or event count)."""
+    """An unseen item of a served cluster: id, title, score (retrieval score or event count).
+
+    id: the raw item id on a dataset with integer ids; on one with string ids, the internal number
+    (accepted back by ``explore(history=...)`` like the string). raw_id: the string raw id as
+    ingested on a string-id dataset, else None."""
     id: int
     title: str
     score: float
+    raw_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class ExploreAnswer:
     ranker: str
     novel: List[NovelCluster]
     json: str = field(repr=False)
+    user_raw_id: Optional[str] = None  # the user's string raw id (string-id datasets), else None
 
     @classmethod
     def from_json(cls, text: str) -> "ExploreAnswer":
@@ -113,9 +119,9 @@ class ExploreAnswer:
                    context=[ClusterRef(c["id"], c["description"]) for c in d["context"]],
                    context_complete=d["context_complete"], ranker=d["ranker"],
                    novel=[NovelCluster(c["id"], c["description"], c["score"], c["logprob"], c["fallback"],
-                                       [Item(i["id"], i["title"], i["score"]) for i in c["items"]])
+                                       [Item(i["id"], i["title"], i["score"], i.get("raw_id")) for i in c["items"]])
                           for c in d["novel"]],
-                   json=text)
+                   json=text, user_raw_id=d.get("user_raw_id"))
 
 
 def _frame(rows: List[Dict[str, Any]], as_frame: Optional[bool]):
@@ -310,33 +316,62 @@ class Workspace:
                 h = self._explorers[key] = _Handle(out.value, "serendip_explorer_free")
             return h
 
-    def explore(self, user: Optional[int] = None, *, history: Optional[Sequence[int]] = None,
-                context: Optional[Sequence[int]] = None, n: int = 5, k: int = 5, table: Optional[str] = None,
-                positive: Optional[str] = None) -> ExploreAnswer:
+    def explore(self, user: Union[int, str, None] = None, *, history: Optional[Sequence[Union[int, str]]] = None,
+                items: Optional[Sequence[Union[int, str]]] = None, context: Optional[Sequence[int]] = None,
+                n: int = 5, k: int = 5, table: Optional[str] = None, positive: Optional[str] = None) -> ExploreAnswer:
         """The explore answer, as ``serendip explore --json`` and ``GET /v1/explore`` give it.
 
         Give exactly one of: ``user`` (a raw user id: its context is its last K distinct positive
-        clusters), ``history`` (raw item ids, oldest first, each taken as a positive) or
-        ``context`` (K cluster ids, most recent last). ``n``: novel clusters to answer (1..64);
-        ``k``: unseen items per cluster (0..200); ``table``: another explore table file;
+        clusters), ``history`` or its alias ``items`` (raw item ids, oldest first, each taken as a
+        positive) or ``context`` (K cluster ids, most recent last). ``n``: novel clusters to answer
+        (1..64); ``k``: unseen items per cluster (0..200); ``table``: another explore table file;
         ``positive``: another positive rule ("rating:X,watch:Y").
-        Raises DataError for an unknown user, UsageError for a bad query, StateError when the
-        workspace has no plan yet. Thread-safe once the workspace's explorer is open.
+
+        Raw ids may be given as ``str``, as typed or as ingested: on a dataset with string ids
+        ("u_17", "B000FA64PK") the string (or the internal number the answer shows in ``user`` /
+        ``Item.id``), on one with integer ids the decimal text. ``int`` ids are passed as they are.
+        The library resolves the text (serendip_explorer_user / _items, the rule the command and the
+        server use); the answer then carries ``user_raw_id`` and ``Item.raw_id`` on string-id datasets.
+
+        Raises DataError for an unknown user, UsageError for a bad query (also a text id that is not
+        an integer on an integer-id dataset), StateError when the workspace has no plan yet. An
+        unknown item is not an error: it is counted in ``unknown_items``. Thread-safe once the
+        workspace's explorer is open.
         """
+        if history is not None and items is not None:
+            raise UsageError("explore: give history or items, not both", 4)
+        if items is not None:
+            history = items
         if (user is not None) + (history is not None) + (context is not None) != 1:
-            raise UsageError("explore: give exactly one of user, history and context", 4)
+            raise UsageError("explore: give exactly one of user, history (items) and context", 4)
+        if isinstance(history, (str, bytes)):
+            raise UsageError("explore: history must be a sequence of ids, not one string", 4)
+        h = self._explorer(table, positive)
+        L = _lib.lib()
         q = _lib.QueryStruct(clusters=n, items_per_cluster=k)
         keep = None
         if user is not None:
-            q.kind, q.user = 0, int(user)
+            q.kind = 0
+            if isinstance(user, str):
+                uid, err = c_int64(), _lib.ErrorStruct()
+                check(L.serendip_explorer_user(h.ptr, user.encode(), byref(uid), byref(err)), err)
+                q.user = uid.value
+            else:
+                q.user = int(user)
         elif history is not None:
-            keep = (c_int64 * max(1, len(history)))(*history)
-            q.kind, q.items, q.n = 1, ctypes.cast(keep, POINTER(c_int64)), len(history)
+            ids = [x if isinstance(x, str) else int(x) for x in history]
+            keep = (c_int64 * max(1, len(ids)))(*[0 if isinstance(x, str) else x for x in ids])
+            texts = [(i, x.encode()) for i, x in enumerate(ids) if isinstance(x, str)]
+            if texts:
+                raw = (c_char_p * len(texts))(*[t for _, t in texts])
+                out, err = (c_int64 * len(texts))(), _lib.ErrorStruct()
+                check(L.serendip_explorer_items(h.ptr, raw, len(texts), out, byref(err)), err)
+                for j, (i, _) in enumerate(texts):
+                    keep[i] = out[j]
+            q.kind, q.items, q.n = 1, ctypes.cast(keep, POINTER(c_int64)), len(ids)
         else:
             keep = (c_int32 * max(1, len(context)))(*context)
             q.kind, q.context, q.n = 2, ctypes.cast(keep, POINTER(c_int32)), len(context)
-        h = self._explorer(table, positive)
-        L = _lib.lib()
         out, err = c_void_p(), _lib.ErrorStruct()
         check(L.serendip_explore(h.ptr, None, 1, byref(q), byref(out), byref(err)), err)
         try:

@@ -6,6 +6,7 @@
  * ones; there is no logic of its own beyond argument checks, so a binding and the command line
  * get the same results from the same library calls. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,54 @@ SERENDIP_API void serendip_explorer_free(serendip_explorer *x) {
 }
 
 SERENDIP_API int serendip_explorer_k(const serendip_explorer *x) { return sd_api_workspace(x)->k; }
+
+/* A decimal integer id, strictly: an optional '-' then digits, nothing around them (the server's
+ * query rule). Returns 0 or -1. */
+static int strict_i64(const char *s, int64_t *out) {
+    if (!(*s == '-' || (*s >= '0' && *s <= '9'))) return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Raw ids typed as text: the rule of serendip.h ("Raw ids as text"), which is ds_find_*_raw on a
+ * string side and a strict integer parse on an integer side. */
+SERENDIP_API int serendip_explorer_user(const serendip_explorer *x, const char *raw, int64_t *user, serendip_error *err) {
+    if (!x || !raw || !user) return usage(err, "explore: no explorer, user text or output given");
+    const ds_dataset *d = sd_api_workspace(x)->ds;
+    sd_err e = {0};
+    int64_t v, u;
+    if (ds_has_user_names(d)) {
+        if ((u = ds_find_user_raw(d, raw)) < 0) return done(err, sd_fail(&e, SD_ERR_DATA, "unknown user \"%.200s\"", raw), &e);
+    } else {
+        if (strict_i64(raw, &v))
+            return done(err, sd_fail(&e, SD_ERR_USAGE, "user \"%.200s\" is not an integer id", raw), &e);
+        if ((u = ds_find_user(d, v)) < 0) return done(err, sd_fail(&e, SD_ERR_DATA, "unknown user %lld", (long long)v), &e);
+    }
+    *user = d->user_ids[u];
+    return done(err, SD_OK, NULL);
+}
+
+SERENDIP_API int serendip_explorer_items(const serendip_explorer *x, const char *const *raw, int n, int64_t *out,
+                                         serendip_error *err) {
+    if (!x || n < 0 || n > SERENDIP_HISTORY_MAX || (n && (!raw || !out)))
+        return usage(err, "explore: items: expected 0..1000 item id texts and an output array");
+    const ds_dataset *d = sd_api_workspace(x)->ds;
+    sd_err e = {0};
+    for (int i = 0; i < n; i++) {
+        if (!raw[i]) return done(err, sd_fail(&e, SD_ERR_USAGE, "explore: items: id %d is NULL", i), &e);
+        if (ds_has_item_names(d)) {
+            int64_t k = ds_find_item_raw(d, raw[i]);
+            out[i] = k < 0 ? SERENDIP_ITEM_UNKNOWN : d->item_ids[k];
+        } else if (strict_i64(raw[i], &out[i])) {
+            return done(err, sd_fail(&e, SD_ERR_USAGE, "item \"%.200s\" is not an integer id", raw[i]), &e);
+        }
+    }
+    return done(err, SD_OK, NULL);
+}
 
 struct serendip_answer {
     an_result r;

@@ -454,10 +454,8 @@ static cJSON *parse_json_body(const char *body, size_t len) {
 }
 
 typedef struct {
-    int64_t user;
     int has_user;
-    int user_not_int;                /* the user value is not an integer (a string raw id?) */
-    char user_text[DS_RAW_ID_MAX + 1]; /* the user value as sent */
+    char user_text[DS_RAW_ID_MAX + 1]; /* the user value as sent (resolved by serendip_explorer_user) */
     int k, n, limit;
 } query_params;
 
@@ -481,9 +479,7 @@ static int parse_query(const char *q, query_params *p, sv_response *rs) {
             }
             int64_t x;
             if (!strcmp(key, "user")) {
-                /* a string raw id is resolved by the handler, which knows the dataset */
-                p->user_not_int = parse_i64(val, &x) != 0;
-                p->user = x, p->has_user = 1;
+                p->has_user = 1;
                 snprintf(p->user_text, sizeof p->user_text, "%s", val);
             } else if (!strcmp(key, "k") || !strcmp(key, "n") || !strcmp(key, "limit")) {
                 int lo = 1, hi = key[0] == 'k' ? SV_K_MAX : key[0] == 'n' ? TBL_TOP_MAX : 1000;
@@ -587,15 +583,16 @@ static void handle_explore_get(sv_state *s, const char *query, sv_response *rs) 
     query_params p = {.k = SV_K_DEFAULT, .n = AN_CLUSTERS_DEFAULT};
     if (parse_query(query, &p, rs)) return;
     if (!p.has_user) return sv_response_error(rs, 400, "missing query parameter 'user'");
-    int64_t u;
-    if (ds_has_user_names(s->ds)) { /* string raw ids (or the internal number) */
-        if ((u = ds_find_user_raw(s->ds, p.user_text)) < 0) return sv_response_error(rs, 404, "unknown user \"%s\"", p.user_text);
-    } else {
-        if (p.user_not_int) return sv_response_error(rs, 400, "user must be an integer id");
-        if ((u = ds_find_user(s->ds, p.user)) < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)p.user);
-    }
+    /* the raw id as typed (a string id, or an integer), by the public API as the command and the
+     * Python package resolve it; u is its dense index, the answer cache's slot */
+    int64_t user;
+    serendip_error perr;
+    int rc = serendip_explorer_user(sd_api_explorer(s->aw), p.user_text, &user, &perr);
+    if (rc) return sv_response_error(rs, rc == SERENDIP_ERR_DATA ? 404 : 400, "%s", perr.message);
+    int64_t u = ds_find_user(s->ds, user);
+    if (u < 0) return sv_response_error(rs, 404, "unknown user %lld", (long long)user); /* not reached */
     if (s->cache && cache_get(s, u, p.k, p.n, rs)) return;
-    an_query q = {.kind = AN_QUERY_USER, .user = s->ds->user_ids[u], .clusters = p.n, .items_per = p.k};
+    an_query q = {.kind = AN_QUERY_USER, .user = user, .clusters = p.n, .items_per = p.k};
     int counts[2] = {0, 0};
     int64_t version = explore_answer(s, rs, &q, counts);
     if (s->cache) cache_put(s, u, p.k, p.n, version, counts, rs);
@@ -635,9 +632,17 @@ static void handle_explore_post(sv_state *s, const sv_request *rq, sv_response *
     int nraw = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, items) {
-        if (cJSON_IsString(it) && ds_has_item_names(s->ds)) { /* a string raw id: its internal number, or unknown */
-            int64_t k = ds_find_item_raw(s->ds, it->valuestring);
-            raw_items[nraw++] = k < 0 ? INT64_MIN : s->ds->item_ids[k];
+        if (cJSON_IsString(it) && ds_has_item_names(s->ds)) {
+            /* a string raw id, by the public API as the command and the Python package resolve it:
+             * its number, or SERENDIP_ITEM_UNKNOWN, which the answer counts (no error on this side);
+             * on an integer side ids are JSON numbers, below */
+            const char *text = it->valuestring;
+            serendip_error perr;
+            if (serendip_explorer_items(sd_api_explorer(s->aw), &text, 1, &raw_items[nraw], &perr)) {
+                cJSON_Delete(j);
+                return sv_response_error(rs, 400, "%s", perr.message);
+            }
+            nraw++;
             continue;
         }
         if (json_int(it, -9007199254740992.0, 9007199254740992.0, &raw_items[nraw])) {
