@@ -15,7 +15,7 @@ SAME_BYTES = ["dataset.bin", "world_truth.bin", "split.json", "taxonomy.bin", "c
               "feedback.tsv", "corpus/novelty.jsonl", "corpus/align.jsonl", "corpus/pretrain.txt",
               "models/base.gguf", "models/novelty.gguf", "models/align.gguf", "retrieval.bin", "explore.tbl"]
 # Keys of the JSON reports that are wall times or the workspace's own path.
-VOLATILE = ("seconds", "per_s", "per_second", "workspace", "path", "table", "split", "dataset", "_s")
+VOLATILE = ("seconds", "per_s", "per_second", "gflops", "workspace", "path", "table", "split", "dataset", "_s")  # gflops: a rate
 
 
 def strip(x):
