@@ -138,5 +138,9 @@ double world_affinity(const world_truth *t, const int32_t *subs, const float *w,
 /* world_response for an explicit interest state (subs/w of length n) of raw_user. */
 int world_response_given(const world_truth *t, int64_t raw_user, const int32_t *subs, const float *w, int n,
                          int32_t sub, sd_rng *rng, float *rating, float *watch);
+/* The generator's forgetting, shared with the A/B simulator (src/abtest/sim.c): multiplies the n
+ * interest weights w by exp(-days / 150) and drops those below 0.08, keeping at least the strongest;
+ * compacts sub and w in place and updates *n. */
+void world_interests_decay(int32_t *sub, float *w, int *n, double days);
 
 #endif

@@ -21,8 +21,6 @@
 #define AB_W_NEG 0.85f         /* a negative multiplies the weight by this */
 #define AB_ADOPT_BASE 0.5f     /* an adopted exploration starts at this weight ... */
 #define AB_ADOPT_PER_POS 0.3f  /* ... plus this per positive */
-#define AB_DECAY_DAYS 150.0    /* weights decay as exp(-days / this) */
-#define AB_DROP_W 0.08f        /* interests below this weight are forgotten */
 #define AB_EXPLORE_AFF 0.6     /* weight of the affinity in the exploration choice */
 #define AB_EXPLORE_MEAN 0.15   /* the generator's default mean exploration probability */
 #define AB_EXPLORE_CAP 0.6
@@ -108,17 +106,8 @@ void ab_user_apply_day(const ab_model *m, ab_user *s, const ab_event *ev, int n)
     if (sat > m->sat_max) sat = m->sat_max;
     if (sat < -m->sat_max) sat = -m->sat_max;
     s->sat = (float)sat;
-    /* 4. one day of decay */
-    float f = (float)exp(-1.0 / AB_DECAY_DAYS);
-    int best = 0;
-    for (int i = 0; i < s->n; i++) {
-        s->w[i] *= f;
-        if (s->w[i] > s->w[best]) best = i;
-    }
-    int k = 0;
-    for (int i = 0; i < s->n; i++)
-        if (s->w[i] >= AB_DROP_W || i == best) s->sub[k] = s->sub[i], s->w[k] = s->w[i], k++;
-    s->n = k;
+    /* 4. one day of decay, as the world's generator forgets */
+    world_interests_decay(s->sub, s->w, &s->n, 1.0);
 }
 
 /* ---------------------------------------------------------------- items */

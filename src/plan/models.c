@@ -189,7 +189,12 @@ int md_align_scores_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *c
     return rc;
 }
 
-int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
+/* The scorer of md_align_scores_ids / md_pair_probs_ids over whole prompt strings: each prompt is
+ * encoded as lm_sft_encode_prompt and is its own continuation of length 0, in chunks of 256. */
+typedef int (*ids_scorer)(lm_infer *, const lm_tokenizer *, const int32_t *const *, const int *, int, const int32_t *const *,
+                          const int *, const int *, int, float *, sd_err *);
+static int score_prompts(ids_scorer fn, lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out,
+                         sd_err *err) {
     const int chunk = 256;
     int32_t **ids = sd_calloc(chunk, sizeof *ids);
     int *lens = sd_calloc(chunk, sizeof *lens), *cp = sd_calloc(chunk, sizeof *cp), *zero = sd_calloc(chunk, sizeof *zero);
@@ -201,12 +206,15 @@ int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *p
             lens[i] = lm_sft_encode_prompt(tok, prompts[s + i], &ids[i]);
             cp[i] = i;
         }
-        rc = md_align_scores_ids(inf, tok, (const int32_t *const *)ids, lens, m, (const int32_t *const *)ids, zero, cp, m,
-                                 out + s, err);
+        rc = fn(inf, tok, (const int32_t *const *)ids, lens, m, (const int32_t *const *)ids, zero, cp, m, out + s, err);
     }
     for (int i = 0; i < chunk; i++) free(ids[i]);
     free(ids), free(lens), free(cp), free(zero);
     return rc;
+}
+
+int md_align_scores(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
+    return score_prompts(md_align_scores_ids, inf, tok, prompts, n, out, err);
 }
 
 int md_pair_probs_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *const *prompts, const int *plen, int np,
@@ -232,23 +240,7 @@ int md_pair_probs_ids(lm_infer *inf, const lm_tokenizer *tok, const int32_t *con
 
 /* md_pair_probs_ids over whole prompt strings (each encoded as lm_sft_encode_prompt). */
 static int pair_probs(lm_infer *inf, const lm_tokenizer *tok, const char *const *prompts, int n, float *out, sd_err *err) {
-    const int chunk = 256;
-    int32_t **ids = sd_calloc(chunk, sizeof *ids);
-    int *lens = sd_calloc(chunk, sizeof *lens), *cp = sd_calloc(chunk, sizeof *cp), *zero = sd_calloc(chunk, sizeof *zero);
-    int rc = SD_OK;
-    for (int s = 0; s < n && !rc; s += chunk) {
-        int m = n - s < chunk ? n - s : chunk;
-        for (int i = 0; i < m; i++) {
-            free(ids[i]);
-            lens[i] = lm_sft_encode_prompt(tok, prompts[s + i], &ids[i]);
-            cp[i] = i;
-        }
-        rc = md_pair_probs_ids(inf, tok, (const int32_t *const *)ids, lens, m, (const int32_t *const *)ids, zero, cp, m,
-                               out + s, err);
-    }
-    for (int i = 0; i < chunk; i++) free(ids[i]);
-    free(ids), free(lens), free(cp), free(zero);
-    return rc;
+    return score_prompts(md_pair_probs_ids, inf, tok, prompts, n, out, err);
 }
 
 typedef struct {

@@ -480,20 +480,20 @@ static int int_find(const interests *I, int32_t s) {
     return -1;
 }
 
-/* Multiplies weights by exp(-days / WORLD_DECAY_DAYS) and forgets those below WORLD_DROP_W,
- * keeping at least the strongest one. */
-static void int_decay(interests *I, double days) {
+void world_interests_decay(int32_t *sub, float *w, int *n, double days) {
     float f = (float)exp(-days / WORLD_DECAY_DAYS);
     int best = 0;
-    for (int i = 0; i < I->n; i++) {
-        I->w[i] *= f;
-        if (I->w[i] > I->w[best]) best = i;
+    for (int i = 0; i < *n; i++) {
+        w[i] *= f;
+        if (w[i] > w[best]) best = i;
     }
     int k = 0;
-    for (int i = 0; i < I->n; i++)
-        if (I->w[i] >= WORLD_DROP_W || i == best) I->sub[k] = I->sub[i], I->w[k] = I->w[i], k++;
-    I->n = k;
+    for (int i = 0; i < *n; i++)
+        if (w[i] >= WORLD_DROP_W || i == best) sub[k] = sub[i], w[k] = w[i], k++;
+    *n = k;
 }
+
+static void int_decay(interests *I, double days) { world_interests_decay(I->sub, I->w, &I->n, days); }
 
 typedef struct {
     int64_t n, cap;
