@@ -869,8 +869,9 @@ static int tree_generate(lm_infer *inf, const int32_t *const *prompts, const int
     return SD_OK;
 }
 
-int lm_generate_shared(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
-                       int n_samples, const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
+/* Checks the counts of a generation and allocates out for n_prompts x n_samples sequences of at
+ * most max_new tokens (zeroed; lm_gen_out_free frees). */
+static int gen_out_init(lm_gen_out *out, int n_prompts, int n_samples, int max_new, sd_err *err) {
     memset(out, 0, sizeof *out);
     if (n_samples < 1 || max_new < 1 || n_prompts < 0)
         return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
@@ -882,7 +883,14 @@ int lm_generate_shared(lm_infer *inf, const int32_t *const *prompts, const int *
     out->len = sd_calloc(n + 1, sizeof(int));
     out->stopped = sd_calloc(n + 1, sizeof(int));
     out->logprob = sd_calloc(n + 1, sizeof(float));
-    int rc = tree_generate(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, 1, out, NULL, NULL,
+    return SD_OK;
+}
+
+int lm_generate_shared(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts,
+                       int n_samples, const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
+    int rc = gen_out_init(out, n_prompts, n_samples, max_new, err);
+    if (rc) return rc;
+    rc = tree_generate(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, NULL, 1, out, NULL, NULL,
                            NULL, err);
     if (rc) lm_gen_out_free(out);
     return rc;
@@ -890,18 +898,9 @@ int lm_generate_shared(lm_infer *inf, const int32_t *const *prompts, const int *
 
 int lm_generate(lm_infer *inf, const int32_t *const *prompts, const int *prompt_len, int n_prompts, int n_samples,
                 const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
-    memset(out, 0, sizeof *out);
-    if (n_samples < 1 || max_new < 1 || n_prompts < 0)
-        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
-                       n_samples, max_new);
-    size_t n = (size_t)n_prompts * n_samples;
-    out->n = (int)n;
-    out->max_new = max_new;
-    out->tokens = sd_calloc(n * max_new + 1, sizeof(int32_t));
-    out->len = sd_calloc(n + 1, sizeof(int));
-    out->stopped = sd_calloc(n + 1, sizeof(int));
-    out->logprob = sd_calloc(n + 1, sizeof(float));
-    int rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, out, err);
+    int rc = gen_out_init(out, n_prompts, n_samples, max_new, err);
+    if (rc) return rc;
+    rc = generate_core(inf, prompts, prompt_len, n_prompts, n_samples, s, max_new, stop_id, out, err);
     if (rc) lm_gen_out_free(out);
     return rc;
 }

@@ -539,6 +539,23 @@ void lm_trainer_logits(lm_trainer *t, const int32_t *tokens, float *logits) {
     forward_all(t, tokens, NULL, NULL, logits);
 }
 
+/* grads (shard 0's buffer) += those of shards 1..ns-1, in shard order (so that a run's bits do
+ * not depend on scheduling); returns the shards' summed loss. */
+static double reduce_shards(lm_trainer *t, int ns) {
+    if (ns > 1) {
+        size_t n = t->n_train;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float g = t->grads[i];
+            for (int p = 1; p < ns; p++) g += t->shards[p].grads[i];
+            t->grads[i] = g;
+        }
+    }
+    double s = 0;
+    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
+    return s;
+}
+
 void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, int n_micro, float *loss) {
     blas_single();
     size_t rowtok = (size_t)t->B * (t->T + 1), rowmask = (size_t)t->B * t->T;
@@ -566,18 +583,7 @@ void lm_trainer_grad(lm_trainer *t, const int32_t *tokens, const uint8_t *mask, 
             backward(t, sh, scale, NULL);
         }
     }
-    /* grads (shard 0's buffer) += the others, in shard order */
-    if (ns > 1) {
-        size_t n = t->n_train;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            float g = t->grads[i];
-            for (int p = 1; p < ns; p++) g += t->shards[p].grads[i];
-            t->grads[i] = g;
-        }
-    }
-    double s = 0;
-    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
+    double s = reduce_shards(t, ns);
     if (t->dp_size > 1) { /* data-parallel: every rank's rows summed (then every rank steps alike) */
         sd_mpi_sum_f32(t->grads, t->n_train, NULL);
         sd_mpi_sum_f64(&s, 1, NULL);
@@ -633,17 +639,7 @@ void lm_trainer_grad_weighted(lm_trainer *t, const int32_t *tokens, lm_weight_fn
         sh->loss = s;
         backward(t, sh, 0.0f, w + (size_t)sh->b0 * T);
     }
-    if (ns > 1) {
-        size_t n = t->n_train;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) {
-            float g = t->grads[i];
-            for (int p = 1; p < ns; p++) g += t->shards[p].grads[i];
-            t->grads[i] = g;
-        }
-    }
-    double s = 0;
-    for (int p = 0; p < ns; p++) s += t->shards[p].loss;
+    double s = reduce_shards(t, ns);
     if (wloss) *wloss = s;
 }
 
