@@ -1,6 +1,7 @@
 /* cmd_abtest.c - `serendip abtest`: the simulated live A/B experiment (src/abtest/, docs/abtest.md). */
 #include "cmd.h"
 #include "serendip/abtest.h"
+#include "serendip/mpi.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -65,7 +66,7 @@ int cmd_abtest(int argc, char **argv) {
     ab_opts o;
     ab_opts_default(&o);
     const char *ws = NULL, *arms_spec = "control,explore,explore-refresh", *out = NULL;
-    int json = 0, seed = (int)o.seed, max_users = 0;
+    int json = 0, seed = (int)o.seed, max_users = 0, mpi = 0;
     fl_spec specs[] = {
         {"ws", FL_STR, &ws, "workspace made by `serendip world` (needs world_truth.bin; explore arms need a plan)"},
         {"days", FL_INT, &o.days, "simulated days"},
@@ -83,6 +84,7 @@ int cmd_abtest(int argc, char **argv) {
         {"max-users", FL_INT, &max_users, "simulate only the first N users (0 = all; no refresh then)"},
         {"out", FL_STR, &out, "output file (default WS/abtest.json)"},
         {"json", FL_BOOL, &json, "print abtest.json instead of the table"},
+        {"mpi", FL_BOOL, &mpi, "run on MPI (under mpirun/srun): ranks split the users, rank 0 refreshes and writes"},
         {0},
     };
     int rc = fl_parse("abtest --ws DIR [flags]",
@@ -104,6 +106,8 @@ int cmd_abtest(int argc, char **argv) {
     o.seed = (uint64_t)seed;
     o.max_users = max_users;
     o.out = out;
+    o.mpi = mpi;
+    if ((rc = cmd_mpi_start(argv[0], mpi))) return rc;
     sd_err err = {0};
     ab_arm arms[AB_MAX_ARMS];
     int n_arms = 0;
@@ -111,6 +115,7 @@ int cmd_abtest(int argc, char **argv) {
     if (o.out && cmd_check_out(o.out)) return 1;
     ab_summary s;
     if (ab_run(ws, arms, n_arms, &o, &s, &err)) return cmd_fail(&err);
+    if (cmd_mpi_quiet()) return 0;
     if (json) {
         char *text;
         size_t len;
@@ -120,7 +125,9 @@ int cmd_abtest(int argc, char **argv) {
         free(text);
         return 0;
     }
-    printf("abtest: %lld users x %d days, %d arms, seed %d, %d threads\n", (long long)s.users, o.days, n_arms, seed, s.threads);
+    printf("abtest: %lld users x %d days, %d arms, seed %d, %d threads%s\n", (long long)s.users, o.days, n_arms, seed, s.threads,
+           mpi ? " per rank" : "");
+    if (mpi) printf("  ranks        %d (each simulates its range of users)\n", sd_mpi_size());
     printf("  simulation   %.1f s (%.0f simulated user-days/s; %lld active user-days)\n", s.simulate_s, s.user_days_per_s,
            (long long)s.active_user_days);
     printf("  refreshes    %d in %.1f s", s.n_refresh, s.refresh_s);

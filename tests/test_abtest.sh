@@ -6,7 +6,8 @@
 # no half-built version in place; a full run then writes one version per refresh whose dataset
 # holds the original events plus the experiment's, a re-planned table, and abtest.json with the
 # refreshes; `report` draws the A/B section; a workspace without world_truth.bin is refused (1);
-# bad flags are usage errors (2). About 20-40 s on 2 cores.
+# bad flags are usage errors (2); --mpi on 2 and 3 ranks writes the one-process abtest.json (with and
+# without a refresh) and a failing rank is named. About 20-40 s on 2 cores.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -101,5 +102,63 @@ $BIN abtest --ws $W/nt >$W/o.txt 2>&1; rc=$?
 grep -q world_truth.bin $W/o.txt || bad "no world_truth.bin: message does not name it"
 $BIN abtest --ws $ws --arms control,bogus >/dev/null 2>&1; [ $? -eq 2 ] || bad "--arms bogus not a usage error"
 $BIN abtest --ws $ws --days 0 >/dev/null 2>&1; [ $? -eq 2 ] || bad "--days 0 not a usage error"
+
+# ---------------------------------------------------------------- abtest --mpi (docs/scale.md)
+# Ranks split the users; rank 0 gathers the events, runs the refresh alone, computes and writes.
+# abtest.json of mpirun -n 2 and -n 3 equals the one-process file of the same seed (timing fields
+# removed), without a refresh and with one (whose dataset version must hold every rank's events);
+# a failing rank is named and nothing is written. Launcher flags and environment as tests/test_mpi.sh.
+if $BIN abtest --ws $W/none --mpi 2>&1 | grep -q "built without MPI"; then
+    echo "skip: abtest --mpi (this build has no MPI; install openmpi-bin libopenmpi-dev to test it)"
+else
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    [ -n "${SERENDIP_SANITIZED:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    MPIRUN="mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle 1 --mca btl ${SERENDIP_TEST_BTL:-self,vader} --mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo"
+    # one thread everywhere: the refresh's fine-tune sums in thread order
+    ABM="$BIN abtest --ws $ws --days 4 --refresh-n 2 --refresh-steps 3 --bootstrap 30 --threads 1"
+    strip() { python3 - "$1" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j.pop("timing")
+for r in j["refreshes"]:
+    for k in ("seconds", "dataset_s", "journeys_s", "corpus_s", "finetune_s", "plan_s"): r.pop(k)
+print(json.dumps(j, sort_keys=True))
+PY
+    }
+    for RE in 0 2; do # no refresh; one refresh after day 2
+        OMP_NUM_THREADS=1 $ABM --refresh-every $RE --out $W/m1.json >/dev/null 2>&1 || bad "one-process abtest --refresh-every $RE"
+        one=$(strip $W/m1.json)
+        for R in 2 3; do
+            OMP_NUM_THREADS=1 $MPIRUN -n $R $ABM --refresh-every $RE --out $W/m$R.json --mpi >$W/m$R.out 2>$W/m$R.err ||
+                { tail -5 $W/m$R.err; bad "mpirun -n $R abtest --mpi --refresh-every $RE failed"; }
+            [ "$(strip $W/m$R.json)" = "$one" ] || bad "mpirun -n $R --refresh-every $RE: abtest.json differs from the one-process file"
+            r1=$((R - 1))
+            grep -q "rank $r1 of $R simulates users $((300 * r1 / R + 1))..300 of 300" $W/m$R.err || bad "-n $R: the last rank did not simulate its share"
+            [ "$(grep -c '^wrote ' $W/m$R.out)" = 1 ] || bad "-n $R: the summary is not printed exactly once"
+        done
+    done
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['refreshes']; assert len(r)==1 and r[0]['experiment_events']>0, r" $W/m3.json ||
+        bad "abtest --mpi --refresh-every 2: not one refresh with the experiment's events"
+    # a failing rank: named, non-zero, nothing written
+    SERENDIP_MPI_TEST_WS=1:$W/none timeout 60 $MPIRUN -n 2 $ABM --refresh-every 2 --out $W/f.json --mpi >/dev/null 2>$W/f.err
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || bad "abtest --mpi with a failing rank 1 exited $rc (0, or hung: 124)"
+    grep -q "rank 1 of 2 failed: .*world_truth.bin is missing" $W/f.err || { cat $W/f.err; bad "abtest --mpi: the failing rank 1 is not named"; }
+    [ -e $W/f.json ] && bad "abtest --mpi: a failing rank and abtest.json was written"
+    rm -rf $ws/abtest
+    SERENDIP_MPI_TEST_KILL_RANK=2 OMP_NUM_THREADS=1 timeout 60 $MPIRUN -n 3 $ABM --refresh-every 2 --out $W/f.json --mpi >/dev/null 2>$W/f.err
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || bad "abtest --mpi with a killed rank 2 exited $rc (0, or hung: 124)"
+    grep -q "rank 2 .*exited on signal 9" $W/f.err || { cat $W/f.err; bad "abtest --mpi: the killed rank 2 is not named"; }
+    [ -e $W/f.json ] && bad "abtest --mpi: a killed rank and abtest.json was written"
+    [ -e $ws/abtest/v1 ] && bad "abtest --mpi: a rank killed on day 1 and a version was written"
+    # rank 0 killed within its refresh: no version in place, the workspace untouched
+    SERENDIP_ABTEST_KILL_AT=plan:1 OMP_NUM_THREADS=1 timeout 60 $MPIRUN -n 2 $ABM --refresh-every 2 --out $W/f.json --mpi >/dev/null 2>$W/f.err
+    rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || bad "abtest --mpi, rank 0 killed in its refresh: exit $rc"
+    grep -q "rank 0 .*exited on signal 9" $W/f.err || { cat $W/f.err; bad "abtest --mpi: the killed rank 0 is not named"; }
+    [ -e $ws/abtest/v1 ] || [ -e $W/f.json ] && bad "abtest --mpi: rank 0 killed in its refresh and v1 or abtest.json was written"
+    [ "$(snap)" = "$before" ] || bad "abtest --mpi changed the workspace's own files"
+fi
 
 [ $fail -eq 0 ] && echo "test_abtest.sh: ok" || { echo "FAILED: test_abtest.sh"; exit 1; }

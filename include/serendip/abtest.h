@@ -17,7 +17,8 @@
  *    written to ws/abtest.json.
  *
  * Determinism: every random draw of a user-day comes from a generator seeded by (seed, user, day),
- * users are independent within a day, so the results are identical whatever the thread count. */
+ * users are independent within a day, so the results are identical whatever the thread count, and
+ * under --mpi whatever the number of ranks (each rank simulates its range of users; docs/scale.md). */
 #ifndef SERENDIP_ABTEST_H
 #define SERENDIP_ABTEST_H
 
@@ -146,6 +147,8 @@ typedef struct {
                           * experiment since the serving log's version) (8) */
     int64_t max_users;   /* 0: every user of the world; else the first max_users (tests, benchmarks) */
     const char *out;     /* NULL: ws/abtest.json */
+    int mpi;             /* --mpi (mpi.h active): ranks split the users (sd_mpi_range), rank 0 gathers the
+                          * experiment's events, alone runs the refreshes, the statistics and writes */
     ab_model model;
 } ab_opts;
 void ab_opts_default(ab_opts *o);
@@ -165,6 +168,7 @@ typedef struct {
     double simulate_s, refresh_s, stats_s, total_s;
     double user_days_per_s; /* simulated user-days (every user, every day) per second of simulation */
     int threads;
+    int ranks;              /* --mpi: processes (0: not under MPI) */
     int n_refresh;
     ab_refresh_info refresh[64];
     char out[512];
@@ -201,7 +205,9 @@ int ab_refresh(const char *ws, const char *prev_dir, int r, int day, const ds_da
  * relative differences: the first control arm). Refuses (SD_ERR_STATE) a workspace without
  * world_truth.bin. Explore arms need the workspace's taxonomy, dataset and tables (an_open);
  * the refresh arm also its journeys, corpus options and models. Writes ab_opts.out atomically;
- * sum may be NULL. */
+ * sum may be NULL. With o->mpi every rank calls it (same arguments); ranks other than 0 write
+ * nothing and return SD_OK with sum's timing of their own share; a failure on any rank is returned
+ * on every rank as "rank R of N failed: ..." (sd_mpi_agree). */
 int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_summary *sum, sd_err *err);
 
 /* Appends the A/B section of the report (curves per metric per arm over days, the final table)

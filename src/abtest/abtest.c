@@ -8,6 +8,7 @@
 #include "serendip/abtest.h"
 #include "serendip/answer.h"
 #include "serendip/journeys.h"
+#include "serendip/mpi.h"
 #include "serendip/table.h"
 #include "serendip/taxonomy.h"
 
@@ -578,6 +579,7 @@ static int write_json(const char *ws, const ab_state *S, ab_table *T, const ab_s
     }
     cJSON *tm = cJSON_AddObjectToObject(root, "timing");
     cJSON_AddNumberToObject(tm, "threads", sum->threads);
+    cJSON_AddNumberToObject(tm, "ranks", sum->ranks > 0 ? sum->ranks : 1); /* --mpi: processes, each with `threads` */
     cJSON_AddNumberToObject(tm, "user_days", (double)sum->user_days);
     cJSON_AddNumberToObject(tm, "simulate_s", sum->simulate_s);
     cJSON_AddNumberToObject(tm, "refresh_s", sum->refresh_s);
@@ -591,6 +593,62 @@ static int write_json(const char *ws, const ab_state *S, ab_table *T, const ab_s
     cJSON_Delete(root);
     int rc = sd_write_file_atomic(path, text, strlen(text), err);
     free(text);
+    return rc;
+}
+
+/* ================================================================ --mpi */
+
+/* --mpi: gathers to rank 0 the events that every other rank's users logged on days >= since (a
+ * user's log grows in day order) and appends them to rank 0's logs, so that rank 0 holds the
+ * experiment's events of every user, as a single process does. Rank r owns the users
+ * [n*r/size, n*(r+1)/size) (sd_mpi_range). Message of a rank: per user of its range, an int64 count
+ * then that many ab_logged. Collective; identity on one process. */
+static int gather_logs(ab_state *S, int since, sd_err *err) {
+    if (!sd_mpi_active() || sd_mpi_size() == 1) return SD_OK;
+    int64_t b, e;
+    sd_mpi_range(S->n, &b, &e);
+    size_t len = 0;
+    int64_t *first = sd_malloc(sizeof(int64_t) * (size_t)(e - b + 1)); /* each user's first entry to send */
+    for (int64_t u = b; u < e; u++) {
+        const ab_logged *l = S->logs[u].data;
+        int64_t k = (int64_t)S->logs[u].len;
+        while (k > 0 && l[k - 1].day >= since) k--;
+        first[u - b] = k;
+        len += sizeof(int64_t) + ((size_t)((int64_t)S->logs[u].len - k)) * sizeof(ab_logged);
+    }
+    char *buf = sd_malloc(len ? len : 1), *p = buf;
+    for (int64_t u = b; u < e; u++) {
+        int64_t c = (int64_t)S->logs[u].len - first[u - b];
+        memcpy(p, &c, sizeof c), p += sizeof c;
+        memcpy(p, (const ab_logged *)S->logs[u].data + first[u - b], (size_t)c * sizeof(ab_logged)), p += (size_t)c * sizeof(ab_logged);
+    }
+    free(first);
+    void **bufs = NULL;
+    size_t *lens = NULL;
+    int rc = sd_mpi_gather_bytes(buf, len, &bufs, &lens, err);
+    free(buf);
+    if (rc || !bufs) return rc;
+    const int R = sd_mpi_size();
+    for (int r = 1; r < R && !rc; r++) {
+        const char *q = bufs[r], *end = q + lens[r];
+        for (int64_t u = S->n * r / R; u < S->n * (r + 1) / R && !rc; u++) {
+            int64_t c;
+            if ((size_t)(end - q) < sizeof c) {
+                rc = sd_fail(err, SD_ERR_DATA, "abtest --mpi: rank %d sent %zu bytes of events, too few for its users", r, lens[r]);
+                break;
+            }
+            memcpy(&c, q, sizeof c), q += sizeof c;
+            if (c < 0 || (size_t)(end - q) / sizeof(ab_logged) < (size_t)c) {
+                rc = sd_fail(err, SD_ERR_DATA, "abtest --mpi: rank %d sent a bad event count %lld for user %lld", r, (long long)c,
+                             (long long)(u + 1));
+                break;
+            }
+            for (int64_t k = 0; k < c; k++, q += sizeof(ab_logged)) memcpy(sd_vec_push(&S->logs[u]), q, sizeof(ab_logged));
+        }
+        if (!rc && q != end) rc = sd_fail(err, SD_ERR_DATA, "abtest --mpi: rank %d sent %zu bytes more than its users' events", r, (size_t)(end - q));
+    }
+    for (int r = 0; r < R; r++) free(bufs[r]);
+    free(bufs), free(lens);
     return rc;
 }
 
@@ -612,18 +670,24 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
             (o->days - 1) / o->refresh_every > (int)(sizeof sum.refresh / sizeof sum.refresh[0]))
             return sd_fail(err, SD_ERR_USAGE, "abtest: --days %d with --refresh-every %d makes more than %d refreshes",
                            o->days, o->refresh_every, (int)(sizeof sum.refresh / sizeof sum.refresh[0]));
+    /* --mpi: this rank reads its inputs from rws (a test hook may point one rank elsewhere); a rank
+     * that fails before the day loop tells the others through sd_mpi_agree (mpi_entered: the
+     * agreement before the loop is done, every later failure is agreed where it happens) */
+    const char *rws = o->mpi ? sd_mpi_test_ws(ws) : ws;
+    int mpi_entered = 0;
     world_truth truth;
-    char *tp = sd_path_join(ws, WORLD_TRUTH_FILE);
+    char *tp = sd_path_join(rws, WORLD_TRUTH_FILE);
     if (!sd_file_exists(tp)) {
         free(tp);
-        return sd_fail(err, SD_ERR_STATE,
-                       "%s/%s is missing: abtest simulates users from the synthetic world's hidden truth, so it runs "
-                       "only on a workspace made by `serendip world` (a log from elsewhere has no truth to answer with)",
-                       ws, WORLD_TRUTH_FILE);
+        int rc0 = sd_fail(err, SD_ERR_STATE,
+                          "%s/%s is missing: abtest simulates users from the synthetic world's hidden truth, so it runs "
+                          "only on a workspace made by `serendip world` (a log from elsewhere has no truth to answer with)",
+                          rws, WORLD_TRUTH_FILE);
+        return o->mpi ? sd_mpi_agree(rc0, err) : rc0;
     }
     int rc = world_truth_load(&truth, tp, err);
     free(tp);
-    if (rc) return rc;
+    if (rc) return o->mpi ? sd_mpi_agree(rc, err) : rc;
 
     ab_state S;
     memset(&S, 0, sizeof S);
@@ -651,7 +715,7 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
         for (int a = 0; a < n_arms && first < 0; a++)
             if (arms[a].kind == AB_ARM_EXPLORE || arms[a].kind == AB_ARM_EXPLORE_REFRESH) first = a;
         an_options ao = {.table = arms[first].table};
-        if ((rc = an_open(&w0, ws, &ao, err))) goto done;
+        if ((rc = an_open(&w0, rws, &ao, err))) goto done;
         ds = w0->ds;
         for (int a = 0; a < n_arms; a++) {
             if (arms[a].kind != AB_ARM_EXPLORE && arms[a].kind != AB_ARM_EXPLORE_REFRESH) continue;
@@ -673,7 +737,7 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
         S.item_cluster = item_cluster;
         wcur = w0;
     } else {
-        char *dp = sd_path_join(ws, DS_FILE);
+        char *dp = sd_path_join(rws, DS_FILE);
         rc = ds_load(&own_ds, dp, err);
         free(dp);
         if (rc) goto done;
@@ -715,20 +779,35 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
     }
     int nt = o->threads > 0 ? o->threads : sd_num_threads();
     sum.threads = nt;
+    /* this rank's users (every user on one process); each user-day's draws depend on (seed, user,
+     * day) only, so any split gives a single process's results */
+    int64_t ub = 0, ue = S.n;
+    int synced = 0; /* --mpi: rank 0 holds every rank's events of the days before this one */
+    if (o->mpi) {
+        mpi_entered = 1;
+        if ((rc = sd_mpi_agree(SD_OK, err))) goto done;
+        sd_mpi_range(S.n, &ub, &ue);
+        sd_log("abtest: rank %d of %d simulates users %lld..%lld of %lld", sd_mpi_rank(), sd_mpi_size(), (long long)ub + 1,
+               (long long)ue, (long long)S.n);
+    }
     sd_progress_start(&pr, "abtest", (int64_t)S.D * S.n);
     pr_started = 1;
     char *prev_dir = sd_strdup(ws);
     for (int d = 0; d < S.D && !rc; d++) {
         double t = sd_now();
 #pragma omp parallel for schedule(dynamic, 64) num_threads(nt)
-        for (int64_t u = 0; u < S.n; u++) simulate_user_day(&S, u, d);
+        for (int64_t u = ub; u < ue; u++) simulate_user_day(&S, u, d);
         sum.simulate_s += sd_now() - t;
         if (S.n_errors) {
             *err = S.first_err;
             sd_err_prefix(err, "abtest: day %d: %d slot answers failed, the first", d + 1, S.n_errors);
             rc = err->code ? err->code : SD_ERR_DATA;
-            break;
         }
+        if (o->mpi) {
+            sd_mpi_test_fault("day");
+            rc = sd_mpi_agree(rc, err);
+        }
+        if (rc) break;
         char extra[64];
         snprintf(extra, sizeof extra, "day %d/%d", d + 1, S.D);
         sd_progress_update(&pr, (int64_t)(d + 1) * S.n, extra);
@@ -737,24 +816,46 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
             ab_refresh_info *ri = &sum.refresh[sum.n_refresh];
             int r = sum.n_refresh + 1;
             sd_progress_end(&pr);
-            if ((rc = ab_refresh(ws, prev_dir, r, d + 1, ds, S.logs, S.n, o, ri, err))) break;
+            /* --mpi: rank 0 gathers every rank's events, alone builds and writes the version; the
+             * others wait for it, then read the version from the shared workspace */
+            if (o->mpi) {
+                rc = gather_logs(&S, synced, err);
+                synced = d + 1;
+            }
+            if (!rc && (!o->mpi || sd_mpi_rank() == 0)) rc = ab_refresh(ws, prev_dir, r, d + 1, ds, S.logs, S.n, o, ri, err);
+            else if (!rc) {
+                memset(ri, 0, sizeof *ri);
+                ri->day = d + 1;
+                char *root = sd_path_join(ws, AB_DIR);
+                snprintf(ri->dir, sizeof ri->dir, "%s/v%d", root, r); /* as ab_refresh names it */
+                free(root);
+            }
+            if (o->mpi) rc = sd_mpi_agree(rc, err);
+            if (rc) break;
             sum.refresh_s += ri->seconds;
             sum.n_refresh++;
-            sd_log("abtest: refresh %d after day %d: %.1f s (dataset %.1f, journeys %.1f, corpus %.1f, fine-tune %.1f, "
+            if (!o->mpi || sd_mpi_rank() == 0)
+                sd_log("abtest: refresh %d after day %d: %.1f s (dataset %.1f, journeys %.1f, corpus %.1f, fine-tune %.1f, "
                    "plan %.1f); compliance %.3f",
                    r, d + 1, ri->seconds, ri->dataset_s, ri->journeys_s, ri->corpus_s, ri->finetune_s, ri->plan_s, ri->compliance);
             /* swap: the new version's log for every explore arm, its table for the refresh arm */
             ds_dataset nds;
             tbl_table ntab;
+            int have_nds = 0, have_ntab = 0;
             char *p = sd_path_join(ri->dir, DS_FILE);
             rc = ds_load(&nds, p, err);
             free(p);
-            if (rc) break;
-            p = sd_path_join(ri->dir, TBL_FILE);
-            rc = tbl_open(&ntab, p, err);
-            free(p);
+            have_nds = !rc;
+            if (!rc) {
+                p = sd_path_join(ri->dir, TBL_FILE);
+                rc = tbl_open(&ntab, p, err);
+                free(p);
+                have_ntab = !rc;
+            }
+            if (o->mpi) rc = sd_mpi_agree(rc, err);
             if (rc) {
-                ds_free(&nds);
+                if (have_ntab) tbl_close(&ntab);
+                if (have_nds) ds_free(&nds);
                 break;
             }
             /* an_new borrows the dataset: the old serving workspace goes first, then the version's
@@ -765,10 +866,15 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
             if (have_ver_table) tbl_close(&ver_table);
             ver_ds = nds, have_ver_ds = 1;
             ver_table = ntab, have_ver_table = 1;
-            if ((rc = an_new(&wcur, &ver_ds, w0->tax, w0->rt, w0->k, &w0->rule, err))) {
-                wcur = w0;
+            an_workspace *nw = NULL;
+            rc = an_new(&nw, &ver_ds, w0->tax, w0->rt, w0->k, &w0->rule, err);
+            if (rc) nw = NULL;
+            if (o->mpi) rc = sd_mpi_agree(rc, err);
+            if (rc) {
+                if (nw) an_free(nw);
                 break;
             }
+            wcur = nw;
             S.w = wcur;
             S.table[refresh_arm] = &ver_table;
             S.version = r;
@@ -781,11 +887,21 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
     sd_progress_end(&pr);
     pr_started = 0;
     if (rc) goto done;
+    if (o->mpi) { /* every rank's user-days and events to rank 0, which alone computes and writes */
+        rc = sd_mpi_allgather_rows(S.ud, sizeof(ab_ud) * (size_t)S.D, S.n, err);
+        if (!rc) rc = gather_logs(&S, synced, err);
+        rc = sd_mpi_agree(rc, err);
+        if (!rc) rc = sd_mpi_max_f64(&sum.simulate_s, 1, err); /* the slowest rank's simulation time */
+        if (rc) goto done;
+        sum.ranks = sd_mpi_size();
+    }
     sum.users = S.n;
     sum.user_days = S.n * (int64_t)S.D;
     sum.user_days_per_s = sum.simulate_s > 0 ? (double)sum.user_days / sum.simulate_s : 0;
     for (int64_t i = 0; i < S.n * (int64_t)S.D; i++) sum.active_user_days += S.ud[i].active;
-    {
+    if (o->mpi && sd_mpi_rank() != 0) {
+        sum.n_arms = n_arms;
+    } else {
         double t = sd_now();
         ab_table T;
         compute_stats(&S, &T);
@@ -799,6 +915,7 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
         free(T.v);
     }
 done:
+    if (o->mpi && !mpi_entered && rc) rc = sd_mpi_agree(rc, err); /* failed before the loop: tell the others */
     if (pr_started) sd_progress_end(&pr);
     if (S.logs)
         for (int64_t u = 0; u < S.n; u++) sd_vec_free(&S.logs[u]);
