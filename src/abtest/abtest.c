@@ -836,8 +836,8 @@ int ab_run(const char *ws, const ab_arm *arms, int n_arms, const ab_opts *o, ab_
             sum.n_refresh++;
             if (!o->mpi || sd_mpi_rank() == 0)
                 sd_log("abtest: refresh %d after day %d: %.1f s (dataset %.1f, journeys %.1f, corpus %.1f, fine-tune %.1f, "
-                   "plan %.1f); compliance %.3f",
-                   r, d + 1, ri->seconds, ri->dataset_s, ri->journeys_s, ri->corpus_s, ri->finetune_s, ri->plan_s, ri->compliance);
+                       "plan %.1f); compliance %.3f",
+                       r, d + 1, ri->seconds, ri->dataset_s, ri->journeys_s, ri->corpus_s, ri->finetune_s, ri->plan_s, ri->compliance);
             /* swap: the new version's log for every explore arm, its table for the refresh arm */
             ds_dataset nds;
             tbl_table ntab;
