@@ -44,7 +44,7 @@ BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libserendip.a
 BIN      := $(BUILD)/serendip
 
-.PHONY: all deps test test-bin asan demo study-movielens study-paper-scale study-alternatives bench fuzz conformance clean
+.PHONY: all deps print-link-libs test test-bin asan demo study-movielens study-paper-scale study-alternatives bench fuzz conformance clean
 all: $(BIN)
 
 deps:
@@ -68,6 +68,12 @@ $(BUILD)/tests/%: tests/%.c $(LIB) $(TESTUTIL_OBJ)
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(LDFLAGS) $(LIB) $(LDLIBS) -o $@
+
+# The libraries a program linked against $(LIB) needs (OpenBLAS, PCRE2, MPI when built with it, ...):
+# scripts that compile their own drivers link with `$$(make -s print-link-libs)`, so that a library
+# added here reaches them too.
+print-link-libs:
+	@echo $(LDFLAGS) $(LDLIBS)
 
 test-bin: $(BIN) $(TEST_BIN)
 

@@ -53,7 +53,7 @@ if [ -z "$WS" ]; then
     "$BIN" split --ws "$WS" >/dev/null && "$BIN" cluster --ws "$WS" >/dev/null 2>&1 && "$BIN" journeys --ws "$WS" >/dev/null 2>&1 || exit 1
 fi
 cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -fopenmp bench/serve_table.c "$BUILD/libserendip.a" \
-    -lopenblas -llapacke -lcjson -lm -lpthread -o "$TMP/serve_table" || exit 1
+    $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) -o "$TMP/serve_table" || exit 1
 [ -f "$WS/explore.tbl" ] || "$TMP/serve_table" "$WS" "$WS/explore.tbl" 8 1 || exit 1
 cp "$WS/explore.tbl" "$TMP/tableA.tbl"
 "$TMP/serve_table" "$WS" "$TMP/tableB.tbl" 8 2 >/dev/null || exit 1

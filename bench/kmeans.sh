@@ -15,7 +15,7 @@ fi
 make --no-print-directory BUILD="$BUILD" "$BUILD/libserendip.a" >/dev/null
 mkdir -p "$BUILD/bench"
 g++ -O2 -march=x86-64-v2 -mtune=native -std=c++17 -fopenmp -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread \
-    bench/bench_kmeans_faiss.cpp "$BUILD/libserendip.a" -lfaiss -lopenblas -llapacke -lcjson -lm -lpthread \
+    bench/bench_kmeans_faiss.cpp "$BUILD/libserendip.a" -lfaiss $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) \
     -o "$BUILD/bench/bench_kmeans_faiss"
 # Without arguments, also bench the MovieLens latest-small item embeddings when the data is here.
 if [ $# -eq 0 ] && [ -f ../shared/data/ml-latest-small/ratings.csv ]; then

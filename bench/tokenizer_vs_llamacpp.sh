@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
 }
 CEOF
 cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -I"$OUT" "$OUT/sd_tokbench.c" "$BUILD/libserendip.a" -fopenmp \
-    -lopenblas -llapacke -lmicrohttpd -lcjson -lpcre2-8 -lm -lpthread -o "$OUT/sd_tokbench"
+    $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) -o "$OUT/sd_tokbench"
 cc -O2 -std=c11 -D_GNU_SOURCE -I"$OUT" -Ithird_party/llama.cpp/include -Ithird_party/llama.cpp/ggml/include \
     "$OUT/llama_tokbench.c" -L"$LLAMA_LIB_DIR" -lllama -Wl,-rpath,"$(cd "$LLAMA_LIB_DIR" && pwd)" -o "$OUT/llama_tokbench"
 cat docs/*.md README.md include/serendip/*.h src/lm/*.c > "$OUT/corpus.txt"

@@ -51,7 +51,7 @@ INTEROP=$OUT/lm_interop
 if [ ! -x "$INTEROP" ] || [ tests/lm_interop.c -nt "$INTEROP" ] || [ "$BUILD/libserendip.a" -nt "$INTEROP" ]; then
     log "compiling $INTEROP"
     cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -fopenmp \
-        tests/lm_interop.c "$BUILD/libserendip.a" -lopenblas -llapacke -lcjson -lpcre2-8 -lm -lpthread -o "$INTEROP"
+        tests/lm_interop.c "$BUILD/libserendip.a" $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) -o "$INTEROP"
 fi
 if [ "${1:-}" = "--build-only" ]; then
     echo "$DRIVER"

@@ -14,7 +14,7 @@ fi
 make --no-print-directory BUILD="$BUILD" "$BUILD/libserendip.a" >/dev/null || exit 1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 FLAGS="-O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -fopenmp"
-cc $FLAGS scripts/torch_driver.c "$BUILD/libserendip.a" -lopenblas -llapacke -lmicrohttpd -lcjson -lpcre2-8 -lm -lpthread \
+cc $FLAGS scripts/torch_driver.c "$BUILD/libserendip.a" $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) \
     -o "$tmp/torch_driver" || exit 1
 fail=0
 for case in "untied 0 0" "tied 1 0" "lora 1 4"; do

@@ -230,7 +230,7 @@ fail:
 CEOF
 make --no-print-directory BUILD="$BUILD" "$BUILD/libserendip.a" >/dev/null
 cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude "$OUT/sd_tok.c" "$BUILD/libserendip.a" -fopenmp \
-    -lopenblas -llapacke -lmicrohttpd -lcjson -lpcre2-8 -lm -lpthread -o "$OUT/sd_tok"
+    $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) -o "$OUT/sd_tok"
 cc -O1 "$OUT/llama_tok.c" -o "$OUT/llama_tok" -L"$LIBDIR" -l:"$LIBLLAMA" -l:"$LIBGGML" -l:libggml-base.so \
     -Wl,-rpath,"$(cd "$LIBDIR" && pwd)"
 # corpus: the repository's own docs and headers (deterministic for a commit)

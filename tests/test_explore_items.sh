@@ -28,7 +28,7 @@ if [ -x $FIX ]; then
     $FIX --fixture $ws || bad "fixture table"
 elif [ -f $BUILD/libserendip.a ]; then
     cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -fopenmp bench/serve_table.c $BUILD/libserendip.a \
-        -lopenblas -llapacke -lcjson -lm -lpthread -o $W/serve_table && $W/serve_table $ws $ws/explore.tbl 3 1 >/dev/null \
+        $(make -s --no-print-directory BUILD=$BUILD print-link-libs) -o $W/serve_table && $W/serve_table $ws $ws/explore.tbl 3 1 >/dev/null \
         || bad "serve_table"
 else
     echo "SKIP: test_explore_items.sh: neither $FIX nor $BUILD/libserendip.a (make test-bin)"; exit 0

@@ -15,7 +15,7 @@ bad() { echo "FAIL: $*"; fail=1; }
 SAN=""
 [ -n "${SERENDIP_SANITIZED:-}" ] && SAN="-fsanitize=address,undefined"
 cc -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread -fopenmp $SAN \
-    tests/lm_interop.c "$BUILD/libserendip.a" -lopenblas -llapacke -lcjson -lpcre2-8 -lm -lpthread -o "$T/lm_interop" \
+    tests/lm_interop.c "$BUILD/libserendip.a" $(make -s --no-print-directory BUILD="$BUILD" print-link-libs) -o "$T/lm_interop" \
     || { echo "FAIL: cannot compile tests/lm_interop.c"; exit 1; }
 "$T/lm_interop" make "$T/m.gguf" 1 >/dev/null || { echo "FAIL: cannot write the model"; exit 1; }
 
