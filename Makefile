@@ -13,6 +13,14 @@ LDLIBS  += -lpcre2-8  # PCRE2: the Unicode regexes of the BPE pre-tokenizers (sr
 # exported from the shared library; static linking (the command, tests) is unaffected.
 CFLAGS  += -fPIC -fvisibility=hidden
 
+# glibc's vector math library (libmvec) when the toolchain links it: the inference glue
+# (src/lm/infer.c) then calls its SIMD expf from vectorised loops (SwiGLU, attention softmax).
+HAVE_MVEC := $(shell echo 'int main(void){return 0;}' | $(CC) -x c - -lmvec -lm -o /dev/null 2>/dev/null && echo 1)
+ifeq ($(HAVE_MVEC),1)
+CFLAGS  += -DSERENDIP_MVEC
+LDLIBS  += -lmvec
+endif
+
 # OpenMP when the compiler has it.
 HAVE_OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1)
 ifeq ($(HAVE_OPENMP),1)
@@ -136,6 +144,8 @@ clean:
 
 # the serving page is embedded into handlers.o (.incbin)
 $(BUILD)/obj/src/serve/handlers.o: web/index.html
+# inference kernels: fused multiply-adds where the ISA has them (ISO C mode turns contraction off)
+$(BUILD)/obj/src/lm/infer.o: CFLAGS += -ffp-contract=fast
 
 # ---------------------------------------------------------------- shared library, install (docs/api.md)
 # libserendip.so.MAJOR.MINOR.0 with soname libserendip.so.MAJOR (MAJOR/MINOR from serendip.h).

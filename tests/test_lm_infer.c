@@ -571,6 +571,31 @@ static void test_prefill_shares_common_prefixes(void **state) {
     lm_model_free(&m);
 }
 
+/* The FLOP count of one prompt of 3 tokens, by hand for test_model (D 32, 2 layers, 4 heads of 8,
+ * KvD 16, H 48, V 40): tokens 0, 1 and 2 attend to 1, 2 and 3 positions; only token 2 wants logits,
+ * so in the last layer tokens 0 and 1 compute their key and value and nothing else. */
+static void test_flop_count(void **state) {
+    (void)state;
+    lm_model m;
+    test_model(&m, 0);
+    sd_err err = {0};
+    lm_infer *inf = lm_infer_new(&m, 8, 32, &err);
+    int32_t p[3] = {5, 6, 7};
+    const int32_t *pp[1] = {p};
+    int len[1] = {3};
+    float out[40];
+    assert_int_equal(lm_next_logprobs(inf, pp, len, 1, out, &err), SD_OK);
+    lm_infer_stats st;
+    lm_infer_get_stats(inf, &st);
+    double kv = 2.0 * 32 * (16 + 16), rest = 2.0 * 32 * (32 + 32) + 2.0 * 3 * 32 * 48, att = 4.0 * 4 * 8;
+    double layer0 = 3 * (kv + rest) + att * (1 + 2 + 3), layer1 = 3 * kv + 1 * rest + att * 3, head = 2.0 * 32 * 40;
+    assert_true(fabs(st.flops - (layer0 + layer1 + head)) < 0.5);
+    assert_int_equal(st.rows, 3);
+    assert_int_equal(st.logit_rows, 1);
+    lm_infer_free(inf);
+    lm_model_free(&m);
+}
+
 /* Continuations of a prompt sharing prefixes, equal ones and one that is a prefix of another:
  * each result is the reference's, shared tokens are forwarded once, and lm_next_logits_after
  * gives the raw logits (log-probabilities up to one constant per row). */
@@ -746,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_trie_logprobs_match_reference),
         cmocka_unit_test(test_constrained_generation),
         cmocka_unit_test(test_prefill_shares_common_prefixes),
+        cmocka_unit_test(test_flop_count),
         cmocka_unit_test(test_next_after_shares_prefixes),
         cmocka_unit_test(test_sample_many_equals_sample),
         cmocka_unit_test(test_shared_generation_matches_plain),

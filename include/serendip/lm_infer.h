@@ -39,6 +39,8 @@ void lm_infer_free(lm_infer *inf);
  *             + 4 n_heads head_dim t              (scores and weighted values over the t positions
  *                                                  the row attends to)
  *   per logits  2 D V                             (the output head, rows that want logits only)
+ * except that in the last layer a row without logits computes only its key and value (2 D 2 KvD):
+ * nothing reads the rest of its output.
  * Norms, RoPE, SwiGLU, softmax and sampling are not counted (they are O(D) or O(V) per row). */
 typedef struct {
     int64_t rows;       /* rows forwarded (one token of one sequence each) */

@@ -32,10 +32,32 @@
 #include <omp.h>
 #endif
 
+/* Vectorised glue. The row-wise steps (RMSNorm, SwiGLU, attention) are cloned for x86-64-v3
+ * (AVX2 + FMA) and x86-64-v4 (AVX-512), chosen at load time by the CPU: the build targets
+ * x86-64-v2, whose 4-wide SSE made these short loops the second cost after sgemm. With libmvec
+ * (glibc's vector math, SERENDIP_MVEC from the Makefile) expf is declared SIMD-callable, so the
+ * `omp simd` loops that call it use glibc's vector expf (within 4 ulp of the scalar one). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define GLUE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GLUE_CLONES
+#endif
+#if defined(SERENDIP_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(_OPENMP)
+#pragma omp declare simd notinbranch
+float expf(float);
+#endif
+
 /* ---------------------------------------------------------------- context */
 
+/* Positions or dimensions per register block of the attention (attend_row). */
+#define AB 16
+
+/* Keys are stored transposed, (L, slots, KvD, cap): the scores of one query against a slot's
+ * keys are then a loop over positions for each of the head's dimensions, which vectorises across
+ * positions with no horizontal sums (attend_row). Values stay one vector per position. */
 typedef struct {
-    float *k, *v; /* (L, slots, cap, KvD) */
+    float *k; /* (L, slots, KvD, cap) */
+    float *v; /* (L, slots, cap, KvD) */
     int slots, cap;
 } kv_pool;
 
@@ -55,6 +77,7 @@ struct lm_infer {
     float *att_buf;  /* (threads, max_seq) attention scores */
     float *samp_buf; /* (threads, 3V) sampler scratch */
     float *rope_cos, *rope_sin; /* (max_seq, head_dim/2) */
+    int *live;       /* (R) forward_rows: the rows of a block still computed in the last layer */
     kv_pool prompt, gen;
     lm_infer_stats st; /* work of the forward passes (lm_infer_get_stats) */
 };
@@ -65,10 +88,12 @@ static void pool_free(kv_pool *p) {
     memset(p, 0, sizeof *p);
 }
 
-/* Makes room for slots x cap positions; the content is not kept. */
+/* Makes room for slots x cap positions (cap rounded up to a multiple of AB, attend_row); the
+ * content is not kept. */
 static void pool_reserve(kv_pool *p, const lm_config *c, int slots, int cap) {
     if (slots < 1) slots = 1;
     if (cap < 1) cap = 1;
+    cap = (cap + AB - 1) / AB * AB;
     if ((size_t)slots * cap <= (size_t)p->slots * p->cap && p->k) {
         p->slots = slots; /* reuse the block with the new shape */
         p->cap = cap;
@@ -76,15 +101,39 @@ static void pool_reserve(kv_pool *p, const lm_config *c, int slots, int cap) {
     }
     pool_free(p);
     size_t n = (size_t)c->n_layers * slots * cap * lm_kv_dim(c);
-    p->k = sd_malloc(n * sizeof(float));
+    p->k = sd_calloc(n, sizeof(float)); /* zeros: what a block of scores reads past the last position */
     p->v = sd_malloc(n * sizeof(float));
     p->slots = slots;
     p->cap = cap;
 }
 
-/* The key (or value) vector of layer l, slot s, position i. */
-static inline float *pool_at(const kv_pool *p, float *base, const lm_config *c, int l, int s, int i) {
-    return base + (((size_t)l * p->slots + s) * p->cap + i) * lm_kv_dim(c);
+/* The keys of layer l, slot s: KvD rows of cap positions. */
+static inline float *pool_k(const kv_pool *p, const lm_config *c, int l, int s) {
+    return p->k + ((size_t)l * p->slots + s) * p->cap * lm_kv_dim(c);
+}
+
+/* The value vector of layer l, slot s, position i. */
+static inline float *pool_v(const kv_pool *p, const lm_config *c, int l, int s, int i) {
+    return p->v + (((size_t)l * p->slots + s) * p->cap + i) * lm_kv_dim(c);
+}
+
+/* Stores key k and value v (KvD each) at layer l, slot s, position i. */
+static inline void pool_put(const kv_pool *p, const lm_config *c, int l, int s, int i, const float *k, const float *v) {
+    int KvD = lm_kv_dim(c);
+    float *kt = pool_k(p, c, l, s) + i;
+    for (int j = 0; j < KvD; j++) kt[(size_t)j * p->cap] = k[j];
+    memcpy(pool_v(p, c, l, s, i), v, sizeof(float) * KvD);
+}
+
+/* Copies positions [0, n) of slot src of pool sp to slot dst of pool dp, every layer. */
+static void pool_copy(kv_pool *dp, int dst, const kv_pool *sp, int src, const lm_config *c, int n) {
+    int KvD = lm_kv_dim(c);
+    for (int l = 0; l < c->n_layers && n > 0; l++) {
+        float *dk = pool_k(dp, c, l, dst);
+        const float *sk = pool_k(sp, c, l, src);
+        for (int j = 0; j < KvD; j++) memcpy(dk + (size_t)j * dp->cap, sk + (size_t)j * sp->cap, sizeof(float) * n);
+        memcpy(pool_v(dp, c, l, dst, 0), pool_v(sp, c, l, src, 0), sizeof(float) * KvD * n);
+    }
 }
 
 lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err) {
@@ -116,6 +165,7 @@ lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err
     inf->plog = sd_malloc(R * V * sizeof(float));
     inf->att_buf = sd_malloc((size_t)inf->n_threads * max_seq * sizeof(float));
     inf->samp_buf = sd_malloc((size_t)inf->n_threads * 3 * V * sizeof(float));
+    inf->live = sd_malloc(R * sizeof(int));
     int half = lm_head_dim(c) / 2;
     inf->rope_cos = sd_malloc((size_t)max_seq * half * sizeof(float));
     inf->rope_sin = sd_malloc((size_t)max_seq * half * sizeof(float));
@@ -142,6 +192,7 @@ void lm_infer_free(lm_infer *inf) {
     free(inf->plog);
     free(inf->att_buf);
     free(inf->samp_buf);
+    free(inf->live);
     free(inf->rope_cos);
     free(inf->rope_sin);
     pool_free(&inf->prompt);
@@ -193,69 +244,134 @@ static void wmatmul(float *C, const float *A, const lm_model *m, int l, int whic
     lm_qmatmul(C, A, &W, n, beta);
 }
 
-/* qwen2: q, k, v (n rows each) += their layer's biases (before RoPE). */
-static void add_qkv_bias(const lm_weights *w, const lm_config *c, int l, float *q, float *k, float *v, int n) {
+/* qwen2: k, v (n rows each) and q (nq rows) += their layer's biases (before RoPE). */
+static void add_qkv_bias(const lm_weights *w, const lm_config *c, int l, float *q, float *k, float *v, int n, int nq) {
     int D = c->dim, KvD = lm_kv_dim(c);
-    for (int r = 0; r < n; r++) {
+    for (int r = 0; r < nq; r++)
         for (int i = 0; i < D; i++) q[(size_t)r * D + i] += w->bq[(size_t)l * D + i];
+    for (int r = 0; r < n; r++)
         for (int i = 0; i < KvD; i++) {
             k[(size_t)r * KvD + i] += w->bk[(size_t)l * KvD + i];
             v[(size_t)r * KvD + i] += w->bv[(size_t)l * KvD + i];
         }
+}
+
+/* h1 = silu(h1) * h3, element-wise over n values (SwiGLU). */
+GLUE_CLONES static void swiglu(float *restrict h1, const float *restrict h3, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float g = h1[i];
+        h1[i] = g / (1.0f + expf(-g)) * h3[i];
     }
 }
 
-/* out = rmsnorm(x) * g for one row of width D. */
-static inline void rmsnorm_row(float *out, const float *x, const float *g, int D, float eps) {
-    float ss = 0;
-    for (int i = 0; i < D; i++) ss += x[i] * x[i];
-    float s = 1.0f / sqrtf(ss / D + eps);
-    for (int i = 0; i < D; i++) out[i] = x[i] * s * g[i];
+/* out = rmsnorm(x) * g for n rows of width D (out and x may not overlap). */
+GLUE_CLONES static void rmsnorm_rows(float *restrict out, const float *restrict x, const float *g, int n, int D, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * D;
+        float *o = out + (size_t)r * D, ss = 0;
+#pragma omp simd reduction(+ : ss)
+        for (int i = 0; i < D; i++) ss += xr[i] * xr[i];
+        float s = 1.0f / sqrtf(ss / D + eps);
+#pragma omp simd
+        for (int i = 0; i < D; i++) o[i] = xr[i] * s * g[i];
+    }
 }
 
-/* Causal attention of one row over its prefix and own segments, all heads, into out (D).
- * Cloned for x86-64-v3 (AVX2 + FMA, chosen at load time when the CPU has it): the build targets
- * x86-64-v2, whose 4-wide SSE made these short dot products the second cost after sgemm. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-static void attend_row(const lm_infer *inf, const row_desc *rd, int l, const float *q, float *out, float *sc) {
+/* Attention works in register blocks of AB floats: AB positions' scores, or AB dimensions of the
+ * weighted values, accumulate in registers across the loop over the other index (no horizontal
+ * sums, no stores inside the loop), in two interleaved accumulators so that consecutive fused
+ * multiply-adds do not wait for each other. Pool capacities are multiples of AB, so a block of
+ * scores may read keys past the last valid position (inside the slot, never past it: zeros or
+ * stale keys) and discards them. */
+
+/* sc[t] = q . key[t] for t < n; kt: hd rows of cap positions (cap a multiple of AB). */
+static inline __attribute__((always_inline)) void att_scores(float *restrict sc, const float *restrict q, const float *restrict kt, size_t cap, int hd,
+                              int n) {
+    for (int t0 = 0; t0 < n; t0 += AB) {
+        float a0[AB] = {0}, a1[AB] = {0};
+        int i = 0;
+        for (; i + 1 < hd; i += 2) {
+            const float q0 = q[i], q1 = q[i + 1], *k0 = kt + (size_t)i * cap + t0, *k1 = k0 + cap;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) {
+                a0[j] += q0 * k0[j];
+                a1[j] += q1 * k1[j];
+            }
+        }
+        if (i < hd) {
+            const float q0 = q[i], *k0 = kt + (size_t)i * cap + t0;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) a0[j] += q0 * k0[j];
+        }
+        int w = n - t0 < AB ? n - t0 : AB;
+        for (int j = 0; j < w; j++) sc[t0 + j] = a0[j] + a1[j];
+    }
+}
+
+/* out[i] += sum_t a[t] v[t][i] for i < hd; v: one vector per position, stride floats apart. */
+static inline __attribute__((always_inline)) void att_values(float *restrict out, const float *restrict a, const float *restrict v, size_t stride, int hd,
+                              int n) {
+    int i0 = 0;
+    for (; i0 + AB <= hd; i0 += AB) {
+        float a0[AB] = {0}, a1[AB] = {0};
+        int t = 0;
+        for (; t + 1 < n; t += 2) {
+            const float w0 = a[t], w1 = a[t + 1], *v0 = v + (size_t)t * stride + i0, *v1 = v0 + stride;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) {
+                a0[j] += w0 * v0[j];
+                a1[j] += w1 * v1[j];
+            }
+        }
+        if (t < n) {
+            const float w0 = a[t], *v0 = v + (size_t)t * stride + i0;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) a0[j] += w0 * v0[j];
+        }
+#pragma omp simd
+        for (int j = 0; j < AB; j++) out[i0 + j] += a0[j] + a1[j];
+    }
+    for (; i0 < hd; i0++) { /* a head_dim that is not a multiple of AB: the rest one by one */
+        float acc = out[i0];
+        for (int t = 0; t < n; t++) acc += a[t] * v[(size_t)t * stride + i0];
+        out[i0] = acc;
+    }
+}
+
+/* Causal attention of one row over its prefix and own segments, all heads, into out (D). Scales
+ * the query q in place. */
+GLUE_CLONES static void attend_row(const lm_infer *inf, const row_desc *rd, int l, float *q, float *out, float *sc) {
     const lm_config *c = &inf->c;
-    int D = c->dim, KvD = lm_kv_dim(c), hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
+    int KvD = lm_kv_dim(c), hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
-    int np = rd->pre ? rd->pre_len : 0, nt = np + rd->own_idx + 1;
-    (void)D;
+    int np = rd->pre ? rd->pre_len : 0, no = rd->own_idx + 1, nt = np + no;
     for (int h = 0; h < nh; h++) {
         int kvh = h / group;
-        const float *qv = q + (size_t)h * hd;
-        /* keys/values of a slot are contiguous positions, KvD floats apart */
-        const float *pk = np ? pool_at(rd->pre, rd->pre->k, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
-        const float *pv = np ? pool_at(rd->pre, rd->pre->v, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
-        const float *ok = pool_at(rd->own, rd->own->k, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
-        const float *ov = pool_at(rd->own, rd->own->v, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+        float *qs = q + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) qs[i] *= scale;
+        /* keys: the kv head's hd rows of positions (transposed, kv_pool); values: one vector
+         * per position, KvD floats apart */
+        if (np)
+            att_scores(sc, qs, pool_k(rd->pre, c, l, rd->pre_slot) + (size_t)kvh * hd * rd->pre->cap, (size_t)rd->pre->cap,
+                       hd, np);
+        att_scores(sc + np, qs, pool_k(rd->own, c, l, rd->own_slot) + (size_t)kvh * hd * rd->own->cap, (size_t)rd->own->cap,
+                   hd, no);
         float mx = -INFINITY;
-        for (int t = 0; t < nt; t++) {
-            const float *kv = t < np ? pk + (size_t)t * KvD : ok + (size_t)(t - np) * KvD;
-            float s = 0;
-#pragma omp simd reduction(+ : s)
-            for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
-            s *= scale;
-            sc[t] = s;
-            if (s > mx) mx = s;
-        }
+        for (int t = 0; t < nt; t++)
+            if (sc[t] > mx) mx = sc[t];
         float sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (int t = 0; t < nt; t++) {
             sc[t] = expf(sc[t] - mx);
             sum += sc[t];
         }
         float inv = 1.0f / sum, *o = out + (size_t)h * hd;
-        memset(o, 0, hd * sizeof(float));
-        for (int t = 0; t < nt; t++) {
-            const float *vv = t < np ? pv + (size_t)t * KvD : ov + (size_t)(t - np) * KvD;
-            float a = sc[t] * inv;
 #pragma omp simd
-            for (int i = 0; i < hd; i++) o[i] += a * vv[i];
-        }
+        for (int t = 0; t < nt; t++) sc[t] *= inv;
+        memset(o, 0, hd * sizeof(float));
+        if (np) att_values(o, sc, pool_v(rd->pre, c, l, rd->pre_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd, np);
+        att_values(o, sc + np, pool_v(rd->own, c, l, rd->own_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd, no);
     }
 }
 
@@ -277,16 +393,21 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
     int blas_prev = openblas_get_num_threads();
     if (blas_prev != 1) openblas_set_num_threads(1);
     int nl = 0;
-    int64_t att_pos = 0; /* positions attended over all rows (the FLOP count of lm_infer_stats) */
+    /* positions attended over all rows and over the rows with logits (the FLOP count of
+     * lm_infer_stats: every layer computes keys/values of every row, and the rest of a layer for
+     * every row but in the last, where only rows with logits go on) */
+    int64_t att_pos = 0, att_pos_l = 0;
     for (int r = 0; r < n; r++) {
-        nl += rows[r].want_logits != 0;
-        att_pos += (rows[r].pre ? rows[r].pre_len : 0) + rows[r].own_idx + 1;
+        int64_t a = (rows[r].pre ? rows[r].pre_len : 0) + rows[r].own_idx + 1;
+        att_pos += a;
+        if (rows[r].want_logits) nl++, att_pos_l += a;
     }
     inf->st.rows += n;
     inf->st.logit_rows += nl;
     inf->st.forwards++;
-    inf->st.flops += (double)c->n_layers * ((2.0 * D * (2.0 * D + 2.0 * KvD) + 6.0 * D * H) * n + 4.0 * nh * hd * (double)att_pos) +
-                     2.0 * D * V * nl;
+    double kv = 4.0 * D * KvD, rest = 4.0 * D * D + 6.0 * D * H, att = 4.0 * nh * hd;
+    inf->st.flops += (c->n_layers - 1) * ((kv + rest) * n + att * (double)att_pos) + kv * n + rest * nl +
+                     att * (double)att_pos_l + 2.0 * D * V * nl;
     int nthreads = n >= 8 * inf->n_threads ? inf->n_threads : 1;
 
 #pragma omp parallel num_threads(nthreads)
@@ -304,49 +425,56 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
         lm_qmat emb = lm_model_mat(inf->m, 0, LM_MAT_EMB);
         for (int r = 0; r < rn; r++) lm_qmat_get_row(&emb, rows[r0 + r].token, x + (size_t)r * D);
 
+        /* the rows this block carries through a layer: all of them, except in the last layer,
+         * where a row without logits only leaves its key/value behind (nothing reads its output):
+         * there the rows that want logits are moved to the front (live[j] = their index) and only
+         * they get queries, attention and the feed-forward block */
+        int *live = inf->live + r0, nlive = rn;
+        for (int r = 0; r < rn; r++) live[r] = r;
         for (int l = 0; l < c->n_layers; l++) {
-            /* attention block: norm, q k v, RoPE, keys/values into the cache */
-            for (int r = 0; r < rn; r++)
-                rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->attn_norm + (size_t)l * D, D, c->norm_eps);
-            wmatmul(q, xb, inf->m, l, LM_MAT_WQ, rn, 0.0f);
+            /* attention block: norm, k v (q for the live rows), RoPE, keys/values into the cache */
+            rmsnorm_rows(xb, x, w->attn_norm + (size_t)l * D, rn, D, c->norm_eps);
             wmatmul(k, xb, inf->m, l, LM_MAT_WK, rn, 0.0f);
             wmatmul(v, xb, inf->m, l, LM_MAT_WV, rn, 0.0f);
-            if (w->bq) add_qkv_bias(w, c, l, q, k, v, rn);
+            if (l == c->n_layers - 1) {
+                nlive = 0;
+                for (int r = 0; r < rn; r++)
+                    if (rows[r0 + r].want_logits) {
+                        if (nlive != r) {
+                            memcpy(xb + (size_t)nlive * D, xb + (size_t)r * D, D * sizeof(float));
+                            memcpy(x + (size_t)nlive * D, x + (size_t)r * D, D * sizeof(float));
+                        }
+                        live[nlive++] = r;
+                    }
+            }
+            wmatmul(q, xb, inf->m, l, LM_MAT_WQ, nlive, 0.0f);
+            if (w->bq) add_qkv_bias(w, c, l, q, k, v, rn, nlive);
             for (int r = 0; r < rn; r++) {
                 const row_desc *rd = &rows[r0 + r];
-                rope_row(inf, q + (size_t)r * D, nh, hd, rd->pos);
                 rope_row(inf, k + (size_t)r * KvD, nkv, hd, rd->pos);
-                memcpy(pool_at(rd->own, rd->own->k, c, l, rd->own_slot, rd->own_idx), k + (size_t)r * KvD,
-                       KvD * sizeof(float));
-                memcpy(pool_at(rd->own, rd->own->v, c, l, rd->own_slot, rd->own_idx), v + (size_t)r * KvD,
-                       KvD * sizeof(float));
+                pool_put(rd->own, c, l, rd->own_slot, rd->own_idx, k + (size_t)r * KvD, v + (size_t)r * KvD);
             }
+            for (int j = 0; j < nlive; j++) rope_row(inf, q + (size_t)j * D, nh, hd, rows[r0 + live[j]].pos);
 #pragma omp barrier
-            for (int r = 0; r < rn; r++) attend_row(inf, &rows[r0 + r], l, q + (size_t)r * D, att + (size_t)r * D, sc);
-            wmatmul(x, att, inf->m, l, LM_MAT_WO, rn, 1.0f);
+            for (int j = 0; j < nlive; j++)
+                attend_row(inf, &rows[r0 + live[j]], l, q + (size_t)j * D, att + (size_t)j * D, sc);
+            wmatmul(x, att, inf->m, l, LM_MAT_WO, nlive, 1.0f);
 
             /* feed-forward block */
-            for (int r = 0; r < rn; r++)
-                rmsnorm_row(xb + (size_t)r * D, x + (size_t)r * D, w->ffn_norm + (size_t)l * D, D, c->norm_eps);
-            wmatmul(h1, xb, inf->m, l, LM_MAT_W1, rn, 0.0f);
-            wmatmul(h3, xb, inf->m, l, LM_MAT_W3, rn, 0.0f);
-            for (size_t i = 0; i < (size_t)rn * H; i++) {
-                float g = h1[i];
-                h1[i] = g / (1.0f + expf(-g)) * h3[i];
-            }
-            wmatmul(x, h1, inf->m, l, LM_MAT_W2, rn, 1.0f);
+            rmsnorm_rows(xb, x, w->ffn_norm + (size_t)l * D, nlive, D, c->norm_eps);
+            wmatmul(h1, xb, inf->m, l, LM_MAT_W1, nlive, 0.0f);
+            wmatmul(h3, xb, inf->m, l, LM_MAT_W3, nlive, 0.0f);
+            swiglu(h1, h3, (size_t)nlive * H);
+            wmatmul(x, h1, inf->m, l, LM_MAT_W2, nlive, 1.0f);
         }
 
-        /* output head on this block's rows that want logits, written at their rank among all
-         * such rows (ranks are increasing, so a block's are contiguous) */
-        int first = 0, cnt = 0;
+        /* output head on this block's rows that want logits (the first nlive rows of x after the
+         * last layer), written at their rank among all such rows (ranks are increasing, so a
+         * block's are contiguous) */
+        int first = 0;
         for (int r = 0; r < r0; r++) first += rows[r].want_logits != 0;
-        for (int r = 0; r < rn; r++)
-            if (rows[r0 + r].want_logits) {
-                rmsnorm_row(xb + (size_t)cnt * D, x + (size_t)r * D, w->out_norm, D, c->norm_eps);
-                cnt++;
-            }
-        wmatmul(inf->logits + (size_t)first * V, xb, inf->m, 0, LM_MAT_OUT, cnt, 0.0f);
+        rmsnorm_rows(xb, x, w->out_norm, nlive, D, c->norm_eps);
+        wmatmul(inf->logits + (size_t)first * V, xb, inf->m, 0, LM_MAT_OUT, nlive, 0.0f);
     }
     if (blas_prev != 1) openblas_set_num_threads(blas_prev);
     return nl;
@@ -512,7 +640,7 @@ static void prefill_flush(lm_infer *inf, const row_desc *rows, const int *owner,
 static void prefill(lm_infer *inf, const int32_t *const *prompts, const int *plen, int np, row_desc *rows,
                     int *owner) {
     const lm_config *c = &inf->c;
-    int maxlen = 1, KvD = lm_kv_dim(c);
+    int maxlen = 1;
     for (int p = 0; p < np; p++)
         if (plen[p] > maxlen) maxlen = plen[p];
     pool_reserve(&inf->prompt, c, np, maxlen);
@@ -531,12 +659,7 @@ static void prefill(lm_infer *inf, const int32_t *const *prompts, const int *ple
         int n = 0;
         for (int p = 0; p < np; p++) {
             if ((lead[p] == p) != (phase == 0)) continue;
-            for (int l = 0; l < c->n_layers && shared[p] > 0; l++) {
-                memcpy(pool_at(&inf->prompt, inf->prompt.k, c, l, p, 0), pool_at(&inf->prompt, inf->prompt.k, c, l, lead[p], 0),
-                       sizeof(float) * KvD * shared[p]);
-                memcpy(pool_at(&inf->prompt, inf->prompt.v, c, l, p, 0), pool_at(&inf->prompt, inf->prompt.v, c, l, lead[p], 0),
-                       sizeof(float) * KvD * shared[p]);
-            }
+            pool_copy(&inf->prompt, p, &inf->prompt, lead[p], c, shared[p]);
             for (int t = shared[p]; t < plen[p]; t++) {
                 row_desc *r = &rows[n];
                 r->token = prompts[p][t];
@@ -736,14 +859,7 @@ static void tree_draw(lm_infer *inf, const tgroup *gr, const int *mem, gen_row *
 }
 
 /* Copies positions [0, n) of gen-pool slot src to slot dst, every layer. */
-static void gen_copy(lm_infer *inf, int dst, int src, int n) {
-    const lm_config *c = &inf->c;
-    size_t bytes = sizeof(float) * lm_kv_dim(c) * n;
-    for (int l = 0; l < c->n_layers && n > 0; l++) {
-        memcpy(pool_at(&inf->gen, inf->gen.k, c, l, dst, 0), pool_at(&inf->gen, inf->gen.k, c, l, src, 0), bytes);
-        memcpy(pool_at(&inf->gen, inf->gen.v, c, l, dst, 0), pool_at(&inf->gen, inf->gen.v, c, l, src, 0), bytes);
-    }
-}
+static void gen_copy(lm_infer *inf, int dst, int src, int n) { pool_copy(&inf->gen, dst, &inf->gen, src, &inf->c, n); }
 
 /* The driver of lm_generate_shared and lm_generate_constrained: like generate_core, but samples
  * are grouped by the tokens drawn so far (see tgroup). want_lp 0 (constrained only) skips the
@@ -1159,7 +1275,7 @@ int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *pr
     int rc = check_prompts(inf, prompts, prompt_len, n_prompts, depth, err);
     if (rc) return rc;
     const lm_config *c = &inf->c;
-    int V = c->vocab_size, R = inf->max_rows, N = lm_trie_n_nodes(trie), S = lm_trie_count(trie), KvD = lm_kv_dim(c);
+    int V = c->vocab_size, R = inf->max_rows, N = lm_trie_n_nodes(trie), S = lm_trie_count(trie);
     /* level d holds nodes [lvl[d], lvl[d+1]) (breadth-first numbering) */
     int *lvl = sd_calloc((size_t)depth + 2, sizeof(int));
     for (int nd = 0; nd < N; nd++) lvl[lm_trie_depth(trie, nd) + 1]++;
@@ -1195,12 +1311,7 @@ int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *pr
                         /* this node's row: copy the parent's path keys/values, feed its token */
                         int slot = p * width + (nd - lvl[d]), par = lm_trie_parent(trie, nd);
                         int pslot = p * width + (par - lvl[d - 1]);
-                        for (int l = 0; l < c->n_layers && d > 1; l++) {
-                            memcpy(pool_at(cur, cur->k, c, l, slot, 0), pool_at(prev, prev->k, c, l, pslot, 0),
-                                   sizeof(float) * KvD * (d - 1));
-                            memcpy(pool_at(cur, cur->v, c, l, slot, 0), pool_at(prev, prev->v, c, l, pslot, 0),
-                                   sizeof(float) * KvD * (d - 1));
-                        }
+                        if (d > 1) pool_copy(cur, slot, prev, pslot, c, d - 1);
                         row_desc *r = &rows[nr];
                         r->token = lm_trie_token(trie, nd);
                         r->pre = &inf->prompt;
