@@ -19,10 +19,11 @@
 
 #define TOL 1e-4
 
-/* A small GQA model with weights large enough that positions and heads matter. */
-static void test_model(lm_model *m, int tied) {
-    lm_config c = {.dim = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .hidden_dim = 48, .vocab_size = 40,
-                   .seq_len = 64, .tied = tied, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
+/* A small model with weights large enough that positions and heads matter: dim 8 per head,
+ * n_heads heads sharing n_kv_heads key/value heads. */
+static void test_model_heads(lm_model *m, int tied, int n_heads, int n_kv_heads) {
+    lm_config c = {.dim = 8 * n_heads, .n_layers = 2, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .hidden_dim = 48,
+                   .vocab_size = 40, .seq_len = 64, .tied = tied, .norm_eps = 1e-5f, .rope_theta = 10000.0f};
     sd_err err = {0};
     assert_int_equal(lm_model_init(m, &c, 7, &err), SD_OK);
     sd_rng r;
@@ -33,6 +34,9 @@ static void test_model(lm_model *m, int tied) {
         m->w.ffn_norm[i] = 1.0f + 0.1f * (float)sd_rng_normal(&r);
     }
 }
+
+/* The GQA model most tests use: 4 heads of 8 over 2 key/value heads. */
+static void test_model(lm_model *m, int tied) { test_model_heads(m, tied, 4, 2); }
 
 static int close_to(double a, double b) { return fabs(a - b) <= TOL * (1 + fabs(b)); }
 
@@ -70,13 +74,17 @@ static void free_prompts(int n, int32_t **p) {
 
 static void test_next_logprobs_match_reference(void **state) {
     (void)state;
-    for (int tied = 0; tied <= 1; tied++) {
+    /* tied and untied heads; then attention groups of 1, 4 and 3 query heads per key/value head
+     * (attend_row takes a group's heads two at a time, an odd one alone) */
+    const int heads[5][3] = {{0, 4, 2}, {1, 4, 2}, {0, 4, 4}, {0, 4, 1}, {1, 3, 1}};
+    for (int cfg = 0; cfg < 5; cfg++) {
+        int tied = heads[cfg][0];
         lm_model m;
-        test_model(&m, tied);
+        test_model_heads(&m, tied, heads[cfg][1], heads[cfg][2]);
         int V = m.cfg.vocab_size, n = 7;
         int32_t *p[7];
         int len[7];
-        make_prompts(n, 12, V, 3 + tied, p, len);
+        make_prompts(n, 12, V, 3 + cfg, p, len);
         /* max_rows 5 forces prompts to be split across prefill batches; 64 packs them all */
         int rows_opts[2] = {5, 64};
         for (int o = 0; o < 2; o++) {

@@ -84,6 +84,10 @@ void lm_sample_many(const lm_sampler *s, const float *logits, int V, const int32
 
 /* log-softmax of logits at `token` (temperature 1, over all V). */
 float lm_logprob_of(const float *logits, int V, int32_t token);
+/* log(sum_i exp(logits[i])) over V logits, with their maximum in *mx: expf terms summed in double
+ * (vectorised). lm_logprob_of and the generators' log-probabilities all go through it, so they
+ * agree to the bit. */
+double lm_logsumexp(const float *logits, int V, float *mx);
 
 /* ---------------------------------------------------------------- free generation */
 

@@ -74,7 +74,7 @@ struct lm_infer {
     float *h1, *h3;  /* (R, H) gate, up */
     float *logits;   /* (R, V) for the rows that asked for logits, in row order */
     float *plog;     /* (R, V) last-token logits of the prompts of a chunk */
-    float *att_buf;  /* (threads, max_seq) attention scores */
+    float *att_buf;  /* (threads, 2 max_seq) attention scores of two heads */
     float *samp_buf; /* (threads, 3V) sampler scratch */
     float *rope_cos, *rope_sin; /* (max_seq, head_dim/2) */
     int *live;       /* (R) forward_rows: the rows of a block still computed in the last layer */
@@ -163,7 +163,7 @@ lm_infer *lm_infer_new(const lm_model *m, int max_rows, int max_seq, sd_err *err
     inf->h3 = sd_malloc(R * H * sizeof(float));
     inf->logits = sd_malloc(R * V * sizeof(float));
     inf->plog = sd_malloc(R * V * sizeof(float));
-    inf->att_buf = sd_malloc((size_t)inf->n_threads * max_seq * sizeof(float));
+    inf->att_buf = sd_malloc((size_t)inf->n_threads * 2 * max_seq * sizeof(float));
     inf->samp_buf = sd_malloc((size_t)inf->n_threads * 3 * V * sizeof(float));
     inf->live = sd_malloc(R * sizeof(int));
     int half = lm_head_dim(c) / 2;
@@ -339,39 +339,102 @@ static inline __attribute__((always_inline)) void att_values(float *restrict out
     }
 }
 
+/* The two-query forms of att_scores and att_values: queries qa and qb of two heads that share a
+ * kv head (grouped-query attention) read each key and value once. */
+static inline __attribute__((always_inline)) void att_scores2(float *restrict sa, float *restrict sb, const float *restrict qa,
+                                                              const float *restrict qb, const float *restrict kt, size_t cap,
+                                                              int hd, int n) {
+    for (int t0 = 0; t0 < n; t0 += AB) {
+        float a[AB] = {0}, b[AB] = {0};
+        for (int i = 0; i < hd; i++) {
+            const float x = qa[i], y = qb[i], *k = kt + (size_t)i * cap + t0;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) {
+                a[j] += x * k[j];
+                b[j] += y * k[j];
+            }
+        }
+        int w = n - t0 < AB ? n - t0 : AB;
+        for (int j = 0; j < w; j++) sa[t0 + j] = a[j], sb[t0 + j] = b[j];
+    }
+}
+
+static inline __attribute__((always_inline)) void att_values2(float *restrict oa, float *restrict ob, const float *restrict wa,
+                                                              const float *restrict wb, const float *restrict v, size_t stride,
+                                                              int hd, int n) {
+    int i0 = 0;
+    for (; i0 + AB <= hd; i0 += AB) {
+        float a[AB] = {0}, b[AB] = {0};
+        for (int t = 0; t < n; t++) {
+            const float x = wa[t], y = wb[t], *vr = v + (size_t)t * stride + i0;
+#pragma omp simd
+            for (int j = 0; j < AB; j++) {
+                a[j] += x * vr[j];
+                b[j] += y * vr[j];
+            }
+        }
+#pragma omp simd
+        for (int j = 0; j < AB; j++) oa[i0 + j] += a[j], ob[i0 + j] += b[j];
+    }
+    for (; i0 < hd; i0++) { /* a head_dim that is not a multiple of AB: the rest one by one */
+        float a = oa[i0], b = ob[i0];
+        for (int t = 0; t < n; t++) a += wa[t] * v[(size_t)t * stride + i0], b += wb[t] * v[(size_t)t * stride + i0];
+        oa[i0] = a, ob[i0] = b;
+    }
+}
+
+/* sc[0, nt) = softmax(sc[0, nt)). */
+static inline __attribute__((always_inline)) void att_softmax(float *sc, int nt) {
+    float mx = -INFINITY;
+    for (int t = 0; t < nt; t++)
+        if (sc[t] > mx) mx = sc[t];
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int t = 0; t < nt; t++) {
+        sc[t] = expf(sc[t] - mx);
+        sum += sc[t];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int t = 0; t < nt; t++) sc[t] *= inv;
+}
+
 /* Causal attention of one row over its prefix and own segments, all heads, into out (D). Scales
- * the query q in place. */
+ * the query q in place; sc: 2 max_seq floats of scratch. The heads of a kv head's group go two at
+ * a time (an odd one alone). */
 GLUE_CLONES static void attend_row(const lm_infer *inf, const row_desc *rd, int l, float *q, float *out, float *sc) {
     const lm_config *c = &inf->c;
     int KvD = lm_kv_dim(c), hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = 1.0f / sqrtf((float)hd), *sb = sc + inf->max_seq;
     int np = rd->pre ? rd->pre_len : 0, no = rd->own_idx + 1, nt = np + no;
-    for (int h = 0; h < nh; h++) {
-        int kvh = h / group;
-        float *qs = q + (size_t)h * hd;
-        for (int i = 0; i < hd; i++) qs[i] *= scale;
+    for (int i = 0; i < nh * hd; i++) q[i] *= scale;
+    memset(out, 0, sizeof(float) * nh * hd);
+    for (int h = 0; h < nh;) {
         /* keys: the kv head's hd rows of positions (transposed, kv_pool); values: one vector
          * per position, KvD floats apart */
-        if (np)
-            att_scores(sc, qs, pool_k(rd->pre, c, l, rd->pre_slot) + (size_t)kvh * hd * rd->pre->cap, (size_t)rd->pre->cap,
-                       hd, np);
-        att_scores(sc + np, qs, pool_k(rd->own, c, l, rd->own_slot) + (size_t)kvh * hd * rd->own->cap, (size_t)rd->own->cap,
-                   hd, no);
-        float mx = -INFINITY;
-        for (int t = 0; t < nt; t++)
-            if (sc[t] > mx) mx = sc[t];
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int t = 0; t < nt; t++) {
-            sc[t] = expf(sc[t] - mx);
-            sum += sc[t];
+        const int kvh = h / group, two = (h + 1) / group == kvh && h + 1 < nh;
+        const float *pk = np ? pool_k(rd->pre, c, l, rd->pre_slot) + (size_t)kvh * hd * rd->pre->cap : NULL;
+        const float *ok = pool_k(rd->own, c, l, rd->own_slot) + (size_t)kvh * hd * rd->own->cap;
+        const float *pv = np ? pool_v(rd->pre, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
+        const float *ov = pool_v(rd->own, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+        float *qa = q + (size_t)h * hd, *oa = out + (size_t)h * hd;
+        if (two) {
+            float *qb = qa + hd, *ob = oa + hd;
+            if (np) att_scores2(sc, sb, qa, qb, pk, (size_t)rd->pre->cap, hd, np);
+            att_scores2(sc + np, sb + np, qa, qb, ok, (size_t)rd->own->cap, hd, no);
+            att_softmax(sc, nt);
+            att_softmax(sb, nt);
+            if (np) att_values2(oa, ob, sc, sb, pv, (size_t)KvD, hd, np);
+            att_values2(oa, ob, sc + np, sb + np, ov, (size_t)KvD, hd, no);
+            h += 2;
+        } else {
+            if (np) att_scores(sc, qa, pk, (size_t)rd->pre->cap, hd, np);
+            att_scores(sc + np, qa, ok, (size_t)rd->own->cap, hd, no);
+            att_softmax(sc, nt);
+            if (np) att_values(oa, sc, pv, (size_t)KvD, hd, np);
+            att_values(oa, sc + np, ov, (size_t)KvD, hd, no);
+            h++;
         }
-        float inv = 1.0f / sum, *o = out + (size_t)h * hd;
-#pragma omp simd
-        for (int t = 0; t < nt; t++) sc[t] *= inv;
-        memset(o, 0, hd * sizeof(float));
-        if (np) att_values(o, sc, pool_v(rd->pre, c, l, rd->pre_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd, np);
-        att_values(o, sc + np, pool_v(rd->own, c, l, rd->own_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd, no);
     }
 }
 
@@ -421,7 +484,7 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
         float *x = inf->x + (size_t)r0 * D, *xb = inf->xb + (size_t)r0 * D, *q = inf->q + (size_t)r0 * D;
         float *k = inf->k + (size_t)r0 * KvD, *v = inf->v + (size_t)r0 * KvD, *att = inf->att + (size_t)r0 * D;
         float *h1 = inf->h1 + (size_t)r0 * H, *h3 = inf->h3 + (size_t)r0 * H;
-        float *sc = inf->att_buf + (size_t)tid * inf->max_seq;
+        float *sc = inf->att_buf + (size_t)tid * 2 * inf->max_seq;
         lm_qmat emb = lm_model_mat(inf->m, 0, LM_MAT_EMB);
         for (int r = 0; r < rn; r++) lm_qmat_get_row(&emb, rows[r0 + r].token, x + (size_t)r * D);
 
@@ -797,19 +860,16 @@ typedef struct {
 } tgroup;
 
 /* log-softmax parts of logits over cand (all V when cand is NULL): *mx and log(sum exp(x - mx)),
- * accumulated exactly as lm_logprob_of (expf terms, double sum) so the values are the same. */
+ * through lm_logsumexp as lm_logprob_of, so the values are the same. */
 static void lse_parts(const float *logits, int V, const int32_t *cand, int n, float *mx, double *lse) {
-    float m = -INFINITY;
-    int N = cand ? n : V;
-    for (int j = 0; j < N; j++) {
-        float x = logits[cand ? cand[j] : j];
-        m = x > m ? x : m;
+    if (!cand) {
+        *lse = lm_logsumexp(logits, V, mx);
+        return;
     }
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = logits[cand[j]] > m ? logits[cand[j]] : m;
     double sum = 0;
-    if (cand)
-        for (int j = 0; j < N; j++) sum += exp((double)(logits[cand[j]] - m));
-    else
-        for (int j = 0; j < N; j++) sum += expf(logits[j] - m);
+    for (int j = 0; j < n; j++) sum += exp((double)(logits[cand[j]] - m));
     *mx = m;
     *lse = log(sum);
 }

@@ -31,12 +31,33 @@ void lm_sampler_stream(sd_rng *rng, uint64_t seed, const int32_t *prompt, int pr
     sd_rng_seed(rng, mix64(h ^ mix64((uint64_t)sample + 0x9e3779b97f4a7c15ULL)));
 }
 
-float lm_logprob_of(const float *logits, int V, int32_t token) {
-    float mx = -INFINITY;
-    for (int i = 0; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+/* Vectorised like src/lm/infer.c's glue: AVX2 and AVX-512 clones, and glibc's vector expf
+ * (libmvec) when the Makefile found it. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SIMD_CLONES
+#endif
+#if defined(SERENDIP_MVEC) && defined(__GNUC__) && !defined(__clang__) && defined(_OPENMP)
+#pragma omp declare simd notinbranch
+float expf(float);
+#endif
+
+SIMD_CLONES double lm_logsumexp(const float *logits, int V, float *mx) {
+    float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+    for (int i = 0; i < V; i++) m = logits[i] > m ? logits[i] : m;
     double s = 0; /* expf terms (the cost), double sum (the accuracy) */
-    for (int i = 0; i < V; i++) s += expf(logits[i] - mx);
-    return (float)((double)(logits[token] - mx) - log(s));
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < V; i++) s += (double)expf(logits[i] - m);
+    *mx = m;
+    return log(s);
+}
+
+float lm_logprob_of(const float *logits, int V, int32_t token) {
+    float mx;
+    double lse = lm_logsumexp(logits, V, &mx);
+    return (float)((double)(logits[token] - mx) - lse);
 }
 
 /* Sorts candidate positions by probability, descending (ties: lower position first, so the order
