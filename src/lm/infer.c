@@ -286,8 +286,8 @@ GLUE_CLONES static void rmsnorm_rows(float *restrict out, const float *restrict 
  * stale keys) and discards them. */
 
 /* sc[t] = q . key[t] for t < n; kt: hd rows of cap positions (cap a multiple of AB). */
-static inline __attribute__((always_inline)) void att_scores(float *restrict sc, const float *restrict q, const float *restrict kt, size_t cap, int hd,
-                              int n) {
+static inline __attribute__((always_inline)) void att_scores(float *restrict sc, const float *restrict q,
+                                                             const float *restrict kt, size_t cap, int hd, int n) {
     for (int t0 = 0; t0 < n; t0 += AB) {
         float a0[AB] = {0}, a1[AB] = {0};
         int i = 0;
@@ -310,8 +310,8 @@ static inline __attribute__((always_inline)) void att_scores(float *restrict sc,
 }
 
 /* out[i] += sum_t a[t] v[t][i] for i < hd; v: one vector per position, stride floats apart. */
-static inline __attribute__((always_inline)) void att_values(float *restrict out, const float *restrict a, const float *restrict v, size_t stride, int hd,
-                              int n) {
+static inline __attribute__((always_inline)) void att_values(float *restrict out, const float *restrict a,
+                                                             const float *restrict v, size_t stride, int hd, int n) {
     int i0 = 0;
     for (; i0 + AB <= hd; i0 += AB) {
         float a0[AB] = {0}, a1[AB] = {0};
