@@ -444,11 +444,13 @@ GLUE_CLONES static void attend_row(const lm_infer *inf, const row_desc *rd, int 
  *
  * One OpenMP region for the whole forward: each thread owns a contiguous block of rows and runs
  * every row-wise step on it (norms, its block's sgemm for each weight matrix, RoPE, SwiGLU,
- * attention of its rows). The only barrier per layer is between writing the new keys/values
- * and attention, because a prefilled prompt's rows read each other's. OpenBLAS is set to one
- * thread meanwhile: one pool of threads instead of two spinning against each other, and few
- * barriers, which matters on a machine shared with other jobs. */
-static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
+ * attention of its rows). With sync, a barrier per layer separates writing the new keys/values
+ * from attention: a prefilled prompt's rows (or a continuation's, lm_score_continuations) read
+ * each other's. Without it (every row's slot is its own, as in a generation step or a level of
+ * continuations) the threads meet only at the end of the forward. OpenBLAS is set to one thread
+ * meanwhile: one pool of threads instead of two spinning against each other, and few barriers,
+ * which matters on a machine shared with other jobs (a descheduled thread stalls every barrier). */
+static int forward_rows(lm_infer *inf, const row_desc *rows, int n, int sync) {
     const lm_config *c = &inf->c;
     const lm_weights *w = &inf->m->w;
     int D = c->dim, KvD = lm_kv_dim(c), H = c->hidden_dim, V = c->vocab_size, hd = lm_head_dim(c);
@@ -518,7 +520,9 @@ static int forward_rows(lm_infer *inf, const row_desc *rows, int n) {
                 pool_put(rd->own, c, l, rd->own_slot, rd->own_idx, k + (size_t)r * KvD, v + (size_t)r * KvD);
             }
             for (int j = 0; j < nlive; j++) rope_row(inf, q + (size_t)j * D, nh, hd, rows[r0 + live[j]].pos);
+            if (sync) {
 #pragma omp barrier
+            }
             for (int j = 0; j < nlive; j++)
                 attend_row(inf, &rows[r0 + live[j]], l, q + (size_t)j * D, att + (size_t)j * D, sc);
             wmatmul(x, att, inf->m, l, LM_MAT_WO, nlive, 1.0f);
@@ -687,7 +691,7 @@ static int check_prompts(const lm_infer *inf, const int32_t *const *prompts, con
 static void prefill_flush(lm_infer *inf, const row_desc *rows, const int *owner, int n) {
     if (n == 0) return;
     int V = inf->c.vocab_size;
-    forward_rows(inf, rows, n);
+    forward_rows(inf, rows, n, 1);
     int j = 0;
     for (int i = 0; i < n; i++)
         if (rows[i].want_logits) memcpy(inf->plog + (size_t)owner[i] * V, inf->logits + (size_t)(j++) * V, V * sizeof(float));
@@ -826,7 +830,7 @@ static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int
                     r->pos = r->pre_len + step;
                     r->want_logits = 1;
                 }
-                forward_rows(inf, rows, na);
+                forward_rows(inf, rows, na, 0);
 #pragma omp parallel for schedule(static) if (na > 8) num_threads(inf->n_threads)
                 for (int j = 0; j < na; j++)
                     gen_choose(inf, &g[active[j]], inf->logits + (size_t)j * V, s, max_new, stop_id, out);
@@ -1017,7 +1021,7 @@ static int tree_generate(lm_infer *inf, const int32_t *const *prompts, const int
                     r->pos = r->pre_len + gr->depth - 1;
                     r->want_logits = 1;
                 }
-                forward_rows(inf, rows, ng);
+                forward_rows(inf, rows, ng, 0);
             }
             for (int i = 0; i < nr; i++) {
                 if (out) {
@@ -1155,7 +1159,7 @@ int lm_score_continuations(lm_infer *inf, const int32_t *prompt, int prompt_len,
     int nr = 0, slot = 0;
 #define FLUSH()                                                                                             \
     do {                                                                                                    \
-        if (nr > 0) forward_rows(inf, rows, nr);                                                            \
+        if (nr > 0) forward_rows(inf, rows, nr, 1);                                                         \
         for (int u = 0; u < nr; u++) acc[who[u]] += lm_logprob_of(inf->logits + (size_t)u * V, V, conts[who[u]][at[u]]); \
         nr = 0;                                                                                             \
     } while (0)
@@ -1253,7 +1257,7 @@ static int next_after(lm_infer *inf, const int32_t *const *prompts, const int *p
     int nr = 0, nw = 0;
 #define FLUSH()                                                                                         \
     do {                                                                                                \
-        if (nr > 0) forward_rows(inf, rows, nr);                                                        \
+        if (nr > 0) forward_rows(inf, rows, nr, 0);                                                     \
         for (int u = 0; u < nw; u++) after_out(out + (size_t)who[u] * W, inf->logits + (size_t)u * V, V, pick, n_pick); \
         nr = nw = 0;                                                                                    \
     } while (0)
@@ -1387,7 +1391,7 @@ int lm_trie_logprobs(lm_infer *inf, const int32_t *const *prompts, const int *pr
                         nr++;
                     }
                     if (nr == R || (last && nr > 0)) {
-                        forward_rows(inf, rows, nr);
+                        forward_rows(inf, rows, nr, 0);
                         for (int j = 0; j < nr; j++) {
                             int k = lm_trie_children(trie, rn[j], &ct, &ch);
                             float *lg = inf->logits + (size_t)j * V;
