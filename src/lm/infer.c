@@ -280,111 +280,66 @@ GLUE_CLONES static void rmsnorm_rows(float *restrict out, const float *restrict 
 
 /* Attention works in register blocks of AB floats: AB positions' scores, or AB dimensions of the
  * weighted values, accumulate in registers across the loop over the other index (no horizontal
- * sums, no stores inside the loop), in two interleaved accumulators so that consecutive fused
- * multiply-adds do not wait for each other. Pool capacities are multiples of AB, so a block of
- * scores may read keys past the last valid position (inside the slot, never past it: zeros or
- * stale keys) and discards them. */
+ * sums, no stores inside the loop). Two query heads that share a key/value head (grouped-query
+ * attention) go together, each key and value read once for both: the functions take a second
+ * head's pointers (qb, sb, wb, ob) when `two`, unused otherwise; they are always inlined and
+ * called with a constant `two`, so each call site compiles for its case. Pool capacities are multiples of AB, so a block of scores may
+ * read keys past the last valid position (inside the slot, never past it: zeros or stale keys)
+ * and discards them. */
+#define ATT_INLINE static inline __attribute__((always_inline))
 
-/* sc[t] = q . key[t] for t < n; kt: hd rows of cap positions (cap a multiple of AB). */
-static inline __attribute__((always_inline)) void att_scores(float *restrict sc, const float *restrict q,
-                                                             const float *restrict kt, size_t cap, int hd, int n) {
-    for (int t0 = 0; t0 < n; t0 += AB) {
-        float a0[AB] = {0}, a1[AB] = {0};
-        int i = 0;
-        for (; i + 1 < hd; i += 2) {
-            const float q0 = q[i], q1 = q[i + 1], *k0 = kt + (size_t)i * cap + t0, *k1 = k0 + cap;
-#pragma omp simd
-            for (int j = 0; j < AB; j++) {
-                a0[j] += q0 * k0[j];
-                a1[j] += q1 * k1[j];
-            }
-        }
-        if (i < hd) {
-            const float q0 = q[i], *k0 = kt + (size_t)i * cap + t0;
-#pragma omp simd
-            for (int j = 0; j < AB; j++) a0[j] += q0 * k0[j];
-        }
-        int w = n - t0 < AB ? n - t0 : AB;
-        for (int j = 0; j < w; j++) sc[t0 + j] = a0[j] + a1[j];
-    }
-}
-
-/* out[i] += sum_t a[t] v[t][i] for i < hd; v: one vector per position, stride floats apart. */
-static inline __attribute__((always_inline)) void att_values(float *restrict out, const float *restrict a,
-                                                             const float *restrict v, size_t stride, int hd, int n) {
-    int i0 = 0;
-    for (; i0 + AB <= hd; i0 += AB) {
-        float a0[AB] = {0}, a1[AB] = {0};
-        int t = 0;
-        for (; t + 1 < n; t += 2) {
-            const float w0 = a[t], w1 = a[t + 1], *v0 = v + (size_t)t * stride + i0, *v1 = v0 + stride;
-#pragma omp simd
-            for (int j = 0; j < AB; j++) {
-                a0[j] += w0 * v0[j];
-                a1[j] += w1 * v1[j];
-            }
-        }
-        if (t < n) {
-            const float w0 = a[t], *v0 = v + (size_t)t * stride + i0;
-#pragma omp simd
-            for (int j = 0; j < AB; j++) a0[j] += w0 * v0[j];
-        }
-#pragma omp simd
-        for (int j = 0; j < AB; j++) out[i0 + j] += a0[j] + a1[j];
-    }
-    for (; i0 < hd; i0++) { /* a head_dim that is not a multiple of AB: the rest one by one */
-        float acc = out[i0];
-        for (int t = 0; t < n; t++) acc += a[t] * v[(size_t)t * stride + i0];
-        out[i0] = acc;
-    }
-}
-
-/* The two-query forms of att_scores and att_values: queries qa and qb of two heads that share a
- * kv head (grouped-query attention) read each key and value once. */
-static inline __attribute__((always_inline)) void att_scores2(float *restrict sa, float *restrict sb, const float *restrict qa,
-                                                              const float *restrict qb, const float *restrict kt, size_t cap,
-                                                              int hd, int n) {
+/* sa[t] = qa . key[t] (and, two, sb[t] = qb . key[t]) for t < n; kt: hd rows of cap positions (cap a
+ * multiple of AB). */
+ATT_INLINE void att_scores(int two, float *restrict sa, float *restrict sb, const float *restrict qa,
+                           const float *restrict qb, const float *restrict kt, size_t cap, int hd, int n) {
     for (int t0 = 0; t0 < n; t0 += AB) {
         float a[AB] = {0}, b[AB] = {0};
         for (int i = 0; i < hd; i++) {
-            const float x = qa[i], y = qb[i], *k = kt + (size_t)i * cap + t0;
+            const float x = qa[i], y = two ? qb[i] : 0, *k = kt + (size_t)i * cap + t0;
 #pragma omp simd
             for (int j = 0; j < AB; j++) {
                 a[j] += x * k[j];
-                b[j] += y * k[j];
+                if (two) b[j] += y * k[j];
             }
         }
         int w = n - t0 < AB ? n - t0 : AB;
-        for (int j = 0; j < w; j++) sa[t0 + j] = a[j], sb[t0 + j] = b[j];
+        for (int j = 0; j < w; j++) {
+            sa[t0 + j] = a[j];
+            if (two) sb[t0 + j] = b[j];
+        }
     }
 }
 
-static inline __attribute__((always_inline)) void att_values2(float *restrict oa, float *restrict ob, const float *restrict wa,
-                                                              const float *restrict wb, const float *restrict v, size_t stride,
-                                                              int hd, int n) {
+/* oa[i] += sum_t wa[t] v[t][i] (and, two, ob with wb) for i < hd; v: one vector per position, stride
+ * floats apart. */
+ATT_INLINE void att_values(int two, float *restrict oa, float *restrict ob, const float *restrict wa,
+                           const float *restrict wb, const float *restrict v, size_t stride, int hd, int n) {
     int i0 = 0;
     for (; i0 + AB <= hd; i0 += AB) {
         float a[AB] = {0}, b[AB] = {0};
         for (int t = 0; t < n; t++) {
-            const float x = wa[t], y = wb[t], *vr = v + (size_t)t * stride + i0;
+            const float x = wa[t], y = two ? wb[t] : 0, *vr = v + (size_t)t * stride + i0;
 #pragma omp simd
             for (int j = 0; j < AB; j++) {
                 a[j] += x * vr[j];
-                b[j] += y * vr[j];
+                if (two) b[j] += y * vr[j];
             }
         }
 #pragma omp simd
-        for (int j = 0; j < AB; j++) oa[i0 + j] += a[j], ob[i0 + j] += b[j];
+        for (int j = 0; j < AB; j++) {
+            oa[i0 + j] += a[j];
+            if (two) ob[i0 + j] += b[j];
+        }
     }
-    for (; i0 < hd; i0++) { /* a head_dim that is not a multiple of AB: the rest one by one */
-        float a = oa[i0], b = ob[i0];
-        for (int t = 0; t < n; t++) a += wa[t] * v[(size_t)t * stride + i0], b += wb[t] * v[(size_t)t * stride + i0];
-        oa[i0] = a, ob[i0] = b;
-    }
+    for (; i0 < hd; i0++) /* a head_dim that is not a multiple of AB: the rest one by one */
+        for (int t = 0; t < n; t++) {
+            oa[i0] += wa[t] * v[(size_t)t * stride + i0];
+            if (two) ob[i0] += wb[t] * v[(size_t)t * stride + i0];
+        }
 }
 
 /* sc[0, nt) = softmax(sc[0, nt)). */
-static inline __attribute__((always_inline)) void att_softmax(float *sc, int nt) {
+ATT_INLINE void att_softmax(float *sc, int nt) {
     float mx = -INFINITY;
     for (int t = 0; t < nt; t++)
         if (sc[t] > mx) mx = sc[t];
@@ -399,42 +354,42 @@ static inline __attribute__((always_inline)) void att_softmax(float *sc, int nt)
     for (int t = 0; t < nt; t++) sc[t] *= inv;
 }
 
+/* Head qa (and, two, qb) of kv head kvh attends over row rd's prefix and own segments into oa
+ * (and ob); sa, sb: max_seq floats of scratch each. */
+ATT_INLINE void att_heads(int two, const lm_infer *inf, const row_desc *rd, int l, int kvh, const float *qa,
+                          const float *qb, float *oa, float *ob, float *sa, float *sb) {
+    const lm_config *c = &inf->c;
+    const int KvD = lm_kv_dim(c), hd = lm_head_dim(c), np = rd->pre ? rd->pre_len : 0, no = rd->own_idx + 1;
+    /* keys: the kv head's hd rows of positions (transposed, kv_pool); values: one vector per
+     * position, KvD floats apart */
+    if (np) {
+        const float *pk = pool_k(rd->pre, c, l, rd->pre_slot) + (size_t)kvh * hd * rd->pre->cap;
+        att_scores(two, sa, sb, qa, qb, pk, (size_t)rd->pre->cap, hd, np);
+    }
+    att_scores(two, sa + np, sb + np, qa, qb, pool_k(rd->own, c, l, rd->own_slot) + (size_t)kvh * hd * rd->own->cap,
+               (size_t)rd->own->cap, hd, no);
+    att_softmax(sa, np + no);
+    if (two) att_softmax(sb, np + no);
+    if (np) att_values(two, oa, ob, sa, sb, pool_v(rd->pre, c, l, rd->pre_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd, np);
+    att_values(two, oa, ob, sa + np, sb + np, pool_v(rd->own, c, l, rd->own_slot, 0) + (size_t)kvh * hd, (size_t)KvD, hd,
+               no);
+}
+
 /* Causal attention of one row over its prefix and own segments, all heads, into out (D). Scales
  * the query q in place; sc: 2 max_seq floats of scratch. The heads of a kv head's group go two at
  * a time (an odd one alone). */
 GLUE_CLONES static void attend_row(const lm_infer *inf, const row_desc *rd, int l, float *q, float *out, float *sc) {
     const lm_config *c = &inf->c;
-    int KvD = lm_kv_dim(c), hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd), *sb = sc + inf->max_seq;
-    int np = rd->pre ? rd->pre_len : 0, no = rd->own_idx + 1, nt = np + no;
+    const int hd = lm_head_dim(c), nh = c->n_heads, group = nh / c->n_kv_heads;
+    const float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < nh * hd; i++) q[i] *= scale;
     memset(out, 0, sizeof(float) * nh * hd);
     for (int h = 0; h < nh;) {
-        /* keys: the kv head's hd rows of positions (transposed, kv_pool); values: one vector
-         * per position, KvD floats apart */
-        const int kvh = h / group, two = (h + 1) / group == kvh && h + 1 < nh;
-        const float *pk = np ? pool_k(rd->pre, c, l, rd->pre_slot) + (size_t)kvh * hd * rd->pre->cap : NULL;
-        const float *ok = pool_k(rd->own, c, l, rd->own_slot) + (size_t)kvh * hd * rd->own->cap;
-        const float *pv = np ? pool_v(rd->pre, c, l, rd->pre_slot, 0) + (size_t)kvh * hd : NULL;
-        const float *ov = pool_v(rd->own, c, l, rd->own_slot, 0) + (size_t)kvh * hd;
+        const int kvh = h / group, two = h + 1 < nh && (h + 1) / group == kvh;
         float *qa = q + (size_t)h * hd, *oa = out + (size_t)h * hd;
-        if (two) {
-            float *qb = qa + hd, *ob = oa + hd;
-            if (np) att_scores2(sc, sb, qa, qb, pk, (size_t)rd->pre->cap, hd, np);
-            att_scores2(sc + np, sb + np, qa, qb, ok, (size_t)rd->own->cap, hd, no);
-            att_softmax(sc, nt);
-            att_softmax(sb, nt);
-            if (np) att_values2(oa, ob, sc, sb, pv, (size_t)KvD, hd, np);
-            att_values2(oa, ob, sc + np, sb + np, ov, (size_t)KvD, hd, no);
-            h += 2;
-        } else {
-            if (np) att_scores(sc, qa, pk, (size_t)rd->pre->cap, hd, np);
-            att_scores(sc + np, qa, ok, (size_t)rd->own->cap, hd, no);
-            att_softmax(sc, nt);
-            if (np) att_values(oa, sc, pv, (size_t)KvD, hd, np);
-            att_values(oa, sc + np, ov, (size_t)KvD, hd, no);
-            h++;
-        }
+        if (two) att_heads(1, inf, rd, l, kvh, qa, qa + hd, oa, oa + hd, sc, sc + inf->max_seq);
+        else att_heads(0, inf, rd, l, kvh, qa, qa, oa, oa, sc, sc + inf->max_seq);
+        h += 1 + two;
     }
 }
 
