@@ -733,14 +733,20 @@ static void gen_choose(lm_infer *inf, gen_row *g, const float *logits, const lm_
     }
 }
 
+/* The argument checks shared by the generators. */
+static int check_gen_args(const lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts,
+                          int n_samples, int max_new, sd_err *err) {
+    if (n_prompts < 0 || n_samples < 1 || max_new < 1)
+        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
+                       n_samples, max_new);
+    return check_prompts(inf, prompts, plen, n_prompts, max_new, err);
+}
+
 /* The driver of lm_generate: one row per sample and step (the plain path; lm_generate_shared
  * is the same with the rows of equal samples shared, and is tested against this one). */
 static int generate_core(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
                          const lm_sampler *s, int max_new, int32_t stop_id, lm_gen_out *out, sd_err *err) {
-    if (n_prompts < 0 || n_samples < 1 || max_new < 1)
-        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
-                       n_samples, max_new);
-    int rc = check_prompts(inf, prompts, plen, n_prompts, max_new, err);
+    int rc = check_gen_args(inf, prompts, plen, n_prompts, n_samples, max_new, err);
     if (rc) return rc;
     int V = inf->c.vocab_size, R = inf->max_rows;
     int ns = n_samples < R ? n_samples : R, pc = R / ns;
@@ -886,10 +892,7 @@ static void gen_copy(lm_infer *inf, int dst, int src, int n) { pool_copy(&inf->g
 static int tree_generate(lm_infer *inf, const int32_t *const *prompts, const int *plen, int n_prompts, int n_samples,
                          const lm_sampler *s, int max_new, int32_t stop_id, const lm_trie *trie, int want_lp,
                          lm_gen_out *out, int *choice, float *logprob, float *logprob_renorm, sd_err *err) {
-    if (n_prompts < 0 || n_samples < 1 || max_new < 1)
-        return sd_fail(err, SD_ERR_USAGE, "generate: n_prompts %d, n_samples %d, max_new %d must be positive", n_prompts,
-                       n_samples, max_new);
-    int rc = check_prompts(inf, prompts, plen, n_prompts, max_new, err);
+    int rc = check_gen_args(inf, prompts, plen, n_prompts, n_samples, max_new, err);
     if (rc) return rc;
     int V = inf->c.vocab_size, R = inf->max_rows;
     int ns = n_samples < R ? n_samples : R, pc = R / ns;
